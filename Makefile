@@ -1,0 +1,37 @@
+# privacy_guard -- PGXS build; "make installcheck" runs pg_regress, isolation and TAP
+EXTENSION   = privacy_guard
+MODULE_big  = privacy_guard
+OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
+              src/enforce.o src/digest.o
+DATA        = sql/privacy_guard--1.0.sql
+PGFILEDESC  = "privacy_guard - purposes, consent, retention and erasure enforced in the database"
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
+
+# pg_regress: its own throwaway instance (initdb, start, stop)
+REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist forget
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
+
+# isolation tester: specs and expected output under test/
+ISOLATION      = withdraw_visibility
+ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
+                 --temp-config=$(srcdir)/test/regress.conf
+
+# TAP: test/t/*.pl through prove, PostgreSQL::Test::Cluster builds its own nodes
+TAP_TESTS   = 1
+PROVE_TESTS = test/t/*.pl
+
+# deterministic output regardless of the caller's LANG/LC_*
+NO_LOCALE = 1
+ENCODING  = UTF8
+
+EXTRA_CLEAN = tmp_check_iso output_iso
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: pgtap bench demo
+pgtap:
+	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/run_pgtap.sh

@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * privacy_guard.c
+ *	  Module initialisation and the cache-invalidation trigger.
+ *
+ * The library is loaded by the first call of one of its functions (every
+ * protected table's policy calls one), or at server start when preloaded.
+ * _PG_init only asks each module to register what it needs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "privacy_guard.h"
+
+#include "commands/trigger.h"
+#include "utils/inval.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(pvg_invalidate_cache);
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	pvg_guc_init();
+	pvg_cache_init();
+}
+
+/*
+ * Statement trigger on privacy_guard's tables: queue a relcache
+ * invalidation of the written table.  It is sent when the transaction
+ * commits (and this session sees it at its next command), so every session
+ * reloads the matching cache at its next statement, and a rolled-back
+ * change costs nobody a reload.
+ */
+Datum
+pvg_invalidate_cache(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_invalidate_cache() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}

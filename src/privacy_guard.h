@@ -1,0 +1,106 @@
+/*-------------------------------------------------------------------------
+ *
+ * privacy_guard.h
+ *	  Declarations shared by privacy_guard's source files.
+ *
+ * Each backend keeps two caches, both rebuilt lazily:
+ *	- the registry: purposes, role authorisations and protected tables;
+ *	- the consent store: current consents and objections, and the subjects
+ *	  with a forget request, from which per-purpose subject sets are derived.
+ * Writes to privacy_guard's tables fire a statement trigger that queues a
+ * relcache invalidation of the written table; every backend receives it at
+ * its next statement (see pvg_cache_accept) and marks the matching cache
+ * stale.  Nothing is reloaded per transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PRIVACY_GUARD_H
+#define PRIVACY_GUARD_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "utils/palloc.h"
+#include "utils/snapshot.h"
+#include "utils/timestamp.h"
+
+/* legal bases of processing (GDPR Art. 6) */
+typedef enum PvgBasis
+{
+	PVG_BASIS_CONSENT,
+	PVG_BASIS_CONTRACT,
+	PVG_BASIS_LEGAL_OBLIGATION,
+	PVG_BASIS_VITAL_INTERESTS,
+	PVG_BASIS_PUBLIC_TASK,
+	PVG_BASIS_LEGITIMATE_INTERESTS
+} PvgBasis;
+
+typedef struct PvgPurpose
+{
+	char	   *name;
+	int			parent;			/* index into registry purposes, or -1 */
+	PvgBasis	basis;
+} PvgPurpose;
+
+typedef struct PvgTable
+{
+	Oid			relid;
+	int			npurposes;
+	int		   *purposes;		/* indexes into registry purposes */
+	bool		has_retention;
+	Interval	retention;
+	bool		anonymize_on_expiry;
+} PvgTable;
+
+typedef struct PvgRoleAuth
+{
+	Oid			roleid;
+	int			purpose;		/* index into registry purposes */
+} PvgRoleAuth;
+
+typedef struct PvgRegistry
+{
+	int			npurposes;
+	PvgPurpose *purposes;
+	int			ntables;
+	PvgTable   *tables;			/* sorted by relid */
+	int			nauth;
+	PvgRoleAuth *auth;
+	uint64		generation;		/* changes whenever the registry is reloaded */
+} PvgRegistry;
+
+/* how a subject column's values are looked up in a subject set */
+typedef enum PvgKeyKind
+{
+	PVG_KEY_INT,				/* int2, int4, int8: by value */
+	PVG_KEY_TEXT				/* everything else: by its text form */
+} PvgKeyKind;
+
+typedef struct PvgSubjectSet PvgSubjectSet;
+
+/* guc.c */
+extern char *pvg_purpose;
+extern void pvg_guc_init(void);
+
+/* registry.c */
+extern void pvg_cache_init(void);
+extern void pvg_cache_accept(void);
+extern PvgRegistry *pvg_registry(void);
+extern PvgTable *pvg_registry_table(PvgRegistry *reg, Oid relid);
+extern int	pvg_registry_purpose(PvgRegistry *reg, const char *name);
+extern bool pvg_purpose_within(PvgRegistry *reg, int purpose, int ancestor);
+extern void pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec);
+extern void pvg_spi_as_owner_end(Oid save_userid, int save_sec);
+extern Snapshot pvg_load_snapshot(void);
+extern uint64 pvg_spi_read(const char *sql);
+extern void pvg_retire_context(MemoryContext cxt);
+
+/* consent_cache.c */
+extern void pvg_consent_mark_stale(void);
+extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
+
+/* enforce.c */
+extern int	pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid);
+
+#endif							/* PRIVACY_GUARD_H */

@@ -1,0 +1,399 @@
+/*-------------------------------------------------------------------------
+ *
+ * registry.c
+ *	  Backend-local cache of purposes, role authorisations and protected
+ *	  tables, and the invalidation plumbing shared with the consent cache.
+ *
+ * The registry is read with SPI as the extension's owner (the schema's
+ * owner), because the rules bind roles that may not read privacy_guard's
+ * tables.  Queries use no operators, casts or unqualified names, so the
+ * caller's search_path cannot redirect them; in parallel mode, where GUCs
+ * cannot be set, that is what keeps them safe.
+ *
+ * A reload never frees the previous copy at once: a statement in progress
+ * may hold pointers into it (a nested statement can trigger the reload).
+ * Old copies are "retired" and freed at the end of the top-level
+ * transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "privacy_guard.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+/* our tables whose changes concern each cache */
+#define PVG_NWATCH 5
+static const char *const pvg_watched_names[PVG_NWATCH] = {
+	"purpose", "purpose_role", "protected_table",	/* registry */
+	"consent_state", "erasure_request"	/* consent store */
+};
+#define PVG_NWATCH_REGISTRY 3
+
+static Oid	pvg_watched[PVG_NWATCH];
+static PvgRegistry *pvg_reg = NULL;		/* NULL: stale */
+static MemoryContext pvg_reg_cxt = NULL;
+static MemoryContext pvg_retired_cxt = NULL;
+static uint64 pvg_reg_generation = 0;
+
+/* Free retired cache copies once no statement can point into them. */
+static void
+pvg_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		if (pvg_retired_cxt != NULL)
+			MemoryContextReset(pvg_retired_cxt);
+	}
+}
+
+/* Mark caches stale when one of our tables (or everything) is invalidated. */
+static void
+pvg_relcache_callback(Datum arg, Oid relid)
+{
+	int			i;
+
+	if (!OidIsValid(relid))
+	{
+		pvg_reg = NULL;
+		pvg_consent_mark_stale();
+		return;
+	}
+	for (i = 0; i < PVG_NWATCH; i++)
+	{
+		if (pvg_watched[i] == relid)
+		{
+			if (i < PVG_NWATCH_REGISTRY)
+				pvg_reg = NULL;
+			/* subject sets refer to purposes, so both go stale */
+			pvg_consent_mark_stale();
+			return;
+		}
+	}
+}
+
+void
+pvg_cache_init(void)
+{
+	CacheRegisterRelcacheCallback(pvg_relcache_callback, (Datum) 0);
+	RegisterXactCallback(pvg_xact_callback, NULL);
+}
+
+/*
+ * Process pending invalidations now, so that a change committed by another
+ * session is seen by this statement even when the transaction already
+ * holds every lock the statement needs.
+ */
+void
+pvg_cache_accept(void)
+{
+	AcceptInvalidationMessages();
+}
+
+/* Move a cache context under the retired context, to be freed at xact end. */
+void
+pvg_retire_context(MemoryContext cxt)
+{
+	if (cxt == NULL)
+		return;
+	if (pvg_retired_cxt == NULL)
+		pvg_retired_cxt = AllocSetContextCreate(TopMemoryContext,
+												"privacy_guard retired caches",
+												ALLOCSET_SMALL_SIZES);
+	MemoryContextSetParent(cxt, pvg_retired_cxt);
+}
+
+/*
+ * Run the following SPI queries as the owner of schema privacy_guard, in a
+ * restricted security context.  Errors if the extension is not installed.
+ */
+void
+pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec)
+{
+	Oid			nsp = get_namespace_oid("privacy_guard", true);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("privacy_guard is not installed in this database"),
+				 errhint("Run CREATE EXTENSION privacy_guard.")));
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+
+	GetUserIdAndSecContext(save_userid, save_sec);
+	SetUserIdAndSecContext(owner, *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+pvg_spi_as_owner_end(Oid save_userid, int save_sec)
+{
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec);
+}
+
+/*
+ * The snapshot caches are loaded with: the newest committed state, so that
+ * a change is seen by the next statement even inside a REPEATABLE READ
+ * transaction; in parallel mode (where a new snapshot cannot be taken) the
+ * statement's own snapshot, which the leader shares with its workers.
+ */
+Snapshot
+pvg_load_snapshot(void)
+{
+	if (IsInParallelMode())
+		return GetActiveSnapshot();
+	return GetLatestSnapshot();
+}
+
+/* Run one read-only query under the load snapshot; returns the row count. */
+uint64
+pvg_spi_read(const char *sql)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+	int			rc;
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	rc = SPI_execute_snapshot(plan, NULL, NULL, pvg_load_snapshot(),
+							  InvalidSnapshot, true, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql,
+			 SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+static PvgBasis
+pvg_parse_basis(const char *s)
+{
+	if (strcmp(s, "consent") == 0)
+		return PVG_BASIS_CONSENT;
+	if (strcmp(s, "contract") == 0)
+		return PVG_BASIS_CONTRACT;
+	if (strcmp(s, "legal_obligation") == 0)
+		return PVG_BASIS_LEGAL_OBLIGATION;
+	if (strcmp(s, "vital_interests") == 0)
+		return PVG_BASIS_VITAL_INTERESTS;
+	if (strcmp(s, "public_task") == 0)
+		return PVG_BASIS_PUBLIC_TASK;
+	if (strcmp(s, "legitimate_interests") == 0)
+		return PVG_BASIS_LEGITIMATE_INTERESTS;
+	elog(ERROR, "unknown legal basis \"%s\"", s);
+	return PVG_BASIS_CONSENT;	/* keep compiler quiet */
+}
+
+static int
+pvg_table_cmp(const void *a, const void *b)
+{
+	Oid			x = ((const PvgTable *) a)->relid;
+	Oid			y = ((const PvgTable *) b)->relid;
+
+	return (x > y) - (x < y);
+}
+
+/* Fetch column n (1-based) of row r of the current SPI result as a string. */
+static char *
+pvg_spi_string(int r, int n)
+{
+	return SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, n);
+}
+
+static void
+pvg_registry_load(void)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	PvgRegistry *reg;
+	Oid			save_userid;
+	int			save_sec;
+	Oid			nsp;
+	uint64		n;
+	uint64		i;
+	int			j;
+	char	  **parents;
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "privacy_guard registry",
+								ALLOCSET_DEFAULT_SIZES);
+	reg = MemoryContextAllocZero(cxt, sizeof(PvgRegistry));
+
+	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	PG_TRY();
+	{
+		nsp = get_namespace_oid("privacy_guard", false);
+		for (j = 0; j < PVG_NWATCH; j++)
+			pvg_watched[j] = get_relname_relid(pvg_watched_names[j], nsp);
+
+		/* purposes; parents are resolved by name below */
+		n = pvg_spi_read("SELECT name, parent, legal_basis FROM privacy_guard.purpose");
+		old = MemoryContextSwitchTo(cxt);
+		reg->npurposes = (int) n;
+		reg->purposes = palloc0(sizeof(PvgPurpose) * (n + 1));
+		parents = palloc0(sizeof(char *) * (n + 1));
+		for (i = 0; i < n; i++)
+		{
+			char	   *basis = pvg_spi_string(i, 3);
+
+			reg->purposes[i].name = pvg_spi_string(i, 1);
+			parents[i] = pvg_spi_string(i, 2);
+			reg->purposes[i].basis = pvg_parse_basis(basis);
+		}
+		for (i = 0; i < n; i++)
+		{
+			reg->purposes[i].parent = -1;
+			if (parents[i] != NULL)
+				reg->purposes[i].parent = pvg_registry_purpose(reg, parents[i]);
+		}
+		MemoryContextSwitchTo(old);
+
+		/* role authorisations */
+		n = pvg_spi_read("SELECT role, purpose FROM privacy_guard.purpose_role");
+		old = MemoryContextSwitchTo(cxt);
+		reg->auth = palloc0(sizeof(PvgRoleAuth) * (n + 1));
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+			char	   *purpose = pvg_spi_string(i, 2);
+			int			p = pvg_registry_purpose(reg, purpose);
+
+			if (isnull || p < 0)
+				continue;
+			reg->auth[reg->nauth].roleid = DatumGetObjectId(d);
+			reg->auth[reg->nauth].purpose = p;
+			reg->nauth++;
+		}
+		MemoryContextSwitchTo(old);
+
+		/* protected tables */
+		n = pvg_spi_read("SELECT relid, purposes, retention, on_expiry "
+						 "FROM privacy_guard.protected_table");
+		old = MemoryContextSwitchTo(cxt);
+		reg->ntables = (int) n;
+		reg->tables = palloc0(sizeof(PvgTable) * (n + 1));
+		for (i = 0; i < n; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			PvgTable   *t = &reg->tables[i];
+			bool		isnull;
+			Datum		d;
+			Datum	   *elems;
+			bool	   *nulls;
+			int			nelems;
+			int			k;
+
+			t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+			d = SPI_getbinval(tup, desc, 2, &isnull);
+			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &nulls, &nelems);
+			t->purposes = palloc0(sizeof(int) * (nelems + 1));
+			for (k = 0; k < nelems; k++)
+			{
+				int			p;
+
+				if (nulls[k])
+					continue;
+				p = pvg_registry_purpose(reg, TextDatumGetCString(elems[k]));
+				if (p >= 0)
+					t->purposes[t->npurposes++] = p;
+			}
+			d = SPI_getbinval(tup, desc, 3, &isnull);
+			t->has_retention = !isnull;
+			if (!isnull)
+				t->retention = *DatumGetIntervalP(d);
+			t->anonymize_on_expiry = strcmp(pvg_spi_string(i, 4), "anonymize") == 0;
+		}
+		qsort(reg->tables, reg->ntables, sizeof(PvgTable), pvg_table_cmp);
+		MemoryContextSwitchTo(old);
+	}
+	PG_CATCH();
+	{
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pvg_spi_as_owner_end(save_userid, save_sec);
+
+	reg->generation = ++pvg_reg_generation;
+	pvg_retire_context(pvg_reg_cxt);
+	pvg_reg_cxt = cxt;
+	pvg_reg = reg;
+}
+
+/*
+ * The current registry, reloaded first if a change has been seen.  The
+ * pointer stays valid until the end of the transaction.
+ */
+PvgRegistry *
+pvg_registry(void)
+{
+	if (pvg_reg == NULL)
+	{
+		/*
+		 * Subject sets refer to purposes by index: they are rebuilt after a
+		 * registry reload.
+		 */
+		pvg_consent_mark_stale();
+		pvg_registry_load();
+	}
+	return pvg_reg;
+}
+
+PvgTable *
+pvg_registry_table(PvgRegistry *reg, Oid relid)
+{
+	PvgTable	key;
+
+	key.relid = relid;
+	return bsearch(&key, reg->tables, reg->ntables, sizeof(PvgTable), pvg_table_cmp);
+}
+
+/* Index of the named purpose, or -1. */
+int
+pvg_registry_purpose(PvgRegistry *reg, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < reg->npurposes; i++)
+	{
+		if (strcmp(reg->purposes[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* Whether purpose is ancestor or purpose itself, or one of its descendants. */
+bool
+pvg_purpose_within(PvgRegistry *reg, int purpose, int ancestor)
+{
+	int			depth = 0;
+
+	while (purpose >= 0 && depth++ <= reg->npurposes)
+	{
+		if (purpose == ancestor)
+			return true;
+		purpose = reg->purposes[purpose].parent;
+	}
+	return false;
+}
