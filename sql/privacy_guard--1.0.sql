@@ -81,7 +81,8 @@ CREATE TABLE privacy_guard.protected_table (
 				CHECK (on_expiry OPERATOR(pg_catalog.=) ANY (ARRAY['delete', 'anonymize'])),
 	on_forget	text NOT NULL DEFAULT 'delete'
 				CHECK (on_forget OPERATOR(pg_catalog.=) ANY (ARRAY['delete', 'anonymize'])),
-	owner_rls	boolean NOT NULL,
+	owner_rls	boolean NOT NULL,	/* row-level security before protect() */
+	owner_force	boolean NOT NULL,	/* FORCE ROW LEVEL SECURITY before protect() */
 	rules_qual	text NOT NULL,
 	protected_at timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -186,6 +187,18 @@ RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN true;
 COMMENT ON FUNCTION privacy_guard.base_policy() IS 'Policy: the permissive base of a table without its own row-level security';
+
+CREATE FUNCTION privacy_guard._guard_suspend(boolean)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pvg_guard_suspend'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._guard_suspend(boolean) IS 'Internal: let privacy_guard''s own functions change protected tables'' policies';
+
+CREATE FUNCTION privacy_guard._guard_suspended()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_guard_suspended'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._guard_suspended() IS 'Internal: whether privacy_guard itself is changing policies';
 
 /* ------------------------------------------------------------------ */
 /* Purposes and roles                                                   */
@@ -501,6 +514,19 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._drop_policies(regclass) IS 'Internal: drop privacy_guard policies from one table';
 
+/* What identifies our restrictive policy on a table: its qual and check, deparsed. */
+CREATE FUNCTION privacy_guard._policy_signature(target regclass)
+RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_get_expr(p.polqual, p.polrelid) || E'\n' || pg_get_expr(p.polwithcheck, p.polrelid)
+	  FROM pg_policy p
+	 WHERE p.polrelid = target AND p.polname = 'privacy_guard_rules'
+	   AND NOT p.polpermissive AND p.polcmd = '*' AND p.polroles = '{0}'
+$$;
+COMMENT ON FUNCTION privacy_guard._policy_signature(regclass) IS 'Internal: deparsed qual and check of a table''s privacy_guard_rules policy, if intact';
+
 /*
  * Install the two policies on one table (the registered table or one of
  * its partitions or inheritance children).  The policy expressions always
@@ -532,8 +558,7 @@ BEGIN
 					   target);
 	END IF;
 	EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', target);
-	RETURN (SELECT pg_get_expr(p.polqual, p.polrelid) FROM pg_policy p
-			 WHERE p.polrelid = target AND p.polname = 'privacy_guard_rules');
+	RETURN privacy_guard._policy_signature(target);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard._install_policies(regclass, regclass, name, name, boolean) IS 'Internal: install privacy_guard policies on one table';
@@ -569,6 +594,7 @@ AS $$
 DECLARE
 	v_kind "char";
 	v_owner_rls boolean;
+	v_owner_force boolean;
 	v_qual text;
 	v_child regclass;
 	v_purpose text;
@@ -642,11 +668,14 @@ BEGIN
 	END IF;
 
 	/* a table that had row-level security of its own keeps its permissive policies in charge */
-	SELECT t.owner_rls INTO v_owner_rls FROM privacy_guard.protected_table t WHERE t.relid = tbl;
+	SELECT t.owner_rls, t.owner_force INTO v_owner_rls, v_owner_force
+	  FROM privacy_guard.protected_table t WHERE t.relid = tbl;
 	IF v_owner_rls IS NULL THEN
-		SELECT c.relrowsecurity INTO v_owner_rls FROM pg_class c WHERE c.oid = tbl;
+		SELECT c.relrowsecurity, c.relforcerowsecurity INTO v_owner_rls, v_owner_force
+		  FROM pg_class c WHERE c.oid = tbl;
 	END IF;
 
+	PERFORM privacy_guard._guard_suspend(true);
 	v_qual := privacy_guard._install_policies(tbl, tbl, subject_column, retention_column, NOT v_owner_rls);
 	FOR v_child IN
 		WITH RECURSIVE tree(relid) AS (
@@ -658,12 +687,13 @@ BEGIN
 		PERFORM privacy_guard._install_policies(v_child, tbl, subject_column, retention_column,
 												NOT v_owner_rls);
 	END LOOP;
+	PERFORM privacy_guard._guard_suspend(false);
 
 	INSERT INTO privacy_guard.protected_table AS t
 		(relid, subject_column, purposes, retention, retention_column, on_expiry, on_forget,
-		 owner_rls, rules_qual)
+		 owner_rls, owner_force, rules_qual)
 	VALUES (tbl, subject_column, purposes, retention, retention_column, on_expiry, on_forget,
-			v_owner_rls, v_qual)
+			v_owner_rls, v_owner_force, v_qual)
 	ON CONFLICT ON CONSTRAINT protected_table_pkey DO UPDATE
 		SET subject_column = excluded.subject_column, purposes = excluded.purposes,
 			retention = excluded.retention, retention_column = excluded.retention_column,
@@ -673,7 +703,8 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard.protect(regclass, name, text[], interval, name, text, text) IS 'Register a table and hold every statement on it to the purpose rules';
 
-CREATE FUNCTION privacy_guard._remove_policies(target regclass, owner_rls boolean)
+CREATE FUNCTION privacy_guard._remove_policies(target regclass, owner_rls boolean,
+											   owner_force boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -681,11 +712,14 @@ AS $$
 BEGIN
 	PERFORM privacy_guard._drop_policies(target);
 	IF NOT owner_rls THEN
-		EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY, NO FORCE ROW LEVEL SECURITY', target);
+		EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', target);
+	END IF;
+	IF NOT owner_force THEN
+		EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', target);
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._remove_policies(regclass, boolean) IS 'Internal: remove privacy_guard policies from one table';
+COMMENT ON FUNCTION privacy_guard._remove_policies(regclass, boolean, boolean) IS 'Internal: remove privacy_guard policies from one table';
 
 CREATE FUNCTION privacy_guard.unprotect(tbl regclass)
 RETURNS void
@@ -694,14 +728,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_owner_rls boolean;
+	v_owner_force boolean;
 	v_child regclass;
 BEGIN
 	DELETE FROM privacy_guard.protected_table t WHERE t.relid = tbl
-	RETURNING t.owner_rls INTO v_owner_rls;
+	RETURNING t.owner_rls, t.owner_force INTO v_owner_rls, v_owner_force;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
 	END IF;
-	PERFORM privacy_guard._remove_policies(tbl, v_owner_rls);
+	PERFORM privacy_guard._guard_suspend(true);
+	PERFORM privacy_guard._remove_policies(tbl, v_owner_rls, v_owner_force);
 	FOR v_child IN
 		WITH RECURSIVE tree(relid) AS (
 			SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = tbl
@@ -709,8 +745,9 @@ BEGIN
 			SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
 		SELECT tree.relid::regclass FROM tree
 	LOOP
-		PERFORM privacy_guard._remove_policies(v_child, v_owner_rls);
+		PERFORM privacy_guard._remove_policies(v_child, v_owner_rls, v_owner_force);
 	END LOOP;
+	PERFORM privacy_guard._guard_suspend(false);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.unprotect(regclass) IS 'Remove a table''s registration and the policies it installed';
@@ -720,6 +757,91 @@ CREATE VIEW privacy_guard.protected_tables AS
 		   t.on_expiry, t.on_forget, t.protected_at
 	  FROM privacy_guard.protected_table t;
 COMMENT ON VIEW privacy_guard.protected_tables IS 'Tables registered with privacy_guard';
+
+/* ------------------------------------------------------------------ */
+/* DDL guard: nobody but privacy_guard changes a protected table's RLS  */
+/* ------------------------------------------------------------------ */
+
+/* every protected table and its partitions and inheritance children */
+CREATE FUNCTION privacy_guard._protected_tree()
+RETURNS TABLE (target regclass, root regclass)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE tree(target, root) AS (
+		SELECT t.relid::oid, t.relid::oid FROM privacy_guard.protected_table t
+		UNION
+		SELECT i.inhrelid, tree.root FROM pg_inherits i JOIN tree ON i.inhparent = tree.target)
+	SELECT tree.target::regclass, tree.root::regclass FROM tree
+$$;
+COMMENT ON FUNCTION privacy_guard._protected_tree() IS 'Internal: protected tables with their descendants';
+
+CREATE FUNCTION privacy_guard._on_ddl_command_end()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	v_bad regclass;
+BEGIN
+	IF privacy_guard._guard_suspended()
+	   OR NOT EXISTS (SELECT 1 FROM privacy_guard.protected_table) THEN
+		RETURN;
+	END IF;
+
+	/* a new partition or inheritance child is held to its ancestor's rules */
+	PERFORM privacy_guard._guard_suspend(true);
+	FOR r IN
+		SELECT tr.target, tr.root, t.subject_column, t.retention_column, t.owner_rls
+		  FROM privacy_guard._protected_tree() tr
+		  JOIN privacy_guard.protected_table t ON t.relid = tr.root
+		 WHERE tr.target <> tr.root
+		   AND NOT EXISTS (SELECT 1 FROM pg_policy p
+							WHERE p.polrelid = tr.target AND p.polname = 'privacy_guard_rules')
+	LOOP
+		PERFORM privacy_guard._install_policies(r.target, r.root, r.subject_column,
+												r.retention_column, NOT r.owner_rls);
+	END LOOP;
+	PERFORM privacy_guard._guard_suspend(false);
+
+	/* nothing may weaken the rules of a protected table */
+	SELECT tr.target INTO v_bad
+	  FROM privacy_guard._protected_tree() tr
+	  JOIN privacy_guard.protected_table t ON t.relid = tr.root
+	  JOIN pg_class c ON c.oid = tr.target
+	 WHERE NOT (c.relrowsecurity AND c.relforcerowsecurity)
+		OR privacy_guard._policy_signature(tr.target) IS DISTINCT FROM t.rules_qual
+	 LIMIT 1;
+	IF v_bad IS NOT NULL THEN
+		RAISE EXCEPTION 'table % is protected by privacy_guard', v_bad
+			USING ERRCODE = '42501',
+				  DETAIL = 'The command would remove or change the row-level security that enforces its purpose rules.',
+				  HINT = 'An administrator can run privacy_guard.unprotect() first.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._on_ddl_command_end() IS 'Internal: protect new partitions and children; refuse DDL that weakens a protected table';
+
+CREATE FUNCTION privacy_guard._on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	/* a dropped table takes its registration with it */
+	DELETE FROM privacy_guard.protected_table t
+	 USING pg_event_trigger_dropped_objects() o
+	 WHERE o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid = t.relid::oid;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._on_sql_drop() IS 'Internal: forget the registration of a dropped table';
+
+CREATE EVENT TRIGGER privacy_guard_ddl_guard ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE', 'ALTER POLICY', 'DROP POLICY', 'CREATE TABLE', 'CREATE POLICY')
+	EXECUTE FUNCTION privacy_guard._on_ddl_command_end();
+CREATE EVENT TRIGGER privacy_guard_drop_guard ON sql_drop
+	EXECUTE FUNCTION privacy_guard._on_sql_drop();
 
 /* ------------------------------------------------------------------ */
 /* Forgetting                                                           */

@@ -67,7 +67,7 @@ pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid)
 	if (pvg_purpose == NULL || pvg_purpose[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("no purpose is declared for reading table %s", get_rel_name(relid)),
+				 errmsg("no purpose is declared for table %s", get_rel_name(relid)),
 				 errdetail("Every statement that touches a table protected by privacy_guard runs under a declared purpose."),
 				 errhint("Run SET privacy_guard.purpose = '<purpose>' (or SET LOCAL behind a transaction pooler).")));
 

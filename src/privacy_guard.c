@@ -25,6 +25,7 @@ _PG_init(void)
 {
 	pvg_guc_init();
 	pvg_cache_init();
+	pvg_ddl_guard_init();
 }
 
 /*

@@ -79,6 +79,9 @@ typedef enum PvgKeyKind
 
 typedef struct PvgSubjectSet PvgSubjectSet;
 
+/* ddl_guard.c */
+extern void pvg_ddl_guard_init(void);
+
 /* guc.c */
 extern char *pvg_purpose;
 extern void pvg_guc_init(void);
