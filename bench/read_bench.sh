@@ -363,13 +363,16 @@ if [ "$PROFILE" = 1 ]; then
 		log "PROFILE=1 but perf is not installed; skipping"
 	else
 		log "profiling the consent scan with perf"
+		# a backend scanning prot_t under marketing until it is cancelled
 		{
 			echo "SET privacy_guard.purpose = 'marketing';"
-			echo '\o /dev/null'
-			for ((i = 0; i < 200; i++)); do echo "$SCAN_QUERY prot_t;"; done
+			echo 'DO $$ BEGIN FOR i IN 1..1000000 LOOP'
+			echo "  PERFORM count(*), sum(amount) FROM prot_t;"
+			echo 'END LOOP; END $$;'
 		} >"$WORK/profile.sql"
 		chmod a+r "$WORK/profile.sql"
-		as_pg env PGAPPNAME=pvg_profile "$BINDIR/psql" "${PSQL_ARGS[@]}" -U bench_app -f "$WORK/profile.sql" &
+		as_pg env PGAPPNAME=pvg_profile "$BINDIR/psql" "${PSQL_ARGS[@]}" -U bench_app \
+			-f "$WORK/profile.sql" >/dev/null 2>&1 &
 		PROFILE_PSQL_PID=$!
 		BPID=
 		for _ in $(seq 50); do
@@ -379,7 +382,8 @@ if [ "$PROFILE" = 1 ]; then
 		done
 		if [ -n "$BPID" ]; then
 			sleep 1				# past the first statement's cache loading
-			perf record -q -o "$WORK/perf.data" -p "$BPID" -- sleep 8 >/dev/null 2>&1 || true
+			perf record -q -o "$WORK/perf.data" -p "$BPID" -- sleep "${PROFILE_SECONDS:-10}" >/dev/null 2>&1 || true
+			psql_su -At -c "SELECT pg_cancel_backend($BPID)" >/dev/null
 			perf report -q -i "$WORK/perf.data" --no-children --sort dso,sym --percent-limit 0.8 \
 				--stdio 2>/dev/null | sed '/^$/d' | head -40 >"$PROFILE_TXT" || true
 		fi

@@ -1,0 +1,281 @@
+-- 002_privileges.sql -- SPEC §3.3: three privilege levels, checked with real roles.
+-- Runs in one transaction and rolls back (CREATE ROLE is transactional too).
+\set ON_ERROR_STOP 1
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+
+BEGIN;
+
+-- 5 checks (SELECT, INSERT, UPDATE, DELETE, TRUNCATE) per table of the schema
+SELECT plan(67 + 5 * (SELECT count(*)::int FROM pg_class c
+                       WHERE c.relnamespace = 'privacy_guard'::regnamespace
+                         AND c.relkind IN ('r', 'p')));
+
+-- ---------------------------------------------------------------- fixtures (as superuser)
+CREATE ROLE pgtap_plain NOLOGIN;
+CREATE ROLE pgtap_rec NOLOGIN;
+CREATE ROLE pgtap_admin NOLOGIN;
+CREATE ROLE pgtap_other NOLOGIN;
+
+DO $$
+BEGIN
+    PERFORM privacy_guard.define_purpose('pgtap_consent', 'consent', 'pgTAP consent purpose');
+    PERFORM privacy_guard.define_purpose('pgtap_li', 'legitimate_interests');
+    PERFORM privacy_guard.define_purpose('pgtap_contract', 'contract');
+    PERFORM privacy_guard.grant_consent('pgtap-existing', 'pgtap_consent');
+END
+$$;
+
+CREATE TABLE public.pgtap_admin_t (id int, subject text);
+ALTER TABLE public.pgtap_admin_t OWNER TO pgtap_admin;
+CREATE TABLE public.pgtap_foreign_t (id int, subject text);
+ALTER TABLE public.pgtap_foreign_t OWNER TO pgtap_other;
+CREATE TABLE public.pgtap_foreign_prot_t (id int, subject text);
+ALTER TABLE public.pgtap_foreign_prot_t OWNER TO pgtap_other;
+DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subject', ARRAY['pgtap_contract']); END $$;
+
+-- ================================================================ PUBLIC
+-- No administration or recording function is executable by PUBLIC.  Allowed:
+-- the read side (SPEC §3.3: reveal, tag_purposes, tag_retain_until, tag,
+-- has_consent), the policy helpers that protected tables' policies call
+-- (row_visible, write_allowed, base_policy), and functions that implement
+-- types, operators or casts (tagged values must be usable by everyone).
+SELECT is_empty($$
+    SELECT p.oid::regprocedure::text
+      FROM pg_proc p, LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+     WHERE p.pronamespace = 'privacy_guard'::regnamespace
+       AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
+       AND p.proname NOT IN ('has_consent', 'row_visible', 'write_allowed', 'base_policy',
+                             'reveal', 'tag', 'tag_purposes', 'tag_retain_until')
+       AND NOT EXISTS (SELECT 1 FROM pg_type t
+                        WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
+                                        t.typmodin, t.typmodout, t.typanalyze))
+       AND NOT EXISTS (SELECT 1 FROM pg_operator o
+                        WHERE p.oid IN (o.oprcode, o.oprrest, o.oprjoin))
+       AND NOT EXISTS (SELECT 1 FROM pg_cast k WHERE k.castfunc = p.oid)
+       AND NOT EXISTS (SELECT 1 FROM pg_amproc ap WHERE ap.amproc = p.oid)
+     ORDER BY 1$$,
+    'PUBLIC can execute no privacy_guard function but the read side and policy helpers');
+
+SELECT set_eq($$
+    SELECT p.oid::regprocedure::text
+      FROM pg_proc p, LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+     WHERE p.pronamespace = 'privacy_guard'::regnamespace
+       AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
+       AND p.proname IN ('has_consent', 'row_visible', 'write_allowed', 'base_policy')$$,
+    ARRAY['privacy_guard.has_consent(text,text)',
+          'privacy_guard.row_visible(regclass,anyelement)',
+          'privacy_guard.row_visible(regclass,anyelement,timestamp with time zone)',
+          'privacy_guard.row_visible(regclass,anyelement,timestamp without time zone)',
+          'privacy_guard.row_visible(regclass,anyelement,date)',
+          'privacy_guard.write_allowed(regclass)',
+          'privacy_guard.base_policy()'],
+    'has_consent, the 4 row_visible overloads, write_allowed and base_policy are executable by PUBLIC');
+
+SELECT is_empty($$
+    SELECT p.oid::regprocedure::text
+      FROM pg_proc p, LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+     WHERE p.pronamespace = 'privacy_guard'::regnamespace
+       AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
+       AND p.proname IN ('define_purpose', 'drop_purpose', 'allow_purpose', 'disallow_purpose',
+                         'protect', 'unprotect', 'set_anonymizer', 'set_legal_hold',
+                         'run_maintenance', 'subject_report',
+                         'grant_consent', 'withdraw_consent', 'object_to', 'forget',
+                         'grant_admin', 'grant_recorder')$$,
+    'no administration, recording or level-granting function is executable by PUBLIC');
+
+-- ================================================================ a plain role
+SET ROLE pgtap_plain;
+
+SELECT throws_ok($$SELECT privacy_guard.define_purpose('pgtap_plain_p')$$, '42501', NULL,
+                 'plain role cannot define_purpose');
+SELECT throws_ok($$SELECT privacy_guard.drop_purpose('pgtap_contract')$$, '42501', NULL,
+                 'plain role cannot drop_purpose');
+SELECT throws_ok($$SELECT privacy_guard.allow_purpose('pgtap_plain', 'pgtap_contract')$$, '42501', NULL,
+                 'plain role cannot allow_purpose');
+SELECT throws_ok($$SELECT privacy_guard.disallow_purpose('pgtap_plain', 'pgtap_contract')$$, '42501', NULL,
+                 'plain role cannot disallow_purpose');
+SELECT throws_ok($$SELECT privacy_guard.protect('public.pgtap_admin_t', 'subject', ARRAY['pgtap_contract'])$$,
+                 '42501', NULL, 'plain role cannot protect');
+SELECT throws_ok($$SELECT privacy_guard.unprotect('public.pgtap_foreign_prot_t')$$, '42501', NULL,
+                 'plain role cannot unprotect');
+SELECT throws_ok($$SELECT privacy_guard.grant_consent('pgtap-s', 'pgtap_consent')$$, '42501', NULL,
+                 'plain role cannot grant_consent');
+SELECT throws_ok($$SELECT privacy_guard.withdraw_consent('pgtap-s', 'pgtap_consent')$$, '42501', NULL,
+                 'plain role cannot withdraw_consent');
+SELECT throws_ok($$SELECT privacy_guard.object_to('pgtap-s', 'pgtap_li')$$, '42501', NULL,
+                 'plain role cannot object_to');
+SELECT throws_ok($$SELECT privacy_guard.forget('pgtap-s')$$, '42501', NULL,
+                 'plain role cannot forget');
+SELECT throws_ok($$SELECT privacy_guard.grant_admin('pgtap_plain')$$, '42501', NULL,
+                 'plain role cannot grant_admin');
+SELECT throws_ok($$SELECT privacy_guard.grant_recorder('pgtap_plain')$$, '42501', NULL,
+                 'plain role cannot grant_recorder');
+
+SELECT throws_ok($$SELECT * FROM privacy_guard.consent_ledger$$, '42501', NULL,
+                 'plain role cannot read consent_ledger');
+SELECT throws_ok($$SELECT * FROM privacy_guard.consents$$, '42501', NULL,
+                 'plain role cannot read consents');
+SELECT throws_ok($$SELECT * FROM privacy_guard.erasure_requests$$, '42501', NULL,
+                 'plain role cannot read erasure_requests');
+SELECT throws_ok($$SELECT * FROM privacy_guard.purpose_roles$$, '42501', NULL,
+                 'plain role cannot read purpose_roles');
+
+-- every table of the schema: no read, no write
+SELECT throws_ok(format('SELECT * FROM %s', c.oid::regclass), '42501', NULL,
+                 format('plain role cannot SELECT from %s', c.oid::regclass))
+  FROM pg_class c
+ WHERE c.relnamespace = 'privacy_guard'::regnamespace AND c.relkind IN ('r', 'p')
+ ORDER BY c.relname;
+SELECT throws_ok(format('INSERT INTO %s DEFAULT VALUES', c.oid::regclass), '42501', NULL,
+                 format('plain role cannot INSERT INTO %s', c.oid::regclass))
+  FROM pg_class c
+ WHERE c.relnamespace = 'privacy_guard'::regnamespace AND c.relkind IN ('r', 'p')
+ ORDER BY c.relname;
+SELECT throws_ok(format('UPDATE %s SET %I = %I', c.oid::regclass, col.attname, col.attname),
+                 '42501', NULL, format('plain role cannot UPDATE %s', c.oid::regclass))
+  FROM pg_class c,
+       LATERAL (SELECT a.attname FROM pg_attribute a
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                   AND a.attidentity = '' AND a.attgenerated = ''
+                 ORDER BY a.attnum LIMIT 1) col
+ WHERE c.relnamespace = 'privacy_guard'::regnamespace AND c.relkind IN ('r', 'p')
+ ORDER BY c.relname;
+SELECT throws_ok(format('DELETE FROM %s', c.oid::regclass), '42501', NULL,
+                 format('plain role cannot DELETE FROM %s', c.oid::regclass))
+  FROM pg_class c
+ WHERE c.relnamespace = 'privacy_guard'::regnamespace AND c.relkind IN ('r', 'p')
+ ORDER BY c.relname;
+SELECT throws_ok(format('TRUNCATE %s', c.oid::regclass), '42501', NULL,
+                 format('plain role cannot TRUNCATE %s', c.oid::regclass))
+  FROM pg_class c
+ WHERE c.relnamespace = 'privacy_guard'::regnamespace AND c.relkind IN ('r', 'p')
+ ORDER BY c.relname;
+
+-- what everyone may do
+SELECT lives_ok($$SELECT privacy_guard.has_consent('pgtap-existing', 'pgtap_consent')$$,
+                'plain role can execute has_consent');
+SELECT is(privacy_guard.has_consent('pgtap-existing', 'pgtap_consent'), true,
+          'plain role gets the real answer from has_consent');
+SELECT lives_ok($$SELECT * FROM privacy_guard.purposes$$, 'plain role can read purposes');
+SELECT is((SELECT legal_basis FROM privacy_guard.purposes WHERE name = 'pgtap_li'),
+          'legitimate_interests', 'plain role sees the purposes');
+SELECT lives_ok($$SELECT * FROM privacy_guard.protected_tables$$,
+                'plain role can read protected_tables');
+SELECT is((SELECT count(*)::int FROM privacy_guard.protected_tables
+            WHERE table_name = 'public.pgtap_foreign_prot_t'::regclass),
+          1, 'plain role sees the registrations');
+
+RESET ROLE;
+
+-- ================================================================ recorder
+SELECT lives_ok($$SELECT privacy_guard.grant_recorder('pgtap_rec')$$,
+                'superuser hands the recording level to a role');
+SET ROLE pgtap_rec;
+
+SELECT lives_ok($$SELECT privacy_guard.grant_consent('pgtap-rec', 'pgtap_consent',
+                                                     now() + interval '1 day', '{"form": "signup"}')$$,
+                'recorder can grant_consent');
+SELECT lives_ok($$SELECT privacy_guard.withdraw_consent('pgtap-rec', 'pgtap_consent')$$,
+                'recorder can withdraw_consent');
+SELECT lives_ok($$SELECT privacy_guard.object_to('pgtap-rec', 'pgtap_li')$$,
+                'recorder can object_to');
+SELECT ok(privacy_guard.forget('pgtap-rec', 'pgTAP') IS NOT NULL, 'recorder can forget');
+SELECT is(privacy_guard.erasure_status('pgtap-rec'), 'pending',
+          'recorder can follow its request with erasure_status');
+
+SELECT throws_ok($$SELECT privacy_guard.define_purpose('pgtap_rec_p')$$, '42501', NULL,
+                 'recorder cannot define_purpose');
+SELECT throws_ok($$SELECT privacy_guard.allow_purpose('pgtap_rec', 'pgtap_contract')$$, '42501', NULL,
+                 'recorder cannot allow_purpose');
+SELECT throws_ok($$SELECT privacy_guard.protect('public.pgtap_admin_t', 'subject', ARRAY['pgtap_contract'])$$,
+                 '42501', NULL, 'recorder cannot protect');
+SELECT throws_ok($$SELECT privacy_guard.unprotect('public.pgtap_foreign_prot_t')$$, '42501', NULL,
+                 'recorder cannot unprotect');
+SELECT throws_ok($$SELECT privacy_guard.grant_recorder('pgtap_plain')$$, '42501', NULL,
+                 'recorder cannot hand its level on');
+SELECT throws_ok($$INSERT INTO privacy_guard.consent_ledger (subject, purpose, action)
+                   VALUES ('pgtap-rec', 'pgtap_consent', 'grant')$$, '42501', NULL,
+                 'recorder cannot write consent_ledger directly');
+SELECT throws_ok($$UPDATE privacy_guard.consent_state SET status = 'granted'$$, '42501', NULL,
+                 'recorder cannot write consent_state directly');
+SELECT throws_ok($$DELETE FROM privacy_guard.erasure_request$$, '42501', NULL,
+                 'recorder cannot write erasure_request directly');
+SELECT throws_ok($$INSERT INTO privacy_guard.purpose (name, legal_basis) VALUES ('pgtap_x', 'contract')$$,
+                 '42501', NULL, 'recorder cannot write purpose directly');
+
+RESET ROLE;
+SELECT results_eq($$SELECT action FROM privacy_guard.consent_ledger
+                     WHERE subject = 'pgtap-rec' ORDER BY id$$,
+                  ARRAY['grant', 'withdraw', 'object'],
+                  'the recorder''s calls are in the ledger');
+
+-- ================================================================ admin
+SELECT lives_ok($$SELECT privacy_guard.grant_admin('pgtap_admin')$$,
+                'superuser hands the administration level to a role');
+SET ROLE pgtap_admin;
+
+SELECT lives_ok($$SELECT privacy_guard.define_purpose('pgtap_admin_p', 'contract', 'by the admin')$$,
+                'admin can define_purpose');
+SELECT lives_ok($$SELECT privacy_guard.allow_purpose('pgtap_plain', 'pgtap_admin_p')$$,
+                'admin can allow_purpose');
+SELECT is((SELECT count(*)::int FROM privacy_guard.purpose_roles
+            WHERE role = 'pgtap_plain'::regrole AND purpose = 'pgtap_admin_p'),
+          1, 'admin can read purpose_roles and sees the authorisation');
+SELECT lives_ok($$SELECT privacy_guard.disallow_purpose('pgtap_plain', 'pgtap_admin_p')$$,
+                'admin can disallow_purpose');
+SELECT lives_ok($$SELECT privacy_guard.protect('public.pgtap_admin_t', 'subject', ARRAY['pgtap_admin_p'])$$,
+                'admin can protect a table it owns');
+SELECT is((SELECT count(*)::int FROM privacy_guard.protected_tables
+            WHERE table_name = 'public.pgtap_admin_t'::regclass),
+          1, 'the admin''s table is registered');
+SELECT lives_ok($$SELECT privacy_guard.unprotect('public.pgtap_admin_t')$$,
+                'admin can unprotect a table it owns');
+SELECT lives_ok($$SELECT privacy_guard.drop_purpose('pgtap_admin_p')$$,
+                'admin can drop_purpose');
+SELECT lives_ok($$SELECT * FROM privacy_guard.consents$$, 'admin can read consents');
+SELECT is((SELECT status FROM privacy_guard.consents
+            WHERE subject = 'pgtap-existing' AND purpose = 'pgtap_consent'),
+          'granted', 'admin sees the current consent state');
+SELECT lives_ok($$SELECT * FROM privacy_guard.consent_ledger$$, 'admin can read consent_ledger');
+SELECT lives_ok($$SELECT * FROM privacy_guard.erasure_requests$$, 'admin can read erasure_requests');
+
+SELECT throws_ok($$SELECT privacy_guard.grant_admin('pgtap_plain')$$, '42501', NULL,
+                 'admin cannot grant_admin');
+-- SPEC §3.3: recording "is for the roles an administrator hands it to"
+SELECT lives_ok($$SELECT privacy_guard.grant_recorder('pgtap_plain')$$,
+                'admin can hand the recording level to an application role');
+-- protect() must not let an admin change tables it could not ALTER itself
+SELECT throws_ok($$SELECT privacy_guard.protect('public.pgtap_foreign_t', 'subject', ARRAY['pgtap_contract'])$$,
+                 '42501', NULL, 'admin cannot protect a table it does not own');
+SELECT throws_ok($$SELECT privacy_guard.unprotect('public.pgtap_foreign_prot_t')$$, '42501', NULL,
+                 'admin cannot unprotect a table it does not own');
+SELECT throws_ok($$SELECT * FROM privacy_guard.secret$$, '42501', NULL,
+                 'admin cannot read the digest secret');
+SELECT throws_ok($$INSERT INTO privacy_guard.consent_ledger (subject, purpose, action)
+                   VALUES ('pgtap-admin', 'pgtap_consent', 'grant')$$, '42501', NULL,
+                 'admin cannot insert into consent_ledger directly');
+SELECT throws_ok($$INSERT INTO privacy_guard.purpose (name, legal_basis) VALUES ('pgtap_y', 'contract')$$,
+                 '42501', NULL, 'admin cannot write purpose directly');
+-- the ledger is append-only, for the admin too (no write privilege at all)
+SELECT throws_ok($$DELETE FROM privacy_guard.consent_ledger$$, '42501', NULL,
+                 'admin cannot DELETE from consent_ledger');
+SELECT throws_ok($$UPDATE privacy_guard.consent_ledger SET purpose = purpose$$, '42501', NULL,
+                 'admin cannot UPDATE consent_ledger');
+
+RESET ROLE;
+
+-- ================================================================ superuser and the ledger
+SELECT throws_ok($$DELETE FROM privacy_guard.consent_ledger$$, '55000', NULL,
+                 'consent_ledger refuses DELETE even from a superuser');
+SELECT throws_ok($$TRUNCATE privacy_guard.consent_ledger$$, '55000', NULL,
+                 'consent_ledger refuses TRUNCATE even from a superuser');
+SELECT throws_ok($$UPDATE privacy_guard.consent_ledger SET action = 'withdraw'
+                    WHERE subject = 'pgtap-existing'$$, '55000', NULL,
+                 'consent_ledger refuses UPDATE even from a superuser');
+SELECT is(current_user::text, session_user::text, 'back to the session user');
+
+SELECT * FROM finish();
+ROLLBACK;
