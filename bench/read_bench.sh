@@ -27,9 +27,10 @@
 #   COLD_RUNS=5                     fresh-session measurements per variant (0: skip)
 #   NORET=1                         also measure a protected table without retention
 #   SHARED_BUFFERS=512MB
-#   PROFILE=0                       1: perf-record a backend running the consent
-#                                   scan and append its hottest symbols (needs perf
-#                                   and root or kernel.perf_event_paranoid <= 1)
+#   PROFILE=0                       1: perf-record a backend repeating the full scan
+#                                   of plain_t and of prot_t (billing, marketing) for
+#                                   PROFILE_SECONDS=8 each and append the hottest
+#                                   symbols (needs perf; root or perf_event_paranoid <= 1)
 #   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 #   RESULTS_DIR=bench/results
 #
@@ -79,6 +80,7 @@ done
 if [ -f "$REPO/privacy_guard.so" ] && ! cmp -s "$REPO/privacy_guard.so" "$PKGLIBDIR/privacy_guard.so"; then
 	log "warning: $PKGLIBDIR/privacy_guard.so differs from the build in $REPO (run make install?)"
 fi
+SO_SUM_BEFORE=$(md5sum "$PKGLIBDIR/privacy_guard.so" | cut -c1-12)
 for n in ROWS SUBJECTS RUNS PGBENCH_RUNS PGBENCH_SECONDS PGBENCH_CLIENTS COLD_RUNS; do
 	[[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a non-negative integer"
 done
@@ -351,45 +353,62 @@ if [ "$COLD_RUNS" -gt 0 ]; then
 	done
 fi
 
+SO_SUM_AFTER=$(md5sum "$PKGLIBDIR/privacy_guard.so" | cut -c1-12)
+if [ "$SO_SUM_BEFORE" != "$SO_SUM_AFTER" ]; then
+	log "warning: $PKGLIBDIR/privacy_guard.so was replaced during the run; results mix two builds"
+fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 
 # ---------------------------------------------------------------------------
-# Optional: perf profile of a backend running the consent scan
+# Optional: perf profiles of a backend running the full scan of plain_t,
+# prot_t under billing and prot_t under marketing (self time per symbol)
 # ---------------------------------------------------------------------------
 PROFILE_TXT=$WORK/profile.txt
 : >"$PROFILE_TXT"
+
+profile_variant() {				# name table purpose
+	local name=$1 tbl=$2 purpose=$3 bpid=
+	# a backend repeating the scan until it is cancelled
+	{
+		echo "SET privacy_guard.purpose = '$purpose';"
+		echo 'DO $$ BEGIN FOR i IN 1..1000000 LOOP'
+		echo "  PERFORM count(*), sum(amount) FROM $tbl;"
+		echo 'END LOOP; END $$;'
+	} >"$WORK/profile.sql"
+	chmod a+r "$WORK/profile.sql"
+	as_pg env PGAPPNAME=pvg_profile "$BINDIR/psql" "${PSQL_ARGS[@]}" -U bench_app \
+		-f "$WORK/profile.sql" >/dev/null 2>&1 &
+	PROFILE_PSQL_PID=$!
+	for _ in $(seq 50); do
+		bpid=$(psql_su -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pvg_profile'")
+		[ -n "$bpid" ] && break
+		sleep 0.1
+	done
+	if [ -n "$bpid" ]; then
+		sleep 1					# past the first statement's cache loading
+		perf record -q -o "$WORK/perf.data" -p "$bpid" -- sleep "${PROFILE_SECONDS:-8}" >/dev/null 2>&1 || true
+		psql_su -At -c "SELECT pg_cancel_backend($bpid)" >/dev/null
+		{
+			echo "### $(describe "$name"): $SCAN_QUERY $tbl"
+			perf report -q -i "$WORK/perf.data" --no-children --sort dso,sym --percent-limit 1 \
+				--stdio 2>/dev/null | sed '/^$/d' | head -30 || true
+			echo
+		} >>"$PROFILE_TXT"
+	else
+		kill "$PROFILE_PSQL_PID" 2>/dev/null || true
+	fi
+	wait "$PROFILE_PSQL_PID" 2>/dev/null || true
+	PROFILE_PSQL_PID=
+}
+
 if [ "$PROFILE" = 1 ]; then
 	if ! command -v perf >/dev/null; then
 		log "PROFILE=1 but perf is not installed; skipping"
 	else
-		log "profiling the consent scan with perf"
-		# a backend scanning prot_t under marketing until it is cancelled
-		{
-			echo "SET privacy_guard.purpose = 'marketing';"
-			echo 'DO $$ BEGIN FOR i IN 1..1000000 LOOP'
-			echo "  PERFORM count(*), sum(amount) FROM prot_t;"
-			echo 'END LOOP; END $$;'
-		} >"$WORK/profile.sql"
-		chmod a+r "$WORK/profile.sql"
-		as_pg env PGAPPNAME=pvg_profile "$BINDIR/psql" "${PSQL_ARGS[@]}" -U bench_app \
-			-f "$WORK/profile.sql" >/dev/null 2>&1 &
-		PROFILE_PSQL_PID=$!
-		BPID=
-		for _ in $(seq 50); do
-			BPID=$(psql_su -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'pvg_profile'")
-			[ -n "$BPID" ] && break
-			sleep 0.1
-		done
-		if [ -n "$BPID" ]; then
-			sleep 1				# past the first statement's cache loading
-			perf record -q -o "$WORK/perf.data" -p "$BPID" -- sleep "${PROFILE_SECONDS:-10}" >/dev/null 2>&1 || true
-			psql_su -At -c "SELECT pg_cancel_backend($BPID)" >/dev/null
-			perf report -q -i "$WORK/perf.data" --no-children --sort dso,sym --percent-limit 0.8 \
-				--stdio 2>/dev/null | sed '/^$/d' | head -40 >"$PROFILE_TXT" || true
-		fi
-		kill "$PROFILE_PSQL_PID" 2>/dev/null || true
-		wait "$PROFILE_PSQL_PID" 2>/dev/null || true
-		PROFILE_PSQL_PID=
+		log "profiling the full scans with perf"
+		profile_variant plain plain_t billing
+		profile_variant prot_contract prot_t billing
+		profile_variant prot_consent prot_t marketing
 	fi
 fi
 
@@ -437,7 +456,8 @@ SUMMARY=$WORK/summary.md
 {
 	echo "# privacy_guard read benchmark ($TS)"
 	echo
-	echo "- commit $GIT_REV$GIT_DIRTY; $SERVER_VERSION"
+	echo "- commit $GIT_REV$GIT_DIRTY; installed privacy_guard.so md5 $SO_SUM_BEFORE$([ "$SO_SUM_BEFORE" = "$SO_SUM_AFTER" ] || echo " -> $SO_SUM_AFTER (REPLACED DURING THE RUN)")"
+	echo "- $SERVER_VERSION"
 	echo "- $(nproc 2>/dev/null || echo '?') CPUs; load average before $LOAD_BEFORE, after $LOAD_AFTER"
 	echo "- data: $ROWS rows per table, $SUBJECTS subjects (customer_id bigint), $CONSENTING% consenting to marketing;"
 	echo "  prot_t = protect('prot_t', 'customer_id', ARRAY['billing','marketing'], '10 years', 'created_at'), all rows within retention"
@@ -530,7 +550,7 @@ REPORT=$RESULTS_DIR/read_$TS.md
 	echo '```'
 	if [ -s "$PROFILE_TXT" ]; then
 		echo
-		echo "## perf: self time of a backend running \`$SCAN_QUERY prot_t\` under marketing"
+		echo "## perf: self time per symbol of a backend repeating the full scan"
 		echo
 		echo '```'
 		cat "$PROFILE_TXT"

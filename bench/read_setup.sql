@@ -43,7 +43,7 @@ SELECT i,
 	   ((i * 7919) % 100000) / 100.0,
 	   substr(md5(i::text), 1, 30),
 	   now() - (i % 1000) * interval '1 hour'	-- recent: all within retention
-  FROM generate_series(1, :rows) AS i;
+  FROM generate_series(1::bigint, :rows) AS i;
 
 -- identical copies (same physical order, same pages)
 CREATE TABLE prot_t (LIKE plain_t INCLUDING ALL);

@@ -62,8 +62,15 @@ ALTER TABLE customers NO FORCE ROW LEVEL SECURITY;
 DROP POLICY privacy_guard_rules ON customers;
 ALTER POLICY privacy_guard_rules ON customers USING (true);
 ALTER POLICY privacy_guard_rules ON customers TO regress_owner;
--- but may go on changing the table otherwise
+-- nor rename the columns the registration names
+ALTER TABLE customers RENAME COLUMN id TO customer_id;
+ALTER TABLE customers RENAME COLUMN signed_up TO joined;
+-- but may go on changing the table otherwise, renaming included
 ALTER TABLE customers ADD COLUMN phone text;
+ALTER TABLE customers RENAME COLUMN email TO mail;
+ALTER TABLE customers RENAME COLUMN mail TO email;
+ALTER TABLE customers RENAME TO clients;
+ALTER TABLE clients RENAME TO customers;
 RESET ROLE;
 SELECT count(*) FROM pg_policy WHERE polrelid = 'customers'::regclass;
 

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * privacy_guard.c
- *	  Module initialisation and the cache-invalidation trigger.
+ *	  Module initialisation, the cache-invalidation trigger and small helpers.
  *
  * The library is loaded by the first call of one of its functions (every
  * protected table's policy calls one), or at server start when preloaded.
@@ -12,11 +12,13 @@
 #include "privacy_guard.h"
 
 #include "commands/trigger.h"
+#include "miscadmin.h"
 #include "utils/inval.h"
 
 PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(pvg_invalidate_cache);
+PG_FUNCTION_INFO_V1(pvg_calling_role);
 
 void		_PG_init(void);
 
@@ -46,4 +48,16 @@ pvg_invalidate_cache(PG_FUNCTION_ARGS)
 				 errmsg("_invalidate_cache() must be called as a trigger")));
 	CacheInvalidateRelcache(trigdata->tg_relation);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * _calling_role() -> the role the session acts as: the one set by SET ROLE
+ * (or the session user), not the owner of the SECURITY DEFINER function
+ * that is running.  Administration functions use it to apply the checks
+ * PostgreSQL itself would apply to their caller.
+ */
+Datum
+pvg_calling_role(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_OID(GetOuterUserId());
 }

@@ -33,6 +33,7 @@ unset PGSERVICE PGOPTIONS PGPASSFILE PGSSLMODE 2>/dev/null || true
 # short path: unix socket paths are limited to ~107 bytes
 TMP=$(mktemp -d /tmp/pgtap.XXXXXX)
 PORT=$(( 20000 + RANDOM % 30000 ))  # the socket lives in the private $TMP, so no clash is possible
+# shellcheck disable=SC2317  # called through the trap
 cleanup() {
   pg_ctl -D "$TMP/data" -m immediate stop >/dev/null 2>&1 || true
   if [ "${KEEP:-0}" = 1 ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
