@@ -77,8 +77,10 @@ CREATE TABLE privacy_guard.consent_state (
 				CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['granted', 'withdrawn', 'objected'])),
 	valid_until timestamptz,
 	changed_at	timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
 	PRIMARY KEY (subject, purpose)
 );
+CREATE INDEX consent_state_changed ON privacy_guard.consent_state (changed_xid);
 COMMENT ON TABLE privacy_guard.consent_state IS 'Current consent or objection per subject and purpose';
 
 CREATE TABLE privacy_guard.protected_table (
@@ -116,9 +118,12 @@ CREATE TABLE privacy_guard.erasure_request (
 	state		text NOT NULL DEFAULT 'pending'
 				CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'done', 'restricted', 'blocked'])),
 	counts		jsonb NOT NULL DEFAULT '{}',
-	error		text
+	error		text,
+	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
+CREATE INDEX erasure_request_subject ON privacy_guard.erasure_request (subject);
+CREATE INDEX erasure_request_changed ON privacy_guard.erasure_request (changed_xid);
 COMMENT ON TABLE privacy_guard.erasure_request IS 'Erasure requests (GDPR Art. 17) and their receipts';
 
 CREATE TABLE privacy_guard.secret (
@@ -999,6 +1004,23 @@ CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON privacy_guard.consent_state FOR EACH STATEMENT EXECUTE FUNCTION privacy_guard._invalidate_cache();
 CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON privacy_guard.erasure_request FOR EACH STATEMENT EXECUTE FUNCTION privacy_guard._invalidate_cache();
+
+/* Sessions catch up by the transaction that last wrote a row (consent_cache.c). */
+CREATE FUNCTION privacy_guard._stamp_changed_xid()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	NEW.changed_xid := pg_current_xact_id();
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._stamp_changed_xid() IS 'Internal: record which transaction last wrote a row';
+CREATE TRIGGER stamp_changed_xid BEFORE UPDATE ON privacy_guard.consent_state
+	FOR EACH ROW EXECUTE FUNCTION privacy_guard._stamp_changed_xid();
+CREATE TRIGGER stamp_changed_xid BEFORE UPDATE ON privacy_guard.erasure_request
+	FOR EACH ROW EXECUTE FUNCTION privacy_guard._stamp_changed_xid();
 
 /* ------------------------------------------------------------------ */
 /* Privileges (SPEC 3.3)                                                */

@@ -1,15 +1,24 @@
 /*-------------------------------------------------------------------------
  *
  * consent_cache.c
- *	  The consent store (current consents, objections and due-able forget
- *	  requests) and the per-purpose subject sets derived from it.
+ *	  The consent store (per subject: current consents and objections, and
+ *	  the earliest due time of an open forget request) and the per-purpose
+ *	  subject sets derived from it.
  *
- * The store is loaded in one pass over consent_state and erasure_request
- * when a change has been seen (see registry.c for the invalidation path);
- * subject sets are built lazily from it, one per purpose and key kind that
- * a statement actually uses.  Everything lives in one memory context that is
- * retired, not freed, when the store goes stale, so a running statement's
- * set stays valid until the end of the transaction.  The memory used is
+ * The store is loaded in full once, then kept current incrementally: every
+ * row of consent_state and erasure_request carries the transaction that
+ * last wrote it (changed_xid), and a change made after our last load was
+ * written by a transaction not older than that load's snapshot xmin.  So
+ * when a change has been seen (see registry.c for the invalidation path),
+ * we fetch the subjects written since then, re-read exactly those subjects
+ * and patch their entries and every subject set built so far.  A reader
+ * pays for a change in proportion to the change, not to the store.
+ *
+ * A full reload happens on first use, after a registry change, after rows
+ * were deleted or a request was closed (they carry no subject to patch by),
+ * and after many incremental patches (to return the memory they used).  A
+ * store replaced by a full reload is retired, not freed, so a running
+ * statement's set stays valid until the end of the transaction.  Memory is
  * proportional to the recorded consents, never to the rows scanned.
  *
  *-------------------------------------------------------------------------
@@ -17,136 +26,85 @@
 #include "privacy_guard.h"
 #include "subject_set.h"
 
+#include "access/transam.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
 
-typedef struct PvgConsentRow
+/* a full reload after this many patched subjects returns their memory */
+#define PVG_MAX_PATCHES 20000
+
+typedef struct PvgGrant
 {
-	char	   *subject;
-	int			subject_len;
 	char	   *purpose;
 	char		status;			/* 'g'ranted or 'o'bjected */
 	TimestampTz valid_until;	/* DT_NOEND when open-ended */
-} PvgConsentRow;
+	struct PvgGrant *next;
+} PvgGrant;
 
-typedef struct PvgForgetRow
+/* one subject's state, keyed by its text key */
+typedef struct PvgSubjectEntry
 {
-	char	   *subject;
-	int			subject_len;
-	TimestampTz due;
-} PvgForgetRow;
+	PvgTextKey	key;
+	uint32		hash;
+	char		status;			/* simplehash bookkeeping */
+	PvgGrant   *grants;
+	TimestampTz forget_due;		/* DT_NOEND when no open request */
+} PvgSubjectEntry;
+
+#define SH_PREFIX pvg_subjmap
+#define SH_ELEMENT_TYPE PvgSubjectEntry
+#define SH_KEY_TYPE PvgTextKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) hash_bytes((const unsigned char *) (k).str, (k).len)
+#define SH_EQUAL(tb, a, b) pvg_text_key_equal(a, b)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 typedef struct PvgConsentStore
 {
-	int			nconsents;
-	PvgConsentRow *consents;
-	int			nforgets;
-	PvgForgetRow *forgets;
-	PvgSubjectSet *sets;		/* built so far */
 	MemoryContext cxt;			/* holds the store and its sets */
+	pvg_subjmap_hash *subjects;
+	PvgSubjectSet *sets;		/* built so far */
+	FullTransactionId horizon;	/* xmin of the snapshot last read with */
+	int			patches;		/* subjects patched since the full load */
 } PvgConsentStore;
 
-static PvgConsentStore *pvg_store = NULL;	/* NULL: stale */
+static PvgConsentStore *pvg_store = NULL;
 static MemoryContext pvg_store_cxt = NULL;
+static bool pvg_store_full_stale = true;	/* reload everything */
+static bool pvg_store_changed = false;	/* patch what changed */
 
 void
 pvg_consent_mark_stale(void)
 {
-	pvg_store = NULL;
+	pvg_store_full_stale = true;
 }
 
-static PvgConsentStore *
-pvg_store_load(void)
+void
+pvg_consent_mark_changed(void)
 {
-	MemoryContext cxt;
-	MemoryContext old;
-	PvgConsentStore *store;
-	Oid			save_userid;
-	int			save_sec;
-	uint64		n;
-	uint64		i;
+	pvg_store_changed = true;
+}
 
-	cxt = AllocSetContextCreate(TopMemoryContext, "privacy_guard consent store",
-								ALLOCSET_DEFAULT_SIZES);
-	store = MemoryContextAllocZero(cxt, sizeof(PvgConsentStore));
-	store->cxt = cxt;
+/* The snapshot's xmin as a full transaction id (it is recent, so in this epoch or the last). */
+static FullTransactionId
+pvg_snapshot_horizon(Snapshot snap)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	uint32		epoch = EpochFromFullTransactionId(next);
 
-	/*
-	 * Mark the store fresh before reading it: an invalidation that arrives
-	 * while we read (a commit our snapshot may have missed) marks it stale
-	 * again, and the next statement reloads.
-	 */
-	pvg_store = store;
-
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
-	PG_TRY();
-	{
-		TupleDesc	desc;
-
-		n = pvg_spi_read("SELECT subject, purpose, status, valid_until "
-						 "FROM privacy_guard.consent_state");
-		desc = SPI_tuptable->tupdesc;
-		old = MemoryContextSwitchTo(cxt);
-		store->consents = palloc0(sizeof(PvgConsentRow) * (n + 1));
-		for (i = 0; i < n; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			PvgConsentRow *row = &store->consents[store->nconsents];
-			char	   *status = SPI_getvalue(tup, desc, 3);
-			bool		isnull;
-			Datum		d;
-
-			if (strcmp(status, "granted") == 0)
-				row->status = 'g';
-			else if (strcmp(status, "objected") == 0)
-				row->status = 'o';
-			else
-				continue;		/* withdrawn: as if never granted */
-			row->subject = SPI_getvalue(tup, desc, 1);
-			row->subject_len = strlen(row->subject);
-			row->purpose = SPI_getvalue(tup, desc, 2);
-			d = SPI_getbinval(tup, desc, 4, &isnull);
-			row->valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
-			store->nconsents++;
-		}
-		MemoryContextSwitchTo(old);
-
-		/* open requests; a done request's subject has been cleared */
-		n = pvg_spi_read("SELECT subject, due, state FROM privacy_guard.erasure_request "
-						 "WHERE subject IS NOT NULL");
-		desc = SPI_tuptable->tupdesc;
-		old = MemoryContextSwitchTo(cxt);
-		store->forgets = palloc0(sizeof(PvgForgetRow) * (n + 1));
-		for (i = 0; i < n; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			PvgForgetRow *row = &store->forgets[store->nforgets];
-			bool		isnull;
-			char	   *state = SPI_getvalue(tup, desc, 3);
-
-			if (strcmp(state, "done") == 0)
-				continue;
-			row->subject = SPI_getvalue(tup, desc, 1);
-			row->subject_len = strlen(row->subject);
-			row->due = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
-			store->nforgets++;
-		}
-		MemoryContextSwitchTo(old);
-	}
-	PG_CATCH();
-	{
-		if (pvg_store == store)
-			pvg_store = NULL;
-		MemoryContextDelete(cxt);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	pvg_spi_as_owner_end(save_userid, save_sec);
-
-	pvg_retire_context(pvg_store_cxt);
-	pvg_store_cxt = cxt;
-	return store;
+	if (snap->xmin > XidFromFullTransactionId(next))
+		epoch--;
+	return FullTransactionIdFromEpochAndXid(epoch, snap->xmin);
 }
 
 /*
@@ -190,117 +148,371 @@ pvg_parse_canonical_int(const char *s, int len, int64 *result)
 	return true;
 }
 
-/*
- * Merge one subject into a set: an allow entry keeps the latest limit of
- * its grants; "lower" caps it (a forget request's due time), inserting a
- * block entry only into block lists.
- */
-static void
-pvg_set_merge(PvgSubjectSet *set, const char *subject, int len, TimestampTz limit,
-			  bool lower)
+/* the purpose of a set and its ancestors: consent to a parent covers its children */
+static int
+pvg_set_chain(PvgRegistry *reg, int purpose, const char **chain, int max)
 {
-	TimestampTz *slot;
+	int			n = 0;
+	int			p;
+
+	for (p = purpose; p >= 0 && n < max; p = reg->purposes[p].parent)
+		chain[n++] = reg->purposes[p].name;
+	return n;
+}
+
+/*
+ * A subject's limit in a set (see subject_set.h), or false when the set
+ * holds no entry for it: SPEC 3.2 rule 7 by the purpose's basis, capped by
+ * rule 5 (the earliest due time of an open forget request).
+ */
+static bool
+pvg_subject_limit(PvgSubjectEntry *e, PvgBasis basis, const char **chain, int nchain,
+				  TimestampTz *limit)
+{
+	PvgGrant   *g;
+	bool		found = false;
+	TimestampTz best = DT_NOBEGIN;
+
+	for (g = e->grants; g != NULL; g = g->next)
+	{
+		int			c;
+		bool		in_chain = false;
+
+		for (c = 0; c < nchain && !in_chain; c++)
+			in_chain = (strcmp(g->purpose, chain[c]) == 0);
+		if (!in_chain)
+			continue;
+		if (basis == PVG_BASIS_CONSENT && g->status == 'g')
+		{
+			found = true;
+			best = Max(best, g->valid_until);
+		}
+		else if ((basis == PVG_BASIS_LEGITIMATE_INTERESTS || basis == PVG_BASIS_PUBLIC_TASK) &&
+				 g->status == 'o')
+		{
+			*limit = DT_NOBEGIN;	/* objected: never visible */
+			return true;
+		}
+	}
+	if (basis == PVG_BASIS_CONSENT)
+	{
+		/* allow list: an entry only for a subject with consent */
+		if (!found)
+			return false;
+		*limit = Min(best, e->forget_due);
+		return true;
+	}
+	/* block list: an entry only for a subject to be forgotten */
+	*limit = e->forget_due;
+	return e->forget_due != DT_NOEND;
+}
+
+/* Put the subject's entry into one set, or take it out. */
+static void
+pvg_set_apply(PvgSubjectSet *set, PvgRegistry *reg, PvgSubjectEntry *e, bool present)
+{
+	const char *chain[64];
+	int			nchain = pvg_set_chain(reg, set->purpose, chain, lengthof(chain));
+	TimestampTz limit = 0;
+	bool		has;
 	bool		found;
 
+	has = present && pvg_subject_limit(e, reg->purposes[set->purpose].basis, chain, nchain,
+									   &limit);
 	if (set->kind == PVG_KEY_INT)
 	{
 		int64		key;
-		PvgIntEntry *e;
 
-		if (!pvg_parse_canonical_int(subject, len, &key))
+		if (!pvg_parse_canonical_int(e->key.str, e->key.len, &key))
 			return;
-		if (lower && set->allow_list)
-		{
-			e = pvg_intmap_lookup(set->ints, key);
-			found = (e != NULL);
-		}
+		if (has)
+			pvg_intmap_insert(set->ints, key, &found)->limit = limit;
 		else
-			e = pvg_intmap_insert(set->ints, key, &found);
-		if (e == NULL)
-			return;
-		slot = &e->limit;
+			pvg_intmap_delete(set->ints, key);
 	}
 	else
 	{
-		PvgTextKey	key;
-		PvgTextEntry *e;
-
-		key.str = subject;
-		key.len = len;
-		if (lower && set->allow_list)
-		{
-			e = pvg_textmap_lookup(set->texts, key);
-			found = (e != NULL);
-		}
+		if (has)
+			pvg_textmap_insert(set->texts, e->key, &found)->limit = limit;
 		else
-			e = pvg_textmap_insert(set->texts, key, &found);
-		if (e == NULL)
-			return;
-		slot = &e->limit;
+			pvg_textmap_delete(set->texts, e->key);
 	}
+}
+
+static PvgSubjectEntry *
+pvg_store_entry(PvgConsentStore *store, const char *subject)
+{
+	PvgTextKey	key;
+	PvgSubjectEntry *e;
+	bool		found;
+
+	key.str = subject;
+	key.len = strlen(subject);
+	e = pvg_subjmap_insert(store->subjects, key, &found);
 	if (!found)
-		*slot = limit;
-	else if (lower)
-		*slot = Min(*slot, limit);
-	else
-		*slot = Max(*slot, limit);
+	{
+		e->grants = NULL;
+		e->forget_due = DT_NOEND;
+	}
+	return e;
+}
+
+/* Add the rows of the current SPI result: consents, or open requests. */
+static void
+pvg_store_add_consents(PvgConsentStore *store)
+{
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+		Datum		d;
+		char	   *status;
+		PvgSubjectEntry *e;
+		PvgGrant   *g;
+
+		status = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+		if (status[0] != 'g' && status[0] != 'o')
+			continue;
+		e = pvg_store_entry(store, TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)));
+		g = palloc(sizeof(PvgGrant));
+		g->status = status[0];
+		g->purpose = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		g->valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+		g->next = e->grants;
+		e->grants = g;
+	}
+}
+
+static void
+pvg_store_add_forgets(PvgConsentStore *store)
+{
+	TupleDesc	desc = SPI_tuptable->tupdesc;
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+		PvgSubjectEntry *e;
+		TimestampTz due;
+
+		e = pvg_store_entry(store, TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)));
+		due = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+		e->forget_due = Min(e->forget_due, due);
+	}
+}
+
+/* Read the whole store; returns it.  Marks it fresh before reading (see below). */
+static PvgConsentStore *
+pvg_store_load(void)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	PvgConsentStore *store;
+	Oid			save_userid;
+	int			save_sec;
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "privacy_guard consent store",
+								ALLOCSET_DEFAULT_SIZES);
+	store = MemoryContextAllocZero(cxt, sizeof(PvgConsentStore));
+	store->cxt = cxt;
+
+	/*
+	 * Mark the store fresh before reading it: an invalidation that arrives
+	 * while we read (a commit our snapshot may have missed) marks it stale
+	 * again, and the next statement catches up.
+	 */
+	pvg_store_full_stale = false;
+	pvg_store_changed = false;
+
+	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	PG_TRY();
+	{
+		Snapshot	snap = RegisterSnapshot(pvg_load_snapshot());
+
+		store->horizon = pvg_snapshot_horizon(snap);
+		pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until "
+							  "FROM privacy_guard.consent_state "
+							  "WHERE status OPERATOR(pg_catalog.<>) 'withdrawn'",
+							  0, NULL, NULL, snap);
+		old = MemoryContextSwitchTo(cxt);
+		store->subjects = pvg_subjmap_create(cxt, Max(SPI_processed, 64), NULL);
+		pvg_store_add_consents(store);
+		MemoryContextSwitchTo(old);
+
+		pvg_spi_read_snapshot("SELECT subject, due FROM privacy_guard.erasure_request "
+							  "WHERE subject IS NOT NULL "
+							  "AND state OPERATOR(pg_catalog.<>) 'done'",
+							  0, NULL, NULL, snap);
+		old = MemoryContextSwitchTo(cxt);
+		pvg_store_add_forgets(store);
+		MemoryContextSwitchTo(old);
+		UnregisterSnapshot(snap);
+	}
+	PG_CATCH();
+	{
+		pvg_store_full_stale = true;
+		MemoryContextDelete(cxt);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pvg_spi_as_owner_end(save_userid, save_sec);
+
+	pvg_retire_context(pvg_store_cxt);
+	pvg_store_cxt = cxt;
+	pvg_store = store;
+	return store;
+}
+
+/*
+ * Bring the store up to date with the subjects written since its horizon:
+ * re-read those subjects whole and patch them into every set.
+ */
+static void
+pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg)
+{
+	Oid			save_userid;
+	int			save_sec;
+
+	pvg_store_changed = false;
+
+	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	PG_TRY();
+	{
+		Snapshot	snap = RegisterSnapshot(pvg_load_snapshot());
+		FullTransactionId horizon = pvg_snapshot_horizon(snap);
+		Oid			argtypes[1];
+		Datum		args[1];
+		Datum		subjects;
+		bool		isnull;
+		MemoryContext old;
+		uint64		nchanged;
+
+		/* which subjects were written since the last read */
+		argtypes[0] = XID8OID;
+		args[0] = FullTransactionIdGetDatum(store->horizon);
+		pvg_spi_read_snapshot("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
+							  "SELECT c.subject FROM privacy_guard.consent_state c "
+							  "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
+							  "UNION ALL "
+							  "SELECT r.subject FROM privacy_guard.erasure_request r "
+							  "WHERE r.changed_xid OPERATOR(pg_catalog.>=) $1 "
+							  "AND r.subject IS NOT NULL) s",
+							  1, argtypes, args, snap);
+		subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+		{
+			Datum	   *keys;
+			bool	   *nulls;
+			int			nkeys;
+			int			k;
+
+			old = MemoryContextSwitchTo(store->cxt);
+			subjects = PointerGetDatum(PG_DETOAST_DATUM_COPY(subjects));
+			deconstruct_array(DatumGetArrayTypeP(subjects), TEXTOID, -1, false, TYPALIGN_INT,
+							  &keys, &nulls, &nkeys);
+
+			/* forget what we knew of them ... */
+			for (k = 0; k < nkeys; k++)
+			{
+				PvgSubjectEntry *e = pvg_store_entry(store, TextDatumGetCString(keys[k]));
+
+				e->grants = NULL;
+				e->forget_due = DT_NOEND;
+			}
+			MemoryContextSwitchTo(old);
+			nchanged = nkeys;
+
+			/* ... and read them again */
+			argtypes[0] = TEXTARRAYOID;
+			args[0] = subjects;
+			pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until "
+								  "FROM privacy_guard.consent_state "
+								  "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
+								  "AND status OPERATOR(pg_catalog.<>) 'withdrawn'",
+								  1, argtypes, args, snap);
+			old = MemoryContextSwitchTo(store->cxt);
+			pvg_store_add_consents(store);
+			MemoryContextSwitchTo(old);
+			pvg_spi_read_snapshot("SELECT subject, due FROM privacy_guard.erasure_request "
+								  "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
+								  "AND state OPERATOR(pg_catalog.<>) 'done'",
+								  1, argtypes, args, snap);
+			old = MemoryContextSwitchTo(store->cxt);
+			pvg_store_add_forgets(store);
+
+			/* patch every set built so far */
+			for (k = 0; k < nkeys; k++)
+			{
+				PvgTextKey	key;
+				PvgSubjectEntry *e;
+				PvgSubjectSet *set;
+
+				key.str = TextDatumGetCString(keys[k]);
+				key.len = strlen(key.str);
+				e = pvg_subjmap_lookup(store->subjects, key);
+				for (set = store->sets; set != NULL; set = set->next)
+				{
+					if (set->reg_generation == reg->generation)
+						pvg_set_apply(set, reg, e, true);
+				}
+			}
+			MemoryContextSwitchTo(old);
+			store->patches += nchanged;
+		}
+		store->horizon = horizon;
+		UnregisterSnapshot(snap);
+	}
+	PG_CATCH();
+	{
+		/* a half-patched store is not trusted */
+		pvg_store_full_stale = true;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pvg_spi_as_owner_end(save_userid, save_sec);
+
+	if (store->patches > PVG_MAX_PATCHES)
+		pvg_store_full_stale = true;
 }
 
 static PvgSubjectSet *
 pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind kind)
 {
 	PvgSubjectSet *set;
-	PvgBasis	basis = reg->purposes[purpose].basis;
-	int			i;
-	int			p;
-	int			nchain = 0;
-	const char *chain[64];
+	pvg_subjmap_iterator it;
+	PvgSubjectEntry *e;
+	MemoryContext old = MemoryContextSwitchTo(store->cxt);
+	uint32		size = Max(store->subjects->members, 64);
 
-	set = MemoryContextAllocZero(store->cxt, sizeof(PvgSubjectSet));
+	set = palloc0(sizeof(PvgSubjectSet));
 	set->purpose = purpose;
 	set->kind = kind;
 	set->reg_generation = reg->generation;
-	set->allow_list = (basis == PVG_BASIS_CONSENT);
+	set->allow_list = (reg->purposes[purpose].basis == PVG_BASIS_CONSENT);
 	if (kind == PVG_KEY_INT)
-		set->ints = pvg_intmap_create(store->cxt, Max(store->nconsents / 4, 64), NULL);
+		set->ints = pvg_intmap_create(store->cxt, size, NULL);
 	else
-		set->texts = pvg_textmap_create(store->cxt, Max(store->nconsents / 4, 64), NULL);
+		set->texts = pvg_textmap_create(store->cxt, size, NULL);
 
-	/* the purpose and its ancestors: consent to a parent covers its children */
-	for (p = purpose; p >= 0 && nchain < lengthof(chain); p = reg->purposes[p].parent)
-		chain[nchain++] = reg->purposes[p].name;
-
-	for (i = 0; i < store->nconsents; i++)
-	{
-		PvgConsentRow *row = &store->consents[i];
-		int			c;
-		bool		in_chain = false;
-
-		for (c = 0; c < nchain && !in_chain; c++)
-			in_chain = (strcmp(row->purpose, chain[c]) == 0);
-		if (!in_chain)
-			continue;
-		if (basis == PVG_BASIS_CONSENT && row->status == 'g')
-			pvg_set_merge(set, row->subject, row->subject_len, row->valid_until, false);
-		else if ((basis == PVG_BASIS_LEGITIMATE_INTERESTS || basis == PVG_BASIS_PUBLIC_TASK) &&
-				 row->status == 'o')
-			pvg_set_merge(set, row->subject, row->subject_len, DT_NOBEGIN, true);
-	}
-	for (i = 0; i < store->nforgets; i++)
-	{
-		PvgForgetRow *row = &store->forgets[i];
-
-		pvg_set_merge(set, row->subject, row->subject_len, row->due, true);
-	}
+	pvg_subjmap_start_iterate(store->subjects, &it);
+	while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
+		pvg_set_apply(set, reg, e, true);
 
 	set->next = store->sets;
 	store->sets = set;
+	MemoryContextSwitchTo(old);
 	return set;
 }
 
 /*
- * The subject set of a purpose for one key kind, loading the store and
- * building the set when needed.  Valid until the end of the transaction.
+ * The subject set of a purpose for one key kind, loading or patching the
+ * store and building the set when needed.  Valid until the end of the
+ * transaction.
  */
 PvgSubjectSet *
 pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind)
@@ -308,12 +520,11 @@ pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 	PvgConsentStore *store = pvg_store;
 	PvgSubjectSet *set;
 
-	/*
-	 * A store marked stale while it loads is still used by this statement;
-	 * the next statement loads again.
-	 */
-	if (store == NULL)
+	if (store == NULL || pvg_store_full_stale)
 		store = pvg_store_load();
+	else if (pvg_store_changed)
+		pvg_store_patch(store, reg);
+
 	for (set = store->sets; set != NULL; set = set->next)
 	{
 		if (set->purpose == purpose && set->kind == kind &&

@@ -13,6 +13,8 @@
 
 #include "commands/trigger.h"
 #include "miscadmin.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/inval.h"
 
 PG_MODULE_MAGIC;
@@ -32,21 +34,41 @@ _PG_init(void)
 
 /*
  * Statement trigger on privacy_guard's tables: queue a relcache
- * invalidation of the written table.  It is sent when the transaction
- * commits (and this session sees it at its next command), so every session
- * reloads the matching cache at its next statement, and a rolled-back
- * change costs nobody a reload.
+ * invalidation, sent when the transaction commits (this session sees it at
+ * its next command), so every session catches up at its next statement and
+ * a rolled-back change costs nobody anything.
+ *
+ * New or changed consents and new forget requests invalidate their own
+ * table: readers patch just the subjects written (consent_cache.c).  Deleted
+ * rows and changed requests (closing one clears its subject, so nothing
+ * names the subject to patch) invalidate the purpose table instead, which
+ * makes readers reload everything.
  */
 Datum
 pvg_invalidate_cache(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	const char *name;
+	bool		full;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("_invalidate_cache() must be called as a trigger")));
-	CacheInvalidateRelcache(trigdata->tg_relation);
+	rel = trigdata->tg_relation;
+	name = RelationGetRelationName(rel);
+	full = TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
+		(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && strcmp(name, "erasure_request") == 0);
+	if (full && (strcmp(name, "consent_state") == 0 || strcmp(name, "erasure_request") == 0))
+	{
+		Oid			purpose_rel = get_relname_relid("purpose", RelationGetNamespace(rel));
+
+		if (OidIsValid(purpose_rel))
+			CacheInvalidateRelcacheByRelid(purpose_rel);
+	}
+	CacheInvalidateRelcache(rel);
 	return PointerGetDatum(NULL);
 }
 

@@ -8,9 +8,10 @@
  *	- the consent store: current consents and objections, and the subjects
  *	  with a forget request, from which per-purpose subject sets are derived.
  * Writes to privacy_guard's tables fire a statement trigger that queues a
- * relcache invalidation of the written table; every backend receives it at
- * its next statement (see pvg_cache_accept) and marks the matching cache
- * stale.  Nothing is reloaded per transaction.
+ * relcache invalidation; every backend receives it at its next statement
+ * (see pvg_cache_accept) and marks the matching cache stale (registry) or
+ * changed (consent store: patched with just the changed subjects).
+ * Nothing is reloaded per transaction.
  *
  *-------------------------------------------------------------------------
  */
@@ -97,10 +98,13 @@ extern void pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec);
 extern void pvg_spi_as_owner_end(Oid save_userid, int save_sec);
 extern Snapshot pvg_load_snapshot(void);
 extern uint64 pvg_spi_read(const char *sql);
+extern uint64 pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
+									 Snapshot snap);
 extern void pvg_retire_context(MemoryContext cxt);
 
 /* consent_cache.c */
 extern void pvg_consent_mark_stale(void);
+extern void pvg_consent_mark_changed(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 
 /* enforce.c */

@@ -6,8 +6,9 @@
  *
  * The registry is read with SPI as the extension's owner (the schema's
  * owner), because the rules bind roles that may not read privacy_guard's
- * tables.  Queries use no operators, casts or unqualified names, so the
- * caller's search_path cannot redirect them; in parallel mode, where GUCs
+ * tables.  Queries name every function and operator with its schema
+ * (OPERATOR(pg_catalog.<>)) and use no casts, so the caller's search_path
+ * cannot redirect them; in parallel mode, where GUCs
  * cannot be set, that is what keeps them safe.
  *
  * A reload never frees the previous copy at once: a statement in progress
@@ -77,9 +78,13 @@ pvg_relcache_callback(Datum arg, Oid relid)
 		if (pvg_watched[i] == relid)
 		{
 			if (i < PVG_NWATCH_REGISTRY)
+			{
+				/* subject sets refer to purposes, so both go stale */
 				pvg_reg = NULL;
-			/* subject sets refer to purposes, so both go stale */
-			pvg_consent_mark_stale();
+				pvg_consent_mark_stale();
+			}
+			else
+				pvg_consent_mark_changed();
 			return;
 		}
 	}
@@ -166,22 +171,30 @@ pvg_load_snapshot(void)
 	return GetLatestSnapshot();
 }
 
-/* Run one read-only query under the load snapshot; returns the row count. */
+/* Run one read-only query under the given snapshot; returns the row count. */
 uint64
-pvg_spi_read(const char *sql)
+pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
+					  Snapshot snap)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 	int			rc;
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
 			 SPI_result_code_string(SPI_result));
-	rc = SPI_execute_snapshot(plan, NULL, NULL, pvg_load_snapshot(),
-							  InvalidSnapshot, true, false, 0);
+	rc = SPI_execute_snapshot(plan, args, NULL, snap, InvalidSnapshot, true, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql,
 			 SPI_result_code_string(rc));
+	SPI_freeplan(plan);
 	return SPI_processed;
+}
+
+/* Run one read-only query under the load snapshot; returns the row count. */
+uint64
+pvg_spi_read(const char *sql)
+{
+	return pvg_spi_read_snapshot(sql, 0, NULL, NULL, pvg_load_snapshot());
 }
 
 static PvgBasis
