@@ -35,3 +35,6 @@ include $(PGXS)
 .PHONY: pgtap bench demo
 pgtap:
 	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/run_pgtap.sh
+
+# every object depends on the shared headers (PGXS tracks no header dependencies)
+$(OBJS): src/privacy_guard.h src/subject_set.h

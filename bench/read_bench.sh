@@ -31,6 +31,7 @@
 #                                   of plain_t and of prot_t (billing, marketing) for
 #                                   PROFILE_SECONDS=8 each and append the hottest
 #                                   symbols (needs perf; root or perf_event_paranoid <= 1)
+#   KEEP=0                          1: leave the cluster running afterwards (to investigate)
 #   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 #   RESULTS_DIR=bench/results
 #
@@ -52,6 +53,7 @@ COLD_RUNS=${COLD_RUNS:-5}
 NORET=${NORET:-1}
 SHARED_BUFFERS=${SHARED_BUFFERS:-512MB}
 PROFILE=${PROFILE:-0}
+KEEP=${KEEP:-0}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
@@ -107,6 +109,11 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	if [ -n "${PROFILE_PSQL_PID:-}" ]; then kill "$PROFILE_PSQL_PID" 2>/dev/null || true; fi
+	if [ "$KEEP" = 1 ] && [ "$rc" -eq 0 ]; then
+		echo "KEEP=1: cluster left running; connect with: psql -h $WORK -p $PORT -d bench -U bench_app" >&2
+		echo "  stop and remove it with: pg_ctl -D $PGDATA stop && rm -rf $WORK" >&2
+		exit 0
+	fi
 	if [ -f "$PGDATA/postmaster.pid" ]; then
 		as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
 	fi
@@ -201,13 +208,20 @@ CONSENTING=$(psql_su -At -c "
 # Variants: name:table:privacy_guard.purpose (app.purpose is always marketing,
 # which is what rls_t's hand-written policy reads)
 # ---------------------------------------------------------------------------
-SCAN_VARIANTS=(plain:plain_t:billing prot_contract:prot_t:billing
-			   prot_consent:prot_t:marketing rls_consent:rls_t:marketing)
+# Variants: name|table|privacy_guard.purpose|extra WHERE clause.  app.purpose
+# is always marketing, which is what rls_t's hand-written policy reads.
+# plain_qual is a diagnostic floor: the unprotected table with a trivial
+# built-in qual on the two columns the privacy_guard policy reads, i.e. what
+# any per-row check of those columns costs in PostgreSQL's executor.
+FLOOR_QUAL="WHERE customer_id <> -1 AND created_at > '-infinity'"
+SCAN_VARIANTS=("plain|plain_t|billing|" "prot_contract|prot_t|billing|"
+			   "prot_consent|prot_t|marketing|" "rls_consent|rls_t|marketing|"
+			   "plain_qual|plain_t|billing|$FLOOR_QUAL")
 if [ "$NORET" = 1 ]; then
-	SCAN_VARIANTS+=(protnr_contract:prot_nr_t:billing protnr_consent:prot_nr_t:marketing)
+	SCAN_VARIANTS+=("protnr_contract|prot_nr_t|billing|" "protnr_consent|prot_nr_t|marketing|")
 fi
-LOOKUP_VARIANTS=(plain:plain_t:billing prot_contract:prot_t:billing
-				 prot_consent:prot_t:marketing rls_consent:rls_t:marketing)
+LOOKUP_VARIANTS=("plain|plain_t|billing|" "prot_contract|prot_t|billing|"
+				 "prot_consent|prot_t|marketing|" "rls_consent|rls_t|marketing|")
 
 describe() {					# variant name -> "table, purpose" text
 	case $1 in
@@ -217,6 +231,7 @@ describe() {					# variant name -> "table, purpose" text
 		protnr_contract) echo "prot_nr_t (no retention), billing" ;;
 		protnr_consent) echo "prot_nr_t (no retention), marketing" ;;
 		rls_consent) echo "rls_t, hand-written EXISTS policy" ;;
+		plain_qual) echo "plain_t + built-in qual on customer_id, created_at" ;;
 		*) echo "$1" ;;
 	esac
 }
@@ -229,13 +244,13 @@ PLANS=$WORK/plans.txt
 : >"$PLANS"
 declare -A VISIBLE
 for v in "${SCAN_VARIANTS[@]}"; do
-	IFS=: read -r name tbl purpose <<<"$v"
+	IFS='|' read -r name tbl purpose where <<<"$v"
 	VISIBLE[$name]=$(APP_OPTS="-c privacy_guard.purpose=$purpose -c app.purpose=marketing" \
-		psql_app -At -c "SELECT count(*) FROM $tbl")
+		psql_app -At -c "SELECT count(*) FROM $tbl $where")
 	{
-		echo "-- $name: $SCAN_QUERY $tbl   (purpose $purpose)"
+		echo "-- $name: $SCAN_QUERY $tbl $where   (purpose $purpose)"
 		APP_OPTS="-c privacy_guard.purpose=$purpose -c app.purpose=marketing" \
-			psql_app -At -c "EXPLAIN (COSTS OFF) $SCAN_QUERY $tbl"
+			psql_app -At -c "EXPLAIN (COSTS OFF) $SCAN_QUERY $tbl $where"
 		echo "-- $name: SELECT * FROM $tbl WHERE id = \$1   (generic plan, prepared)"
 		APP_OPTS="-c privacy_guard.purpose=$purpose -c app.purpose=marketing -c plan_cache_mode=force_generic_plan" \
 			psql_app -At -c "PREPARE q(bigint) AS SELECT * FROM $tbl WHERE id = \$1" \
@@ -246,9 +261,9 @@ done
 # exact expectation: rows whose subject is among the 60% (s % 5 < 3) who consented
 EXPECTED_CONSENT=$(psql_su -At -c "SELECT count(*) FROM plain_t WHERE customer_id % 5 < 3")
 for v in "${SCAN_VARIANTS[@]}"; do
-	IFS=: read -r name tbl purpose <<<"$v"
+	IFS='|' read -r name tbl purpose where <<<"$v"
 	case $name in
-		*contract | plain) expected=$ROWS ;;
+		*contract | plain*) expected=$ROWS ;;
 		*consent) expected=$EXPECTED_CONSENT ;;
 	esac
 	[ "${VISIBLE[$name]}" -eq "$expected" ] ||
@@ -272,19 +287,19 @@ log "full scans: $RUNS timed rounds x ${#SCAN_VARIANTS[@]} variants"
 	echo '\o /dev/null'
 	for w in 1 2; do
 		for v in "${SCAN_VARIANTS[@]}"; do
-			IFS=: read -r name tbl purpose <<<"$v"
+			IFS='|' read -r name tbl purpose where <<<"$v"
 			echo "SET privacy_guard.purpose = '$purpose';"
-			echo "$SCAN_QUERY $tbl;"
+			echo "$SCAN_QUERY $tbl $where;"
 		done
 	done
 	echo '\timing on'
 	n=${#SCAN_VARIANTS[@]}
 	for ((r = 1; r <= RUNS; r++)); do
 		for ((k = 0; k < n; k++)); do
-			IFS=: read -r name tbl purpose <<<"${SCAN_VARIANTS[(k + r) % n]}"
+			IFS='|' read -r name tbl purpose where <<<"${SCAN_VARIANTS[(k + r) % n]}"
 			echo "SET privacy_guard.purpose = '$purpose';"
 			echo "\\echo @@ scan $name $r"
-			echo "$SCAN_QUERY $tbl;"
+			echo "$SCAN_QUERY $tbl $where;"
 		done
 	done
 } >"$WORK/scan.sql"
@@ -300,14 +315,14 @@ psql_app -f "$WORK/scan.sql" |
 #    then PGBENCH_RUNS rounds with rotating order.
 # ---------------------------------------------------------------------------
 for v in "${LOOKUP_VARIANTS[@]}"; do
-	IFS=: read -r name tbl purpose <<<"$v"
+	IFS='|' read -r name tbl purpose where <<<"$v"
 	printf '\\set id random(1, %d)\nSELECT * FROM %s WHERE id = :id;\n' "$ROWS" "$tbl" >"$WORK/lookup_$name.sql"
 	chmod a+r "$WORK/lookup_$name.sql"
 done
 
 run_pgbench() {					# mode variant seconds -> tps
 	local mode=$1 v=$2 secs=$3 name tbl purpose out
-	IFS=: read -r name tbl purpose <<<"$v"
+	IFS='|' read -r name tbl purpose where <<<"$v"
 	out=$(as_pg env PGOPTIONS="-c privacy_guard.purpose=$purpose -c app.purpose=marketing" \
 		"$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -U bench_app -M "$mode" \
 		-c "$PGBENCH_CLIENTS" -j "$PGBENCH_CLIENTS" -T "$secs" -f "$WORK/lookup_$name.sql" bench 2>&1) ||
@@ -326,7 +341,7 @@ if [ "$PGBENCH_RUNS" -gt 0 ]; then
 			for ((k = 0; k < n; k++)); do
 				v=${LOOKUP_VARIANTS[(k + r) % n]}
 				tps=$(run_pgbench "$mode" "$v" "$PGBENCH_SECONDS")
-				printf 'lookup_%s\t%s\t%s\t%s\n' "$mode" "${v%%:*}" "$r" "$tps" >>"$RAW"
+				printf 'lookup_%s\t%s\t%s\t%s\n' "$mode" "${v%%|*}" "$r" "$tps" >>"$RAW"
 			done
 		done
 	done
@@ -342,7 +357,7 @@ if [ "$COLD_RUNS" -gt 0 ]; then
 	n=${#LOOKUP_VARIANTS[@]}
 	for ((r = 1; r <= COLD_RUNS; r++)); do
 		for ((k = 0; k < n; k++)); do
-			IFS=: read -r name tbl purpose <<<"${LOOKUP_VARIANTS[(k + r) % n]}"
+			IFS='|' read -r name tbl purpose where <<<"${LOOKUP_VARIANTS[(k + r) % n]}"
 			printf '\\o /dev/null\n\\timing on\n\\echo @@ first %s %d\nSELECT * FROM %s WHERE id = 1;\n\\echo @@ second %s %d\nSELECT * FROM %s WHERE id = 2;\n' \
 				"$name" "$r" "$tbl" "$name" "$r" "$tbl" >"$WORK/cold.sql"
 			chmod a+r "$WORK/cold.sql"
@@ -461,7 +476,7 @@ SUMMARY=$WORK/summary.md
 	echo "- $(nproc 2>/dev/null || echo '?') CPUs; load average before $LOAD_BEFORE, after $LOAD_AFTER"
 	echo "- data: $ROWS rows per table, $SUBJECTS subjects (customer_id bigint), $CONSENTING% consenting to marketing;"
 	echo "  prot_t = protect('prot_t', 'customer_id', ARRAY['billing','marketing'], '10 years', 'created_at'), all rows within retention"
-	echo "- visible rows as bench_app: $(for v in "${SCAN_VARIANTS[@]}"; do n=${v%%:*}; printf '%s %s; ' "$n" "${VISIBLE[$n]}"; done)"
+	echo "- visible rows as bench_app: $(for v in "${SCAN_VARIANTS[@]}"; do n=${v%%|*}; printf '%s %s; ' "$n" "${VISIBLE[$n]}"; done)"
 	echo "- cluster: shared_buffers=$SHARED_BUFFERS (data + indexes: $TOTAL_SIZE, prewarmed: $PREWARM), max_parallel_workers_per_gather=0 (no parallel scans, for fairness), jit=off, fsync=off, autovacuum=off (tables vacuumed after loading)"
 	echo "- all reads as role bench_app (LOGIN, not superuser, not BYPASSRLS), over the unix socket"
 	echo "- scans: \`$SCAN_QUERY <t>\`, $RUNS timed runs per variant after 2 warm-up rounds, in one session,"
@@ -471,12 +486,14 @@ SUMMARY=$WORK/summary.md
 	echo "  \`SELECT * FROM <t> WHERE id = :id\`, purpose via PGOPTIONS, $PGBENCH_RUNS runs per variant after a 2 s warm-up,"
 	echo "  interleaved with rotating order; tps without connection time"
 	echo "- ratio = ratio of medians against plain_t; paired = median over rounds of the same-round ratio"
+	echo "- diagnostic rows: plain_t \`$FLOOR_QUAL\` (the executor's cost of any per-row check of the columns"
+	echo "  the policy reads) and prot_nr_t (protected without retention: the policy does not read created_at)"
 	echo
 	echo "| measurement | variant | runs | median | min | max | ratio | paired | SPEC bar | verdict |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---|---|"
 	read -r _ base_med _ _ <<<"$(stats scan plain)"
 	for v in "${SCAN_VARIANTS[@]}"; do
-		name=${v%%:*}
+		name=${v%%|*}
 		read -r cnt med mn mx <<<"$(stats scan "$name")"
 		r=$(ratio "$med" "$base_med")
 		p=$(paired_ratio scan "$name")
@@ -487,6 +504,7 @@ SUMMARY=$WORK/summary.md
 			protnr_contract) bar="(≤ ${BAR_CONTRACT_SCAN}×)"; ver="diagnostic: $(verdict "$r" $BAR_CONTRACT_SCAN le)" ;;
 			protnr_consent) bar="(≤ ${BAR_CONSENT_SCAN}×)"; ver="diagnostic: $(verdict "$r" $BAR_CONSENT_SCAN le)" ;;
 			rls_consent) bar="none (SPEC measured 2.38×)"; ver="reference" ;;
+			plain_qual) bar="none"; ver="diagnostic: floor of any per-row check" ;;
 		esac
 		echo "| full scan, ms | $(describe "$name") | $cnt | $(fmt "$med" 1) | $(fmt "$mn" 1) | $(fmt "$mx" 1) | ${r}× | ${p}× | $bar | $ver |"
 	done
@@ -494,7 +512,7 @@ SUMMARY=$WORK/summary.md
 		for mode in $PGBENCH_MODES; do
 			read -r _ base_med _ _ <<<"$(stats "lookup_$mode" plain)"
 			for v in "${LOOKUP_VARIANTS[@]}"; do
-				name=${v%%:*}
+				name=${v%%|*}
 				read -r cnt med mn mx <<<"$(stats "lookup_$mode" "$name")"
 				r=$(ratio "$med" "$base_med")
 				p=$(paired_ratio "lookup_$mode" "$name")
@@ -517,7 +535,7 @@ SUMMARY=$WORK/summary.md
 		echo "| variant | runs | first: median | min | max | second: median | min | max |"
 		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 		for v in "${LOOKUP_VARIANTS[@]}"; do
-			name=${v%%:*}
+			name=${v%%|*}
 			read -r cnt med mn mx <<<"$(stats first "$name")"
 			read -r _ med2 mn2 mx2 <<<"$(stats second "$name")"
 			echo "| $(describe "$name") | $cnt | $(fmt "$med" 2) | $(fmt "$mn" 2) | $(fmt "$mx" 2) | $(fmt "$med2" 3) | $(fmt "$mn2" 3) | $(fmt "$mx2" 3) |"

@@ -222,13 +222,22 @@ pvg_set_apply(PvgSubjectSet *set, PvgRegistry *reg, PvgSubjectEntry *e, bool pre
 	if (set->kind == PVG_KEY_INT)
 	{
 		int64		key;
+		uint64		off;
+		bool		in_bits;
 
 		if (!pvg_parse_canonical_int(e->key.str, e->key.len, &key))
 			return;
-		if (has)
-			pvg_intmap_insert(set->ints, key, &found)->limit = limit;
+		off = (uint64) key - (uint64) set->bits_base;
+		in_bits = set->bits != NULL && off < set->bits_len;
+		if (in_bits)
+			set->bits[off >> 6] &= ~(UINT64CONST(1) << (off & 63));
+		pvg_intmap_delete(set->ints, key);
+		if (!has)
+			return;
+		if (in_bits && pvg_set_unconditional(set, limit))
+			set->bits[off >> 6] |= UINT64CONST(1) << (off & 63);
 		else
-			pvg_intmap_delete(set->ints, key);
+			pvg_intmap_insert(set->ints, key, &found)->limit = limit;
 	}
 	else
 	{
@@ -480,6 +489,12 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg)
 		pvg_store_full_stale = true;
 }
 
+/*
+ * Build the set of a purpose.  Integer sets whose time-independent keys are
+ * dense get the bitmap (see subject_set.h); everything else goes into a
+ * hash table sized for what it holds, so that a small set (a block list
+ * with a few forget requests) stays in cache.
+ */
 static PvgSubjectSet *
 pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind kind)
 {
@@ -487,22 +502,75 @@ pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind 
 	pvg_subjmap_iterator it;
 	PvgSubjectEntry *e;
 	MemoryContext old = MemoryContextSwitchTo(store->cxt);
-	uint32		size = Max(store->subjects->members, 64);
+	const char *chain[64];
+	int			nchain = pvg_set_chain(reg, purpose, chain, lengthof(chain));
+	PvgBasis	basis = reg->purposes[purpose].basis;
+	int64	   *keys;
+	TimestampTz *limits;
+	uint32		n = 0;
+	uint32		nfixed = 0;
+	int64		lo = PG_INT64_MAX;
+	int64		hi = PG_INT64_MIN;
+	uint32		i;
 
 	set = palloc0(sizeof(PvgSubjectSet));
 	set->purpose = purpose;
 	set->kind = kind;
 	set->reg_generation = reg->generation;
-	set->allow_list = (reg->purposes[purpose].basis == PVG_BASIS_CONSENT);
-	if (kind == PVG_KEY_INT)
-		set->ints = pvg_intmap_create(store->cxt, size, NULL);
-	else
-		set->texts = pvg_textmap_create(store->cxt, size, NULL);
+	set->allow_list = (basis == PVG_BASIS_CONSENT);
 
+	if (kind == PVG_KEY_TEXT)
+	{
+		set->texts = pvg_textmap_create(store->cxt, 64, NULL);
+		pvg_subjmap_start_iterate(store->subjects, &it);
+		while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
+			pvg_set_apply(set, reg, e, true);
+		goto done;
+	}
+
+	/* integer keys: collect them first, to choose the representation */
+	keys = palloc(sizeof(int64) * (store->subjects->members + 1));
+	limits = palloc(sizeof(TimestampTz) * (store->subjects->members + 1));
 	pvg_subjmap_start_iterate(store->subjects, &it);
 	while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
-		pvg_set_apply(set, reg, e, true);
+	{
+		TimestampTz limit;
 
+		if (!pvg_parse_canonical_int(e->key.str, e->key.len, &keys[n]) ||
+			!pvg_subject_limit(e, basis, chain, nchain, &limit))
+			continue;
+		limits[n] = limit;
+		if (pvg_set_unconditional(set, limit))
+		{
+			nfixed++;
+			lo = Min(lo, keys[n]);
+			hi = Max(hi, keys[n]);
+		}
+		n++;
+	}
+	/* a bitmap pays when it is at most 64 bits per key, or small anyway */
+	if (nfixed >= 256 &&
+		(uint64) hi - (uint64) lo < Max((uint64) nfixed * 64, UINT64CONST(1) << 20))
+	{
+		set->bits_base = lo;
+		set->bits_len = (uint64) hi - (uint64) lo + 1;
+		set->bits = palloc0(sizeof(uint64) * ((set->bits_len + 63) / 64));
+	}
+	set->ints = pvg_intmap_create(store->cxt, Max(set->bits ? n - nfixed : n, 64), NULL);
+	for (i = 0; i < n; i++)
+	{
+		uint64		off = (uint64) keys[i] - (uint64) set->bits_base;
+		bool		found;
+
+		if (set->bits != NULL && off < set->bits_len && pvg_set_unconditional(set, limits[i]))
+			set->bits[off >> 6] |= UINT64CONST(1) << (off & 63);
+		else
+			pvg_intmap_insert(set->ints, keys[i], &found)->limit = limits[i];
+	}
+	pfree(keys);
+	pfree(limits);
+
+done:
 	set->next = store->sets;
 	store->sets = set;
 	MemoryContextSwitchTo(old);

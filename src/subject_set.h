@@ -91,14 +91,43 @@ struct PvgSubjectSet
 	bool		allow_list;
 	pvg_intmap_hash *ints;		/* PVG_KEY_INT */
 	pvg_textmap_hash *texts;	/* PVG_KEY_TEXT */
+
+	/*
+	 * Integer keys whose answer does not depend on the time (consent without
+	 * expiry in an allow list, an objection in a block list) are kept as one
+	 * bit each when the keys are dense enough, as serial ids usually are: the
+	 * probe then touches a few kilobytes instead of a hash table of
+	 * megabytes.  Such a key is in the bitmap or in the map, never in both.
+	 */
+	uint64	   *bits;			/* NULL: no bitmap */
+	int64		bits_base;		/* key of bit 0 */
+	uint64		bits_len;		/* number of bits */
+
 	struct PvgSubjectSet *next;
 };
+
+/* the limit of a key whose answer never changes */
+static inline bool
+pvg_set_unconditional(PvgSubjectSet *set, TimestampTz limit)
+{
+	return set->allow_list ? limit == DT_NOEND : limit == DT_NOBEGIN;
+}
 
 static inline bool
 pvg_set_allows_int(PvgSubjectSet *set, int64 key, TimestampTz now)
 {
-	PvgIntEntry *e = pvg_intmap_lookup(set->ints, key);
+	PvgIntEntry *e;
 
+	if (set->bits != NULL)
+	{
+		uint64		off = (uint64) key - (uint64) set->bits_base;
+
+		if (off < set->bits_len && (set->bits[off >> 6] >> (off & 63)) & 1)
+			return set->allow_list;
+	}
+	if (set->ints->members == 0)
+		return !set->allow_list;
+	e = pvg_intmap_lookup(set->ints, key);
 	return e ? now < e->limit : !set->allow_list;
 }
 
@@ -108,6 +137,8 @@ pvg_set_allows_text(PvgSubjectSet *set, const char *str, int len, TimestampTz no
 	PvgTextKey	k;
 	PvgTextEntry *e;
 
+	if (set->texts->members == 0)
+		return !set->allow_list;
 	k.str = str;
 	k.len = len;
 	e = pvg_textmap_lookup(set->texts, k);
