@@ -340,8 +340,11 @@ if [ "$PGBENCH_RUNS" -gt 0 ]; then
 		for ((r = 1; r <= PGBENCH_RUNS; r++)); do
 			for ((k = 0; k < n; k++)); do
 				v=${LOOKUP_VARIANTS[(k + r) % n]}
+				load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
 				tps=$(run_pgbench "$mode" "$v" "$PGBENCH_SECONDS")
 				printf 'lookup_%s\t%s\t%s\t%s\n' "$mode" "${v%%|*}" "$r" "$tps" >>"$RAW"
+				# machine load before the run: to tell noise from effect (raw data only)
+				printf 'loadavg_before_lookup_%s\t%s\t%s\t%s\n' "$mode" "${v%%|*}" "$r" "$load" >>"$RAW"
 			done
 		done
 	done

@@ -38,9 +38,52 @@ RESET privacy_guard.purpose;
 SELECT count(*) FROM orders_high;
 RESET ROLE;
 
+-- attacks by the owner through the inheritance tree
+SET ROLE regress_owner;
+-- making a protected table the child of an unprotected parent
+CREATE TABLE leak (customer_id bigint, body text);
+ALTER TABLE notes INHERIT leak;
+CREATE TABLE leak_p (id bigint, customer_id bigint, amount numeric) PARTITION BY RANGE (id);
+CREATE TABLE solo (id bigint, customer_id bigint, amount numeric);
+RESET ROLE;
+SELECT privacy_guard.protect('solo', 'customer_id', ARRAY['billing']);
+SET ROLE regress_owner;
+ALTER TABLE leak_p ATTACH PARTITION solo FOR VALUES FROM (0) TO (10);
+-- or the child of a table protected for other purposes
+CREATE TABLE notes_billing (customer_id bigint, body text);
+RESET ROLE;
+SELECT privacy_guard.protect('notes_billing', 'customer_id', ARRAY['billing']);
+SET ROLE regress_owner;
+ALTER TABLE notes INHERIT notes_billing;
+-- a new partition that brings its own policy named like ours gets the real one
+CREATE TABLE orders_fake (id bigint, customer_id bigint, amount numeric);
+CREATE POLICY privacy_guard_rules ON orders_fake AS RESTRICTIVE USING (true);
+CREATE POLICY open_door ON orders_fake USING (true);
+ALTER TABLE orders_fake ENABLE ROW LEVEL SECURITY;
+ALTER TABLE orders ATTACH PARTITION orders_fake FOR VALUES FROM (2000) TO (3000);
+RESET ROLE;
+SELECT pg_get_expr(polqual, polrelid) FROM pg_policy
+ WHERE polrelid = 'orders_fake'::regclass AND polname = 'privacy_guard_rules';
+INSERT INTO orders VALUES (2500, 9, 1);
+SET ROLE regress_owner;
+SELECT count(*) FROM orders_fake;                 -- no purpose: refused
+-- a detached partition keeps the rules, and its root cannot be dropped from under it
+ALTER TABLE orders DETACH PARTITION orders_fake;
+SELECT count(*) FROM orders_fake;
+ALTER TABLE orders_fake DISABLE ROW LEVEL SECURITY;
+DROP TABLE orders CASCADE;
+RESET ROLE;
+-- a partition cannot be registered on its own
+CREATE TABLE plain_parent (id int) PARTITION BY RANGE (id);
+CREATE TABLE plain_child PARTITION OF plain_parent FOR VALUES FROM (0) TO (10);
+SELECT privacy_guard.protect('plain_child', 'id', ARRAY['billing']);
+DROP TABLE plain_parent, leak, leak_p, solo, notes_billing;
+SELECT count(*) FROM privacy_guard.protected_tables WHERE table_name::text = 'solo';
+
 -- unprotect takes the rules off the children too
 SELECT privacy_guard.unprotect('orders');
 SELECT count(*) FROM pg_policy
  WHERE polrelid IN ('orders'::regclass, 'orders_low'::regclass, 'orders_high'::regclass,
-					'orders_spare'::regclass);
-DROP TABLE orders;
+					'orders_spare'::regclass, 'orders_fake'::regclass)
+   AND polname LIKE 'privacy_guard%';
+DROP TABLE orders, orders_fake;

@@ -182,23 +182,26 @@ COMMENT ON FUNCTION privacy_guard._invalidate_cache() IS 'Internal: tell every s
  * The row check of a protected table's policy.  The table is passed as a
  * constant; the subject column in its own type; the retention column, when
  * the table has a retention rule, in one of the three date/time types.
+ * PARALLEL RESTRICTED: a parallel worker cannot take a new snapshot, so it
+ * could not see a consent change committed after its query's snapshot
+ * (in REPEATABLE READ, after the transaction began); the leader can.
  */
 CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pvg_row_visible'
-LANGUAGE C STABLE PARALLEL SAFE;
+LANGUAGE C STABLE PARALLEL RESTRICTED;
 CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamptz)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pvg_row_visible'
-LANGUAGE C STABLE PARALLEL SAFE;
+LANGUAGE C STABLE PARALLEL RESTRICTED;
 CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamp)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pvg_row_visible'
-LANGUAGE C STABLE PARALLEL SAFE;
+LANGUAGE C STABLE PARALLEL RESTRICTED;
 CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement, date)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pvg_row_visible'
-LANGUAGE C STABLE PARALLEL SAFE;
+LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement) IS 'Policy check: rules 1-7 for a row without retention';
 COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamptz) IS 'Policy check: rules 1-7 for a row with a timestamptz retention column';
 COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamp) IS 'Policy check: rules 1-7 for a row with a timestamp retention column';
@@ -207,7 +210,7 @@ COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement, date) IS 'Po
 CREATE FUNCTION privacy_guard.write_allowed(regclass)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pvg_write_allowed'
-LANGUAGE C STABLE STRICT PARALLEL SAFE;
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION privacy_guard.write_allowed(regclass) IS 'Policy check for written rows: rules 1-4';
 
 /*
@@ -662,6 +665,7 @@ DECLARE
 	v_child regclass;
 	v_purpose text;
 	v_rettype regtype;
+	v_basetype regtype;
 	v_notnull boolean;
 	v_pk boolean;
 BEGIN
@@ -676,10 +680,16 @@ BEGIN
 	IF (SELECT c.relnamespace FROM pg_class c WHERE c.oid = tbl) = 'privacy_guard'::regnamespace THEN
 		RAISE EXCEPTION 'privacy_guard''s own tables cannot be protected' USING ERRCODE = '42501';
 	END IF;
-	IF EXISTS (SELECT 1 FROM pg_inherits i JOIN privacy_guard.protected_table t ON t.relid = i.inhparent
+	IF EXISTS (SELECT 1 FROM pg_inherits i JOIN privacy_guard.protected_part p ON p.target = i.inhparent
 				WHERE i.inhrelid = tbl) THEN
 		RAISE EXCEPTION 'table % inherits from a protected table and is already held to its rules', tbl
 			USING ERRCODE = '55000';
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = tbl) THEN
+		RAISE EXCEPTION 'table % is a partition or inheritance child', tbl
+			USING ERRCODE = '55000',
+				  DETAIL = 'Queries on its parent would not apply its rules.',
+				  HINT = 'Protect the topmost parent: its partitions and children are held to its rules.';
 	END IF;
 	IF cardinality(purposes) IS NULL OR cardinality(purposes) = 0 THEN
 		RAISE EXCEPTION 'a protected table needs at least one purpose' USING ERRCODE = '22023';
@@ -687,7 +697,21 @@ BEGIN
 	FOREACH v_purpose IN ARRAY purposes LOOP
 		PERFORM privacy_guard._check_purpose(v_purpose);
 	END LOOP;
-	PERFORM privacy_guard._column_type(tbl, subject_column, 'subject');
+	/*
+	 * The subject key is matched against the column's text form; only types
+	 * whose text form depends on no setting (DateStyle, bytea_output, ...)
+	 * and has one spelling per value are accepted.
+	 */
+	v_rettype := privacy_guard._column_type(tbl, subject_column, 'subject');
+	SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END INTO v_basetype
+	  FROM pg_type t WHERE t.oid = v_rettype;
+	IF v_basetype NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'text'::regtype,
+						  'varchar'::regtype, 'uuid'::regtype) THEN
+		RAISE EXCEPTION 'subject column "%" is of type %, which cannot hold subject keys', subject_column, v_rettype
+			USING ERRCODE = '42804',
+				  DETAIL = 'Subject keys are matched against the column''s text form, which must not depend on settings.',
+				  HINT = 'Use a smallint, integer, bigint, text, varchar or uuid column.';
+	END IF;
 	IF retention IS NOT NULL AND retention_column IS NULL THEN
 		RAISE EXCEPTION 'a retention period needs a retention_column to count from' USING ERRCODE = '22023';
 	END IF;
@@ -858,8 +882,7 @@ BEGIN
 		  FROM privacy_guard._protected_tree() tr
 		  JOIN privacy_guard.protected_table t ON t.relid = tr.root
 		 WHERE tr.target <> tr.root
-		   AND NOT EXISTS (SELECT 1 FROM pg_policy p
-							WHERE p.polrelid = tr.target AND p.polname = 'privacy_guard_rules')
+		   AND NOT EXISTS (SELECT 1 FROM privacy_guard.protected_part q WHERE q.target = tr.target)
 	LOOP
 		PERFORM privacy_guard._install_policies(r.target, r.root, r.subject_column,
 												r.retention_column, NOT r.owner_rls);
@@ -881,6 +904,23 @@ BEGIN
 			USING ERRCODE = '42501',
 				  DETAIL = 'The command would remove or change the row-level security that enforces its purpose rules.',
 				  HINT = 'An administrator can run privacy_guard.unprotect() first.';
+	END IF;
+
+	/*
+	 * A table carrying the rules may only have parents that carry the same
+	 * rules: querying a parent applies the parent's policies alone, so an
+	 * unprotected (or differently protected) parent would show its rows.
+	 */
+	SELECT p.target INTO v_bad
+	  FROM privacy_guard.protected_part p
+	  JOIN pg_inherits i ON i.inhrelid = p.target
+	 WHERE NOT EXISTS (SELECT 1 FROM privacy_guard.protected_part q
+						WHERE q.target = i.inhparent AND q.root = p.root)
+	 LIMIT 1;
+	IF v_bad IS NOT NULL THEN
+		RAISE EXCEPTION 'table % is protected by privacy_guard and cannot become a child of a table with other rules', v_bad
+			USING ERRCODE = '42501',
+				  DETAIL = 'Queries on the parent would not apply its rules.';
 	END IF;
 
 	/* the registration names the subject and retention columns */
@@ -908,7 +948,28 @@ RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	v_orphan regclass;
 BEGIN
+	/*
+	 * A registered table may not go while tables carrying its rules (parts
+	 * detached from it) stay: their policies depend on it and would be
+	 * dropped with it, leaving their rows unprotected.
+	 */
+	SELECT p.target INTO v_orphan
+	  FROM privacy_guard.protected_part p
+	  JOIN pg_event_trigger_dropped_objects() o
+		ON o.classid = 'pg_class'::regclass AND o.objsubid = 0 AND o.objid = p.root::oid
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d
+						WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+						  AND d.objid = p.target::oid)
+	 LIMIT 1;
+	IF v_orphan IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot drop a protected table while % still carries its rules', v_orphan
+			USING ERRCODE = '2BP01',
+				  HINT = 'Drop that table too, or run privacy_guard.unprotect() first.';
+	END IF;
+
 	/* a dropped table takes its registration with it */
 	DELETE FROM privacy_guard.protected_part p
 	 USING pg_event_trigger_dropped_objects() o
@@ -922,7 +983,8 @@ $$;
 COMMENT ON FUNCTION privacy_guard._on_sql_drop() IS 'Internal: forget the registration of a dropped table';
 
 CREATE EVENT TRIGGER privacy_guard_ddl_guard ON ddl_command_end
-	WHEN TAG IN ('ALTER TABLE', 'ALTER POLICY', 'DROP POLICY', 'CREATE TABLE', 'CREATE POLICY')
+	WHEN TAG IN ('ALTER TABLE', 'ALTER POLICY', 'DROP POLICY', 'CREATE TABLE', 'CREATE POLICY',
+				 'CREATE FOREIGN TABLE', 'ALTER FOREIGN TABLE')
 	EXECUTE FUNCTION privacy_guard._on_ddl_command_end();
 CREATE EVENT TRIGGER privacy_guard_drop_guard ON sql_drop
 	EXECUTE FUNCTION privacy_guard._on_sql_drop();

@@ -30,6 +30,13 @@ SELECT privacy_guard.protect('customers', 'id', ARRAY['billing'], on_expiry => '
 SELECT privacy_guard.protect('customers', 'id', ARRAY['billing'], on_forget => 'anonymize');
 SELECT privacy_guard.protect('customers', 'email', ARRAY['billing'], on_forget => 'anonymize');
 SELECT privacy_guard.protect('privacy_guard.consent_state', 'subject', ARRAY['billing']);
+-- only subject types whose text form depends on no setting
+CREATE TABLE odd_keys (c char(6), b bytea, d date, f float8, u uuid, v varchar(20));
+SELECT privacy_guard.protect('odd_keys', 'c', ARRAY['billing']);
+SELECT privacy_guard.protect('odd_keys', 'b', ARRAY['billing']);
+SELECT privacy_guard.protect('odd_keys', 'd', ARRAY['billing']);
+SELECT privacy_guard.protect('odd_keys', 'f', ARRAY['billing']);
+DROP TABLE odd_keys;
 SELECT count(*) FROM privacy_guard.protected_tables;
 SELECT count(*) FROM pg_policy WHERE polrelid = 'customers'::regclass;
 

@@ -69,12 +69,12 @@ GRANT SELECT ON customer_ids_v TO regress_app;
 SET ROLE regress_app;
 SELECT id FROM customer_ids_v ORDER BY id;
 
--- a parallel scan applies the same rules in every worker
+-- parallel query: the check is PARALLEL RESTRICTED, so a protected table is
+-- scanned by the leader (which sees the newest consents), never by a worker
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
-SET parallel_leader_participation = off;
 EXPLAIN (COSTS OFF) SELECT count(*) FROM customers;
 SELECT count(*) FROM customers;
 SELECT array_agg(id ORDER BY id) FROM customers;
@@ -82,7 +82,28 @@ RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;
 RESET max_parallel_workers_per_gather;
-RESET parallel_leader_participation;
+
+-- a consent written and rolled back in this session leaves nothing behind
+RESET ROLE;
+BEGIN;
+SELECT privacy_guard.grant_consent('8', 'marketing');
+SET LOCAL ROLE regress_app;
+SELECT array_agg(id ORDER BY id) AS inside FROM customers;
+ROLLBACK;
+SET ROLE regress_app;
+SELECT array_agg(id ORDER BY id) AS after_rollback FROM customers;
+RESET ROLE;
+BEGIN;
+SAVEPOINT s;
+SELECT privacy_guard.withdraw_consent('1', 'marketing');
+SET LOCAL ROLE regress_app;
+SELECT array_agg(id ORDER BY id) AS inside FROM customers;
+RESET ROLE;
+ROLLBACK TO SAVEPOINT s;
+SET LOCAL ROLE regress_app;
+SELECT array_agg(id ORDER BY id) AS after_rollback_to FROM customers;
+COMMIT;
+SET ROLE regress_app;
 
 -- user-defined filters cannot see hidden rows first (security barrier)
 CREATE FUNCTION pg_temp.peek(bigint) RETURNS boolean LANGUAGE plpgsql COST 0.0001

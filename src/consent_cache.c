@@ -27,6 +27,7 @@
 #include "subject_set.h"
 
 #include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
@@ -83,10 +84,39 @@ static MemoryContext pvg_store_cxt = NULL;
 static bool pvg_store_full_stale = true;	/* reload everything */
 static bool pvg_store_changed = false;	/* patch what changed */
 
+/*
+ * Set when this transaction read the store while it had written something:
+ * it may have read its own uncommitted consents, which an abort takes back
+ * without anything left to patch by.
+ */
+static bool pvg_store_read_own_writes = false;
+
 void
 pvg_consent_mark_stale(void)
 {
 	pvg_store_full_stale = true;
+}
+
+/* A (sub)transaction aborted: forget what it may have let into the store. */
+void
+pvg_consent_abort(void)
+{
+	if (pvg_store_read_own_writes)
+		pvg_store_full_stale = true;
+}
+
+void
+pvg_consent_end_xact(void)
+{
+	pvg_store_read_own_writes = false;
+}
+
+/* Note a read of the store, and whether it may include our own writes. */
+static void
+pvg_store_note_read(void)
+{
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		pvg_store_read_own_writes = true;
 }
 
 void
@@ -333,10 +363,12 @@ pvg_store_load(void)
 	/*
 	 * Mark the store fresh before reading it: an invalidation that arrives
 	 * while we read (a commit our snapshot may have missed) marks it stale
-	 * again, and the next statement catches up.
+	 * again, and the next statement catches up.  A load in parallel mode
+	 * (with the statement's snapshot) serves its statement only.
 	 */
-	pvg_store_full_stale = false;
+	pvg_store_full_stale = !pvg_load_is_current();
 	pvg_store_changed = false;
+	pvg_store_note_read();
 
 	pvg_spi_as_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
@@ -388,11 +420,12 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg)
 	int			save_sec;
 
 	pvg_store_changed = false;
+	pvg_store_note_read();
 
 	pvg_spi_as_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
-		Snapshot	snap = RegisterSnapshot(pvg_load_snapshot());
+		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 		FullTransactionId horizon = pvg_snapshot_horizon(snap);
 		Oid			argtypes[1];
 		Datum		args[1];
@@ -588,7 +621,8 @@ pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 	PvgConsentStore *store = pvg_store;
 	PvgSubjectSet *set;
 
-	if (store == NULL || pvg_store_full_stale)
+	if (store == NULL || pvg_store_full_stale ||
+		(pvg_store_changed && !pvg_load_is_current()))
 		store = pvg_store_load();
 	else if (pvg_store_changed)
 		pvg_store_patch(store, reg);

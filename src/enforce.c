@@ -41,7 +41,8 @@ typedef struct PvgRowCheck
 	int			int_width;		/* 2, 4 or 8 for PVG_KEY_INT */
 	bool		text_direct;	/* text/varchar: probe the bytes as they are */
 	FmgrInfo	outfunc;		/* other types: probe the text form */
-	TimestampTz now;
+	TimestampTz now;			/* retention: transaction start, as now() */
+	TimestampTz stmt_now;		/* consent expiry, forget due: statement start */
 	bool		anonymize_on_expiry;
 
 	/* retention: visible iff exact(value) i.e. value + retention > now */
@@ -257,6 +258,8 @@ pvg_row_check_setup(FunctionCallInfo fcinfo)
 	}
 	chk->set = pvg_subject_set(reg, purpose, chk->kind);
 	chk->now = GetCurrentTransactionStartTimestamp();
+	/* a forget request filed since the transaction began counts at once */
+	chk->stmt_now = GetCurrentStatementStartTimestamp();
 	chk->anonymize_on_expiry = table->anonymize_on_expiry;
 
 	if (table->has_retention && PG_NARGS() > 2)
@@ -312,14 +315,14 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 			key = DatumGetInt32(subject);
 		else
 			key = DatumGetInt16(subject);
-		PG_RETURN_BOOL(pvg_set_allows_int(chk->set, key, chk->now));
+		PG_RETURN_BOOL(pvg_set_allows_int(chk->set, key, chk->stmt_now));
 	}
 	if (chk->text_direct)
 	{
 		struct varlena *t = PG_DETOAST_DATUM_PACKED(subject);
 		bool		result;
 
-		result = pvg_set_allows_text(chk->set, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), chk->now);
+		result = pvg_set_allows_text(chk->set, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), chk->stmt_now);
 		if ((Pointer) t != DatumGetPointer(subject))
 			pfree(t);
 		PG_RETURN_BOOL(result);
@@ -329,7 +332,7 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 		char	   *s = OutputFunctionCall(&chk->outfunc, subject);
 		bool		result;
 
-		result = pvg_set_allows_text(chk->set, s, strlen(s), chk->now);
+		result = pvg_set_allows_text(chk->set, s, strlen(s), chk->stmt_now);
 		pfree(s);
 		PG_RETURN_BOOL(result);
 	}

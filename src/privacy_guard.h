@@ -97,6 +97,7 @@ extern bool pvg_purpose_within(PvgRegistry *reg, int purpose, int ancestor);
 extern void pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec);
 extern void pvg_spi_as_owner_end(Oid save_userid, int save_sec);
 extern Snapshot pvg_load_snapshot(void);
+extern bool pvg_load_is_current(void);
 extern uint64 pvg_spi_read(const char *sql);
 extern uint64 pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
 									 Snapshot snap);
@@ -105,6 +106,8 @@ extern void pvg_retire_context(MemoryContext cxt);
 /* consent_cache.c */
 extern void pvg_consent_mark_stale(void);
 extern void pvg_consent_mark_changed(void);
+extern void pvg_consent_abort(void);
+extern void pvg_consent_end_xact(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 
 /* enforce.c */

@@ -43,22 +43,37 @@ static const char *const pvg_watched_names[PVG_NWATCH] = {
 #define PVG_NWATCH_REGISTRY 3
 
 static Oid	pvg_watched[PVG_NWATCH];
-static PvgRegistry *pvg_reg = NULL;		/* NULL: stale */
+static PvgRegistry *pvg_reg = NULL;
+static bool pvg_reg_valid = false;	/* false: reload before use */
 static MemoryContext pvg_reg_cxt = NULL;
 static MemoryContext pvg_retired_cxt = NULL;
 static uint64 pvg_reg_generation = 0;
 
-/* Free retired cache copies once no statement can point into them. */
+/*
+ * Free retired cache copies once no statement can point into them, and
+ * drop what an aborted transaction may have let into the caches.
+ */
 static void
 pvg_xact_callback(XactEvent event, void *arg)
 {
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		pvg_consent_abort();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
+		pvg_consent_end_xact();
 		if (pvg_retired_cxt != NULL)
 			MemoryContextReset(pvg_retired_cxt);
 	}
+}
+
+static void
+pvg_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		pvg_consent_abort();
 }
 
 /* Mark caches stale when one of our tables (or everything) is invalidated. */
@@ -69,7 +84,7 @@ pvg_relcache_callback(Datum arg, Oid relid)
 
 	if (!OidIsValid(relid))
 	{
-		pvg_reg = NULL;
+		pvg_reg_valid = false;
 		pvg_consent_mark_stale();
 		return;
 	}
@@ -80,7 +95,7 @@ pvg_relcache_callback(Datum arg, Oid relid)
 			if (i < PVG_NWATCH_REGISTRY)
 			{
 				/* subject sets refer to purposes, so both go stale */
-				pvg_reg = NULL;
+				pvg_reg_valid = false;
 				pvg_consent_mark_stale();
 			}
 			else
@@ -95,6 +110,7 @@ pvg_cache_init(void)
 {
 	CacheRegisterRelcacheCallback(pvg_relcache_callback, (Datum) 0);
 	RegisterXactCallback(pvg_xact_callback, NULL);
+	RegisterSubXactCallback(pvg_subxact_callback, NULL);
 }
 
 /*
@@ -160,8 +176,11 @@ pvg_spi_as_owner_end(Oid save_userid, int save_sec)
 /*
  * The snapshot caches are loaded with: the newest committed state, so that
  * a change is seen by the next statement even inside a REPEATABLE READ
- * transaction; in parallel mode (where a new snapshot cannot be taken) the
- * statement's own snapshot, which the leader shares with its workers.
+ * transaction.  In parallel mode (a protected table's scan never runs in a
+ * worker, its check being PARALLEL RESTRICTED, but the leader may be in
+ * parallel mode for other parts of the plan) no new snapshot can be taken:
+ * the statement's own is used, and what is loaded with it serves that
+ * statement only (see pvg_load_is_current).
  */
 Snapshot
 pvg_load_snapshot(void)
@@ -169,6 +188,13 @@ pvg_load_snapshot(void)
 	if (IsInParallelMode())
 		return GetActiveSnapshot();
 	return GetLatestSnapshot();
+}
+
+/* Whether a load now sees the newest committed state, so may be kept as current. */
+bool
+pvg_load_is_current(void)
+{
+	return !IsInParallelMode();
 }
 
 /* Run one read-only query under the given snapshot; returns the row count. */
@@ -249,6 +275,13 @@ pvg_registry_load(void)
 	cxt = AllocSetContextCreate(TopMemoryContext, "privacy_guard registry",
 								ALLOCSET_DEFAULT_SIZES);
 	reg = MemoryContextAllocZero(cxt, sizeof(PvgRegistry));
+
+	/*
+	 * Valid from before the read: an invalidation that arrives while we read
+	 * (for a commit our snapshot may have missed) makes the next use reload.
+	 * A load in parallel mode serves its statement only.
+	 */
+	pvg_reg_valid = pvg_load_is_current();
 
 	pvg_spi_as_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
@@ -342,6 +375,7 @@ pvg_registry_load(void)
 	}
 	PG_CATCH();
 	{
+		pvg_reg_valid = false;
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
@@ -361,7 +395,7 @@ pvg_registry_load(void)
 PvgRegistry *
 pvg_registry(void)
 {
-	if (pvg_reg == NULL)
+	if (pvg_reg == NULL || !pvg_reg_valid)
 	{
 		/*
 		 * Subject sets refer to purposes by index: they are rebuilt after a
