@@ -7,7 +7,9 @@
 # (diagnostic) and a hand-written RLS policy -- and measures, as an ordinary
 # application role with a warm cache:
 #   1. full scans (SELECT count(*), sum(amount)) under a contract purpose and
-#      a consent purpose, timed with psql's \timing, interleaved;
+#      a consent purpose, timed with psql's \timing, interleaved; plus a
+#      diagnostic "floor": the unprotected table with a trivial built-in qual
+#      on the two columns the policy reads;
 #   2. indexed point lookups with pgbench (-M prepared and -M simple),
 #      interleaved;
 #   3. (informational) the first statement of a fresh session, which pays
@@ -31,6 +33,11 @@
 #                                   of plain_t and of prot_t (billing, marketing) for
 #                                   PROFILE_SECONDS=8 each and append the hottest
 #                                   symbols (needs perf; root or perf_event_paranoid <= 1)
+#   PRELOAD=1                       load privacy_guard with shared_preload_libraries (as
+#                                   SPEC section 4 recommends); every backend then runs the
+#                                   build the server started with, even if the installed
+#                                   library is replaced during the run (background
+#                                   enforcement is switched off if the build has it)
 #   KEEP=0                          1: leave the cluster running afterwards (to investigate)
 #   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 #   RESULTS_DIR=bench/results
@@ -54,6 +61,7 @@ NORET=${NORET:-1}
 SHARED_BUFFERS=${SHARED_BUFFERS:-512MB}
 PROFILE=${PROFILE:-0}
 KEEP=${KEEP:-0}
+PRELOAD=${PRELOAD:-1}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
@@ -151,6 +159,13 @@ autovacuum = off					# tables are vacuumed explicitly after loading
 max_wal_size = 8GB
 checkpoint_timeout = 1h
 EOF
+if [ "$PRELOAD" = 1 ]; then
+	echo "shared_preload_libraries = 'privacy_guard'" >>"$PGDATA/postgresql.conf"
+	# no background enforcement rounds during a read benchmark
+	if grep -aq 'privacy_guard.enabled' "$PKGLIBDIR/privacy_guard.so"; then
+		echo "privacy_guard.enabled = off" >>"$PGDATA/postgresql.conf"
+	fi
+fi
 as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
 
 # psql as the superuser / as the application role (never reads ~/.psqlrc)
@@ -189,7 +204,7 @@ if [ -f "$SHAREDIR/extension/pg_prewarm.control" ]; then
 	} | psql_su >/dev/null
 fi
 
-# sizes, and a check that shared_buffers can hold everything
+# sizes, reported with shared_buffers (which should hold them all)
 SIZES=$(psql_su -At -F ' ' -c "
 	SELECT c.relname, pg_size_pretty(pg_table_size(c.oid)), pg_size_pretty(pg_indexes_size(c.oid))
 	  FROM pg_class c
@@ -204,9 +219,6 @@ CONSENTING=$(psql_su -At -c "
 	SELECT round(100.0 * count(*) FILTER (WHERE status = 'granted') / $SUBJECTS, 1)
 	  FROM privacy_guard.consent_state WHERE purpose = 'marketing'")
 
-# ---------------------------------------------------------------------------
-# Variants: name:table:privacy_guard.purpose (app.purpose is always marketing,
-# which is what rls_t's hand-written policy reads)
 # ---------------------------------------------------------------------------
 # Variants: name|table|privacy_guard.purpose|extra WHERE clause.  app.purpose
 # is always marketing, which is what rls_t's hand-written policy reads.
@@ -321,7 +333,7 @@ for v in "${LOOKUP_VARIANTS[@]}"; do
 done
 
 run_pgbench() {					# mode variant seconds -> tps
-	local mode=$1 v=$2 secs=$3 name tbl purpose out
+	local mode=$1 v=$2 secs=$3 name tbl purpose where out
 	IFS='|' read -r name tbl purpose where <<<"$v"
 	out=$(as_pg env PGOPTIONS="-c privacy_guard.purpose=$purpose -c app.purpose=marketing" \
 		"$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -U bench_app -M "$mode" \
@@ -352,8 +364,8 @@ fi
 
 # ---------------------------------------------------------------------------
 # 3. Fresh sessions (informational): a new connection's first and second
-#    point lookup; the first pays for loading privacy_guard (library,
-#    registry, consent store, subject set).
+#    point lookup; the first pays for loading privacy_guard's registry,
+#    consent store and subject set (and the library unless preloaded).
 # ---------------------------------------------------------------------------
 if [ "$COLD_RUNS" -gt 0 ]; then
 	log "fresh sessions: $COLD_RUNS rounds x ${#LOOKUP_VARIANTS[@]} variants"
@@ -372,7 +384,7 @@ if [ "$COLD_RUNS" -gt 0 ]; then
 fi
 
 SO_SUM_AFTER=$(md5sum "$PKGLIBDIR/privacy_guard.so" | cut -c1-12)
-if [ "$SO_SUM_BEFORE" != "$SO_SUM_AFTER" ]; then
+if [ "$SO_SUM_BEFORE" != "$SO_SUM_AFTER" ] && [ "$PRELOAD" != 1 ]; then
 	log "warning: $PKGLIBDIR/privacy_guard.so was replaced during the run; results mix two builds"
 fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
@@ -474,7 +486,11 @@ SUMMARY=$WORK/summary.md
 {
 	echo "# privacy_guard read benchmark ($TS)"
 	echo
-	echo "- commit $GIT_REV$GIT_DIRTY; installed privacy_guard.so md5 $SO_SUM_BEFORE$([ "$SO_SUM_BEFORE" = "$SO_SUM_AFTER" ] || echo " -> $SO_SUM_AFTER (REPLACED DURING THE RUN)")"
+	if [ "$PRELOAD" = 1 ]; then
+		echo "- commit $GIT_REV$GIT_DIRTY; privacy_guard.so md5 $SO_SUM_BEFORE, preloaded (shared_preload_libraries): all backends ran this build$([ "$SO_SUM_BEFORE" = "$SO_SUM_AFTER" ] || echo "; the installed file was replaced during the run, which did not affect it")"
+	else
+		echo "- commit $GIT_REV$GIT_DIRTY; privacy_guard.so md5 $SO_SUM_BEFORE, loaded on first use$([ "$SO_SUM_BEFORE" = "$SO_SUM_AFTER" ] || echo " -> $SO_SUM_AFTER (REPLACED DURING THE RUN: results mix two builds)")"
+	fi
 	echo "- $SERVER_VERSION"
 	echo "- $(nproc 2>/dev/null || echo '?') CPUs; load average before $LOAD_BEFORE, after $LOAD_AFTER"
 	echo "- data: $ROWS rows per table, $SUBJECTS subjects (customer_id bigint), $CONSENTING% consenting to marketing;"
@@ -533,7 +549,7 @@ SUMMARY=$WORK/summary.md
 	if [ "$COLD_RUNS" -gt 0 ]; then
 		echo
 		echo "Fresh session (informational, no bar): latency of a new connection's first and second point lookup, ms"
-		echo "(the first pays for loading privacy_guard's library, registry, consent store and subject set)."
+		echo "(the first pays for loading privacy_guard's registry, consent store and subject set$([ "$PRELOAD" = 1 ] || echo ", and its library"))."
 		echo
 		echo "| variant | runs | first: median | min | max | second: median | min | max |"
 		echo "|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -410,6 +410,41 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._check_subject(text) IS 'Internal: validate a subject key without echoing it';
 
+/* One entry in the ledger and the new current state: both or neither. */
+CREATE FUNCTION privacy_guard._record_consent(p_subject text, p_purpose text, p_status text,
+											  p_valid_until timestamptz, p_evidence jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	INSERT INTO privacy_guard.consent_ledger (subject, purpose, action, valid_until, evidence)
+	VALUES (p_subject, p_purpose,
+			CASE p_status WHEN 'granted' THEN 'grant' WHEN 'withdrawn' THEN 'withdraw' ELSE 'object' END,
+			p_valid_until, p_evidence);
+	INSERT INTO privacy_guard.consent_state AS c (subject, purpose, status, valid_until)
+	VALUES (p_subject, p_purpose, p_status, p_valid_until)
+	ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+		SET status = excluded.status, valid_until = excluded.valid_until, changed_at = now();
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._record_consent(text, text, text, timestamptz, jsonb) IS 'Internal: append to the consent ledger and set the current state';
+
+/* A purpose and its ancestors, nearest first. */
+CREATE FUNCTION privacy_guard._purpose_chain(purpose text)
+RETURNS SETOF text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE chain(name) AS (
+		SELECT $1
+		UNION ALL
+		SELECT p.parent FROM privacy_guard.purpose p JOIN chain ON p.name = chain.name
+		 WHERE p.parent IS NOT NULL)
+	SELECT chain.name FROM chain
+$$;
+COMMENT ON FUNCTION privacy_guard._purpose_chain(text) IS 'Internal: a purpose and its ancestors';
+
 CREATE FUNCTION privacy_guard.grant_consent(subject text, purpose text,
 											valid_until timestamptz DEFAULT NULL,
 											evidence jsonb DEFAULT NULL)
@@ -429,13 +464,7 @@ BEGIN
 	IF valid_until IS NOT NULL AND valid_until <= now() THEN
 		RAISE EXCEPTION 'valid_until must lie in the future' USING ERRCODE = '22023';
 	END IF;
-	INSERT INTO privacy_guard.consent_ledger (subject, purpose, action, valid_until, evidence)
-	VALUES (grant_consent.subject, grant_consent.purpose, 'grant', grant_consent.valid_until,
-			grant_consent.evidence);
-	INSERT INTO privacy_guard.consent_state AS c (subject, purpose, status, valid_until)
-	VALUES (grant_consent.subject, grant_consent.purpose, 'granted', grant_consent.valid_until)
-	ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
-		SET status = 'granted', valid_until = excluded.valid_until, changed_at = now();
+	PERFORM privacy_guard._record_consent(subject, purpose, 'granted', valid_until, evidence);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.grant_consent(text, text, timestamptz, jsonb) IS 'Record a subject''s consent to a purpose';
@@ -455,12 +484,7 @@ BEGIN
 			USING ERRCODE = '22023',
 				  HINT = 'Use privacy_guard.object_to() for legitimate_interests and public_task purposes.';
 	END IF;
-	INSERT INTO privacy_guard.consent_ledger (subject, purpose, action)
-	VALUES (withdraw_consent.subject, withdraw_consent.purpose, 'withdraw');
-	INSERT INTO privacy_guard.consent_state AS c (subject, purpose, status)
-	VALUES (withdraw_consent.subject, withdraw_consent.purpose, 'withdrawn')
-	ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
-		SET status = 'withdrawn', valid_until = NULL, changed_at = now();
+	PERFORM privacy_guard._record_consent(subject, purpose, 'withdrawn', NULL, NULL);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.withdraw_consent(text, text) IS 'Record the withdrawal of a subject''s consent';
@@ -480,12 +504,7 @@ BEGIN
 			purpose, v_basis
 			USING ERRCODE = '22023';
 	END IF;
-	INSERT INTO privacy_guard.consent_ledger (subject, purpose, action)
-	VALUES (object_to.subject, object_to.purpose, 'object');
-	INSERT INTO privacy_guard.consent_state AS c (subject, purpose, status)
-	VALUES (object_to.subject, object_to.purpose, 'objected')
-	ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
-		SET status = 'objected', valid_until = NULL, changed_at = now();
+	PERFORM privacy_guard._record_consent(subject, purpose, 'objected', NULL, NULL);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.object_to(text, text) IS 'Record a subject''s objection (GDPR Art. 21)';
@@ -504,23 +523,17 @@ BEGIN
 	v_basis := privacy_guard._check_purpose(purpose);
 	IF v_basis = 'consent' THEN
 		RETURN EXISTS (
-			WITH RECURSIVE chain(name) AS (
-				SELECT has_consent.purpose
-				UNION ALL
-				SELECT p.parent FROM privacy_guard.purpose p JOIN chain ON p.name = chain.name
-				 WHERE p.parent IS NOT NULL)
-			SELECT 1 FROM privacy_guard.consent_state c JOIN chain ON c.purpose = chain.name
-			 WHERE c.subject = has_consent.subject AND c.status = 'granted'
+			SELECT 1 FROM privacy_guard.consent_state c
+			 WHERE c.subject = has_consent.subject
+			   AND c.purpose IN (SELECT privacy_guard._purpose_chain(has_consent.purpose))
+			   AND c.status = 'granted'
 			   AND (c.valid_until IS NULL OR c.valid_until > now()));
 	ELSIF v_basis IN ('legitimate_interests', 'public_task') THEN
 		RETURN NOT EXISTS (
-			WITH RECURSIVE chain(name) AS (
-				SELECT has_consent.purpose
-				UNION ALL
-				SELECT p.parent FROM privacy_guard.purpose p JOIN chain ON p.name = chain.name
-				 WHERE p.parent IS NOT NULL)
-			SELECT 1 FROM privacy_guard.consent_state c JOIN chain ON c.purpose = chain.name
-			 WHERE c.subject = has_consent.subject AND c.status = 'objected');
+			SELECT 1 FROM privacy_guard.consent_state c
+			 WHERE c.subject = has_consent.subject
+			   AND c.purpose IN (SELECT privacy_guard._purpose_chain(has_consent.purpose))
+			   AND c.status = 'objected');
 	END IF;
 	RETURN true;
 END
