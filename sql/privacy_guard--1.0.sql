@@ -214,17 +214,13 @@ LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION privacy_guard.write_allowed(regclass) IS 'Policy check for written rows: rules 1-4';
 
 /*
- * The permissive half of a protected table's policies.  It is folded to
- * true at plan time, so it costs nothing per row, but it depends on the
- * extension: DROP EXTENSION ... CASCADE removes it and the table fails closed.
- * In C, because the planner folds it by calling it, and a SQL function
- * would cost every plan a SQL-function execution.
+ * The permissive half of a protected table's policies is the constant
+ * 'true'::privacy_guard.base_policy.  The planner folds it away (no cost per
+ * row or per plan), yet the policy depends on the extension through the
+ * type: DROP EXTENSION ... CASCADE removes it, and the table fails closed.
  */
-CREATE FUNCTION privacy_guard.base_policy()
-RETURNS boolean
-AS 'MODULE_PATHNAME', 'pvg_base_policy'
-LANGUAGE C IMMUTABLE PARALLEL SAFE;
-COMMENT ON FUNCTION privacy_guard.base_policy() IS 'Policy: the permissive base of a table without its own row-level security';
+CREATE DOMAIN privacy_guard.base_policy AS boolean;
+COMMENT ON DOMAIN privacy_guard.base_policy IS 'The permissive base policy of a table without row-level security of its own';
 
 CREATE FUNCTION privacy_guard._calling_role()
 RETURNS regrole
@@ -631,7 +627,7 @@ BEGIN
 				   target, v_qual, root::oid);
 	IF with_base THEN
 		EXECUTE format('CREATE POLICY privacy_guard_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
-					   'USING (privacy_guard.base_policy()) WITH CHECK (privacy_guard.base_policy())',
+					   'USING (''true''::privacy_guard.base_policy) WITH CHECK (''true''::privacy_guard.base_policy)',
 					   target);
 	END IF;
 	EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', target);
@@ -1112,7 +1108,6 @@ GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timest
 GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamp) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, date) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION privacy_guard.write_allowed(regclass) TO PUBLIC;
-GRANT EXECUTE ON FUNCTION privacy_guard.base_policy() TO PUBLIC;
 GRANT SELECT ON privacy_guard.purposes, privacy_guard.protected_tables TO PUBLIC;
 
 CREATE FUNCTION privacy_guard.grant_admin(role regrole)

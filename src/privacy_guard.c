@@ -21,7 +21,6 @@ PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(pvg_invalidate_cache);
 PG_FUNCTION_INFO_V1(pvg_calling_role);
-PG_FUNCTION_INFO_V1(pvg_base_policy);
 
 void		_PG_init(void);
 
@@ -85,9 +84,3 @@ pvg_calling_role(PG_FUNCTION_ARGS)
 	PG_RETURN_OID(GetOuterUserId());
 }
 
-/* base_policy() -> true: the permissive base policy, folded at plan time */
-Datum
-pvg_base_policy(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(true);
-}

@@ -40,14 +40,14 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- No administration or recording function is executable by PUBLIC.  Allowed:
 -- the read side (SPEC §3.3: reveal, tag_purposes, tag_retain_until, tag,
 -- has_consent), the policy helpers that protected tables' policies call
--- (row_visible, write_allowed, base_policy), and functions that implement
+-- (row_visible, write_allowed), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text
       FROM pg_proc p, LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
      WHERE p.pronamespace = 'privacy_guard'::regnamespace
        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
-       AND p.proname NOT IN ('has_consent', 'row_visible', 'write_allowed', 'base_policy',
+       AND p.proname NOT IN ('has_consent', 'row_visible', 'write_allowed',
                              'reveal', 'tag', 'tag_purposes', 'tag_retain_until')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
@@ -64,15 +64,14 @@ SELECT set_eq($$
       FROM pg_proc p, LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
      WHERE p.pronamespace = 'privacy_guard'::regnamespace
        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
-       AND p.proname IN ('has_consent', 'row_visible', 'write_allowed', 'base_policy')$$,
+       AND p.proname IN ('has_consent', 'row_visible', 'write_allowed')$$,
     ARRAY['privacy_guard.has_consent(text,text)',
           'privacy_guard.row_visible(regclass,anyelement)',
           'privacy_guard.row_visible(regclass,anyelement,timestamp with time zone)',
           'privacy_guard.row_visible(regclass,anyelement,timestamp without time zone)',
           'privacy_guard.row_visible(regclass,anyelement,date)',
-          'privacy_guard.write_allowed(regclass)',
-          'privacy_guard.base_policy()'],
-    'has_consent, the 4 row_visible overloads, write_allowed and base_policy are executable by PUBLIC');
+          'privacy_guard.write_allowed(regclass)'],
+    'has_consent, the 4 row_visible overloads and write_allowed are executable by PUBLIC');
 
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text
