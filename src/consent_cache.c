@@ -523,21 +523,19 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg)
 }
 
 /*
- * Build the set of a purpose.  Integer sets whose time-independent keys are
- * dense get the bitmap (see subject_set.h); everything else goes into a
- * hash table sized for what it holds, so that a small set (a block list
- * with a few forget requests) stays in cache.
+ * Fill an integer set.  Keys whose answer does not depend on the time go
+ * into the bitmap when they are dense enough (see subject_set.h); the rest
+ * into a hash table sized for what it holds, so that a small set (a block
+ * list with a few forget requests) stays in cache.
  */
-static PvgSubjectSet *
-pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind kind)
+static void
+pvg_set_fill_ints(PvgConsentStore *store, PvgRegistry *reg, PvgSubjectSet *set)
 {
-	PvgSubjectSet *set;
+	const char *chain[64];
+	int			nchain = pvg_set_chain(reg, set->purpose, chain, lengthof(chain));
+	PvgBasis	basis = reg->purposes[set->purpose].basis;
 	pvg_subjmap_iterator it;
 	PvgSubjectEntry *e;
-	MemoryContext old = MemoryContextSwitchTo(store->cxt);
-	const char *chain[64];
-	int			nchain = pvg_set_chain(reg, purpose, chain, lengthof(chain));
-	PvgBasis	basis = reg->purposes[purpose].basis;
 	int64	   *keys;
 	TimestampTz *limits;
 	uint32		n = 0;
@@ -546,22 +544,6 @@ pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind 
 	int64		hi = PG_INT64_MIN;
 	uint32		i;
 
-	set = palloc0(sizeof(PvgSubjectSet));
-	set->purpose = purpose;
-	set->kind = kind;
-	set->reg_generation = reg->generation;
-	set->allow_list = (basis == PVG_BASIS_CONSENT);
-
-	if (kind == PVG_KEY_TEXT)
-	{
-		set->texts = pvg_textmap_create(store->cxt, 64, NULL);
-		pvg_subjmap_start_iterate(store->subjects, &it);
-		while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
-			pvg_set_apply(set, reg, e, true);
-		goto done;
-	}
-
-	/* integer keys: collect them first, to choose the representation */
 	keys = palloc(sizeof(int64) * (store->subjects->members + 1));
 	limits = palloc(sizeof(TimestampTz) * (store->subjects->members + 1));
 	pvg_subjmap_start_iterate(store->subjects, &it);
@@ -581,6 +563,7 @@ pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind 
 		}
 		n++;
 	}
+
 	/* a bitmap pays when it is at most 64 bits per key, or small anyway */
 	if (nfixed >= 256 &&
 		(uint64) hi - (uint64) lo < Max((uint64) nfixed * 64, UINT64CONST(1) << 20))
@@ -602,8 +585,34 @@ pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind 
 	}
 	pfree(keys);
 	pfree(limits);
+}
 
-done:
+/* Build the set of a purpose for one key kind, in the store's memory. */
+static PvgSubjectSet *
+pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind kind)
+{
+	MemoryContext old = MemoryContextSwitchTo(store->cxt);
+	PvgSubjectSet *set;
+
+	set = palloc0(sizeof(PvgSubjectSet));
+	set->purpose = purpose;
+	set->kind = kind;
+	set->reg_generation = reg->generation;
+	set->allow_list = (reg->purposes[purpose].basis == PVG_BASIS_CONSENT);
+
+	if (kind == PVG_KEY_INT)
+		pvg_set_fill_ints(store, reg, set);
+	else
+	{
+		pvg_subjmap_iterator it;
+		PvgSubjectEntry *e;
+
+		set->texts = pvg_textmap_create(store->cxt, 64, NULL);
+		pvg_subjmap_start_iterate(store->subjects, &it);
+		while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
+			pvg_set_apply(set, reg, e, true);
+	}
+
 	set->next = store->sets;
 	store->sets = set;
 	MemoryContextSwitchTo(old);
