@@ -103,3 +103,35 @@ SELECT privacy_guard._guard_suspend(true);
 INSERT INTO privacy_guard.consent_state (subject, purpose, status) VALUES ('8', 'marketing', 'granted');
 RESET ROLE;
 RESET privacy_guard.purpose;
+
+-- attack: row_security = off (what pg_dump sets) fails instead of reading everything
+SET ROLE regress_app;
+SET privacy_guard.purpose = 'marketing';
+SET row_security = off;
+SELECT count(*) FROM customers;
+RESET row_security;
+
+-- attack: CREATE TABLE AS and MERGE only ever see visible rows
+CREATE TEMP TABLE copied AS SELECT id FROM customers;
+SELECT count(*) AS copied_rows FROM copied;
+RESET ROLE;
+GRANT UPDATE ON customers TO regress_app;
+SET ROLE regress_app;
+MERGE INTO customers c USING (SELECT g AS id FROM generate_series(1, 10) g) s ON c.id = s.id
+	WHEN MATCHED THEN UPDATE SET email = 'merged';
+RESET ROLE;
+SELECT count(*) FILTER (WHERE email = 'merged') AS merged, count(*) AS all_rows FROM customers;
+REVOKE UPDATE ON customers FROM regress_app;
+
+-- attack: a cursor opened under one purpose and role keeps the rules it was
+-- opened with; a new statement after SET ROLE is checked for the new role
+SET ROLE regress_app;
+BEGIN;
+DECLARE c CURSOR FOR SELECT id FROM customers ORDER BY id;
+FETCH 1 FROM c;
+SET LOCAL ROLE regress_outsider;
+FETCH ALL FROM c;
+SELECT count(*) FROM customers;
+ROLLBACK;
+RESET ROLE;
+RESET privacy_guard.purpose;
