@@ -26,6 +26,7 @@
 #include "privacy_guard.h"
 #include "subject_set.h"
 
+#include "access/htup_details.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -77,6 +78,9 @@ typedef struct PvgConsentStore
 	PvgSubjectSet *sets;		/* built so far */
 	FullTransactionId horizon;	/* xmin of the snapshot last read with */
 	int			patches;		/* subjects patched since the full load */
+	char	  **purposes;		/* interned purpose names */
+	int			npurposes;
+	int			maxpurposes;
 } PvgConsentStore;
 
 static PvgConsentStore *pvg_store = NULL;
@@ -296,7 +300,52 @@ pvg_store_entry(PvgConsentStore *store, const char *subject)
 	return e;
 }
 
-/* Add the rows of the current SPI result: consents, or open requests. */
+/* A copy of a text datum's contents as a C string. */
+static char *
+pvg_text_copy(Datum d, int *len)
+{
+	text	   *t = DatumGetTextPP(d);
+	int			n = VARSIZE_ANY_EXHDR(t);
+	char	   *s = palloc(n + 1);
+
+	memcpy(s, VARDATA_ANY(t), n);
+	s[n] = '\0';
+	if (len)
+		*len = n;
+	return s;
+}
+
+/*
+ * The purpose names of a store, shared by all its grants: there are few
+ * purposes and many grants.
+ */
+static char *
+pvg_store_purpose(PvgConsentStore *store, Datum d)
+{
+	text	   *t = DatumGetTextPP(d);
+	int			n = VARSIZE_ANY_EXHDR(t);
+	int			i;
+
+	for (i = 0; i < store->npurposes; i++)
+	{
+		if (strlen(store->purposes[i]) == n && memcmp(store->purposes[i], VARDATA_ANY(t), n) == 0)
+			return store->purposes[i];
+	}
+	if (store->npurposes == store->maxpurposes)
+	{
+		store->maxpurposes = Max(store->maxpurposes * 2, 16);
+		store->purposes = store->purposes
+			? repalloc(store->purposes, sizeof(char *) * store->maxpurposes)
+			: palloc(sizeof(char *) * store->maxpurposes);
+	}
+	store->purposes[store->npurposes] = pvg_text_copy(d, NULL);
+	return store->purposes[store->npurposes++];
+}
+
+/*
+ * Add the rows of the current SPI result (subject, purpose, status letter,
+ * valid_until) to the store, in the store's memory.
+ */
 static void
 pvg_store_add_consents(PvgConsentStore *store)
 {
@@ -305,22 +354,23 @@ pvg_store_add_consents(PvgConsentStore *store)
 
 	for (i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		bool		isnull;
-		Datum		d;
-		char	   *status;
+		Datum		values[4];
+		bool		nulls[4];
+		text	   *status;
+		char		letter;
 		PvgSubjectEntry *e;
 		PvgGrant   *g;
 
-		status = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
-		if (status[0] != 'g' && status[0] != 'o')
+		heap_deform_tuple(SPI_tuptable->vals[i], desc, values, nulls);
+		status = DatumGetTextPP(values[2]);
+		letter = VARSIZE_ANY_EXHDR(status) > 0 ? *VARDATA_ANY(status) : '\0';
+		if (letter != 'g' && letter != 'o')
 			continue;
-		e = pvg_store_entry(store, TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)));
+		e = pvg_store_entry(store, pvg_text_copy(values[0], NULL));
 		g = palloc(sizeof(PvgGrant));
-		g->status = status[0];
-		g->purpose = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		d = SPI_getbinval(tup, desc, 4, &isnull);
-		g->valid_until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
+		g->status = letter;
+		g->purpose = pvg_store_purpose(store, values[1]);
+		g->valid_until = nulls[3] ? DT_NOEND : DatumGetTimestampTz(values[3]);
 		g->next = e->grants;
 		e->grants = g;
 	}
