@@ -101,10 +101,9 @@ COMMENT ON TABLE privacy_guard.protected_table IS 'Tables registered with privac
 
 CREATE TABLE privacy_guard.protected_part (
 	target		regclass PRIMARY KEY,
-	root		regclass NOT NULL REFERENCES privacy_guard.protected_table (relid),
-	signature	text NOT NULL
+	root		regclass NOT NULL	/* a registered table (no foreign key: restores load tables in any order) */
 );
-COMMENT ON TABLE privacy_guard.protected_part IS 'Every table carrying a registered table''s policies (itself, partitions, children) and the policy installed there';
+COMMENT ON TABLE privacy_guard.protected_part IS 'Every table carrying a registered table''s policies: itself, its partitions and children, and those detached since';
 
 CREATE TABLE privacy_guard.erasure_request (
 	id			bigint PRIMARY KEY
@@ -584,21 +583,16 @@ $$;
 COMMENT ON FUNCTION privacy_guard._drop_policies(regclass) IS 'Internal: drop privacy_guard policies from one table';
 
 /*
- * What identifies our restrictive policy on a table: its qual and check as
- * stored node trees, which name functions, tables and columns by OID and
- * number, so renaming the table or a column leaves them unchanged.
+ * Whether a table still carries the policy protect() installs for its
+ * registered table: 'intact', 'missing' or 'tampered'.  Judged by structure
+ * and by OIDs looked up now, so renames and restores (new OIDs) keep it.
  */
-CREATE FUNCTION privacy_guard._policy_signature(target regclass)
+CREATE FUNCTION privacy_guard._policy_state(target regclass, root regclass,
+											subject_column name, retention_column name)
 RETURNS text
-LANGUAGE sql STABLE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT p.polqual::text || E'\n' || p.polwithcheck::text
-	  FROM pg_policy p
-	 WHERE p.polrelid = target AND p.polname = 'privacy_guard_rules'
-	   AND NOT p.polpermissive AND p.polcmd = '*' AND p.polroles = '{0}'
-$$;
-COMMENT ON FUNCTION privacy_guard._policy_signature(regclass) IS 'Internal: stored qual and check of a table''s privacy_guard_rules policy, if intact';
+AS 'MODULE_PATHNAME', 'pvg_policy_state'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._policy_state(regclass, regclass, name, name) IS 'Internal: intact, missing or tampered';
 
 /*
  * Install the two policies on one table (the registered table or one of
@@ -631,10 +625,9 @@ BEGIN
 					   target);
 	END IF;
 	EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', target);
-	INSERT INTO privacy_guard.protected_part AS p (target, root, signature)
-	VALUES (target, root, privacy_guard._policy_signature(target))
-	ON CONFLICT ON CONSTRAINT protected_part_pkey DO UPDATE
-		SET root = excluded.root, signature = excluded.signature;
+	INSERT INTO privacy_guard.protected_part AS p (target, root)
+	VALUES (target, root)
+	ON CONFLICT ON CONSTRAINT protected_part_pkey DO UPDATE SET root = excluded.root;
 END
 $$;
 COMMENT ON FUNCTION privacy_guard._install_policies(regclass, regclass, name, name, boolean) IS 'Internal: install privacy_guard policies on one table';
@@ -884,35 +877,43 @@ BEGIN
 		RETURN;
 	END IF;
 
-	/* a new partition or inheritance child is held to its ancestor's rules */
-	PERFORM privacy_guard._guard_suspend(true);
-	FOR r IN
-		SELECT tr.target, tr.root, t.subject_column, t.retention_column, t.owner_rls
-		  FROM privacy_guard._protected_tree() tr
-		  JOIN privacy_guard.protected_table t ON t.relid = tr.root
-		 WHERE tr.target <> tr.root
-		   AND NOT EXISTS (SELECT 1 FROM privacy_guard.protected_part q WHERE q.target = tr.target)
-	LOOP
-		PERFORM privacy_guard._install_policies(r.target, r.root, r.subject_column,
-												r.retention_column, NOT r.owner_rls);
-	END LOOP;
-	PERFORM privacy_guard._guard_suspend(false);
-
-	/*
-	 * Nothing may weaken the rules where they were installed: on registered
-	 * tables, their partitions and children, and on those detached since.
-	 */
-	SELECT p.target INTO v_bad
-	  FROM privacy_guard.protected_part p
-	  JOIN pg_class c ON c.oid = p.target
-	 WHERE NOT (c.relrowsecurity AND c.relforcerowsecurity)
-		OR privacy_guard._policy_signature(p.target) IS DISTINCT FROM p.signature
+	/* the registration names the subject and retention columns */
+	SELECT t.relid INTO v_bad
+	  FROM privacy_guard.protected_table t
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+						WHERE a.attrelid = t.relid AND a.attname = t.subject_column
+						  AND NOT a.attisdropped)
+		OR (t.retention_column IS NOT NULL
+			AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+							 WHERE a.attrelid = t.relid AND a.attname = t.retention_column
+							   AND NOT a.attisdropped))
 	 LIMIT 1;
 	IF v_bad IS NOT NULL THEN
-		RAISE EXCEPTION 'table % is protected by privacy_guard', v_bad
-			USING ERRCODE = '42501',
-				  DETAIL = 'The command would remove or change the row-level security that enforces its purpose rules.',
-				  HINT = 'An administrator can run privacy_guard.unprotect() first.';
+		RAISE EXCEPTION 'cannot rename the subject or retention column of protected table %', v_bad
+			USING ERRCODE = '55000',
+				  HINT = 'Unprotect the table, rename the column, then protect the table again.';
+	END IF;
+
+	/*
+	 * A partition or child created or attached under a protected table is
+	 * held to its rules at once (once that table's own policy is in place:
+	 * during a restore, pg_restore brings the policies itself).
+	 */
+	IF TG_TAG IN ('CREATE TABLE', 'CREATE FOREIGN TABLE', 'ALTER TABLE', 'ALTER FOREIGN TABLE') THEN
+		PERFORM privacy_guard._guard_suspend(true);
+		FOR r IN
+			SELECT tr.target, tr.root, t.subject_column, t.retention_column, t.owner_rls
+			  FROM privacy_guard._protected_tree() tr
+			  JOIN privacy_guard.protected_table t ON t.relid = tr.root
+			 WHERE tr.target <> tr.root
+			   AND NOT EXISTS (SELECT 1 FROM privacy_guard.protected_part q WHERE q.target = tr.target)
+			   AND privacy_guard._policy_state(tr.root, tr.root, t.subject_column,
+											   t.retention_column) = 'intact'
+		LOOP
+			PERFORM privacy_guard._install_policies(r.target, r.root, r.subject_column,
+													r.retention_column, NOT r.owner_rls);
+		END LOOP;
+		PERFORM privacy_guard._guard_suspend(false);
 	END IF;
 
 	/*
@@ -932,21 +933,27 @@ BEGIN
 				  DETAIL = 'Queries on the parent would not apply its rules.';
 	END IF;
 
-	/* the registration names the subject and retention columns */
-	SELECT t.relid INTO v_bad
-	  FROM privacy_guard.protected_table t
-	 WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
-						WHERE a.attrelid = t.relid AND a.attname = t.subject_column
-						  AND NOT a.attisdropped)
-		OR (t.retention_column IS NOT NULL
-			AND NOT EXISTS (SELECT 1 FROM pg_attribute a
-							 WHERE a.attrelid = t.relid AND a.attname = t.retention_column
-							   AND NOT a.attisdropped))
+	/*
+	 * Nothing may weaken the rules where they apply: on registered tables,
+	 * their partitions and children, and those detached since.  A policy
+	 * that is missing altogether is a table being restored, unless this very
+	 * command dropped or renamed it.
+	 */
+	SELECT x.target INTO v_bad
+	  FROM (SELECT p.target, p.root FROM privacy_guard.protected_part p
+			UNION
+			SELECT tr.target, tr.root FROM privacy_guard._protected_tree() tr) x
+	  JOIN privacy_guard.protected_table t ON t.relid = x.root
+	  CROSS JOIN LATERAL privacy_guard._policy_state(x.target, x.root, t.subject_column,
+													 t.retention_column) AS st(state)
+	 WHERE st.state = 'tampered'
+		OR (st.state = 'missing' AND TG_TAG IN ('DROP POLICY', 'ALTER POLICY'))
 	 LIMIT 1;
 	IF v_bad IS NOT NULL THEN
-		RAISE EXCEPTION 'cannot rename the subject or retention column of protected table %', v_bad
-			USING ERRCODE = '55000',
-				  HINT = 'Unprotect the table, rename the column, then protect the table again.';
+		RAISE EXCEPTION 'table % is protected by privacy_guard', v_bad
+			USING ERRCODE = '42501',
+				  DETAIL = 'The command would remove or change the row-level security that enforces its purpose rules.',
+				  HINT = 'An administrator can run privacy_guard.unprotect() first.';
 	END IF;
 END
 $$;
