@@ -105,6 +105,15 @@ CREATE TABLE privacy_guard.protected_part (
 );
 COMMENT ON TABLE privacy_guard.protected_part IS 'Every table carrying a registered table''s policies: itself, its partitions and children, and those detached since';
 
+CREATE TABLE privacy_guard.anonymizer (
+	relid		regclass NOT NULL,
+	column_name	name NOT NULL,
+	method		text NOT NULL,	/* null, redact, hash, mask, generalize, or function */
+	fn			regprocedure,	/* the function, for method function */
+	PRIMARY KEY (relid, column_name)
+);
+COMMENT ON TABLE privacy_guard.anonymizer IS 'How anonymisation treats a column of a protected table';
+
 CREATE TABLE privacy_guard.erasure_request (
 	id			bigint PRIMARY KEY
 				DEFAULT pg_catalog.nextval('privacy_guard.erasure_request_id_seq'::pg_catalog.regclass),
@@ -138,6 +147,7 @@ SELECT pg_catalog.pg_extension_config_dump('privacy_guard.consent_ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_guard.consent_state', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_guard.protected_table', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_guard.protected_part', '');
+SELECT pg_catalog.pg_extension_config_dump('privacy_guard.anonymizer', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_guard.erasure_request', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_guard.secret', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_guard.purpose_id_seq', '');
@@ -549,6 +559,16 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	/* the one change allowed: an erased subject's key replaced by its digest */
+	IF TG_OP = 'UPDATE'
+	   AND NEW.subject = privacy_guard._subject_digest(OLD.subject)
+	   AND (NEW.id, NEW.purpose, NEW.action, NEW.valid_until, NEW.evidence, NEW.recorded_at,
+			NEW.recorded_by)
+		   IS NOT DISTINCT FROM
+		   (OLD.id, OLD.purpose, OLD.action, OLD.valid_until, OLD.evidence, OLD.recorded_at,
+			OLD.recorded_by) THEN
+		RETURN NEW;
+	END IF;
 	RAISE EXCEPTION 'privacy_guard.consent_ledger is append-only'
 		USING ERRCODE = '55000';
 END
@@ -1071,6 +1091,279 @@ CREATE VIEW privacy_guard.erasure_requests AS
 COMMENT ON VIEW privacy_guard.erasure_requests IS 'Erasure requests and receipts; subjects appear only as keyed digests';
 
 /* ------------------------------------------------------------------ */
+/* Enforcement: anonymisers and the erasure engine                       */
+/* ------------------------------------------------------------------ */
+
+CREATE FUNCTION privacy_guard._exec_as_owner(tbl regclass, sql text, key text, secret bytea)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pvg_exec_as_owner'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._exec_as_owner(regclass, text, text, bytea) IS 'Internal: run an engine statement with the table owner''s rights';
+
+CREATE FUNCTION privacy_guard._secret()
+RETURNS bytea
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM privacy_guard._subject_digest('');	/* makes the key on first use */
+	RETURN (SELECT s.key FROM privacy_guard.secret s);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._secret() IS 'Internal: the per-database digest key';
+
+CREATE FUNCTION privacy_guard.set_anonymizer(tbl regclass, col name, method text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_type regtype;
+	v_base regtype;
+	v_fn regprocedure;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM privacy_guard.protected_table t WHERE t.relid = tbl) THEN
+		RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
+	END IF;
+	PERFORM privacy_guard._check_table_owner(tbl);
+	v_type := privacy_guard._column_type(tbl, col, 'anonymized');
+	SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END INTO v_base
+	  FROM pg_type t WHERE t.oid = v_type;
+	IF method IN ('hash', 'mask') AND v_base NOT IN ('text'::regtype, 'varchar'::regtype) THEN
+		RAISE EXCEPTION 'anonymizer % needs a text column; "%" is of type %', method, col, v_type
+			USING ERRCODE = '42804';
+	ELSIF method = 'generalize' AND v_base NOT IN ('date'::regtype, 'timestamp'::regtype,
+			'timestamptz'::regtype, 'int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+			'numeric'::regtype, 'float4'::regtype, 'float8'::regtype) THEN
+		RAISE EXCEPTION 'anonymizer generalize needs a date, timestamp or number column; "%" is of type %',
+			col, v_type
+			USING ERRCODE = '42804';
+	ELSIF method NOT IN ('null', 'redact', 'hash', 'mask', 'generalize') THEN
+		IF position('.' IN method) = 0 THEN
+			RAISE EXCEPTION 'unknown anonymizer "%"', method
+				USING ERRCODE = '22023',
+					  HINT = 'Use null, redact, hash, mask, generalize or a schema-qualified function name.';
+		END IF;
+		v_fn := to_regprocedure(format('%s(%s)', method, v_type));
+		IF v_fn IS NULL OR (SELECT p.prorettype FROM pg_proc p WHERE p.oid = v_fn) <> v_type THEN
+			RAISE EXCEPTION 'anonymizer function %(%) returning % does not exist', method, v_type, v_type
+				USING ERRCODE = '42883';
+		END IF;
+	END IF;
+	INSERT INTO privacy_guard.anonymizer AS a (relid, column_name, method, fn)
+	VALUES (tbl, col, CASE WHEN v_fn IS NULL THEN method ELSE 'function' END, v_fn)
+	ON CONFLICT ON CONSTRAINT anonymizer_pkey DO UPDATE
+		SET method = excluded.method, fn = excluded.fn;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.set_anonymizer(regclass, name, text) IS 'Choose how anonymisation treats a column';
+
+/* The SET list that anonymises a row of a table: its anonymizers, and the subject cut. */
+CREATE FUNCTION privacy_guard._anonymize_set(tbl regclass)
+RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH cols AS (
+		SELECT t.subject_column AS col, coalesce(a.method, 'null') AS method, a.fn
+		  FROM privacy_guard.protected_table t
+		  LEFT JOIN privacy_guard.anonymizer a ON a.relid = t.relid AND a.column_name = t.subject_column
+		 WHERE t.relid = $1
+		UNION ALL
+		SELECT a.column_name, a.method, a.fn
+		  FROM privacy_guard.anonymizer a JOIN privacy_guard.protected_table t ON t.relid = a.relid
+		 WHERE a.relid = $1 AND a.column_name <> t.subject_column),
+	typed AS (
+		SELECT c.col, c.method, c.fn, at.atttypid::regtype AS typ,
+			   (SELECT CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
+				  FROM pg_type ty WHERE ty.oid = at.atttypid)::regtype AS base
+		  FROM cols c JOIN pg_attribute at ON at.attrelid = $1 AND at.attname = c.col)
+	SELECT string_agg(format('%I = %s', col,
+		CASE method
+			WHEN 'null' THEN 'NULL'
+			WHEN 'redact' THEN CASE WHEN base IN ('text'::regtype, 'varchar'::regtype)
+									THEN '''[redacted]''' ELSE 'NULL' END
+			WHEN 'hash' THEN format('privacy_guard._hmac($2, %I::text)', col)
+			WHEN 'mask' THEN format('CASE WHEN length(%1$I) <= 2 THEN repeat(''*'', length(%1$I)) '
+									'ELSE left(%1$I, 1) || repeat(''*'', length(%1$I) - 2) || right(%1$I, 1) END', col)
+			WHEN 'generalize' THEN
+				CASE WHEN base IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype)
+					 THEN format('date_trunc(''month'', %I)::%s', col, typ)
+					 ELSE format('(CASE WHEN %1$I IS NULL OR %1$I = 0 THEN %1$I::numeric '
+								 'ELSE trim_scale(sign(%1$I::numeric) * trunc(abs(%1$I::numeric) / power(10::numeric, floor(log(abs(%1$I::numeric))))) '
+								 '* power(10::numeric, floor(log(abs(%1$I::numeric))))) END)::%2$s', col, typ) END
+			ELSE format('%s(%I)', fn::oid::regproc, col)
+		END), ', ' ORDER BY col)
+	  FROM typed
+$$;
+COMMENT ON FUNCTION privacy_guard._anonymize_set(regclass) IS 'Internal: the SET list that anonymises a row';
+
+/* Protected tables in erasure order: a table before the tables it references. */
+CREATE FUNCTION privacy_guard._erasure_order()
+RETURNS SETOF privacy_guard.protected_table
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_left oid[] := ARRAY(SELECT t.relid::oid FROM privacy_guard.protected_table t ORDER BY t.relid::text);
+	v_next oid;
+BEGIN
+	WHILE cardinality(v_left) > 0 LOOP
+		/* one that no remaining protected table references (or, in a cycle, the first) */
+		SELECT x INTO v_next FROM unnest(v_left) AS x
+		 WHERE NOT EXISTS (SELECT 1 FROM pg_constraint c
+							WHERE c.contype = 'f' AND c.confrelid = x AND c.conrelid <> x
+							  AND c.conrelid = ANY (v_left))
+		 LIMIT 1;
+		v_next := coalesce(v_next, v_left[1]);
+		RETURN QUERY SELECT * FROM privacy_guard.protected_table t WHERE t.relid = v_next;
+		v_left := array_remove(v_left, v_next);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._erasure_order() IS 'Internal: protected tables, referencing tables before referenced ones';
+
+/*
+ * Carry out one forget request in every protected table, or nothing: any
+ * error (a foreign key from an unprotected table, a trigger or rule that
+ * keeps rows) rolls the whole request back and leaves it blocked, its rows
+ * still hidden.
+ */
+CREATE FUNCTION privacy_guard._erase_subject(req privacy_guard.erasure_request, secret bytea)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t privacy_guard.protected_table;
+	v_type regtype;
+	v_cond text;
+	v_n bigint;
+	v_left bigint;
+	v_counts jsonb := '{}';
+	v_table regclass;
+	v_constraint text;
+	v_schema text;
+	v_relname text;
+BEGIN
+	BEGIN
+		FOR t IN SELECT * FROM privacy_guard._erasure_order() LOOP
+			v_table := t.relid;
+			v_type := privacy_guard._column_type(t.relid, t.subject_column, 'subject');
+			BEGIN
+				/* the base type: a domain's checks are the table owner's code */
+				EXECUTE format('SELECT $1::%s',
+							   (SELECT CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
+								  FROM pg_type ty WHERE ty.oid = v_type)::regtype)
+				USING req.subject;
+			EXCEPTION WHEN data_exception THEN
+				CONTINUE;	/* no value of the column has this key as its text form */
+			END;
+			v_cond := format('%I = $1::%s', t.subject_column, v_type);
+			IF t.on_forget = 'delete' THEN
+				v_n := privacy_guard._exec_as_owner(t.relid,
+						format('DELETE FROM %s WHERE %s', t.relid, v_cond), req.subject, secret);
+			ELSE
+				v_n := privacy_guard._exec_as_owner(t.relid,
+						format('UPDATE %s SET %s WHERE %s', t.relid,
+							   privacy_guard._anonymize_set(t.relid), v_cond), req.subject, secret);
+			END IF;
+			v_left := privacy_guard._exec_as_owner(t.relid,
+						format('SELECT count(*) FROM %s WHERE %s', t.relid, v_cond), req.subject, NULL);
+			IF v_left > 0 THEN
+				RAISE EXCEPTION 'table % kept % of the subject''s rows', t.relid, v_left
+					USING ERRCODE = '55000',
+						  DETAIL = 'A trigger or rule on the table prevented the erasure.';
+			END IF;
+			IF v_n > 0 THEN
+				v_counts := v_counts || jsonb_build_object(t.relid::text,
+					jsonb_build_object(CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
+			END IF;
+		END LOOP;
+		/* the receipt keeps the history, with the key replaced by its digest */
+		UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
+		 WHERE l.subject = req.subject;
+		DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject;
+		UPDATE privacy_guard.erasure_request r
+		   SET state = 'done', completed_at = clock_timestamp(), counts = v_counts,
+			   subject = NULL, error = NULL
+		 WHERE r.id = req.id;
+	EXCEPTION
+		WHEN foreign_key_violation THEN
+			GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME, v_schema = SCHEMA_NAME,
+									v_relname = TABLE_NAME;
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked',
+				   error = format('foreign key %s of table %s, which is not protected, still refers to the subject''s rows in %s',
+								  quote_ident(v_constraint), quote_ident(v_schema) || '.' || quote_ident(v_relname), v_table)
+			 WHERE r.id = req.id;
+		WHEN OTHERS THEN
+			/* our own message names no data; others might, so only their SQLSTATE is kept */
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked',
+				   error = CASE WHEN SQLSTATE = '55000' THEN SQLERRM
+								ELSE format('error %s while erasing from %s', SQLSTATE, v_table) END
+			 WHERE r.id = req.id;
+	END;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._erase_subject(privacy_guard.erasure_request, bytea) IS 'Internal: carry out one forget request, or nothing';
+
+CREATE FUNCTION privacy_guard.run_maintenance(tbl regclass DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_now timestamptz := now();
+	v_secret bytea := privacy_guard._secret();
+	t privacy_guard.protected_table;
+	r privacy_guard.erasure_request;
+	v_n bigint;
+	v_expired jsonb := '{}';
+	v_done int := 0;
+	v_blocked int := 0;
+BEGIN
+	/* rows past retention: deleted, or anonymised (once: the subject is cut) */
+	FOR t IN SELECT * FROM privacy_guard._erasure_order() LOOP
+		CONTINUE WHEN t.retention IS NULL OR (tbl IS NOT NULL AND t.relid <> tbl);
+		IF t.on_expiry = 'delete' THEN
+			v_n := privacy_guard._exec_as_owner(t.relid,
+					format('DELETE FROM %s WHERE %I + %L::interval <= %L::timestamptz',
+						   t.relid, t.retention_column, t.retention, v_now), NULL, v_secret);
+		ELSE
+			v_n := privacy_guard._exec_as_owner(t.relid,
+					format('UPDATE %s SET %s WHERE %I + %L::interval <= %L::timestamptz AND %I IS NOT NULL',
+						   t.relid, privacy_guard._anonymize_set(t.relid), t.retention_column,
+						   t.retention, v_now, t.subject_column), NULL, v_secret);
+		END IF;
+		IF v_n > 0 THEN
+			v_expired := v_expired || jsonb_build_object(t.relid::text,
+				jsonb_build_object(CASE t.on_expiry WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
+		END IF;
+	END LOOP;
+
+	/* forget requests that are due, each in full or not at all */
+	FOR r IN
+		SELECT * FROM privacy_guard.erasure_request e
+		 WHERE e.state IN ('pending', 'blocked') AND e.subject IS NOT NULL AND e.due <= v_now
+		 ORDER BY e.id
+	LOOP
+		PERFORM privacy_guard._erase_subject(r, v_secret);
+		IF (SELECT e.state FROM privacy_guard.erasure_request e WHERE e.id = r.id) = 'done' THEN
+			v_done := v_done + 1;
+		ELSE
+			v_blocked := v_blocked + 1;
+		END IF;
+	END LOOP;
+
+	RETURN jsonb_build_object('expired', v_expired, 'requests_done', v_done,
+							  'requests_blocked', v_blocked);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement round now, in this session: expire rows past retention, carry out due forget requests';
+
+/* ------------------------------------------------------------------ */
 /* Cache invalidation: every session sees a change at its next statement */
 /* ------------------------------------------------------------------ */
 
@@ -1115,6 +1408,8 @@ GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timest
 GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamp) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, date) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION privacy_guard.write_allowed(regclass) TO PUBLIC;
+/* anonymising statements run as the table owner; the key is their parameter */
+GRANT EXECUTE ON FUNCTION privacy_guard._hmac(bytea, text) TO PUBLIC;
 GRANT SELECT ON privacy_guard.purposes, privacy_guard.protected_tables TO PUBLIC;
 
 CREATE FUNCTION privacy_guard.grant_admin(role regrole)
@@ -1130,6 +1425,8 @@ BEGIN
 		privacy_guard.disallow_purpose(regrole, text),
 		privacy_guard.protect(regclass, name, text[], interval, name, text, text),
 		privacy_guard.unprotect(regclass),
+		privacy_guard.set_anonymizer(regclass, name, text),
+		privacy_guard.run_maintenance(regclass),
 		privacy_guard.erasure_status(text),
 		privacy_guard.grant_recorder(regrole) TO %s', role);
 	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,

@@ -40,14 +40,15 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- No administration or recording function is executable by PUBLIC.  Allowed:
 -- the read side (SPEC §3.3: reveal, tag_purposes, tag_retain_until, tag,
 -- has_consent), the policy helpers that protected tables' policies call
--- (row_visible, write_allowed), and functions that implement
+-- (row_visible, write_allowed), _hmac (anonymising statements run as the table
+-- owner and pass the key as a parameter), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text
       FROM pg_proc p, LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
      WHERE p.pronamespace = 'privacy_guard'::regnamespace
        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
-       AND p.proname NOT IN ('has_consent', 'row_visible', 'write_allowed',
+       AND p.proname NOT IN ('has_consent', 'row_visible', 'write_allowed', '_hmac',
                              'reveal', 'tag', 'tag_purposes', 'tag_retain_until')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,

@@ -1,0 +1,126 @@
+-- run_maintenance(): the synchronous enforcement round.  Rows past
+-- retention are deleted or anonymised; due forget requests are carried out
+-- in every protected table, children first, in full or not at all; the
+-- owner's triggers run with the owner's rights.
+\set VERBOSITY terse
+SET ROLE regress_owner;
+CREATE TABLE shop_customers (id bigint PRIMARY KEY, email text, born date, spend numeric,
+							 nickname varchar(20), joined timestamptz NOT NULL DEFAULT now());
+CREATE TABLE shop_orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES shop_customers,
+						  note text, amount numeric, placed timestamptz NOT NULL DEFAULT now());
+CREATE TABLE shop_trigger_log (who text, what text);
+CREATE FUNCTION shop_log_delete() RETURNS trigger LANGUAGE plpgsql AS
+	$$BEGIN INSERT INTO shop_trigger_log VALUES (current_user, TG_TABLE_NAME); RETURN OLD; END$$;
+CREATE TRIGGER log_delete BEFORE DELETE ON shop_orders
+	FOR EACH ROW EXECUTE FUNCTION shop_log_delete();
+CREATE FUNCTION public.shop_initials(varchar) RETURNS varchar LANGUAGE sql IMMUTABLE
+	AS $$SELECT upper(left($1, 2))$$;
+INSERT INTO shop_customers (id, email, born, spend, nickname)
+	SELECT g, 'customer' || g || '@example.org', date '1980-05-17' + g * 40, 37 * g, 'nick' || g
+	  FROM generate_series(1, 6) g;
+INSERT INTO shop_orders (id, customer_id, note, amount)
+	SELECT g, (g % 6) + 1, 'order note ' || g, 1234 * g FROM generate_series(1, 12) g;
+GRANT SELECT ON shop_customers, shop_orders TO regress_app;
+RESET ROLE;
+SELECT privacy_guard.protect('shop_customers', 'id', ARRAY['billing', 'marketing']);
+SELECT privacy_guard.protect('shop_orders', 'customer_id', ARRAY['billing'],
+							 interval '30 days', 'placed', on_expiry => 'anonymize');
+
+-- anonymizers, and the errors of set_anonymizer
+SELECT privacy_guard.set_anonymizer('shop_orders', 'note', 'redact');
+SELECT privacy_guard.set_anonymizer('shop_orders', 'amount', 'generalize');
+SELECT privacy_guard.set_anonymizer('shop_orders', 'amount', 'mask');
+SELECT privacy_guard.set_anonymizer('shop_orders', 'note', 'scramble');
+SELECT privacy_guard.set_anonymizer('shop_orders', 'note', 'public.no_such_function');
+SELECT privacy_guard.set_anonymizer('shop_orders', 'nothing', 'null');
+SELECT privacy_guard.set_anonymizer('shop_trigger_log', 'who', 'null');
+SELECT relid, column_name, method FROM privacy_guard.anonymizer ORDER BY 1, 2;
+
+-- a forget request: orders first, then the customer; the owner's trigger
+-- runs as the owner; the receipt counts rows and names no one
+SELECT privacy_guard.grant_consent('3', 'marketing', evidence => '{"form": "shop"}');
+SELECT privacy_guard.forget('3', 'asked at the counter') AS req \gset
+SELECT privacy_guard.run_maintenance();
+SELECT state, counts, error, completed_at IS NOT NULL AS completed
+  FROM privacy_guard.erasure_requests WHERE id = :req;
+SELECT privacy_guard.erasure_status('3');
+SELECT count(*) AS customer_rows FROM shop_customers WHERE id = 3;
+SELECT count(*) AS order_rows FROM shop_orders WHERE customer_id = 3;
+SELECT DISTINCT who, what FROM shop_trigger_log;
+-- the consent history stays, under the digest; the current state goes
+SELECT l.subject = r.subject_digest AS ledger_keyed_by_digest, l.action
+  FROM privacy_guard.consent_ledger l, privacy_guard.erasure_requests r
+ WHERE r.id = :req AND l.evidence = '{"form": "shop"}';
+SELECT count(*) FROM privacy_guard.consents WHERE subject = '3';
+SELECT count(*) FROM privacy_guard.erasure_request WHERE subject IS NOT NULL AND id = :req;
+
+-- a table the extension does not protect still referring to the subject
+-- blocks the request: nothing is erased, the rows stay hidden
+SET ROLE regress_owner;
+CREATE TABLE shop_tickets (id int, customer_id bigint REFERENCES shop_customers);
+INSERT INTO shop_tickets VALUES (1, 4);
+RESET ROLE;
+SELECT privacy_guard.forget('4') AS req4 \gset
+SELECT privacy_guard.run_maintenance();
+SELECT state, counts, error FROM privacy_guard.erasure_requests WHERE id = :req4;
+SELECT count(*) AS customer_rows, (SELECT count(*) FROM shop_orders WHERE customer_id = 4) AS order_rows
+  FROM shop_customers WHERE id = 4;
+SET ROLE regress_app;
+SET privacy_guard.purpose = 'billing';
+SELECT count(*) AS visible FROM shop_customers WHERE id = 4;
+RESET ROLE;
+-- once the reference is gone, the next round finishes the request
+DELETE FROM shop_tickets;
+SELECT privacy_guard.run_maintenance();
+SELECT state, counts FROM privacy_guard.erasure_requests WHERE id = :req4;
+
+-- a trigger that silently swallows the delete makes the request fail visibly
+SET ROLE regress_owner;
+CREATE FUNCTION shop_keep() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
+CREATE TRIGGER keep BEFORE DELETE ON shop_customers FOR EACH ROW EXECUTE FUNCTION shop_keep();
+RESET ROLE;
+SELECT privacy_guard.forget('5') AS req5 \gset
+SELECT privacy_guard.run_maintenance();
+SELECT state, error FROM privacy_guard.erasure_requests WHERE id = :req5;
+SELECT count(*) AS customer_rows, (SELECT count(*) FROM shop_orders WHERE customer_id = 5) AS order_rows
+  FROM shop_customers WHERE id = 5;
+SET ROLE regress_owner;
+DROP TRIGGER keep ON shop_customers;
+RESET ROLE;
+
+-- rows past retention are anonymised once, with each column's anonymizer
+-- and the subject cut; run_maintenance(tbl) limits expiry to that table
+UPDATE shop_orders SET placed = now() - interval '40 days' WHERE id IN (1, 7, 8);
+SELECT privacy_guard.run_maintenance('shop_customers');
+SELECT count(*) AS still_linked FROM shop_orders WHERE id IN (1, 7, 8) AND customer_id IS NOT NULL;
+SELECT privacy_guard.run_maintenance('shop_orders');
+SELECT id, customer_id, note, amount FROM shop_orders WHERE id IN (1, 7, 8) ORDER BY id;
+SELECT privacy_guard.run_maintenance();
+-- the other methods, on a table anonymised on expiry
+SET ROLE regress_owner;
+CREATE TABLE shop_people (id bigint, email text, born date, spend numeric, nickname varchar(20),
+						  added timestamptz NOT NULL DEFAULT now());
+INSERT INTO shop_people SELECT id, email, born, spend, nickname, now() - interval '2 years'
+  FROM shop_customers;
+RESET ROLE;
+SELECT privacy_guard.protect('shop_people', 'id', ARRAY['billing'], interval '1 year', 'added',
+							 on_expiry => 'anonymize');
+SELECT privacy_guard.set_anonymizer('shop_people', 'email', 'hash');
+SELECT privacy_guard.set_anonymizer('shop_people', 'nickname', 'mask');
+SELECT privacy_guard.set_anonymizer('shop_people', 'born', 'generalize');
+SELECT privacy_guard.set_anonymizer('shop_people', 'spend', 'generalize');
+SELECT privacy_guard.run_maintenance('shop_people');
+SELECT id, email ~ '^[0-9a-f]{64}$' AS email_hashed, nickname, born, spend
+  FROM shop_people ORDER BY spend, born;
+-- the hash is keyed and deterministic: equal inputs, equal outputs
+SELECT count(DISTINCT email) = count(*) AS distinct_hashes FROM shop_people;
+-- a user function as anonymizer
+SELECT privacy_guard.set_anonymizer('shop_people', 'nickname', 'public.shop_initials');
+UPDATE shop_people SET id = 99, nickname = 'zelda' WHERE spend = 30;
+SELECT privacy_guard.run_maintenance('shop_people');
+SELECT nickname FROM shop_people WHERE spend = 30;
+SELECT privacy_guard.unprotect('shop_people');
+SELECT privacy_guard.unprotect('shop_orders');
+SELECT privacy_guard.unprotect('shop_customers');
+DROP TABLE shop_people, shop_tickets, shop_orders, shop_customers, shop_trigger_log;
+DROP FUNCTION public.shop_initials(varchar);

@@ -1,0 +1,92 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine.c
+ *	  Running the erasure engine's statements with the table owner's rights.
+ *
+ * run_maintenance() (SQL, SECURITY DEFINER) decides what to delete or
+ * anonymise; the statements themselves run here as the owner of the table
+ * they touch, in a restricted security context, with FORCE ROW LEVEL
+ * SECURITY lifted for that owner only (as PostgreSQL's own foreign-key
+ * checks do).  So a trigger, rule, default or index expression of the
+ * table owner runs with the owner's rights, never with the extension
+ * owner's, and the rows hidden from the owner by the rules can be erased.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "privacy_guard.h"
+
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(pvg_exec_as_owner);
+
+/*
+ * _exec_as_owner(tbl regclass, sql text, key text, secret bytea) -> bigint
+ *
+ * Runs sql, which may use $1 (the subject key) and $2 (the digest key), as
+ * the owner of tbl, with the default search_path the owner's triggers
+ * expect (pg_catalog is searched first; the statement itself names every
+ * table by its qualified name).  Returns the rows processed, or for a query
+ * the first column of its first row.  Errors propagate.
+ */
+Datum
+pvg_exec_as_owner(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Oid			argtypes[2] = {TEXTOID, BYTEAOID};
+	Datum		values[2];
+	char		nulls[2];
+	HeapTuple	tup;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec;
+	int			save_nestlevel;
+	int			rc;
+	int64		result;
+
+	values[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[0] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[1] = PG_ARGISNULL(3) ? 'n' : ' ';
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table with OID %u does not exist", relid)));
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "\"$user\", public",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(sql, 2, argtypes, values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	if (rc == SPI_OK_SELECT && SPI_processed > 0)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		result = isnull ? 0 : DatumGetInt64(d);
+	}
+	else
+		result = (int64) SPI_processed;
+	SPI_finish();
+
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	PG_RETURN_INT64(result);
+}
