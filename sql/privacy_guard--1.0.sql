@@ -1297,6 +1297,11 @@ BEGIN
 				   error = format('foreign key %s of table %s, which is not protected, still refers to the subject''s rows in %s',
 								  quote_ident(v_constraint), quote_ident(v_schema) || '.' || quote_ident(v_relname), v_table)
 			 WHERE r.id = req.id;
+		WHEN lock_not_available THEN
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked',
+				   error = format('rows in %s are locked by another transaction; the next round retries', v_table)
+			 WHERE r.id = req.id;
 		WHEN OTHERS THEN
 			/* our own message names no data; others might, so only their SQLSTATE is kept */
 			UPDATE privacy_guard.erasure_request r
@@ -1321,26 +1326,35 @@ DECLARE
 	r privacy_guard.erasure_request;
 	v_n bigint;
 	v_expired jsonb := '{}';
+	v_errors jsonb := '{}';
 	v_done int := 0;
 	v_blocked int := 0;
 BEGIN
-	/* rows past retention: deleted, or anonymised (once: the subject is cut) */
+	/*
+	 * Rows past retention: deleted, or anonymised (once: the subject is
+	 * cut).  A table that fails (rows locked by an application, a trigger's
+	 * error) is reported and the others go on; it is retried next round.
+	 */
 	FOR t IN SELECT * FROM privacy_guard._erasure_order() LOOP
 		CONTINUE WHEN t.retention IS NULL OR (tbl IS NOT NULL AND t.relid <> tbl);
-		IF t.on_expiry = 'delete' THEN
-			v_n := privacy_guard._exec_as_owner(t.relid,
-					format('DELETE FROM %s WHERE %I + %L::interval <= %L::timestamptz',
-						   t.relid, t.retention_column, t.retention, v_now), NULL, v_secret);
-		ELSE
-			v_n := privacy_guard._exec_as_owner(t.relid,
-					format('UPDATE %s SET %s WHERE %I + %L::interval <= %L::timestamptz AND %I IS NOT NULL',
-						   t.relid, privacy_guard._anonymize_set(t.relid), t.retention_column,
-						   t.retention, v_now, t.subject_column), NULL, v_secret);
-		END IF;
-		IF v_n > 0 THEN
-			v_expired := v_expired || jsonb_build_object(t.relid::text,
-				jsonb_build_object(CASE t.on_expiry WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
-		END IF;
+		BEGIN
+			IF t.on_expiry = 'delete' THEN
+				v_n := privacy_guard._exec_as_owner(t.relid,
+						format('DELETE FROM %s WHERE %I + %L::interval <= %L::timestamptz',
+							   t.relid, t.retention_column, t.retention, v_now), NULL, v_secret);
+			ELSE
+				v_n := privacy_guard._exec_as_owner(t.relid,
+						format('UPDATE %s SET %s WHERE %I + %L::interval <= %L::timestamptz AND %I IS NOT NULL',
+							   t.relid, privacy_guard._anonymize_set(t.relid), t.retention_column,
+							   t.retention, v_now, t.subject_column), NULL, v_secret);
+			END IF;
+			IF v_n > 0 THEN
+				v_expired := v_expired || jsonb_build_object(t.relid::text,
+					jsonb_build_object(CASE t.on_expiry WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
+			END IF;
+		EXCEPTION WHEN OTHERS THEN
+			v_errors := v_errors || jsonb_build_object(t.relid::text, SQLSTATE);
+		END;
 	END LOOP;
 
 	/* forget requests that are due, each in full or not at all */
@@ -1358,7 +1372,7 @@ BEGIN
 	END LOOP;
 
 	RETURN jsonb_build_object('expired', v_expired, 'requests_done', v_done,
-							  'requests_blocked', v_blocked);
+							  'requests_blocked', v_blocked, 'errors', v_errors);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement round now, in this session: expire rows past retention, carry out due forget requests';

@@ -25,14 +25,18 @@
 
 PG_FUNCTION_INFO_V1(pvg_exec_as_owner);
 
+/* how long an engine statement waits for a lock held by an application */
+#define PVG_ENGINE_LOCK_TIMEOUT "1s"
+
 /*
  * _exec_as_owner(tbl regclass, sql text, key text, secret bytea) -> bigint
  *
  * Runs sql, which may use $1 (the subject key) and $2 (the digest key), as
  * the owner of tbl, with the default search_path the owner's triggers
  * expect (pg_catalog is searched first; the statement itself names every
- * table by its qualified name).  Returns the rows processed, or for a query
- * the first column of its first row.  Errors propagate.
+ * table by its qualified name), waiting at most a second for a lock.
+ * Returns the rows processed, or for a query the first column of its first
+ * row.  Errors propagate (a lock timeout as 55P03).
  */
 Datum
 pvg_exec_as_owner(PG_FUNCTION_ARGS)
@@ -68,6 +72,9 @@ pvg_exec_as_owner(PG_FUNCTION_ARGS)
 						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
 	save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "\"$user\", public",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/* rows an application holds locked are left for the next round */
+	(void) set_config_option("lock_timeout", PVG_ENGINE_LOCK_TIMEOUT,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
