@@ -134,6 +134,20 @@ CREATE INDEX erasure_request_subject ON privacy_guard.erasure_request (subject);
 CREATE INDEX erasure_request_changed ON privacy_guard.erasure_request (changed_xid);
 COMMENT ON TABLE privacy_guard.erasure_request IS 'Erasure requests (GDPR Art. 17) and their receipts';
 
+CREATE TABLE privacy_guard.worker_round (
+	onerow		boolean PRIMARY KEY DEFAULT true CHECK (onerow),
+	rounds		bigint NOT NULL DEFAULT 0,
+	last_round_at timestamptz,
+	last_result jsonb,
+	rows_deleted bigint NOT NULL DEFAULT 0,	/* past retention */
+	rows_anonymized bigint NOT NULL DEFAULT 0,
+	requests_done bigint NOT NULL DEFAULT 0,
+	errors		bigint NOT NULL DEFAULT 0,
+	last_error	text,		/* an SQLSTATE and the table: never data */
+	last_error_at timestamptz
+);
+COMMENT ON TABLE privacy_guard.worker_round IS 'What the background worker did in this database';
+
 CREATE TABLE privacy_guard.secret (
 	onerow		boolean PRIMARY KEY DEFAULT true CHECK (onerow),
 	key			bytea NOT NULL
@@ -1377,6 +1391,52 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement round now, in this session: expire rows past retention, carry out due forget requests';
 
+/* One background round: run_maintenance(), its outcome kept for worker_status. */
+CREATE FUNCTION privacy_guard._worker_round()
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_result jsonb;
+	v_failed text;
+BEGIN
+	INSERT INTO privacy_guard.worker_round DEFAULT VALUES ON CONFLICT DO NOTHING;
+	BEGIN
+		v_result := privacy_guard.run_maintenance();
+	EXCEPTION WHEN OTHERS THEN
+		v_failed := SQLSTATE;
+	END;
+	IF v_failed IS NOT NULL THEN
+		UPDATE privacy_guard.worker_round w
+		   SET rounds = w.rounds + 1, last_round_at = now(), errors = w.errors + 1,
+			   last_error = 'round failed: ' || v_failed, last_error_at = now();
+		RETURN;
+	END IF;
+	UPDATE privacy_guard.worker_round w
+	   SET rounds = w.rounds + 1, last_round_at = now(), last_result = v_result,
+		   rows_deleted = w.rows_deleted + (SELECT coalesce(sum((e.value ->> 'deleted')::bigint), 0)
+											  FROM jsonb_each(v_result -> 'expired') e),
+		   rows_anonymized = w.rows_anonymized + (SELECT coalesce(sum((e.value ->> 'anonymized')::bigint), 0)
+													FROM jsonb_each(v_result -> 'expired') e),
+		   requests_done = w.requests_done + (v_result ->> 'requests_done')::bigint,
+		   errors = w.errors + (SELECT count(*) FROM jsonb_object_keys(v_result -> 'errors'))
+							 + (v_result ->> 'requests_blocked')::bigint,
+		   last_error = CASE WHEN v_result -> 'errors' <> '{}' THEN (v_result -> 'errors')::text
+							 WHEN (v_result ->> 'requests_blocked')::int > 0 THEN 'requests blocked: see erasure_requests'
+							 ELSE w.last_error END,
+		   last_error_at = CASE WHEN v_result -> 'errors' <> '{}' OR (v_result ->> 'requests_blocked')::int > 0
+								THEN now() ELSE w.last_error_at END;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._worker_round() IS 'Internal: the background worker''s round';
+
+CREATE VIEW privacy_guard.worker_status AS
+	SELECT pg_catalog.current_database() AS database, w.rounds, w.last_round_at, w.rows_deleted,
+		   w.rows_anonymized, w.requests_done, w.errors, w.last_error, w.last_error_at
+	  FROM privacy_guard.worker_round w;
+COMMENT ON VIEW privacy_guard.worker_status IS 'The background worker''s rounds in this database';
+
 /* ------------------------------------------------------------------ */
 /* Cache invalidation: every session sees a change at its next statement */
 /* ------------------------------------------------------------------ */
@@ -1444,7 +1504,7 @@ BEGIN
 		privacy_guard.erasure_status(text),
 		privacy_guard.grant_recorder(regrole) TO %s', role);
 	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,
-		privacy_guard.erasure_requests, privacy_guard.purpose_roles TO %s', role);
+		privacy_guard.erasure_requests, privacy_guard.purpose_roles, privacy_guard.worker_status TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.grant_admin(regrole) IS 'Hand the administration level to a role (superusers only)';

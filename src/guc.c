@@ -9,6 +9,9 @@
  * value set by ALTER ROLE, ALTER DATABASE, connection options or before the
  * library was loaded is held to exactly the same rules.
  *
+ * privacy_guard.enabled and privacy_guard.naptime steer the background
+ * worker (worker.c); they are defined in every backend so that SHOW works.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -16,6 +19,8 @@
 #include "utils/guc.h"
 
 char	   *pvg_purpose = NULL;
+bool		pvg_enabled = true;
+int			pvg_naptime = 60;
 
 void
 pvg_guc_init(void)
@@ -28,5 +33,21 @@ pvg_guc_init(void)
 							   PGC_USERSET,
 							   0,
 							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("privacy_guard.enabled",
+							 "Whether the background worker runs enforcement rounds.",
+							 NULL,
+							 &pvg_enabled,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("privacy_guard.naptime",
+							"Pause between background enforcement rounds.",
+							NULL,
+							&pvg_naptime,
+							60, 1, 86400,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("privacy_guard");
 }

@@ -30,6 +30,7 @@ _PG_init(void)
 	pvg_guc_init();
 	pvg_cache_init();
 	pvg_ddl_guard_init();
+	pvg_worker_init();
 }
 
 /*

@@ -85,6 +85,8 @@ extern void pvg_ddl_guard_init(void);
 
 /* guc.c */
 extern char *pvg_purpose;
+extern bool pvg_enabled;
+extern int	pvg_naptime;
 extern void pvg_guc_init(void);
 
 /* registry.c */
@@ -109,6 +111,9 @@ extern void pvg_consent_mark_changed(void);
 extern void pvg_consent_abort(void);
 extern void pvg_consent_end_xact(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
+
+/* worker.c */
+extern void pvg_worker_init(void);
 
 /* enforce.c */
 extern int	pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid);

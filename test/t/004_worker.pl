@@ -1,0 +1,86 @@
+# The background worker (shared_preload_libraries): the launcher runs rounds
+# in every database with the extension and only there, picks up a newly
+# created extension within a naptime, comes back after SIGTERM and a crash,
+# and keeps carrying out forget requests.  Everything is polled with a bound.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('worker');
+$node->init(extra => ['--no-locale']);
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'privacy_guard'
+privacy_guard.naptime = 1
+restart_after_crash = on
+});
+$node->start;
+
+sub setup_db
+{
+	my ($db) = @_;
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, q{
+		CREATE EXTENSION privacy_guard;
+		SELECT privacy_guard.define_purpose('billing', 'contract');
+		CREATE TABLE customers (id bigint PRIMARY KEY, email text);
+		INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 20) g;
+		SELECT privacy_guard.protect('customers', 'id', ARRAY['billing']);
+	});
+}
+
+sub forgotten_ok
+{
+	my ($db, $subject, $label) = @_;
+	$node->safe_psql($db, "SELECT privacy_guard.forget('$subject')");
+	ok($node->poll_query_until($db,
+			"SELECT privacy_guard.erasure_status('$subject') = 'done'"),
+		"$label: forget request carried out in $db");
+	is($node->safe_psql($db, "SELECT count(*) FROM customers WHERE id = $subject"), '0',
+		"$label: the subject's rows are gone in $db");
+}
+
+my $launcher_q = q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'privacy_guard launcher'};
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'privacy_guard launcher'"),
+	'the launcher runs');
+
+setup_db('shop_a');
+setup_db('shop_b');
+$node->safe_psql('postgres', 'CREATE DATABASE no_extension');
+forgotten_ok('shop_a', 1, 'two databases');
+forgotten_ok('shop_b', 2, 'two databases');
+ok($node->poll_query_until('shop_a', 'SELECT rounds > 1 AND requests_done = 1 FROM privacy_guard.worker_status'),
+	'worker_status counts rounds and requests');
+
+# a database that gets the extension later is picked up
+setup_db('shop_c');
+forgotten_ok('shop_c', 3, 'new extension');
+
+# DROP DATABASE is not kept waiting by the workers
+$node->safe_psql('postgres', 'DROP DATABASE shop_c');
+pass('DROP DATABASE of a database with the extension succeeded');
+
+# SIGTERM: the launcher exits and the postmaster starts it again
+my $pid1 = $node->safe_psql('postgres', $launcher_q);
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid1)");
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'privacy_guard launcher' AND pid <> $pid1"),
+	'launcher restarted after SIGTERM');
+forgotten_ok('shop_a', 4, 'after SIGTERM');
+
+# a crash: kill -9 of the launcher restarts the server and the launcher
+my $pid2 = $node->safe_psql('postgres', $launcher_q);
+kill 'KILL', $pid2;
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'privacy_guard launcher' AND pid <> $pid2"),
+	'launcher back after a crash');
+forgotten_ok('shop_b', 5, 'after a crash');
+
+# a restart
+$node->restart;
+forgotten_ok('shop_a', 6, 'after a restart');
+
+$node->stop;
+done_testing();
