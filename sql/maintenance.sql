@@ -53,6 +53,15 @@ SELECT l.subject = r.subject_digest AS ledger_keyed_by_digest, l.action
  WHERE r.id = :req AND l.evidence = '{"form": "shop"}';
 SELECT count(*) FROM privacy_guard.consents WHERE subject = '3';
 SELECT count(*) FROM privacy_guard.erasure_request WHERE subject IS NOT NULL AND id = :req;
+-- the erased rows become physically unreachable once the tables are vacuumed
+SELECT unreachable_at IS NULL AS not_yet_vacuumed FROM privacy_guard.erasure_requests WHERE id = :req;
+VACUUM shop_orders;
+SELECT privacy_guard.run_maintenance() ->> 'requests_done';
+SELECT unreachable_at IS NULL AS one_table_left FROM privacy_guard.erasure_requests WHERE id = :req;
+VACUUM shop_customers, customers;
+SELECT privacy_guard.run_maintenance() ->> 'requests_done';
+SELECT unreachable_at >= completed_at AS unreachable_after_erasure
+  FROM privacy_guard.erasure_requests WHERE id = :req;
 
 -- a table the extension does not protect still referring to the subject
 -- blocks the request: nothing is erased, the rows stay hidden

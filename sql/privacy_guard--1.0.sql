@@ -127,6 +127,8 @@ CREATE TABLE privacy_guard.erasure_request (
 				CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'done', 'restricted', 'blocked'])),
 	counts		jsonb NOT NULL DEFAULT '{}',
 	error		text,
+	touched		oid[] NOT NULL DEFAULT '{}',	/* tables the erasure wrote to */
+	unreachable_at timestamptz,	/* when all of them had been vacuumed since */
 	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
@@ -1100,7 +1102,7 @@ COMMENT ON FUNCTION privacy_guard.erasure_status(text) IS 'State of the subject'
 
 CREATE VIEW privacy_guard.erasure_requests AS
 	SELECT r.id, r.subject_digest, r.reason, r.requested_at, r.due, r.completed_at, r.state,
-		   r.counts, r.error
+		   r.counts, r.error, r.unreachable_at
 	  FROM privacy_guard.erasure_request r;
 COMMENT ON VIEW privacy_guard.erasure_requests IS 'Erasure requests and receipts; subjects appear only as keyed digests';
 
@@ -1255,6 +1257,7 @@ DECLARE
 	v_n bigint;
 	v_left bigint;
 	v_counts jsonb := '{}';
+	v_touched oid[] := '{}';
 	v_table regclass;
 	v_constraint text;
 	v_schema text;
@@ -1292,6 +1295,14 @@ BEGIN
 			IF v_n > 0 THEN
 				v_counts := v_counts || jsonb_build_object(t.relid::text,
 					jsonb_build_object(CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
+				/* the old row versions live on in the table (and its partitions) until vacuumed */
+				v_touched := v_touched || ARRAY(
+					WITH RECURSIVE tree(relid) AS (
+						SELECT t.relid::oid
+						UNION
+						SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+					SELECT tree.relid FROM tree JOIN pg_class c ON c.oid = tree.relid
+					 WHERE c.relkind = 'r');
 			END IF;
 		END LOOP;
 		/* the receipt keeps the history, with the key replaced by its digest */
@@ -1300,7 +1311,8 @@ BEGIN
 		DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject;
 		UPDATE privacy_guard.erasure_request r
 		   SET state = 'done', completed_at = clock_timestamp(), counts = v_counts,
-			   subject = NULL, error = NULL
+			   subject = NULL, error = NULL, touched = v_touched,
+			   unreachable_at = CASE WHEN v_touched = '{}' THEN clock_timestamp() END
 		 WHERE r.id = req.id;
 	EXCEPTION
 		WHEN foreign_key_violation THEN
@@ -1384,6 +1396,18 @@ BEGIN
 			v_blocked := v_blocked + 1;
 		END IF;
 	END LOOP;
+
+	/*
+	 * A receipt records when the erased rows became physically unreachable:
+	 * once every table the erasure wrote to has been vacuumed since.
+	 */
+	UPDATE privacy_guard.erasure_request e
+	   SET unreachable_at = now()
+	 WHERE e.state = 'done' AND e.unreachable_at IS NULL
+	   AND NOT EXISTS (SELECT 1 FROM unnest(e.touched) AS x(relid)
+						JOIN pg_stat_all_tables st ON st.relid = x.relid
+					   WHERE coalesce(greatest(st.last_vacuum, st.last_autovacuum), '-infinity')
+							 < e.completed_at);
 
 	RETURN jsonb_build_object('expired', v_expired, 'requests_done', v_done,
 							  'requests_blocked', v_blocked, 'errors', v_errors);

@@ -109,8 +109,8 @@ SELECT bag_eq($$SELECT a.attname::text FROM pg_attribute a
 SELECT has_view('privacy_guard', 'erasure_requests', 'view erasure_requests exists');
 SELECT columns_are('privacy_guard', 'erasure_requests',
                    ARRAY['id', 'subject_digest', 'reason', 'requested_at', 'due',
-                         'completed_at', 'state', 'counts', 'error'],
-                   'view erasure_requests has exactly the SPEC §2 columns (no raw subject)');
+                         'completed_at', 'state', 'counts', 'error', 'unreachable_at'],
+                   'view erasure_requests has exactly the SPEC §2 columns and the §4 vacuum time (no raw subject)');
 SELECT col_type_is('privacy_guard', 'erasure_requests', 'counts', 'jsonb',
                    'erasure_requests.counts is jsonb');
 
