@@ -1214,28 +1214,45 @@ AS $$
 $$;
 COMMENT ON FUNCTION privacy_guard._anonymize_set(regclass) IS 'Internal: the SET list that anonymises a row';
 
-/* Protected tables in erasure order: a table before the tables it references. */
-CREATE FUNCTION privacy_guard._erasure_order()
-RETURNS SETOF privacy_guard.protected_table
-LANGUAGE plpgsql STABLE
+/* A table and its partitions and inheritance children. */
+CREATE FUNCTION privacy_guard._tree_oids(tbl regclass)
+RETURNS SETOF oid
+LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-	v_left oid[] := ARRAY(SELECT t.relid::oid FROM privacy_guard.protected_table t ORDER BY t.relid::text);
-	v_next oid;
-BEGIN
-	WHILE cardinality(v_left) > 0 LOOP
-		/* one that no remaining protected table references (or, in a cycle, the first) */
-		SELECT x INTO v_next FROM unnest(v_left) AS x
-		 WHERE NOT EXISTS (SELECT 1 FROM pg_constraint c
-							WHERE c.contype = 'f' AND c.confrelid = x AND c.conrelid <> x
-							  AND c.conrelid = ANY (v_left))
-		 LIMIT 1;
-		v_next := coalesce(v_next, v_left[1]);
-		RETURN QUERY SELECT * FROM privacy_guard.protected_table t WHERE t.relid = v_next;
-		v_left := array_remove(v_left, v_next);
-	END LOOP;
-END
+	WITH RECURSIVE tree(relid) AS (
+		SELECT $1::oid
+		UNION
+		SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+	SELECT tree.relid FROM tree
+$$;
+COMMENT ON FUNCTION privacy_guard._tree_oids(regclass) IS 'Internal: a table with its descendants';
+
+/*
+ * Protected tables in erasure order: a table before the tables it
+ * references.  A table's level is the longest chain of protected tables
+ * referring to it (through foreign keys), so referencing tables (level 0)
+ * come first; cycles are cut after as many steps as there are tables.
+ */
+CREATE FUNCTION privacy_guard._erasure_order()
+RETURNS SETOF privacy_guard.protected_table
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE edge(child, parent) AS (
+		SELECT DISTINCT c.conrelid, c.confrelid
+		  FROM pg_constraint c
+		  JOIN privacy_guard.protected_table a ON a.relid = c.conrelid
+		  JOIN privacy_guard.protected_table b ON b.relid = c.confrelid
+		 WHERE c.contype = 'f' AND c.conrelid <> c.confrelid),
+	walk(relid, lvl) AS (
+		SELECT t.relid::oid, 0 FROM privacy_guard.protected_table t
+		UNION
+		SELECT e.parent, w.lvl + 1 FROM walk w JOIN edge e ON e.child = w.relid
+		 WHERE w.lvl < (SELECT count(*) FROM privacy_guard.protected_table))
+	SELECT t.* FROM privacy_guard.protected_table t
+	  JOIN (SELECT w.relid, max(w.lvl) AS lvl FROM walk w GROUP BY w.relid) l ON l.relid = t.relid
+	 ORDER BY l.lvl, t.relid::text
 $$;
 COMMENT ON FUNCTION privacy_guard._erasure_order() IS 'Internal: protected tables, referencing tables before referenced ones';
 
@@ -1285,6 +1302,7 @@ BEGIN
 						format('UPDATE %s SET %s WHERE %s', t.relid,
 							   privacy_guard._anonymize_set(t.relid), v_cond), req.subject, secret);
 			END IF;
+			/* a trigger or rule of the owner may have kept rows: look */
 			v_left := privacy_guard._exec_as_owner(t.relid,
 						format('SELECT count(*) FROM %s WHERE %s', t.relid, v_cond), req.subject, NULL);
 			IF v_left > 0 THEN
@@ -1297,12 +1315,8 @@ BEGIN
 					jsonb_build_object(CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
 				/* the old row versions live on in the table (and its partitions) until vacuumed */
 				v_touched := v_touched || ARRAY(
-					WITH RECURSIVE tree(relid) AS (
-						SELECT t.relid::oid
-						UNION
-						SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
-					SELECT tree.relid FROM tree JOIN pg_class c ON c.oid = tree.relid
-					 WHERE c.relkind = 'r');
+					SELECT x FROM privacy_guard._tree_oids(t.relid) AS x
+					  JOIN pg_class c ON c.oid = x WHERE c.relkind = 'r');
 			END IF;
 		END LOOP;
 		/* the receipt keeps the history, with the key replaced by its digest */
@@ -1405,9 +1419,10 @@ BEGIN
 	   SET unreachable_at = now()
 	 WHERE e.state = 'done' AND e.unreachable_at IS NULL
 	   AND NOT EXISTS (SELECT 1 FROM unnest(e.touched) AS x(relid)
-						JOIN pg_stat_all_tables st ON st.relid = x.relid
-					   WHERE coalesce(greatest(st.last_vacuum, st.last_autovacuum), '-infinity')
-							 < e.completed_at);
+					   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid)
+						 AND coalesce(greatest(pg_stat_get_last_vacuum_time(x.relid),
+											   pg_stat_get_last_autovacuum_time(x.relid)),
+									  '-infinity') < e.completed_at);
 
 	RETURN jsonb_build_object('expired', v_expired, 'requests_done', v_done,
 							  'requests_blocked', v_blocked, 'errors', v_errors);
