@@ -26,7 +26,7 @@
 PG_FUNCTION_INFO_V1(pvg_exec_as_owner);
 
 /* how long an engine statement waits for a lock held by an application */
-#define PVG_ENGINE_LOCK_TIMEOUT "1s"
+#define PVG_ENGINE_LOCK_TIMEOUT "500ms"
 
 /*
  * _exec_as_owner(tbl regclass, sql text, key text, secret bytea) -> bigint
@@ -34,7 +34,7 @@ PG_FUNCTION_INFO_V1(pvg_exec_as_owner);
  * Runs sql, which may use $1 (the subject key) and $2 (the digest key), as
  * the owner of tbl, with the default search_path the owner's triggers
  * expect (pg_catalog is searched first; the statement itself names every
- * table by its qualified name), waiting at most a second for a lock.
+ * table by its qualified name), waiting at most half a second for a lock.
  * Returns the rows processed, or for a query the first column of its first
  * row.  Errors propagate (a lock timeout as 55P03).
  */

@@ -210,6 +210,14 @@ pvg_worker_main(Datum arg)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		pgstat_report_activity(STATE_RUNNING, "privacy_guard round");
+
+		/*
+		 * Never keep DROP EXTENSION, DROP DATABASE or an application waiting:
+		 * a round that would wait for a lock gives up (before any deadlock
+		 * check could pick the other side) and the next round tries again.
+		 */
+		if (SPI_execute("SET LOCAL lock_timeout = '100ms'", false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not set lock_timeout");
 		if (SPI_execute("SELECT privacy_guard._worker_round()", false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "privacy_guard round failed");
 		SPI_finish();
