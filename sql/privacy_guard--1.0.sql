@@ -668,6 +668,31 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._install_policies(regclass, regclass, name, name, boolean) IS 'Internal: install privacy_guard policies on one table';
 
+/* A table and its partitions and inheritance children. */
+CREATE FUNCTION privacy_guard._tree_oids(tbl regclass)
+RETURNS SETOF oid
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE tree(relid) AS (
+		SELECT $1::oid
+		UNION
+		SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+	SELECT tree.relid FROM tree
+$$;
+COMMENT ON FUNCTION privacy_guard._tree_oids(regclass) IS 'Internal: a table with its descendants';
+
+/* The type a domain is over, or the type itself. */
+CREATE FUNCTION privacy_guard._base_type(typ regtype)
+RETURNS regtype
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)::regtype
+	  FROM pg_type t WHERE t.oid = $1
+$$;
+COMMENT ON FUNCTION privacy_guard._base_type(regtype) IS 'Internal: the base type of a domain, or the type itself';
+
 CREATE FUNCTION privacy_guard._column_type(tbl regclass, col name, what text)
 RETURNS regtype
 LANGUAGE plpgsql STABLE
@@ -741,8 +766,7 @@ BEGIN
 	 * and has one spelling per value are accepted.
 	 */
 	v_rettype := privacy_guard._column_type(tbl, subject_column, 'subject');
-	SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END INTO v_basetype
-	  FROM pg_type t WHERE t.oid = v_rettype;
+	v_basetype := privacy_guard._base_type(v_rettype);
 	IF v_basetype NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'text'::regtype,
 						  'varchar'::regtype, 'uuid'::regtype) THEN
 		RAISE EXCEPTION 'subject column "%" is of type %, which cannot hold subject keys', subject_column, v_rettype
@@ -814,11 +838,7 @@ BEGIN
 	PERFORM privacy_guard._guard_suspend(true);
 	PERFORM privacy_guard._install_policies(tbl, tbl, subject_column, retention_column, NOT v_owner_rls);
 	FOR v_child IN
-		WITH RECURSIVE tree(relid) AS (
-			SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = tbl
-			UNION
-			SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
-		SELECT tree.relid::regclass FROM tree
+		SELECT x::regclass FROM privacy_guard._tree_oids(tbl) AS x WHERE x <> tbl::oid
 	LOOP
 		PERFORM privacy_guard._install_policies(v_child, tbl, subject_column, retention_column,
 												NOT v_owner_rls);
@@ -891,11 +911,8 @@ RETURNS TABLE (target regclass, root regclass)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	WITH RECURSIVE tree(target, root) AS (
-		SELECT t.relid::oid, t.relid::oid FROM privacy_guard.protected_table t
-		UNION
-		SELECT i.inhrelid, tree.root FROM pg_inherits i JOIN tree ON i.inhparent = tree.target)
-	SELECT tree.target::regclass, tree.root::regclass FROM tree
+	SELECT x::regclass, t.relid
+	  FROM privacy_guard.protected_table t, privacy_guard._tree_oids(t.relid) AS x
 $$;
 COMMENT ON FUNCTION privacy_guard._protected_tree() IS 'Internal: protected tables with their descendants';
 
@@ -1143,8 +1160,7 @@ BEGIN
 	END IF;
 	PERFORM privacy_guard._check_table_owner(tbl);
 	v_type := privacy_guard._column_type(tbl, col, 'anonymized');
-	SELECT CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END INTO v_base
-	  FROM pg_type t WHERE t.oid = v_type;
+	v_base := privacy_guard._base_type(v_type);
 	IF method IN ('hash', 'mask') AND v_base NOT IN ('text'::regtype, 'varchar'::regtype) THEN
 		RAISE EXCEPTION 'anonymizer % needs a text column; "%" is of type %', method, col, v_type
 			USING ERRCODE = '42804';
@@ -1191,8 +1207,7 @@ AS $$
 		 WHERE a.relid = $1 AND a.column_name <> t.subject_column),
 	typed AS (
 		SELECT c.col, c.method, c.fn, at.atttypid::regtype AS typ,
-			   (SELECT CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
-				  FROM pg_type ty WHERE ty.oid = at.atttypid)::regtype AS base
+			   privacy_guard._base_type(at.atttypid::regtype) AS base
 		  FROM cols c JOIN pg_attribute at ON at.attrelid = $1 AND at.attname = c.col)
 	SELECT string_agg(format('%I = %s', col,
 		CASE method
@@ -1213,20 +1228,6 @@ AS $$
 	  FROM typed
 $$;
 COMMENT ON FUNCTION privacy_guard._anonymize_set(regclass) IS 'Internal: the SET list that anonymises a row';
-
-/* A table and its partitions and inheritance children. */
-CREATE FUNCTION privacy_guard._tree_oids(tbl regclass)
-RETURNS SETOF oid
-LANGUAGE sql STABLE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-	WITH RECURSIVE tree(relid) AS (
-		SELECT $1::oid
-		UNION
-		SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
-	SELECT tree.relid FROM tree
-$$;
-COMMENT ON FUNCTION privacy_guard._tree_oids(regclass) IS 'Internal: a table with its descendants';
 
 /*
  * Protected tables in erasure order: a table before the tables it
@@ -1286,10 +1287,7 @@ BEGIN
 			v_type := privacy_guard._column_type(t.relid, t.subject_column, 'subject');
 			BEGIN
 				/* the base type: a domain's checks are the table owner's code */
-				EXECUTE format('SELECT $1::%s',
-							   (SELECT CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
-								  FROM pg_type ty WHERE ty.oid = v_type)::regtype)
-				USING req.subject;
+				EXECUTE format('SELECT $1::%s', privacy_guard._base_type(v_type)) USING req.subject;
 			EXCEPTION WHEN data_exception THEN
 				CONTINUE;	/* no value of the column has this key as its text form */
 			END;
