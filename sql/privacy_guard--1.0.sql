@@ -93,6 +93,8 @@ CREATE TABLE privacy_guard.protected_table (
 				CHECK (on_expiry OPERATOR(pg_catalog.=) ANY (ARRAY['delete', 'anonymize'])),
 	on_forget	text NOT NULL DEFAULT 'delete'
 				CHECK (on_forget OPERATOR(pg_catalog.=) ANY (ARRAY['delete', 'anonymize'])),
+	hold_keep	interval,		/* legal hold: rows kept, restricted, until retention_column + hold_keep */
+	hold_purpose text REFERENCES privacy_guard.purpose (name),	/* ... visible only under this purpose */
 	owner_rls	boolean NOT NULL,	/* row-level security before protect() */
 	owner_force	boolean NOT NULL,	/* FORCE ROW LEVEL SECURITY before protect() */
 	protected_at timestamptz NOT NULL DEFAULT pg_catalog.now()
