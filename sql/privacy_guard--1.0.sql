@@ -131,6 +131,7 @@ CREATE TABLE privacy_guard.erasure_request (
 	error		text,
 	touched		oid[] NOT NULL DEFAULT '{}',	/* tables the erasure wrote to */
 	unreachable_at timestamptz,	/* when all of them had been vacuumed since */
+	erased_at	timestamptz,	/* first full erasure; done once no older transaction is open */
 	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
@@ -145,6 +146,7 @@ CREATE TABLE privacy_guard.worker_round (
 	last_result jsonb,
 	rows_deleted bigint NOT NULL DEFAULT 0,	/* past retention */
 	rows_anonymized bigint NOT NULL DEFAULT 0,
+	rows_restricted bigint NOT NULL DEFAULT 0,	/* kept under a legal hold, as of the last round */
 	requests_done bigint NOT NULL DEFAULT 0,
 	errors		bigint NOT NULL DEFAULT 0,
 	last_error	text,		/* an SQLSTATE and the table: never data */
@@ -1163,6 +1165,13 @@ BEGIN
 	PERFORM privacy_guard._check_table_owner(tbl);
 	v_type := privacy_guard._column_type(tbl, col, 'anonymized');
 	v_base := privacy_guard._base_type(v_type);
+	IF method <> 'null' AND col = (SELECT t.subject_column FROM privacy_guard.protected_table t
+									WHERE t.relid = tbl) THEN
+		/* a hash or a mask of the key is a pseudonym, not anonymous data (GDPR recital 26) */
+		RAISE EXCEPTION 'the subject column "%" is always anonymised to NULL', col
+			USING ERRCODE = '22023',
+				  DETAIL = 'Anything derived from the key would still single the person out.';
+	END IF;
 	IF method IN ('hash', 'mask') AND v_base NOT IN ('text'::regtype, 'varchar'::regtype) THEN
 		RAISE EXCEPTION 'anonymizer % needs a text column; "%" is of type %', method, col, v_type
 			USING ERRCODE = '42804';
@@ -1260,10 +1269,38 @@ $$;
 COMMENT ON FUNCTION privacy_guard._erasure_order() IS 'Internal: protected tables, referencing tables before referenced ones';
 
 /*
+ * Receipt counts of two passes of one request, per table and action:
+ * deleted and anonymised rows add up; restricted rows are the later
+ * pass's count (rows still kept), and vanish at zero.
+ */
+CREATE FUNCTION privacy_guard._merge_counts(earlier jsonb, later jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(jsonb_object_agg(y.tbl, y.acts), '{}')
+	  FROM (SELECT x.tbl, jsonb_object_agg(x.act, x.n) AS acts
+			  FROM (SELECT u.tbl, u.act,
+						   CASE WHEN u.act = 'restricted' THEN (array_agg(u.n ORDER BY u.src DESC))[1]
+								ELSE sum(u.n) END AS n
+					  FROM (SELECT 1 AS src, t.key AS tbl, a.key AS act, a.value::bigint AS n
+							  FROM jsonb_each($1) t, jsonb_each_text(t.value) a
+							UNION ALL
+							SELECT 2, t.key, a.key, a.value::bigint
+							  FROM jsonb_each($2) t, jsonb_each_text(t.value) a) u
+					 GROUP BY u.tbl, u.act) x
+			 WHERE x.n > 0
+			 GROUP BY x.tbl) y
+$$;
+COMMENT ON FUNCTION privacy_guard._merge_counts(jsonb, jsonb) IS 'Internal: add up the receipt counts of two passes of a request';
+
+/*
  * Carry out one forget request in every protected table, or nothing: any
  * error (a foreign key from an unprotected table, a trigger or rule that
  * keeps rows) rolls the whole request back and leaves it blocked, its rows
- * still hidden.
+ * still hidden.  Rows in a table under a legal hold stay until their
+ * retention_column + keep; the request is then `restricted` and later
+ * rounds finish it.
  */
 CREATE FUNCTION privacy_guard._erase_subject(req privacy_guard.erasure_request, secret bytea)
 RETURNS void
@@ -1274,14 +1311,19 @@ DECLARE
 	t privacy_guard.protected_table;
 	v_type regtype;
 	v_cond text;
+	v_held text;
 	v_n bigint;
 	v_left bigint;
+	v_kept bigint;
+	v_restricted bigint := 0;
 	v_counts jsonb := '{}';
 	v_touched oid[] := '{}';
 	v_table regclass;
 	v_constraint text;
 	v_schema text;
 	v_relname text;
+	v_start timestamptz := clock_timestamp();
+	v_settled boolean;
 BEGIN
 	BEGIN
 		FOR t IN SELECT * FROM privacy_guard._erasure_order() LOOP
@@ -1294,25 +1336,49 @@ BEGIN
 				CONTINUE;	/* no value of the column has this key as its text form */
 			END;
 			v_cond := format('%I = $1::%s', t.subject_column, v_type);
+			v_held := 'false';
+			IF t.hold_keep IS NOT NULL THEN
+				/* rows within the legal hold are kept, restricted */
+				v_held := format('%I + %L::interval > %L::timestamptz',
+								 t.retention_column, t.hold_keep, now());
+			END IF;
 			IF t.on_forget = 'delete' THEN
 				v_n := privacy_guard._exec_as_owner(t.relid,
-						format('DELETE FROM %s WHERE %s', t.relid, v_cond), req.subject, secret);
+						format('DELETE FROM %s WHERE %s AND (%s) IS NOT TRUE', t.relid, v_cond, v_held),
+						req.subject, secret);
 			ELSE
 				v_n := privacy_guard._exec_as_owner(t.relid,
-						format('UPDATE %s SET %s WHERE %s', t.relid,
-							   privacy_guard._anonymize_set(t.relid), v_cond), req.subject, secret);
+						format('UPDATE %s SET %s WHERE %s AND (%s) IS NOT TRUE', t.relid,
+							   privacy_guard._anonymize_set(t.relid), v_cond, v_held), req.subject, secret);
 			END IF;
 			/* a trigger or rule of the owner may have kept rows: look */
 			v_left := privacy_guard._exec_as_owner(t.relid,
-						format('SELECT count(*) FROM %s WHERE %s', t.relid, v_cond), req.subject, NULL);
+						format('SELECT count(*) FROM %s WHERE %s AND (%s) IS NOT TRUE', t.relid, v_cond, v_held),
+						req.subject, NULL);
 			IF v_left > 0 THEN
 				RAISE EXCEPTION 'table % kept % of the subject''s rows', t.relid, v_left
 					USING ERRCODE = '55000',
 						  DETAIL = 'A trigger or rule on the table prevented the erasure.';
 			END IF;
-			IF v_n > 0 THEN
+			v_kept := 0;
+			IF t.hold_keep IS NOT NULL THEN
+				v_kept := privacy_guard._exec_as_owner(t.relid,
+						format('SELECT count(*) FROM %s WHERE %s AND (%s)', t.relid, v_cond, v_held),
+						req.subject, NULL);
+				v_restricted := v_restricted + v_kept;
+			END IF;
+			IF t.hold_keep IS NOT NULL THEN
+				/* even zero: a later pass's count of kept rows replaces the earlier one */
+				v_counts := v_counts || jsonb_build_object(t.relid::text,
+					jsonb_build_object('restricted', v_kept) ||
+					CASE WHEN v_n > 0 THEN jsonb_build_object(
+						CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n)
+						 ELSE '{}' END);
+			ELSIF v_n > 0 THEN
 				v_counts := v_counts || jsonb_build_object(t.relid::text,
 					jsonb_build_object(CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
+			END IF;
+			IF v_n > 0 THEN
 				/* the old row versions live on in the table (and its partitions) until vacuumed */
 				v_touched := v_touched || ARRAY(
 					SELECT x FROM privacy_guard._tree_oids(t.relid) AS x
@@ -1323,11 +1389,38 @@ BEGIN
 		UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
 		 WHERE l.subject = req.subject;
 		DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject;
-		UPDATE privacy_guard.erasure_request r
-		   SET state = 'done', completed_at = clock_timestamp(), counts = v_counts,
-			   subject = NULL, error = NULL, touched = v_touched,
-			   unreachable_at = CASE WHEN v_touched = '{}' THEN clock_timestamp() END
-		 WHERE r.id = req.id;
+		/*
+		 * A transaction that began before the erasure and is still open may
+		 * yet commit rows of the subject that no snapshot here could see:
+		 * then the request stays pending, the rows hidden, and a later
+		 * round erases again and closes it once no such transaction is left.
+		 */
+		v_settled := NOT EXISTS (
+				SELECT 1 FROM pg_stat_activity a
+				 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+				   AND a.backend_type <> 'autovacuum worker'
+				   AND a.xact_start < coalesce(req.erased_at, v_start))
+			AND NOT EXISTS (
+				SELECT 1 FROM pg_prepared_xacts p
+				 WHERE p.database = current_database() AND p.prepared < coalesce(req.erased_at, v_start));
+		IF v_restricted > 0 OR NOT v_settled THEN
+			/* the raw key stays: later rounds finish the request */
+			UPDATE privacy_guard.erasure_request r
+			   SET state = CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END,
+				   counts = privacy_guard._merge_counts(r.counts, v_counts), error = NULL,
+				   erased_at = coalesce(r.erased_at, v_start),
+				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x)
+			 WHERE r.id = req.id;
+		ELSE
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'done', completed_at = clock_timestamp(),
+				   counts = privacy_guard._merge_counts(r.counts, v_counts),
+				   erased_at = coalesce(r.erased_at, v_start),
+				   subject = NULL, error = NULL,
+				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x),
+				   unreachable_at = CASE WHEN r.touched || v_touched = '{}' THEN clock_timestamp() END
+			 WHERE r.id = req.id;
+		END IF;
 	EXCEPTION
 		WHEN foreign_key_violation THEN
 			GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME, v_schema = SCHEMA_NAME,
@@ -1354,67 +1447,224 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._erase_subject(privacy_guard.erasure_request, bytea) IS 'Internal: carry out one forget request, or nothing';
 
-CREATE FUNCTION privacy_guard.run_maintenance(tbl regclass DEFAULT NULL)
-RETURNS jsonb
+CREATE FUNCTION privacy_guard.set_legal_hold(tbl regclass, keep interval, purpose text)
+RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_now timestamptz := now();
-	v_secret bytea := privacy_guard._secret();
 	t privacy_guard.protected_table;
-	r privacy_guard.erasure_request;
-	v_n bigint;
-	v_expired jsonb := '{}';
-	v_errors jsonb := '{}';
-	v_done int := 0;
-	v_blocked int := 0;
 BEGIN
-	/*
-	 * Rows past retention: deleted, or anonymised (once: the subject is
-	 * cut).  A table that fails (rows locked by an application, a trigger's
-	 * error) is reported and the others go on; it is retried next round.
-	 */
-	FOR t IN SELECT * FROM privacy_guard._erasure_order() LOOP
-		CONTINUE WHEN t.retention IS NULL OR (tbl IS NOT NULL AND t.relid <> tbl);
-		BEGIN
-			IF t.on_expiry = 'delete' THEN
-				v_n := privacy_guard._exec_as_owner(t.relid,
-						format('DELETE FROM %s WHERE %I + %L::interval <= %L::timestamptz',
-							   t.relid, t.retention_column, t.retention, v_now), NULL, v_secret);
-			ELSE
-				v_n := privacy_guard._exec_as_owner(t.relid,
-						format('UPDATE %s SET %s WHERE %I + %L::interval <= %L::timestamptz AND %I IS NOT NULL',
-							   t.relid, privacy_guard._anonymize_set(t.relid), t.retention_column,
-							   t.retention, v_now, t.subject_column), NULL, v_secret);
-			END IF;
-			IF v_n > 0 THEN
-				v_expired := v_expired || jsonb_build_object(t.relid::text,
-					jsonb_build_object(CASE t.on_expiry WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
-			END IF;
-		EXCEPTION WHEN OTHERS THEN
-			v_errors := v_errors || jsonb_build_object(t.relid::text, SQLSTATE);
-		END;
-	END LOOP;
+	IF tbl IS NULL THEN
+		RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = '22004';
+	END IF;
+	SELECT * INTO t FROM privacy_guard.protected_table p WHERE p.relid = tbl;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not protected', tbl USING ERRCODE = '55000';
+	END IF;
+	PERFORM privacy_guard._check_table_owner(tbl);
+	IF keep IS NULL THEN
+		/* the hold ends: what it kept is erased by the next round */
+		UPDATE privacy_guard.protected_table p SET hold_keep = NULL, hold_purpose = NULL
+		 WHERE p.relid = tbl;
+		RETURN;
+	END IF;
+	IF t.retention_column IS NULL THEN
+		RAISE EXCEPTION 'table % has no retention_column', tbl
+			USING ERRCODE = '55000',
+				  DETAIL = 'A legal hold keeps rows until retention_column + keep.',
+				  HINT = 'Protect the table again with a retention_column.';
+	END IF;
+	IF keep <= interval '0' THEN
+		RAISE EXCEPTION 'legal hold must keep rows for a positive interval' USING ERRCODE = '22023';
+	END IF;
+	IF privacy_guard._check_purpose(purpose) <> 'legal_obligation' THEN
+		RAISE EXCEPTION 'purpose "%" has legal basis %, not legal_obligation', purpose,
+			privacy_guard._check_purpose(purpose)
+			USING ERRCODE = '22023',
+				  DETAIL = 'Rows kept after retention or a forget request may only serve a legal obligation.';
+	END IF;
+	UPDATE privacy_guard.protected_table p
+	   SET hold_keep = keep, hold_purpose = purpose,
+		   purposes = CASE WHEN purpose = ANY (p.purposes) THEN p.purposes ELSE p.purposes || purpose END
+	 WHERE p.relid = tbl;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.set_legal_hold(regclass, interval, text) IS 'Keep a table''s expired or forgotten rows, restricted to a legal_obligation purpose, until retention_column + keep (NULL keep ends the hold)';
 
-	/* forget requests that are due, each in full or not at all */
+/* Rows of a table past retention but kept under its legal hold, now. */
+CREATE FUNCTION privacy_guard._restricted_rows(tbl regclass)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t privacy_guard.protected_table;
+BEGIN
+	SELECT * INTO t FROM privacy_guard.protected_table p WHERE p.relid = tbl;
+	IF t.hold_keep IS NULL OR t.retention IS NULL THEN
+		RETURN 0;
+	END IF;
+	RETURN privacy_guard._exec_as_owner(tbl,
+		format('SELECT count(*) FROM %s WHERE %I + %L::interval <= %L::timestamptz AND %I + %L::interval > %L::timestamptz',
+			   tbl, t.retention_column, t.retention, now(), t.retention_column, t.hold_keep, now()),
+		NULL, NULL);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._restricted_rows(regclass) IS 'Internal: rows past retention kept under a legal hold';
+
+CREATE FUNCTION privacy_guard._batch_as_owner(tbl regclass, sql text, after tid, secret bytea,
+		OUT matched bigint, OUT processed bigint, OUT last tid)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pvg_batch_as_owner'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._batch_as_owner(regclass, text, tid, bytea) IS 'Internal: run one purge batch with the table owner''s rights';
+
+/*
+ * Where purging goes: every plain table of each protected tree that has a
+ * retention (a partitioned root holds no rows), in erasure order, each with
+ * the registered table whose rules it follows.
+ */
+CREATE FUNCTION privacy_guard._purge_targets(tbl regclass DEFAULT NULL)
+RETURNS TABLE (part regclass, root regclass)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT x::regclass, o.relid
+	  FROM privacy_guard._erasure_order() WITH ORDINALITY AS o
+	 CROSS JOIN LATERAL privacy_guard._tree_oids(o.relid) AS x
+	  JOIN pg_class c ON c.oid = x AND c.relkind = 'r'
+	 WHERE o.retention IS NOT NULL AND ($1 IS NULL OR o.relid = $1)
+	 ORDER BY o.ordinality, x
+$$;
+COMMENT ON FUNCTION privacy_guard._purge_targets(regclass) IS 'Internal: the tables a round purges, in erasure order';
+
+/*
+ * One purge batch: up to batch rows of part past retention (and past the
+ * legal hold, if any) at round_at, after position after, deleted or
+ * anonymised as the table's registration says.  Rows locked by others are
+ * skipped (the next round retries).  Returns the rows taken, the rows
+ * deleted or anonymised, where the batch stopped, and an error (an SQLSTATE
+ * and the table, never data) instead of raising it.  Shared by the worker,
+ * which commits after each batch, and run_maintenance().
+ */
+CREATE FUNCTION privacy_guard._expire_batch(part regclass, root regclass, round_at timestamptz,
+		after tid, batch integer, secret bytea,
+		OUT matched bigint, OUT processed bigint, OUT last tid, OUT action text, OUT error text)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t privacy_guard.protected_table;
+	v_cond text;
+	v_sql text;
+BEGIN
+	matched := 0;
+	processed := 0;
+	SELECT * INTO t FROM privacy_guard.protected_table p WHERE p.relid = root;
+	IF NOT FOUND OR t.retention IS NULL THEN
+		RETURN;				/* unprotected since the round began */
+	END IF;
+	v_cond := format('%I + %L::interval <= %L::timestamptz', t.retention_column, t.retention, round_at);
+	IF t.hold_keep IS NOT NULL THEN
+		/* under a legal hold, expired rows are kept (restricted) until retention_column + keep */
+		v_cond := v_cond || format(' AND %I + %L::interval <= %L::timestamptz',
+								   t.retention_column, t.hold_keep, round_at);
+	END IF;
+	IF t.on_expiry = 'delete' THEN
+		action := 'deleted';
+		v_sql := format('WITH b AS MATERIALIZED (SELECT ctid FROM ONLY %1$s WHERE ctid > $1 AND %2$s '
+						'LIMIT %3$s FOR UPDATE SKIP LOCKED), '
+						'd AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY(SELECT b.ctid FROM b)) RETURNING 1) '
+						'SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM d), (SELECT max(b.ctid) FROM b)',
+						part, v_cond, batch);
+	ELSE
+		/* once: anonymising cuts the subject, and rows without one are done */
+		action := 'anonymized';
+		v_sql := format('WITH b AS MATERIALIZED (SELECT ctid FROM ONLY %1$s WHERE ctid > $1 AND %2$s '
+						'AND %4$I IS NOT NULL LIMIT %3$s FOR UPDATE SKIP LOCKED), '
+						'd AS (UPDATE ONLY %1$s SET %5$s WHERE ctid = ANY (ARRAY(SELECT b.ctid FROM b)) RETURNING 1) '
+						'SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM d), (SELECT max(b.ctid) FROM b)',
+						part, v_cond, batch, t.subject_column, privacy_guard._anonymize_set(root));
+	END IF;
+	BEGIN
+		SELECT r.matched, r.processed, r.last INTO matched, processed, last
+		  FROM privacy_guard._batch_as_owner(part, v_sql, after, secret) r;
+	EXCEPTION WHEN OTHERS THEN
+		/* the owner's trigger or rule may have put data in the message: keep the SQLSTATE */
+		matched := 0;
+		processed := 0;
+		last := NULL;
+		error := format('error %s while purging %s', SQLSTATE, part);
+		RETURN;
+	END;
+	IF processed < matched AND t.on_expiry = 'delete' THEN
+		error := format('table %s kept %s rows past retention: a trigger or rule prevented the purge',
+						part, matched - processed);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._expire_batch(regclass, regclass, timestamptz, tid, integer, bytea) IS 'Internal: one purge batch of one table';
+
+/* A setting of ours in its base unit, or its default when the library is not loaded yet. */
+CREATE FUNCTION privacy_guard._setting(name text, fallback integer)
+RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s
+					  WHERE s.name = 'privacy_guard.' || $1), $2)
+$$;
+COMMENT ON FUNCTION privacy_guard._setting(text, integer) IS 'Internal: an integer setting of privacy_guard';
+
+/* forget requests that are due, each in full or not at all, and how they ended */
+CREATE FUNCTION privacy_guard._forget_due(round_at timestamptz, secret bytea,
+		OUT done integer, OUT blocked integer, OUT restricted integer)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r privacy_guard.erasure_request;
+	v_state text;
+BEGIN
+	done := 0;
+	blocked := 0;
+	restricted := 0;
 	FOR r IN
 		SELECT * FROM privacy_guard.erasure_request e
-		 WHERE e.state IN ('pending', 'blocked') AND e.subject IS NOT NULL AND e.due <= v_now
+		 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
+		   AND e.due <= round_at
 		 ORDER BY e.id
 	LOOP
-		PERFORM privacy_guard._erase_subject(r, v_secret);
-		IF (SELECT e.state FROM privacy_guard.erasure_request e WHERE e.id = r.id) = 'done' THEN
-			v_done := v_done + 1;
-		ELSE
-			v_blocked := v_blocked + 1;
-		END IF;
+		PERFORM privacy_guard._erase_subject(r, secret);
+		SELECT e.state INTO v_state FROM privacy_guard.erasure_request e WHERE e.id = r.id;
+		IF v_state = 'done' THEN
+			done := done + 1;
+		ELSIF v_state = 'restricted' THEN
+			restricted := restricted + 1;
+		ELSIF v_state = 'blocked' THEN
+			blocked := blocked + 1;
+		END IF;			/* pending: erased, waiting for older transactions to end */
 	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._forget_due(timestamptz, bytea) IS 'Internal: carry out the forget requests that are due';
 
-	/*
-	 * A receipt records when the erased rows became physically unreachable:
-	 * once every table the erasure wrote to has been vacuumed since.
-	 */
+/*
+ * The end of a round: receipts learn when erased rows became physically
+ * unreachable (every table the erasure wrote to vacuumed since), and
+ * receipts older than privacy_guard.log_retention are dropped.
+ */
+CREATE FUNCTION privacy_guard._close_receipts()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_pruned bigint;
+BEGIN
 	UPDATE privacy_guard.erasure_request e
 	   SET unreachable_at = now()
 	 WHERE e.state = 'done' AND e.unreachable_at IS NULL
@@ -1423,56 +1673,122 @@ BEGIN
 						 AND coalesce(greatest(pg_stat_get_last_vacuum_time(x.relid),
 											   pg_stat_get_last_autovacuum_time(x.relid)),
 									  '-infinity') < e.completed_at);
+	DELETE FROM privacy_guard.erasure_request e
+	 WHERE e.state = 'done' AND e.unreachable_at IS NOT NULL
+	   AND e.completed_at < now() - make_interval(secs => privacy_guard._setting('log_retention', 94608000));
+	GET DIAGNOSTICS v_pruned = ROW_COUNT;
+	RETURN v_pruned;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._close_receipts() IS 'Internal: mark receipts whose rows are unreachable, drop those past log retention';
 
-	RETURN jsonb_build_object('expired', v_expired, 'requests_done', v_done,
-							  'requests_blocked', v_blocked, 'errors', v_errors);
+/* Add one batch's outcome to a round's result (keys: the registered tables). */
+CREATE FUNCTION privacy_guard._add_batch(result jsonb, root regclass, action text, n bigint, error text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN $5 IS NOT NULL
+				THEN jsonb_set($1, ARRAY['errors', $2::text], to_jsonb($5))
+				WHEN $4 > 0
+				THEN jsonb_set($1, ARRAY['expired', $2::text],
+							   jsonb_build_object($3, coalesce(($1 #>> ARRAY['expired', $2::text, $3])::bigint, 0) + $4))
+				ELSE $1 END
+$$;
+COMMENT ON FUNCTION privacy_guard._add_batch(jsonb, regclass, text, bigint, text) IS 'Internal: count one purge batch into a round''s result';
+
+CREATE FUNCTION privacy_guard.run_maintenance(tbl regclass DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_now timestamptz := now();
+	v_secret bytea := privacy_guard._secret();
+	v_batch integer := privacy_guard._setting('batch_size', 1000);
+	v_result jsonb := '{"expired": {}, "errors": {}}';
+	p record;
+	b record;
+	v_after tid;
+	f record;
+BEGIN
+	/*
+	 * Rows past retention: deleted, or anonymised, in the same batches the
+	 * worker runs (here all in the caller's transaction).  A table that
+	 * fails is reported and the others go on; the next round retries it.
+	 */
+	FOR p IN SELECT * FROM privacy_guard._purge_targets(tbl) LOOP
+		v_after := '(0,0)';
+		LOOP
+			b := privacy_guard._expire_batch(p.part, p.root, v_now, v_after, v_batch, v_secret);
+			v_result := privacy_guard._add_batch(v_result, p.root, b.action, b.processed, b.error);
+			EXIT WHEN b.error IS NOT NULL OR b.matched < v_batch;
+			v_after := b.last;
+		END LOOP;
+	END LOOP;
+
+	f := privacy_guard._forget_due(v_now, v_secret);
+	PERFORM privacy_guard._close_receipts();
+	RETURN v_result || jsonb_build_object('requests_done', f.done, 'requests_blocked', f.blocked,
+										  'requests_restricted', f.restricted);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement round now, in this session: expire rows past retention, carry out due forget requests';
 
-/* One background round: run_maintenance(), its outcome kept for worker_status. */
-CREATE FUNCTION privacy_guard._worker_round()
+/*
+ * The background round's last step, after its purge batches (worker.c):
+ * forget requests, receipts, and the round's outcome kept for
+ * worker_status.  purged is the batches' result as run_maintenance()
+ * builds it.
+ */
+CREATE FUNCTION privacy_guard._worker_round(purged jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	v_result jsonb;
+	v_result jsonb := purged;
+	f record;
 	v_failed text;
 BEGIN
 	INSERT INTO privacy_guard.worker_round DEFAULT VALUES ON CONFLICT DO NOTHING;
 	BEGIN
-		v_result := privacy_guard.run_maintenance();
+		f := privacy_guard._forget_due(now(), privacy_guard._secret());
+		PERFORM privacy_guard._close_receipts();
+		v_result := v_result || jsonb_build_object('requests_done', f.done, 'requests_blocked', f.blocked,
+												   'requests_restricted', f.restricted);
 	EXCEPTION WHEN OTHERS THEN
 		v_failed := SQLSTATE;
+		v_result := v_result || jsonb_build_object('requests_done', 0, 'requests_blocked', 0,
+												   'requests_restricted', 0);
 	END;
-	IF v_failed IS NOT NULL THEN
-		UPDATE privacy_guard.worker_round w
-		   SET rounds = w.rounds + 1, last_round_at = now(), errors = w.errors + 1,
-			   last_error = 'round failed: ' || v_failed, last_error_at = now();
-		RETURN;
-	END IF;
 	UPDATE privacy_guard.worker_round w
 	   SET rounds = w.rounds + 1, last_round_at = now(), last_result = v_result,
 		   rows_deleted = w.rows_deleted + (SELECT coalesce(sum((e.value ->> 'deleted')::bigint), 0)
 											  FROM jsonb_each(v_result -> 'expired') e),
 		   rows_anonymized = w.rows_anonymized + (SELECT coalesce(sum((e.value ->> 'anonymized')::bigint), 0)
 													FROM jsonb_each(v_result -> 'expired') e),
+		   rows_restricted = (SELECT coalesce(sum(privacy_guard._restricted_rows(t.relid)), 0)
+								FROM privacy_guard.protected_table t WHERE t.hold_keep IS NOT NULL),
 		   requests_done = w.requests_done + (v_result ->> 'requests_done')::bigint,
 		   errors = w.errors + (SELECT count(*) FROM jsonb_object_keys(v_result -> 'errors'))
-							 + (v_result ->> 'requests_blocked')::bigint,
-		   last_error = CASE WHEN v_result -> 'errors' <> '{}' THEN (v_result -> 'errors')::text
+							 + (v_result ->> 'requests_blocked')::bigint
+							 + (CASE WHEN v_failed IS NULL THEN 0 ELSE 1 END),
+		   last_error = CASE WHEN v_failed IS NOT NULL THEN 'forget requests failed: ' || v_failed
+							 WHEN v_result -> 'errors' <> '{}' THEN (v_result -> 'errors')::text
 							 WHEN (v_result ->> 'requests_blocked')::int > 0 THEN 'requests blocked: see erasure_requests'
 							 ELSE w.last_error END,
-		   last_error_at = CASE WHEN v_result -> 'errors' <> '{}' OR (v_result ->> 'requests_blocked')::int > 0
+		   last_error_at = CASE WHEN v_failed IS NOT NULL OR v_result -> 'errors' <> '{}'
+									 OR (v_result ->> 'requests_blocked')::int > 0
 								THEN now() ELSE w.last_error_at END;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._worker_round() IS 'Internal: the background worker''s round';
+COMMENT ON FUNCTION privacy_guard._worker_round(jsonb) IS 'Internal: the end of the background worker''s round';
 
 CREATE VIEW privacy_guard.worker_status AS
 	SELECT pg_catalog.current_database() AS database, w.rounds, w.last_round_at, w.rows_deleted,
-		   w.rows_anonymized, w.requests_done, w.errors, w.last_error, w.last_error_at
+		   w.rows_anonymized, w.rows_restricted, w.requests_done, w.errors, w.last_error,
+		   w.last_error_at
 	  FROM privacy_guard.worker_round w;
 COMMENT ON VIEW privacy_guard.worker_status IS 'The background worker''s rounds in this database';
 
@@ -1539,6 +1855,7 @@ BEGIN
 		privacy_guard.protect(regclass, name, text[], interval, name, text, text),
 		privacy_guard.unprotect(regclass),
 		privacy_guard.set_anonymizer(regclass, name, text),
+		privacy_guard.set_legal_hold(regclass, interval, text),
 		privacy_guard.run_maintenance(regclass),
 		privacy_guard.erasure_status(text),
 		privacy_guard.grant_recorder(regrole) TO %s', role);

@@ -33,6 +33,19 @@
 PG_FUNCTION_INFO_V1(pvg_row_visible);
 PG_FUNCTION_INFO_V1(pvg_write_allowed);
 
+/*
+ * A time limit "column value + interval > now", with bounds outside which
+ * the test needs no interval arithmetic (see pvg_cutoff_bounds).
+ */
+typedef struct PvgCutoff
+{
+	Oid			type;			/* TIMESTAMPTZOID, TIMESTAMPOID or DATEOID */
+	Interval	span;
+	TimestampTz now;
+	int64		cut_lo;			/* value <= cut_lo: past the limit */
+	int64		cut_hi;			/* value > cut_hi: within it */
+} PvgCutoff;
+
 /* what one execution of a policy needs per row */
 typedef struct PvgRowCheck
 {
@@ -41,16 +54,19 @@ typedef struct PvgRowCheck
 	int			int_width;		/* 2, 4 or 8 for PVG_KEY_INT */
 	bool		text_direct;	/* text/varchar: probe the bytes as they are */
 	FmgrInfo	outfunc;		/* other types: probe the text form */
-	TimestampTz now;			/* retention: transaction start, as now() */
 	TimestampTz stmt_now;		/* consent expiry, forget due: statement start */
 	bool		anonymize_on_expiry;
 
-	/* retention: visible iff exact(value) i.e. value + retention > now */
+	/* rule 6: visible iff retention column + retention > now() */
 	bool		has_retention;
-	Oid			ret_type;		/* TIMESTAMPTZOID, TIMESTAMPOID or DATEOID */
-	Interval	retention;
-	int64		cut_lo;			/* value <= cut_lo: expired */
-	int64		cut_hi;			/* value > cut_hi: retained */
+	PvgCutoff	retention;
+
+	/*
+	 * rule 8: under the purpose of the table's legal hold, rows that rules
+	 * 5-6 hide are visible while retention column + keep > now()
+	 */
+	bool		held;
+	PvgCutoff	hold;
 } PvgRowCheck;
 
 /*
@@ -127,29 +143,29 @@ pvg_policy_table(PvgRegistry *reg, Oid relid)
 	return table;
 }
 
-/* exact retention test: value + retention > now (SPEC 3.2 rule 6) */
+/* exact test: value + span > now */
 static bool
-pvg_retained_exact(PvgRowCheck *chk, int64 value)
+pvg_within_exact(PvgCutoff *cut, int64 value)
 {
 	Datum		end;
 
-	if (chk->ret_type == TIMESTAMPTZOID)
+	if (cut->type == TIMESTAMPTZOID)
 		end = DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(value),
-								  IntervalPGetDatum(&chk->retention));
+								  IntervalPGetDatum(&cut->span));
 	else
 	{
 		end = DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum(value),
-								  IntervalPGetDatum(&chk->retention));
+								  IntervalPGetDatum(&cut->span));
 		end = DirectFunctionCall1(timestamp_timestamptz, end);
 	}
-	return DatumGetTimestampTz(end) > chk->now;
+	return DatumGetTimestampTz(end) > cut->now;
 }
 
 /* a retention column value in the timestamp domain of its type */
 static inline int64
-pvg_retention_value(PvgRowCheck *chk, Datum d)
+pvg_cutoff_value(PvgCutoff *cut, Datum d)
 {
-	if (chk->ret_type == DATEOID)
+	if (cut->type == DATEOID)
 	{
 		DateADT		date = DatumGetDateADT(d);
 
@@ -163,48 +179,51 @@ pvg_retention_value(PvgRowCheck *chk, Datum d)
 }
 
 static inline bool
-pvg_retained(PvgRowCheck *chk, Datum d)
+pvg_within(PvgCutoff *cut, Datum d)
 {
-	int64		v = pvg_retention_value(chk, d);
+	int64		v = pvg_cutoff_value(cut, d);
 
-	if (v > chk->cut_hi)
+	if (v > cut->cut_hi)
 		return true;
-	if (v <= chk->cut_lo)
+	if (v <= cut->cut_lo)
 		return false;
 	if (TIMESTAMP_NOT_FINITE(v))
 		return v == DT_NOEND;
-	return pvg_retained_exact(chk, v);
+	return pvg_within_exact(cut, v);
 }
 
 /*
- * Bounds outside which the retention test needs no interval arithmetic:
- * value + retention is monotonic in value, so once the exact test holds at
- * cut_hi it holds above it, and once it fails at cut_lo it fails below.
- * The bounds are the naive cut-off widened by four days (month lengths,
- * daylight saving and the session time zone), then checked exactly.
+ * Set up a limit and its bounds: value + span is monotonic in value, so
+ * once the exact test holds at cut_hi it holds above it, and once it fails
+ * at cut_lo it fails below.  The bounds are the naive cut-off widened by
+ * four days (month lengths, daylight saving and the session time zone),
+ * then checked exactly.
  */
 static void
-pvg_retention_bounds(PvgRowCheck *chk)
+pvg_cutoff_init(PvgCutoff *cut, Oid type, Interval *span, TimestampTz now)
 {
-	int64		span;
-	int64		local_now = chk->now;
+	int64		naive;
+	int64		local_now = now;
 	int64		margin = 4 * USECS_PER_DAY;
 
-	if (chk->ret_type != TIMESTAMPTZOID)
+	cut->type = type;
+	cut->span = *span;
+	cut->now = now;
+	if (type != TIMESTAMPTZOID)
 		local_now = DatumGetTimestamp(DirectFunctionCall1(timestamptz_timestamp,
-														  TimestampTzGetDatum(chk->now)));
-	span = chk->retention.time + (int64) chk->retention.day * USECS_PER_DAY +
-		(int64) chk->retention.month * DAYS_PER_MONTH * USECS_PER_DAY;
+														  TimestampTzGetDatum(now)));
+	naive = span->time + (int64) span->day * USECS_PER_DAY +
+		(int64) span->month * DAYS_PER_MONTH * USECS_PER_DAY;
 	/* a year of months is 360 naive days but up to 366 real ones */
-	margin += (int64) (Abs(chk->retention.month) / 12 + 1) * 7 * USECS_PER_DAY;
+	margin += (int64) (Abs(span->month) / 12 + 1) * 7 * USECS_PER_DAY;
 
-	chk->cut_hi = local_now - span + margin;
-	chk->cut_lo = local_now - span - margin;
-	if (!pvg_retained_exact(chk, chk->cut_hi) || pvg_retained_exact(chk, chk->cut_lo))
+	cut->cut_hi = local_now - naive + margin;
+	cut->cut_lo = local_now - naive - margin;
+	if (!pvg_within_exact(cut, cut->cut_hi) || pvg_within_exact(cut, cut->cut_lo))
 	{
 		/* unexpected: fall back to the exact test for every value */
-		chk->cut_hi = DT_NOEND;
-		chk->cut_lo = DT_NOBEGIN;
+		cut->cut_hi = DT_NOEND;
+		cut->cut_lo = DT_NOBEGIN;
 	}
 }
 
@@ -257,54 +276,42 @@ pvg_row_check_setup(FunctionCallInfo fcinfo)
 			}
 	}
 	chk->set = pvg_subject_set(reg, purpose, chk->kind);
-	chk->now = GetCurrentTransactionStartTimestamp();
 	/* a forget request filed since the transaction began counts at once */
 	chk->stmt_now = GetCurrentStatementStartTimestamp();
 	chk->anonymize_on_expiry = table->anonymize_on_expiry;
 
-	if (table->has_retention && PG_NARGS() > 2)
+	if (PG_NARGS() > 2)
 	{
-		chk->has_retention = true;
-		chk->retention = table->retention;
-		chk->ret_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
-		pvg_retention_bounds(chk);
+		Oid			ret_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+		TimestampTz now = GetCurrentTransactionStartTimestamp();	/* as now() */
+
+		if (table->has_retention)
+		{
+			chk->has_retention = true;
+			pvg_cutoff_init(&chk->retention, ret_type, &table->retention, now);
+		}
+
+		/*
+		 * The hold's exception is for its legal obligation only: under it
+		 * the subject set holds nothing but forget requests.
+		 */
+		if (table->hold_purpose >= 0 &&
+			pvg_purpose_within(reg, purpose, table->hold_purpose) &&
+			reg->purposes[purpose].basis == PVG_BASIS_LEGAL_OBLIGATION)
+		{
+			chk->held = true;
+			pvg_cutoff_init(&chk->hold, ret_type, &table->hold_keep, now);
+		}
 	}
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = chk;
 	return chk;
 }
 
-/*
- * row_visible(table regclass, subject anyelement [, retained_from])
- *
- * Whether the row may be seen under the session's purpose (SPEC 3.2 rules
- * 5-7); raises rules 1-4 on the first row of each execution.  A row whose
- * subject is NULL holds no link to a person: only retention applies to it,
- * and not even that when the table anonymises at expiry (it has been).
- */
-Datum
-pvg_row_visible(PG_FUNCTION_ARGS)
+/* the subject's side of the check: rules 5 and 7 */
+static inline bool
+pvg_subject_allowed(PvgRowCheck *chk, Datum subject)
 {
-	PvgRowCheck *chk = (PvgRowCheck *) fcinfo->flinfo->fn_extra;
-	Datum		subject;
-
-	if (unlikely(chk == NULL))
-		chk = pvg_row_check_setup(fcinfo);
-
-	if (PG_ARGISNULL(1))
-	{
-		if (chk->anonymize_on_expiry || !chk->has_retention)
-			PG_RETURN_BOOL(true);
-		PG_RETURN_BOOL(!PG_ARGISNULL(2) && pvg_retained(chk, PG_GETARG_DATUM(2)));
-	}
-	if (chk->has_retention)
-	{
-		/* no retention date: nothing shows the row may still be kept */
-		if (PG_ARGISNULL(2) || !pvg_retained(chk, PG_GETARG_DATUM(2)))
-			PG_RETURN_BOOL(false);
-	}
-
-	subject = PG_GETARG_DATUM(1);
 	if (chk->kind == PVG_KEY_INT)
 	{
 		int64		key;
@@ -315,7 +322,7 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 			key = DatumGetInt32(subject);
 		else
 			key = DatumGetInt16(subject);
-		PG_RETURN_BOOL(pvg_set_allows_int(chk->set, key, chk->stmt_now));
+		return pvg_set_allows_int(chk->set, key, chk->stmt_now);
 	}
 	if (chk->text_direct)
 	{
@@ -325,7 +332,7 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 		result = pvg_set_allows_text(chk->set, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), chk->stmt_now);
 		if ((Pointer) t != DatumGetPointer(subject))
 			pfree(t);
-		PG_RETURN_BOOL(result);
+		return result;
 	}
 	else
 	{
@@ -334,8 +341,49 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 
 		result = pvg_set_allows_text(chk->set, s, strlen(s), chk->stmt_now);
 		pfree(s);
-		PG_RETURN_BOOL(result);
+		return result;
 	}
+}
+
+/*
+ * row_visible(table regclass, subject anyelement [, retained_from])
+ *
+ * Whether the row may be seen under the session's purpose (SPEC 3.2 rules
+ * 5-8); raises rules 1-4 on the first row of each execution.  A row whose
+ * subject is NULL holds no link to a person: only retention applies to it,
+ * and not even that when the table anonymises at expiry (it has been).
+ * Under a legal hold's purpose, a row that rules 5-6 hide stays visible
+ * while retained_from + keep has not passed (rule 8).
+ */
+Datum
+pvg_row_visible(PG_FUNCTION_ARGS)
+{
+	PvgRowCheck *chk = (PvgRowCheck *) fcinfo->flinfo->fn_extra;
+
+	if (unlikely(chk == NULL))
+		chk = pvg_row_check_setup(fcinfo);
+
+	if (PG_ARGISNULL(1))
+	{
+		if (chk->anonymize_on_expiry || !chk->has_retention)
+			PG_RETURN_BOOL(true);
+		if (PG_ARGISNULL(2))
+			PG_RETURN_BOOL(false);
+		PG_RETURN_BOOL(pvg_within(&chk->retention, PG_GETARG_DATUM(2)) ||
+					   (chk->held && pvg_within(&chk->hold, PG_GETARG_DATUM(2))));
+	}
+	if (chk->has_retention)
+	{
+		/* no retention date: nothing shows the row may still be kept */
+		if (PG_ARGISNULL(2))
+			PG_RETURN_BOOL(false);
+		if (!pvg_within(&chk->retention, PG_GETARG_DATUM(2)))
+			PG_RETURN_BOOL(chk->held && pvg_within(&chk->hold, PG_GETARG_DATUM(2)));
+	}
+	if (pvg_subject_allowed(chk, PG_GETARG_DATUM(1)))
+		PG_RETURN_BOOL(true);
+	/* under the hold's purpose only a forget request hides a subject */
+	PG_RETURN_BOOL(chk->held && !PG_ARGISNULL(2) && pvg_within(&chk->hold, PG_GETARG_DATUM(2)));
 }
 
 /*

@@ -11,6 +11,13 @@
  * table owner runs with the owner's rights, never with the extension
  * owner's, and the rows hidden from the owner by the rules can be erased.
  *
+ * Purging goes in batches (_batch_as_owner): each takes the next rows past
+ * retention in physical order after where the previous one stopped (a TID
+ * range scan, so no batch reads again what an earlier one finished), skips
+ * rows that applications hold locked, and reports where it stopped.  The
+ * worker commits after every batch; run_maintenance() runs the same
+ * batches in the caller's transaction.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -18,46 +25,35 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(pvg_exec_as_owner);
+PG_FUNCTION_INFO_V1(pvg_batch_as_owner);
 
 /* how long an engine statement waits for a lock held by an application */
 #define PVG_ENGINE_LOCK_TIMEOUT "500ms"
 
 /*
- * _exec_as_owner(tbl regclass, sql text, key text, secret bytea) -> bigint
- *
- * Runs sql, which may use $1 (the subject key) and $2 (the digest key), as
- * the owner of tbl, with the default search_path the owner's triggers
- * expect (pg_catalog is searched first; the statement itself names every
- * table by its qualified name), waiting at most half a second for a lock.
- * Returns the rows processed, or for a query the first column of its first
- * row.  Errors propagate (a lock timeout as 55P03).
+ * Run sql with two parameters as the owner of relid, with the default
+ * search_path the owner's triggers expect (the statement itself names
+ * every table by its qualified name), waiting at most half a second for a
+ * lock.  Leaves SPI connected with the result in SPI_tuptable; the caller
+ * reads it and calls SPI_finish().  Errors propagate (a lock timeout as
+ * 55P03), and the ERROR path restores the user and the settings.
  */
-Datum
-pvg_exec_as_owner(PG_FUNCTION_ARGS)
+static int
+pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char *nulls)
 {
-	Oid			relid = PG_GETARG_OID(0);
-	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Oid			argtypes[2] = {TEXTOID, BYTEAOID};
-	Datum		values[2];
-	char		nulls[2];
 	HeapTuple	tup;
 	Oid			owner;
 	Oid			save_userid;
 	int			save_sec;
 	int			save_nestlevel;
 	int			rc;
-	int64		result;
-
-	values[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[0] = PG_ARGISNULL(2) ? 'n' : ' ';
-	values[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[1] = PG_ARGISNULL(3) ? 'n' : ' ';
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
@@ -82,6 +78,35 @@ pvg_exec_as_owner(PG_FUNCTION_ARGS)
 	rc = SPI_execute_with_args(sql, 2, argtypes, values, nulls, false, 0);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return rc;
+}
+
+/*
+ * _exec_as_owner(tbl regclass, sql text, key text, secret bytea) -> bigint
+ *
+ * Runs sql, which may use $1 (the subject key) and $2 (the digest key), as
+ * the owner of tbl (see pvg_run_as_owner).  Returns the rows processed, or
+ * for a query the first column of its first row.
+ */
+Datum
+pvg_exec_as_owner(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[2] = {TEXTOID, BYTEAOID};
+	Datum		values[2];
+	char		nulls[2];
+	int			rc;
+	int64		result;
+
+	values[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[0] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[1] = PG_ARGISNULL(3) ? 'n' : ' ';
+
+	rc = pvg_run_as_owner(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						  argtypes, values, nulls);
 	if (rc == SPI_OK_SELECT && SPI_processed > 0)
 	{
 		bool		isnull;
@@ -92,8 +117,57 @@ pvg_exec_as_owner(PG_FUNCTION_ARGS)
 	else
 		result = (int64) SPI_processed;
 	SPI_finish();
-
-	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
 	PG_RETURN_INT64(result);
+}
+
+/*
+ * _batch_as_owner(tbl regclass, sql text, after tid, secret bytea,
+ *				   OUT matched bigint, OUT processed bigint, OUT last tid)
+ *
+ * Runs one purge batch as the owner of tbl (see pvg_run_as_owner).  sql is
+ * a query that uses $1 (where the previous batch stopped) and $2 (the
+ * digest key) and returns one row of exactly those three columns: the rows
+ * the batch took, the rows it deleted or changed, and the last row it took.
+ */
+Datum
+pvg_batch_as_owner(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[2] = {TIDOID, BYTEAOID};
+	Datum		values[2];
+	char		nulls[2];
+	TupleDesc	tupdesc;
+	Datum		out[3];
+	bool		outnull[3] = {false, false, true};
+	int			rc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		elog(ERROR, "table, statement and position must not be NULL");
+
+	values[0] = PG_GETARG_DATUM(2);
+	nulls[0] = ' ';
+	values[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[1] = PG_ARGISNULL(3) ? 'n' : ' ';
+
+	rc = pvg_run_as_owner(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						  argtypes, values, nulls);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1 || SPI_tuptable->tupdesc->natts != 3)
+		elog(ERROR, "a purge batch must return one row of three columns");
+	for (int i = 0; i < 3; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull);
+
+		if (i < 2)
+			out[i] = Int64GetDatum(isnull ? 0 : DatumGetInt64(d));
+		else if (!isnull)
+		{
+			/* copy the tid out of SPI's memory before SPI_finish frees it */
+			out[i] = PointerGetDatum(SPI_datumTransfer(d, false, sizeof(ItemPointerData)));
+			outnull[i] = false;
+		}
+	}
+	SPI_finish();
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, out, outnull)));
 }

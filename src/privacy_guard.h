@@ -52,6 +52,8 @@ typedef struct PvgTable
 	bool		has_retention;
 	Interval	retention;
 	bool		anonymize_on_expiry;
+	int			hold_purpose;	/* legal hold: its purpose's index, or -1 */
+	Interval	hold_keep;		/* ... rows kept until retention column + this */
 } PvgTable;
 
 typedef struct PvgRoleAuth
@@ -87,6 +89,9 @@ extern void pvg_ddl_guard_init(void);
 extern char *pvg_purpose;
 extern bool pvg_enabled;
 extern int	pvg_naptime;
+extern int	pvg_batch_size;
+extern int	pvg_batch_delay;
+extern int	pvg_log_retention;
 extern void pvg_guc_init(void);
 
 /* registry.c */

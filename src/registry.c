@@ -332,7 +332,7 @@ pvg_registry_load(void)
 		MemoryContextSwitchTo(old);
 
 		/* protected tables */
-		n = pvg_spi_read("SELECT relid, purposes, retention, on_expiry "
+		n = pvg_spi_read("SELECT relid, purposes, retention, on_expiry, hold_keep, hold_purpose "
 						 "FROM privacy_guard.protected_table");
 		old = MemoryContextSwitchTo(cxt);
 		reg->ntables = (int) n;
@@ -369,6 +369,16 @@ pvg_registry_load(void)
 			if (!isnull)
 				t->retention = *DatumGetIntervalP(d);
 			t->anonymize_on_expiry = strcmp(pvg_spi_string(i, 4), "anonymize") == 0;
+			t->hold_purpose = -1;
+			d = SPI_getbinval(tup, desc, 5, &isnull);
+			if (!isnull)
+			{
+				char	   *hold = pvg_spi_string(i, 6);
+
+				t->hold_keep = *DatumGetIntervalP(d);
+				if (hold != NULL)
+					t->hold_purpose = pvg_registry_purpose(reg, hold);
+			}
 		}
 		qsort(reg->tables, reg->ntables, sizeof(PvgTable), pvg_table_cmp);
 		MemoryContextSwitchTo(old);

@@ -13,11 +13,12 @@
  * exits.  No setting names the databases, a newly created extension is
  * picked up within one naptime, and since a worker holds a database only
  * for the length of a round, DROP DATABASE and DROP EXTENSION are not kept
- * waiting.  The round is exactly run_maintenance(), the synchronous twin.
+ * waiting.  The round runs the same SQL steps as run_maintenance(), the
+ * synchronous twin, but commits after every purge batch and paces them.
  *
  * SIGTERM ends either process at its next interrupt check (within a
- * second: every statement checks); SIGHUP makes the launcher reload
- * settings.  A launcher that dies is restarted by the postmaster.
+ * second: every statement checks); SIGHUP makes either reload settings
+ * (a worker between batches).  A launcher that dies is restarted by the postmaster.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +31,7 @@
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -39,6 +41,8 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -191,39 +195,183 @@ pvg_launcher_main(Datum arg)
 	}
 }
 
+/* one table a round purges: a plain table of a protected tree */
+typedef struct PvgTarget
+{
+	Oid			part;
+	Oid			root;
+} PvgTarget;
+
+/* Start a transaction with a snapshot and SPI, as every step of a round does. */
+static void
+pvg_step_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+pvg_step_end(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+}
+
+/* Between batches: settings reloaded, and SIGTERM obeyed. */
+static void
+pvg_worker_pause(long ms)
+{
+	if (ms > 0)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/*
+ * One round in one database.  First the list of tables to purge; then, per
+ * table, batches of privacy_guard.batch_size rows, each in its own
+ * transaction, privacy_guard.batch_delay apart; then one transaction for
+ * forget requests, receipts and worker_status.  A crash or SIGTERM loses
+ * at most the batch under way, which rolled back; the next round starts
+ * the table again from its first page and finds only what is left.
+ */
 void
 pvg_worker_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
+	List	   *targets = NIL;
+	ListCell   *lc;
+	bool		active = false;
+	Datum		round_at = (Datum) 0;
+	char	   *result = pstrdup("{\"expired\": {}, \"errors\": {}}");
 
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("privacy_guard worker");
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	/*
+	 * Every statement below names its objects in full.  Never keep DROP
+	 * EXTENSION, DROP DATABASE or an application waiting: a round that would
+	 * wait for a lock gives up (before any deadlock check could pick the
+	 * other side) and the next round tries again.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("lock_timeout", "100ms", PGC_SUSET, PGC_S_SESSION);
+
+	pvg_step_begin();
 	/* nothing to do where the extension is not installed, or on a standby */
 	if (!RecoveryInProgress() && OidIsValid(get_extension_oid("privacy_guard", true)))
 	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		pgstat_report_activity(STATE_RUNNING, "privacy_guard round");
+		MemoryContext old;
+		bool		isnull;
+		uint64		i;
 
-		/*
-		 * Never keep DROP EXTENSION, DROP DATABASE or an application waiting:
-		 * a round that would wait for a lock gives up (before any deadlock
-		 * check could pick the other side) and the next round tries again.
-		 */
-		if (SPI_execute("SET LOCAL lock_timeout = '100ms'", false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "could not set lock_timeout");
-		if (SPI_execute("SELECT privacy_guard._worker_round()", false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "privacy_guard round failed");
-		SPI_finish();
+		active = true;
+		pgstat_report_activity(STATE_RUNNING, "privacy_guard round: listing tables");
+		if (SPI_execute("SELECT t.part::pg_catalog.oid, t.root::pg_catalog.oid, pg_catalog.now() "
+						"FROM privacy_guard._purge_targets() t", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "privacy_guard could not list the tables to purge");
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			PvgTarget  *t = palloc(sizeof(PvgTarget));
+
+			t->part = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			t->root = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			targets = lappend(targets, t);
+			round_at = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
+		}
+		MemoryContextSwitchTo(old);
 	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	pvg_step_end();
+	if (!active)
+		proc_exit(0);
+
+	foreach(lc, targets)
+	{
+		PvgTarget  *t = (PvgTarget *) lfirst(lc);
+		ItemPointerData after;
+
+		ItemPointerSet(&after, 0, 0);
+		for (;;)
+		{
+			Oid			argtypes[6] = {REGCLASSOID, REGCLASSOID, TIMESTAMPTZOID, TIDOID, INT4OID, TEXTOID};
+			Datum		values[6];
+			bool		isnull;
+			bool		failed;
+			int64		matched;
+			int			batch;
+
+			pvg_worker_pause(0);
+			if (!pvg_enabled)
+				goto finish;	/* switched off mid-round */
+			batch = pvg_batch_size;
+
+			values[0] = ObjectIdGetDatum(t->part);
+			values[1] = ObjectIdGetDatum(t->root);
+			values[2] = round_at;
+			values[3] = PointerGetDatum(&after);
+			values[4] = Int32GetDatum(batch);
+			values[5] = CStringGetTextDatum(result);
+
+			pvg_step_begin();
+			pgstat_report_activity(STATE_RUNNING, "privacy_guard round: purging");
+			if (SPI_execute_with_args("SELECT b.matched, b.last, b.error IS NOT NULL, "
+									  "privacy_guard._add_batch($6::pg_catalog.jsonb, $2, b.action, b.processed, b.error)::pg_catalog.text "
+									  "FROM privacy_guard._expire_batch($1, $2, $3, $4, $5, privacy_guard._secret()) b",
+									  6, argtypes, values, NULL, false, 0) != SPI_OK_SELECT ||
+				SPI_processed != 1)
+				elog(ERROR, "privacy_guard purge batch failed");
+			matched = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			{
+				Datum		last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+				if (!isnull)
+					after = *((ItemPointer) DatumGetPointer(last));
+			}
+			failed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+			{
+				char	   *r = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+
+				pfree(result);
+				result = MemoryContextStrdup(TopMemoryContext, r);
+			}
+			pvg_step_end();
+
+			if (failed || matched < batch)
+				break;
+			pvg_worker_pause(pvg_batch_delay);
+		}
+	}
+
+finish:
+	pvg_step_begin();
+	pgstat_report_activity(STATE_RUNNING, "privacy_guard round: forget requests");
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		values[1];
+
+		values[0] = CStringGetTextDatum(result);
+		if (SPI_execute_with_args("SELECT privacy_guard._worker_round($1::pg_catalog.jsonb)",
+								  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "privacy_guard round failed");
+	}
+	pvg_step_end();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }
