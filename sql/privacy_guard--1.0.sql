@@ -143,6 +143,7 @@ CREATE TABLE privacy_guard.worker_round (
 	onerow		boolean PRIMARY KEY DEFAULT true CHECK (onerow),
 	rounds		bigint NOT NULL DEFAULT 0,
 	last_round_at timestamptz,
+	last_round_duration interval,
 	last_result jsonb,
 	rows_deleted bigint NOT NULL DEFAULT 0,	/* past retention */
 	rows_anonymized bigint NOT NULL DEFAULT 0,
@@ -1739,9 +1740,9 @@ COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement 
  * The background round's last step, after its purge batches (worker.c):
  * forget requests, receipts, and the round's outcome kept for
  * worker_status.  purged is the batches' result as run_maintenance()
- * builds it.
+ * builds it; started is when the round began.
  */
-CREATE FUNCTION privacy_guard._worker_round(purged jsonb)
+CREATE FUNCTION privacy_guard._worker_round(purged jsonb, started timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1764,6 +1765,7 @@ BEGIN
 	END;
 	UPDATE privacy_guard.worker_round w
 	   SET rounds = w.rounds + 1, last_round_at = now(), last_result = v_result,
+		   last_round_duration = clock_timestamp() - started,
 		   rows_deleted = w.rows_deleted + (SELECT coalesce(sum((e.value ->> 'deleted')::bigint), 0)
 											  FROM jsonb_each(v_result -> 'expired') e),
 		   rows_anonymized = w.rows_anonymized + (SELECT coalesce(sum((e.value ->> 'anonymized')::bigint), 0)
@@ -1783,10 +1785,11 @@ BEGIN
 								THEN now() ELSE w.last_error_at END;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._worker_round(jsonb) IS 'Internal: the end of the background worker''s round';
+COMMENT ON FUNCTION privacy_guard._worker_round(jsonb, timestamptz) IS 'Internal: the end of the background worker''s round';
 
 CREATE VIEW privacy_guard.worker_status AS
-	SELECT pg_catalog.current_database() AS database, w.rounds, w.last_round_at, w.rows_deleted,
+	SELECT pg_catalog.current_database() AS database, w.rounds, w.last_round_at,
+		   w.last_round_duration, w.rows_deleted,
 		   w.rows_anonymized, w.rows_restricted, w.requests_done, w.errors, w.last_error,
 		   w.last_error_at
 	  FROM privacy_guard.worker_round w;

@@ -283,7 +283,9 @@ pvg_worker_main(Datum arg)
 
 		active = true;
 		pgstat_report_activity(STATE_RUNNING, "privacy_guard round: listing tables");
-		if (SPI_execute("SELECT t.part::pg_catalog.oid, t.root::pg_catalog.oid, pg_catalog.now() "
+		/* the round's cut-off: rows expiring while it runs wait for the next */
+		round_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		if (SPI_execute("SELECT t.part::pg_catalog.oid, t.root::pg_catalog.oid "
 						"FROM privacy_guard._purge_targets() t", true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "privacy_guard could not list the tables to purge");
 		old = MemoryContextSwitchTo(TopMemoryContext);
@@ -294,7 +296,6 @@ pvg_worker_main(Datum arg)
 			t->part = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 			t->root = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 			targets = lappend(targets, t);
-			round_at = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
 		}
 		MemoryContextSwitchTo(old);
 	}
@@ -363,12 +364,13 @@ finish:
 	pvg_step_begin();
 	pgstat_report_activity(STATE_RUNNING, "privacy_guard round: forget requests");
 	{
-		Oid			argtypes[1] = {TEXTOID};
-		Datum		values[1];
+		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
+		Datum		values[2];
 
 		values[0] = CStringGetTextDatum(result);
-		if (SPI_execute_with_args("SELECT privacy_guard._worker_round($1::pg_catalog.jsonb)",
-								  1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+		values[1] = round_at;
+		if (SPI_execute_with_args("SELECT privacy_guard._worker_round($1::pg_catalog.jsonb, $2)",
+								  2, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "privacy_guard round failed");
 	}
 	pvg_step_end();
