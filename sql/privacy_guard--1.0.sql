@@ -1272,7 +1272,7 @@ COMMENT ON FUNCTION privacy_guard._erasure_order() IS 'Internal: protected table
 /*
  * Receipt counts of two passes of one request, per table and action:
  * deleted and anonymised rows add up; restricted rows are the later
- * pass's count (rows still kept), and vanish at zero.
+ * pass's count (the rows a hold still keeps), and vanish at zero.
  */
 CREATE FUNCTION privacy_guard._merge_counts(earlier jsonb, later jsonb)
 RETURNS jsonb
@@ -1282,7 +1282,7 @@ AS $$
 	SELECT coalesce(jsonb_object_agg(y.tbl, y.acts), '{}')
 	  FROM (SELECT x.tbl, jsonb_object_agg(x.act, x.n) AS acts
 			  FROM (SELECT u.tbl, u.act,
-						   CASE WHEN u.act = 'restricted' THEN (array_agg(u.n ORDER BY u.src DESC))[1]
+						   CASE WHEN u.act = 'restricted' THEN coalesce(sum(u.n) FILTER (WHERE u.src = 2), 0)
 								ELSE sum(u.n) END AS n
 					  FROM (SELECT 1 AS src, t.key AS tbl, a.key AS act, a.value::bigint AS n
 							  FROM jsonb_each($1) t, jsonb_each_text(t.value) a
