@@ -1698,6 +1698,21 @@ AS $$
 $$;
 COMMENT ON FUNCTION privacy_guard._add_batch(jsonb, regclass, text, bigint, text) IS 'Internal: count one purge batch into a round''s result';
 
+/* The worker counts each batch in worker_status as it commits, so a crash loses no count. */
+CREATE FUNCTION privacy_guard._count_batch(action text, n bigint)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO privacy_guard.worker_round AS w (rows_deleted, rows_anonymized)
+	SELECT CASE WHEN $1 = 'deleted' THEN $2 ELSE 0 END, CASE WHEN $1 = 'anonymized' THEN $2 ELSE 0 END
+	 WHERE $2 > 0
+	ON CONFLICT (onerow) DO UPDATE
+		SET rows_deleted = w.rows_deleted + excluded.rows_deleted,
+			rows_anonymized = w.rows_anonymized + excluded.rows_anonymized
+$$;
+COMMENT ON FUNCTION privacy_guard._count_batch(text, bigint) IS 'Internal: count a committed purge batch in worker_status';
+
 CREATE FUNCTION privacy_guard.run_maintenance(tbl regclass DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -1740,7 +1755,8 @@ COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement 
  * The background round's last step, after its purge batches (worker.c):
  * forget requests, receipts, and the round's outcome kept for
  * worker_status.  purged is the batches' result as run_maintenance()
- * builds it; started is when the round began.
+ * builds it (each batch counted its rows as it committed: _count_batch);
+ * started is when the round began.
  */
 CREATE FUNCTION privacy_guard._worker_round(purged jsonb, started timestamptz)
 RETURNS void
@@ -1766,10 +1782,6 @@ BEGIN
 	UPDATE privacy_guard.worker_round w
 	   SET rounds = w.rounds + 1, last_round_at = now(), last_result = v_result,
 		   last_round_duration = clock_timestamp() - started,
-		   rows_deleted = w.rows_deleted + (SELECT coalesce(sum((e.value ->> 'deleted')::bigint), 0)
-											  FROM jsonb_each(v_result -> 'expired') e),
-		   rows_anonymized = w.rows_anonymized + (SELECT coalesce(sum((e.value ->> 'anonymized')::bigint), 0)
-													FROM jsonb_each(v_result -> 'expired') e),
 		   rows_restricted = (SELECT coalesce(sum(privacy_guard._restricted_rows(t.relid)), 0)
 								FROM privacy_guard.protected_table t WHERE t.hold_keep IS NOT NULL),
 		   requests_done = w.requests_done + (v_result ->> 'requests_done')::bigint,

@@ -61,7 +61,8 @@ pvg_worker_init(void)
 {
 	BackgroundWorker worker;
 
-	if (!process_shared_preload_libraries_in_progress)
+	/* a binary upgrade (pg_upgrade) must find the databases as they were */
+	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
 		return;
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -333,7 +334,8 @@ pvg_worker_main(Datum arg)
 			pvg_step_begin();
 			pgstat_report_activity(STATE_RUNNING, "privacy_guard round: purging");
 			if (SPI_execute_with_args("SELECT b.matched, b.last, b.error IS NOT NULL, "
-									  "privacy_guard._add_batch($6::pg_catalog.jsonb, $2, b.action, b.processed, b.error)::pg_catalog.text "
+									  "privacy_guard._add_batch($6::pg_catalog.jsonb, $2, b.action, b.processed, b.error)::pg_catalog.text, "
+									  "privacy_guard._count_batch(b.action, b.processed) "
 									  "FROM privacy_guard._expire_batch($1, $2, $3, $4, $5, privacy_guard._secret()) b",
 									  6, argtypes, values, NULL, false, 0) != SPI_OK_SELECT ||
 				SPI_processed != 1)
