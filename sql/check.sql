@@ -47,6 +47,7 @@ CREATE VIEW product_titles AS SELECT title FROM products;
 RESET ROLE;
 CREATE VIEW shop.invoice_report AS SELECT count(*) AS n FROM invoices;	-- owned by the superuser
 CREATE MATERIALIZED VIEW shop.customer_snapshot AS SELECT id, email FROM customers;
+CREATE VIEW shop.snapshot_emails WITH (security_invoker) AS SELECT email FROM customer_snapshot;
 CREATE TABLE shop.customers_backup AS SELECT * FROM customers;
 CREATE TABLE shop.unrelated (id bigint, note text);	-- shares only "id": not flagged
 SELECT privacy_guard.allow_purpose('regress_transp_c_bypass', 'billing');
@@ -61,7 +62,7 @@ SELECT privacy_guard.allow_purpose('regress_transp_c_app', 'marketing');
 SELECT privacy_guard.disallow_purpose('regress_transp_c_bypass', 'billing');
 ALTER VIEW customer_emails SET (security_invoker = true);
 ALTER VIEW invoice_report SET (security_invoker = true);
-DROP MATERIALIZED VIEW customer_snapshot;
+DROP MATERIALIZED VIEW customer_snapshot CASCADE;
 DROP TABLE customers_backup;
 SELECT severity, object FROM privacy_guard.check() WHERE object <> 'server';
 ALTER TABLE newsletter ADD COLUMN added timestamptz NOT NULL DEFAULT now();

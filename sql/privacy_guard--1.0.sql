@@ -1889,6 +1889,7 @@ CREATE FUNCTION privacy_guard.subject_report(subject text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET IntervalStyle = iso_8601
 AS $$
 DECLARE
 	v_digest text;
@@ -1912,12 +1913,15 @@ BEGIN
 				   '(SELECT pg_catalog.to_jsonb(x.*) AS r FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s) s',
 				   t.relid, t.subject_column, v_base), subject);
 		CONTINUE WHEN v_rows IS NULL;
-		v_purposes := v_purposes || t.purposes;
+		v_purposes := v_purposes || t.purposes || t.hold_purpose;
 		v_data := v_data || jsonb_build_array(jsonb_build_object(
 			'table', t.relid::text, 'found_by', 'subject column', 'subject_column', t.subject_column,
-			'purposes', to_jsonb(t.purposes), 'retention', t.retention::text,
+			'purposes', to_jsonb(t.purposes), 'retention', t.retention,
 			'retention_column', t.retention_column, 'on_expiry', t.on_expiry,
-			'on_forget', t.on_forget, 'rows', v_rows));
+			'on_forget', t.on_forget,
+			'legal_hold', CASE WHEN t.hold_purpose IS NOT NULL
+							   THEN jsonb_build_object('keep', t.hold_keep, 'purpose', t.hold_purpose) END,
+			'rows', v_rows));
 
 		/*
 		 * Tables privacy_guard does not protect that refer to these rows:
@@ -1975,7 +1979,8 @@ BEGIN
 
 	SELECT coalesce(array_agg(DISTINCT x ORDER BY x), '{}') INTO v_purposes
 	  FROM unnest(v_purposes || ARRAY(SELECT c.purpose FROM privacy_guard.consent_state c
-									   WHERE c.subject = subject_report.subject)) AS x;
+									   WHERE c.subject = subject_report.subject)) AS x
+	 WHERE x IS NOT NULL;
 
 	v_report := jsonb_build_object(
 		'subject', subject,
@@ -2071,6 +2076,7 @@ CREATE FUNCTION privacy_guard.check()
 RETURNS TABLE (severity text, object text, message text)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off	/* the catalog query's estimates are large; compiling it took seconds */
 AS $$
 BEGIN
 	RETURN QUERY
@@ -2100,6 +2106,7 @@ BEGIN
 			UNION
 			SELECT rw.ev_class, r.root
 			  FROM r
+			  JOIN pg_class rc ON rc.oid = r.view AND rc.relkind = 'v'	/* a materialized view is a copy: reported itself */
 			  JOIN pg_depend d ON d.refobjid = r.view AND d.refclassid = 'pg_class'::regclass
 							  AND d.classid = 'pg_rewrite'::regclass
 			  JOIN pg_rewrite rw ON rw.oid = d.objid
