@@ -1757,7 +1757,7 @@ BEGIN
 		SELECT string_agg(privacy_guard._notice_markup('text', f, coalesce(pp.description, privacy_guard._human_name(pp.name)))
 						  || ' (' || privacy_guard._notice_markup('code', f, pp.name) || ')', '; ' ORDER BY pp.name)
 		  INTO v_list
-		  FROM privacy_guard.purpose pp WHERE pp.name = ANY (t.purposes) AND pp.name IS DISTINCT FROM t.hold_purpose;
+		  FROM privacy_guard.purpose pp WHERE pp.name = ANY (t.purposes);
 		v_items := v_items || (privacy_guard._notice_markup('b', f, 'Used for:') || ' ' || v_list);
 
 		IF t.retention IS NULL THEN
@@ -2206,10 +2206,10 @@ BEGIN
 		  FROM privacy_guard.protected_table t
 		 WHERE t.retention IS NULL
 		/*
-		 * TAGGED TYPES (lead): add here "tagged columns outside protected
-		 * tables": every column of a tagged_* type in a table not in prot,
-		 * as a warning (its values are revealed by their tags, but the worker
-		 * erases them only ...), once the types exist.
+		 * TAGGED TYPES (lead): add here, as one more UNION ALL branch, the
+		 * finding "tagged columns outside protected tables": every column of
+		 * a tagged_* type (or a domain over one) in a user_rel table that is
+		 * not in prot, once the types exist.
 		 */
 	)
 	SELECT f.sev, f.obj, f.msg
