@@ -9,6 +9,7 @@ CREATE EXTENSION privacy_guard;
 CREATE ROLE regress_transp_r_admin;
 CREATE ROLE regress_transp_r_plain;
 CREATE ROLE regress_transp_r_owner;
+CREATE ROLE regress_transp_r_other;
 
 SELECT privacy_guard.define_purpose('billing', 'contract', 'Invoices and payments');
 SELECT privacy_guard.define_purpose('marketing', 'consent', 'Newsletters');
@@ -30,7 +31,17 @@ CREATE TABLE newsletter (customer_id bigint REFERENCES customers, list text,
 -- not protected, but about the person: found through their foreign keys
 CREATE TABLE support_tickets (id int PRIMARY KEY, customer_id bigint REFERENCES customers ON DELETE CASCADE,
 							  body text);
-CREATE TABLE order_notes (order_id bigint REFERENCES orders ON DELETE CASCADE, note text);
+-- a partitioned table: its partitions' rows appear under it
+CREATE TABLE visits (customer_id bigint, at date NOT NULL, page text) PARTITION BY RANGE (at);
+CREATE TABLE visits_2025 PARTITION OF visits FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE visits_2026 PARTITION OF visits FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+GRANT USAGE, CREATE ON SCHEMA shop TO regress_transp_r_other;
+GRANT REFERENCES ON orders TO regress_transp_r_other;
+RESET ROLE;
+-- owned by another role, which may not read orders: the report reads the
+-- referenced keys as the owner of orders, the notes as their own owner
+SET ROLE regress_transp_r_other;
+CREATE TABLE shop.order_notes (order_id bigint REFERENCES shop.orders ON DELETE CASCADE, note text);
 RESET ROLE;
 SELECT privacy_guard.grant_admin('regress_transp_r_owner');
 SET ROLE regress_transp_r_owner;
@@ -39,6 +50,7 @@ SELECT privacy_guard.protect('orders', 'customer_id', ARRAY['billing', 'fraud'],
 SELECT privacy_guard.protect('invoices', 'customer_id', ARRAY['billing', 'tax'], interval '10 years',
 							 'issued_on', on_forget => 'anonymize');
 SELECT privacy_guard.protect('newsletter', 'customer_id', ARRAY['marketing']);
+SELECT privacy_guard.protect('visits', 'customer_id', ARRAY['fraud'], interval '10 years', 'at');
 RESET ROLE;
 -- the legal hold's behaviour is built elsewhere; the report names its settings
 UPDATE privacy_guard.protected_table SET hold_keep = interval '10 years', hold_purpose = 'tax'
@@ -55,6 +67,8 @@ INSERT INTO invoices VALUES (101, 1001, 11, '2026-03-01', 42.50), (201, 2002, 21
 INSERT INTO newsletter VALUES (2002, 'ZZ-OTHER-list', '2026-01-01 00:00+00');
 INSERT INTO support_tickets VALUES (1, 1001, 'parcel never arrived'), (2, 2002, 'ZZ-OTHER complaint');
 INSERT INTO order_notes VALUES (11, 'leave at the door'), (21, 'ZZ-OTHER note');
+INSERT INTO visits VALUES (1001, '2025-12-31', '/cart'), (1001, '2026-01-02', '/checkout'),
+						  (2002, '2026-01-03', '/ZZ-OTHER-page');
 SELECT privacy_guard.grant_consent('1001', 'marketing', NULL, '{"form": "signup"}');
 SELECT privacy_guard.withdraw_consent('1001', 'marketing');
 SELECT privacy_guard.object_to('1001', 'fraud');
@@ -113,4 +127,4 @@ SELECT jsonb_array_length(privacy_guard.subject_report('2002') -> 'data') AS oth
 
 \c :orig_db
 DROP DATABASE regress_transp_report;
-DROP ROLE regress_transp_r_admin, regress_transp_r_plain, regress_transp_r_owner;
+DROP ROLE regress_transp_r_admin, regress_transp_r_plain, regress_transp_r_owner, regress_transp_r_other;
