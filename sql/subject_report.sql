@@ -31,6 +31,9 @@ CREATE TABLE newsletter (customer_id bigint REFERENCES customers, list text,
 -- not protected, but about the person: found through their foreign keys
 CREATE TABLE support_tickets (id int PRIMARY KEY, customer_id bigint REFERENCES customers ON DELETE CASCADE,
 							  body text);
+-- identifiers that need quoting, and a subject column of a domain over text
+CREATE DOMAIN customer_ref AS text CHECK (VALUE ~ '^[0-9]+$');
+CREATE TABLE "Odd ""Notes"" $1" ("Customer Ref" customer_ref, "note'; --" text);
 -- a partitioned table: its partitions' rows appear under it
 CREATE TABLE visits (customer_id bigint, at date NOT NULL, page text) PARTITION BY RANGE (at);
 CREATE TABLE visits_2025 PARTITION OF visits FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
@@ -51,6 +54,7 @@ SELECT privacy_guard.protect('invoices', 'customer_id', ARRAY['billing', 'tax'],
 							 'issued_on', on_forget => 'anonymize');
 SELECT privacy_guard.protect('newsletter', 'customer_id', ARRAY['marketing']);
 SELECT privacy_guard.protect('visits', 'customer_id', ARRAY['fraud'], interval '10 years', 'at');
+SELECT privacy_guard.protect('"Odd ""Notes"" $1"', 'Customer Ref', ARRAY['billing']);
 RESET ROLE;
 -- the legal hold's behaviour is built elsewhere; the report names its settings
 UPDATE privacy_guard.protected_table SET hold_keep = interval '10 years', hold_purpose = 'tax'
@@ -67,6 +71,7 @@ INSERT INTO invoices VALUES (101, 1001, 11, '2026-03-01', 42.50), (201, 2002, 21
 INSERT INTO newsletter VALUES (2002, 'ZZ-OTHER-list', '2026-01-01 00:00+00');
 INSERT INTO support_tickets VALUES (1, 1001, 'parcel never arrived'), (2, 2002, 'ZZ-OTHER complaint');
 INSERT INTO order_notes VALUES (11, 'leave at the door'), (21, 'ZZ-OTHER note');
+INSERT INTO "Odd ""Notes"" $1" VALUES ('1001', 'prefers mornings'), ('2002', 'ZZ-OTHER note');
 INSERT INTO visits VALUES (1001, '2025-12-31', '/cart'), (1001, '2026-01-02', '/checkout'),
 						  (2002, '2026-01-03', '/ZZ-OTHER-page');
 SELECT privacy_guard.grant_consent('1001', 'marketing', NULL, '{"form": "signup"}');
