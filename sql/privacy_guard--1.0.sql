@@ -1724,7 +1724,9 @@ BEGIN
 			|| 'describes what actually happens to your data.');
 
 	IF NOT EXISTS (SELECT 1 FROM privacy_guard.protected_table) THEN
-		RETURN v_out || privacy_guard._notice_markup('p', f, 'We keep no personal data in this database.');
+		v_out := v_out || privacy_guard._notice_markup('p', f, 'We keep no personal data in this database.');
+		RETURN CASE f WHEN 'html' THEN E'<section class="privacy-notice">\n' || v_out || E'</section>\n'
+					  ELSE v_out END;
 	END IF;
 
 	/* what is held, table by table */

@@ -18,6 +18,10 @@ SELECT privacy_guard.define_purpose('marketing.email', 'consent', 'Our e-mail ne
 SELECT privacy_guard.define_purpose('fraud', 'legitimate_interests', 'Preventing fraud');
 SELECT privacy_guard.define_purpose('unused', 'consent', 'No table uses this');
 
+-- before anything is protected
+SELECT privacy_guard.privacy_notice('html');
+SELECT count(*) FROM privacy_guard.processing_register;
+
 CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL, full_name text, born date,
 						signed_up timestamptz NOT NULL);
 COMMENT ON TABLE customers IS 'Your customer account.';
