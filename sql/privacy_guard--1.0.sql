@@ -1343,32 +1343,55 @@ BEGIN
 				v_held := format('%I + %L::interval > %L::timestamptz',
 								 t.retention_column, t.hold_keep, now());
 			END IF;
-			IF t.on_forget = 'delete' THEN
-				v_n := privacy_guard._exec_as_owner(t.relid,
-						format('DELETE FROM %s WHERE %s AND (%s) IS NOT TRUE', t.relid, v_cond, v_held),
-						req.subject, secret);
-			ELSE
-				v_n := privacy_guard._exec_as_owner(t.relid,
-						format('UPDATE %s SET %s WHERE %s AND (%s) IS NOT TRUE', t.relid,
-							   privacy_guard._anonymize_set(t.relid), v_cond, v_held), req.subject, secret);
-			END IF;
+			v_kept := 0;
+			BEGIN
+				IF t.on_forget = 'delete' THEN
+					v_n := privacy_guard._exec_as_owner(t.relid,
+							format('DELETE FROM %s WHERE %s AND (%s) IS NOT TRUE', t.relid, v_cond, v_held),
+							req.subject, secret);
+				ELSE
+					v_n := privacy_guard._exec_as_owner(t.relid,
+							format('UPDATE %s SET %s WHERE %s AND (%s) IS NOT TRUE', t.relid,
+								   privacy_guard._anonymize_set(t.relid), v_cond, v_held), req.subject, secret);
+				END IF;
+			EXCEPTION WHEN foreign_key_violation THEN
+				/*
+				 * Rows a legal hold keeps in a protected table still refer to
+				 * these: they stay too (hidden) until the hold lets go of
+				 * them.  Any other reference blocks the request (below).
+				 */
+				GET STACKED DIAGNOSTICS v_schema = SCHEMA_NAME, v_relname = TABLE_NAME;
+				IF NOT EXISTS (
+						SELECT 1 FROM privacy_guard.protected_part pp
+						  JOIN privacy_guard.protected_table p ON p.relid = pp.root
+						  JOIN pg_class c ON c.oid = pp.target
+						  JOIN pg_namespace n ON n.oid = c.relnamespace
+						 WHERE c.relname = v_relname AND n.nspname = v_schema
+						   AND p.hold_keep IS NOT NULL) THEN
+					RAISE;
+				END IF;
+				v_n := 0;
+				v_kept := privacy_guard._exec_as_owner(t.relid,
+						format('SELECT count(*) FROM %s WHERE %s', t.relid, v_cond), req.subject, NULL);
+			END;
 			/* a trigger or rule of the owner may have kept rows: look */
 			v_left := privacy_guard._exec_as_owner(t.relid,
 						format('SELECT count(*) FROM %s WHERE %s AND (%s) IS NOT TRUE', t.relid, v_cond, v_held),
 						req.subject, NULL);
-			IF v_left > 0 THEN
-				RAISE EXCEPTION 'table % kept % of the subject''s rows', t.relid, v_left
+			IF v_left > v_kept THEN
+				RAISE EXCEPTION 'table % kept % of the subject''s rows', t.relid, v_left - v_kept
 					USING ERRCODE = '55000',
 						  DETAIL = 'A trigger or rule on the table prevented the erasure.';
 			END IF;
-			v_kept := 0;
-			IF t.hold_keep IS NOT NULL THEN
+			IF v_kept > 0 THEN
+				v_restricted := v_restricted + v_kept;
+			ELSIF t.hold_keep IS NOT NULL THEN
 				v_kept := privacy_guard._exec_as_owner(t.relid,
 						format('SELECT count(*) FROM %s WHERE %s AND (%s)', t.relid, v_cond, v_held),
 						req.subject, NULL);
 				v_restricted := v_restricted + v_kept;
 			END IF;
-			IF t.hold_keep IS NOT NULL THEN
+			IF t.hold_keep IS NOT NULL OR v_kept > 0 THEN
 				/* even zero: a later pass's count of kept rows replaces the earlier one */
 				v_counts := v_counts || jsonb_build_object(t.relid::text,
 					jsonb_build_object('restricted', v_kept) ||
@@ -1840,6 +1863,719 @@ CREATE TRIGGER stamp_changed_xid BEFORE UPDATE ON privacy_guard.erasure_request
 	FOR EACH ROW EXECUTE FUNCTION privacy_guard._stamp_changed_xid();
 
 /* ------------------------------------------------------------------ */
+/* Transparency: register, notice, subject report, compliance check     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * GDPR Art. 30: one row per column of every protected table.  The
+ * approximate row count comes from pg_class.reltuples of the table's leaf
+ * tables (a partitioned parent holds no rows); a table never vacuumed or
+ * analysed reports -1, so the count is NULL (unknown) when no leaf has
+ * been, and otherwise the sum over the leaves that have.
+ * TAGGED TYPES (lead): tagged columns outside protected tables are not
+ * listed yet; add them here as rows with column_role 'tagged'.
+ */
+CREATE VIEW privacy_guard.processing_register AS
+	SELECT t.relid AS table_name,
+		   a.attname AS column_name,
+		   pg_catalog.format_type(a.atttypid, a.atttypmod) AS data_type,
+		   CASE WHEN a.attname OPERATOR(pg_catalog.=) t.subject_column THEN 'subject'
+				WHEN a.attname OPERATOR(pg_catalog.=) t.retention_column THEN 'retention'
+				ELSE 'data' END AS column_role,
+		   pg_catalog.col_description(t.relid::pg_catalog.oid, a.attnum::integer) AS description,
+		   t.purposes,
+		   ARRAY(SELECT p.legal_basis
+				   FROM pg_catalog.unnest(t.purposes) WITH ORDINALITY AS u(name, n)
+				   JOIN privacy_guard.purpose p ON p.name OPERATOR(pg_catalog.=) u.name
+				  ORDER BY u.n) AS legal_bases,
+		   t.retention, t.retention_column, t.on_expiry, t.on_forget,
+		   CASE an.method WHEN 'function' THEN an.fn::text ELSE an.method END AS anonymizer,
+		   t.hold_keep, t.hold_purpose,
+		   n.approx_rows
+	  FROM privacy_guard.protected_table t
+	  JOIN pg_catalog.pg_attribute a
+		ON a.attrelid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid
+	   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+	  LEFT JOIN privacy_guard.anonymizer an
+		ON an.relid OPERATOR(pg_catalog.=) t.relid AND an.column_name OPERATOR(pg_catalog.=) a.attname
+	 CROSS JOIN LATERAL (
+		SELECT CASE WHEN pg_catalog.count(*) FILTER (WHERE c.reltuples OPERATOR(pg_catalog.>=) 0) OPERATOR(pg_catalog.=) 0
+					THEN NULL
+					ELSE pg_catalog.sum(c.reltuples::pg_catalog.float8) FILTER (WHERE c.reltuples OPERATOR(pg_catalog.>=) 0)::bigint
+			   END AS approx_rows
+		  FROM (WITH RECURSIVE tree(relid) AS (
+					SELECT t.relid::pg_catalog.oid
+					UNION
+					SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+					  JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid)
+				SELECT tree.relid FROM tree) x
+		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.relid
+		 WHERE c.relkind OPERATOR(pg_catalog.=) 'r') n;
+COMMENT ON VIEW privacy_guard.processing_register IS 'Record of processing (GDPR Art. 30): per protected table and column, purposes, legal bases, retention, actions, anonymisers, holds, approximate rows';
+
+/* ---------------------------------------------------------------- privacy notice */
+
+/* "customer_email" -> "customer email"; identifiers are shown as words. */
+CREATE FUNCTION privacy_guard._human_name(ident text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT btrim(regexp_replace(replace($1, '_', ' '), '\s+', ' ', 'g'))
+$$;
+COMMENT ON FUNCTION privacy_guard._human_name(text) IS 'Internal: an identifier as words';
+
+/* An interval in words: "2 years", "1 year and 6 months", "30 days". */
+CREATE FUNCTION privacy_guard._human_interval(i interval)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH parts(n, unit, ord) AS (
+		VALUES (extract(year FROM $1)::bigint, 'year', 1),
+			   (extract(month FROM $1)::bigint, 'month', 2),
+			   (extract(day FROM $1)::bigint, 'day', 3),
+			   (extract(hour FROM $1)::bigint, 'hour', 4),
+			   (extract(minute FROM $1)::bigint, 'minute', 5)),
+	words AS (
+		SELECT array_agg(n::text || ' ' || unit || CASE WHEN n = 1 THEN '' ELSE 's' END ORDER BY ord) AS w
+		  FROM parts WHERE n <> 0)
+	SELECT CASE WHEN cardinality(w) IS NULL THEN $1::text
+				WHEN cardinality(w) = 1 THEN w[1]
+				ELSE array_to_string(w[1:cardinality(w) - 1], ', ') || ' and ' || w[cardinality(w)] END
+	  FROM words
+$$;
+COMMENT ON FUNCTION privacy_guard._human_interval(interval) IS 'Internal: an interval in words';
+
+/*
+ * Markup for the notice, in one place for both formats.  kind: 'text'
+ * (escape a plain string), 'h1'-'h3', 'p', 'b', 'code' (content already
+ * marked up, except 'code', which escapes its own).  Markdown escapes
+ * every character with a meaning inside a line; HTML escapes &, <, >, "
+ * and '.  Line breaks in names and descriptions become spaces.
+ */
+CREATE FUNCTION privacy_guard._notice_markup(kind text, fmt text, content text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v text := coalesce(content, '');
+BEGIN
+	IF kind IN ('text', 'code') THEN
+		v := regexp_replace(v, '[\r\n\t]+', ' ', 'g');
+		IF fmt = 'html' THEN
+			v := replace(replace(replace(replace(replace(v, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'),
+						 '"', '&quot;'), '''', '&#39;');
+		ELSIF kind = 'text' THEN
+			v := regexp_replace(v, '([\\`*_{}\[\]<>|&~!#])', '\\\1', 'g');
+			/* what would start a list or heading at the start of a line */
+			v := regexp_replace(v, '^(\s*)([+=-])', '\1\\\2');
+			v := regexp_replace(v, '^(\s*[0-9]+)([.)])', '\1\\\2');
+		ELSE
+			v := replace(v, '`', '''');		/* a code span cannot hold a backtick */
+		END IF;
+		IF kind = 'code' THEN
+			RETURN CASE fmt WHEN 'html' THEN '<code>' || v || '</code>' ELSE '`' || v || '`' END;
+		END IF;
+		RETURN v;
+	END IF;
+	IF fmt = 'html' THEN
+		RETURN CASE kind
+			WHEN 'h1' THEN '<h1>' || v || E'</h1>\n'
+			WHEN 'h2' THEN '<h2>' || v || E'</h2>\n'
+			WHEN 'h3' THEN '<h3>' || v || E'</h3>\n'
+			WHEN 'p' THEN '<p>' || v || E'</p>\n'
+			WHEN 'b' THEN '<strong>' || v || '</strong>' END;
+	END IF;
+	RETURN CASE kind
+		WHEN 'h1' THEN '# ' || v || E'\n\n'
+		WHEN 'h2' THEN '## ' || v || E'\n\n'
+		WHEN 'h3' THEN '### ' || v || E'\n\n'
+		WHEN 'p' THEN v || E'\n\n'
+		WHEN 'b' THEN '**' || v || '**' END;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._notice_markup(text, text, text) IS 'Internal: escaping and markup of the privacy notice (markdown or html)';
+
+/* A bulleted list of items already marked up. */
+CREATE FUNCTION privacy_guard._notice_list(fmt text, items text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN coalesce(cardinality($2), 0) = 0 THEN ''
+				WHEN $1 = 'html' THEN E'<ul>\n' || (SELECT string_agg('<li>' || i || E'</li>\n', '' ORDER BY n)
+													  FROM unnest($2) WITH ORDINALITY AS u(i, n)) || E'</ul>\n'
+				ELSE (SELECT string_agg('- ' || i || E'\n', '' ORDER BY n)
+						FROM unnest($2) WITH ORDINALITY AS u(i, n)) || E'\n' END
+$$;
+COMMENT ON FUNCTION privacy_guard._notice_list(text, text[]) IS 'Internal: a bulleted list in the privacy notice';
+
+/* What each legal basis means, for the person reading the notice. */
+CREATE FUNCTION privacy_guard._basis_explained(basis text)
+RETURNS TABLE (title text, explanation text)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT b.title, b.explanation FROM (VALUES
+		('consent', 'your consent (GDPR Art. 6(1)(a))',
+		 'We use your data for this only while you agree to it. You can withdraw your consent at any time; from then on your data is no longer used for it. Withdrawing does not make earlier use unlawful.'),
+		('contract', 'a contract with you (GDPR Art. 6(1)(b))',
+		 'We need this data to carry out our contract with you, or to take steps you asked for before entering into one. Without it we cannot provide the service.'),
+		('legal_obligation', 'a legal obligation (GDPR Art. 6(1)(c))',
+		 'The law requires us to process and keep this data, for example for tax and bookkeeping.'),
+		('vital_interests', 'vital interests (GDPR Art. 6(1)(d))',
+		 'We process this data to protect your life or health, or someone else''s, when no other basis applies.'),
+		('public_task', 'a task in the public interest (GDPR Art. 6(1)(e))',
+		 'We process this data to carry out a task in the public interest or in the exercise of official authority. You can object to it at any time.'),
+		('legitimate_interests', 'our legitimate interests (GDPR Art. 6(1)(f))',
+		 'We process this data because we have a legitimate interest in doing so that does not override your interests, rights and freedoms. You can object to it at any time, and we then stop.')
+	) AS b(basis, title, explanation)
+	 WHERE b.basis = $1
+$$;
+COMMENT ON FUNCTION privacy_guard._basis_explained(text) IS 'Internal: a legal basis in plain words';
+
+/*
+ * The privacy notice, from the registrations and the purposes' names and
+ * descriptions.  Tables and columns are named by their COMMENT when they
+ * have one, otherwise by their name in words.  Every purpose a protected
+ * table uses (its purposes and its legal hold's) is named.
+ * TAGGED TYPES (lead): add the purposes of tagged columns outside
+ * protected tables to v_purposes, and those columns to "The data we keep".
+ */
+CREATE FUNCTION privacy_guard.privacy_notice(format text DEFAULT 'markdown')
+RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f text := lower(format);
+	v_out text;
+	t record;
+	p record;
+	v_items text[];
+	v_purposes text[];
+	v_line text;
+	v_list text;
+BEGIN
+	IF f IS NULL OR f NOT IN ('markdown', 'html') THEN
+		RAISE EXCEPTION 'unknown privacy notice format "%"', format
+			USING ERRCODE = '22023',
+				  HINT = 'Use markdown or html.';
+	END IF;
+
+	SELECT coalesce(array_agg(DISTINCT u.name ORDER BY u.name), '{}') INTO v_purposes
+	  FROM (SELECT unnest(pt.purposes) AS name FROM privacy_guard.protected_table pt
+			UNION SELECT pt.hold_purpose FROM privacy_guard.protected_table pt
+				   WHERE pt.hold_purpose IS NOT NULL) u;
+
+	v_out := privacy_guard._notice_markup('h1', f, 'Privacy notice')
+		|| privacy_guard._notice_markup('p', f,
+			'This notice describes the personal data we keep about you, why we keep it, on which '
+			|| 'legal grounds, for how long, and how you can withdraw your consent, object, or ask us '
+			|| 'to erase your data. It is generated from the rules our database enforces, so it '
+			|| 'describes what actually happens to your data.');
+
+	IF NOT EXISTS (SELECT 1 FROM privacy_guard.protected_table) THEN
+		v_out := v_out || privacy_guard._notice_markup('p', f, 'We keep no personal data in this database.');
+		RETURN CASE f WHEN 'html' THEN E'<section class="privacy-notice">\n' || v_out || E'</section>\n'
+					  ELSE v_out END;
+	END IF;
+
+	/* what is held, table by table */
+	v_out := v_out || privacy_guard._notice_markup('h2', f, 'The data we keep');
+	FOR t IN
+		SELECT pt.*, c.relname,
+			   obj_description(pt.relid, 'pg_class') AS about,
+			   coalesce(col_description(pt.relid, (SELECT a.attnum FROM pg_attribute a
+													 WHERE a.attrelid = pt.relid AND a.attname = pt.retention_column)::integer),
+						privacy_guard._human_name(pt.retention_column)) AS ret_words
+		  FROM privacy_guard.protected_table pt
+		  JOIN pg_class c ON c.oid = pt.relid
+		 ORDER BY privacy_guard._human_name(c.relname), pt.relid::oid
+	LOOP
+		v_out := v_out || privacy_guard._notice_markup('h3', f,
+			privacy_guard._notice_markup('text', f, initcap(left(privacy_guard._human_name(t.relname), 1))
+											|| substr(privacy_guard._human_name(t.relname), 2)));
+		IF t.about IS NOT NULL THEN
+			v_out := v_out || privacy_guard._notice_markup('p', f, privacy_guard._notice_markup('text', f, t.about));
+		END IF;
+		v_items := '{}';
+
+		SELECT string_agg(privacy_guard._notice_markup('text', f,
+							coalesce(col_description(t.relid, a.attnum::integer), privacy_guard._human_name(a.attname))),
+						  ', ' ORDER BY a.attnum)
+		  INTO v_list
+		  FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped;
+		v_items := v_items || (privacy_guard._notice_markup('b', f, 'What:') || ' ' || v_list);
+
+		SELECT string_agg(privacy_guard._notice_markup('text', f, coalesce(pp.description, privacy_guard._human_name(pp.name)))
+						  || ' (' || privacy_guard._notice_markup('code', f, pp.name) || ')', '; ' ORDER BY pp.name)
+		  INTO v_list
+		  FROM privacy_guard.purpose pp WHERE pp.name = ANY (t.purposes);
+		v_items := v_items || (privacy_guard._notice_markup('b', f, 'Used for:') || ' ' || v_list);
+
+		IF t.retention IS NULL THEN
+			v_line := 'until you ask us to erase it.';
+		ELSE
+			v_line := privacy_guard._notice_markup('text', f, privacy_guard._human_interval(t.retention))
+				|| ' from the date recorded as "' || privacy_guard._notice_markup('text', f, t.ret_words) || '", then '
+				|| CASE t.on_expiry WHEN 'delete' THEN 'deleted.'
+					ELSE 'anonymised: what links it to you is removed, and what is left cannot identify you.' END;
+		END IF;
+		v_items := v_items || (privacy_guard._notice_markup('b', f, 'Kept:') || ' ' || v_line);
+
+		IF t.hold_purpose IS NOT NULL AND t.hold_keep IS NOT NULL THEN
+			SELECT privacy_guard._notice_markup('text', f, coalesce(pp.description, privacy_guard._human_name(pp.name)))
+				   || ' (' || privacy_guard._notice_markup('code', f, pp.name) || ')'
+			  INTO v_list
+			  FROM privacy_guard.purpose pp WHERE pp.name = t.hold_purpose;
+			v_items := v_items || (privacy_guard._notice_markup('b', f, 'Kept longer where the law requires it:') || ' '
+				|| 'up to ' || privacy_guard._notice_markup('text', f, privacy_guard._human_interval(t.hold_keep))
+				|| ' from the date recorded as "' || privacy_guard._notice_markup('text', f, t.ret_words)
+				|| '", and in that time used only for ' || v_list || '.');
+		END IF;
+
+		v_items := v_items || (privacy_guard._notice_markup('b', f, 'When you ask us to erase your data:') || ' '
+			|| CASE t.on_forget WHEN 'delete' THEN 'deleted.'
+				ELSE 'anonymised: what links it to you is removed, and what is left cannot identify you.' END);
+		v_out := v_out || privacy_guard._notice_list(f, v_items);
+	END LOOP;
+
+	/* why: purpose by purpose, with its legal basis in plain words */
+	v_out := v_out || privacy_guard._notice_markup('h2', f, 'Why we use it');
+	FOR p IN
+		SELECT pp.name, pp.description, pp.legal_basis, b.title, b.explanation,
+			   (SELECT string_agg(privacy_guard._notice_markup('text', f,
+						initcap(left(privacy_guard._human_name(c.relname), 1)) || substr(privacy_guard._human_name(c.relname), 2)),
+						', ' ORDER BY privacy_guard._human_name(c.relname))
+				  FROM privacy_guard.protected_table pt JOIN pg_class c ON c.oid = pt.relid
+				 WHERE pp.name = ANY (pt.purposes) OR pp.name = pt.hold_purpose) AS tables
+		  FROM privacy_guard.purpose pp
+		 CROSS JOIN LATERAL privacy_guard._basis_explained(pp.legal_basis) b
+		 WHERE pp.name = ANY (v_purposes)
+		 ORDER BY pp.name
+	LOOP
+		v_out := v_out
+			|| privacy_guard._notice_markup('h3', f,
+				privacy_guard._notice_markup('text', f, coalesce(p.description, privacy_guard._human_name(p.name)))
+				|| ' (' || privacy_guard._notice_markup('code', f, p.name) || ')')
+			|| privacy_guard._notice_markup('p', f,
+				privacy_guard._notice_markup('b', f, 'Legal basis: ' || p.title || '.') || ' ' || p.explanation)
+			|| privacy_guard._notice_markup('p', f, 'Data used: ' || p.tables || '.');
+	END LOOP;
+
+	/* rights: withdraw, object, erase, access */
+	v_items := '{}';
+	SELECT string_agg(privacy_guard._notice_markup('code', f, pp.name), ', ' ORDER BY pp.name) INTO v_list
+	  FROM privacy_guard.purpose pp WHERE pp.name = ANY (v_purposes) AND pp.legal_basis = 'consent';
+	IF v_list IS NOT NULL THEN
+		v_items := v_items || (privacy_guard._notice_markup('b', f, 'Withdraw your consent')
+			|| ' to any purpose that rests on it (' || v_list || '), as easily as you gave it: '
+			|| 'tell us, or change your choices in your account. From your next interaction with us on, your '
+			|| 'data is no longer used for that purpose.');
+	END IF;
+	SELECT string_agg(privacy_guard._notice_markup('code', f, pp.name), ', ' ORDER BY pp.name) INTO v_list
+	  FROM privacy_guard.purpose pp
+	 WHERE pp.name = ANY (v_purposes) AND pp.legal_basis IN ('legitimate_interests', 'public_task');
+	IF v_list IS NOT NULL THEN
+		v_items := v_items || (privacy_guard._notice_markup('b', f, 'Object')
+			|| ' to the use of your data for ' || v_list || ' (GDPR Art. 21). We then stop using it for that.');
+	END IF;
+	v_items := v_items || (privacy_guard._notice_markup('b', f, 'Ask us to erase your data')
+		|| ' (GDPR Art. 17). From the moment we record your request, your data is no longer used for anything, '
+		|| 'and it is then erased or anonymised as described above. You can also ask us to erase it at a later '
+		|| 'date, for example when a warranty ends. Data the law obliges us to keep is kept only for that '
+		|| 'obligation, and only as long as it requires.')
+		|| (privacy_guard._notice_markup('b', f, 'Get a copy')
+		|| ' of all the data we hold about you, with the purposes and the history of your consents, in a '
+		|| 'machine-readable format (JSON), to keep or to take to another provider (GDPR Art. 15 and 20).');
+	v_out := v_out || privacy_guard._notice_markup('h2', f, 'Your choices and rights')
+		|| privacy_guard._notice_markup('p', f, 'You can, at any time:')
+		|| privacy_guard._notice_list(f, v_items)
+		|| privacy_guard._notice_markup('p', f,
+			'To do any of this, contact us using the details published with this notice.');
+	IF f = 'html' THEN
+		v_out := E'<section class="privacy-notice">\n' || v_out || E'</section>\n';
+	END IF;
+	RETURN v_out;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.privacy_notice(text) IS 'A privacy notice for the website (markdown or html), generated from the enforced rules';
+
+/* ---------------------------------------------------------------- subject report */
+
+CREATE FUNCTION privacy_guard._read_as_owner(tbl regclass, sql text, key text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'pvg_read_as_owner'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._read_as_owner(regclass, text, text) IS 'Internal: run a report query as the table owner, with the rules lifted for it';
+
+/* Whether a key is the text form of some value of a type. */
+CREATE FUNCTION privacy_guard._key_fits(key text, typ regtype)
+RETURNS boolean
+LANGUAGE plpgsql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	/* the base type: a domain's checks are the table owner's code */
+	EXECUTE format('SELECT $1::%s', privacy_guard._base_type(typ)) USING key;
+	RETURN true;
+EXCEPTION WHEN data_exception THEN
+	RETURN false;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._key_fits(text, regtype) IS 'Internal: whether a subject key can match a column of the type';
+
+/*
+ * Everything held about one subject (GDPR Art. 15, in a form fit for
+ * Art. 20).  Rows are read as each table's owner with the rules lifted
+ * (_read_as_owner), whatever the caller's purpose: the report is the
+ * controller's answer.  Found are: the rows of every protected table whose
+ * subject column holds the key; the rows of tables privacy_guard does not
+ * protect that refer, by a foreign key, to those rows (one step); the
+ * current consents and objections and their whole history in the ledger
+ * (including entries kept under the key's digest after an erasure); the
+ * erasure requests (found by the digest).  The key is only ever a
+ * parameter; identifiers are quoted; comparisons use the subject column's
+ * base type and pg_catalog's operators, foreign keys their own operators.
+ */
+CREATE FUNCTION privacy_guard.subject_report(subject text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET IntervalStyle = iso_8601
+AS $$
+DECLARE
+	v_digest text;
+	t record;
+	k record;
+	v_base regtype;
+	v_rows jsonb;
+	v_keys jsonb;
+	v_data jsonb := '[]';
+	v_purposes text[] := '{}';
+	v_report jsonb;
+BEGIN
+	PERFORM privacy_guard._check_subject(subject);
+	v_digest := privacy_guard._subject_digest(subject);
+
+	FOR t IN SELECT pt.* FROM privacy_guard.protected_table pt ORDER BY pt.relid::text LOOP
+		v_base := privacy_guard._base_type(privacy_guard._column_type(t.relid, t.subject_column, 'subject'));
+		CONTINUE WHEN NOT privacy_guard._key_fits(subject, v_base);
+		v_rows := privacy_guard._read_as_owner(t.relid,
+			format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
+				   '(SELECT pg_catalog.to_jsonb(x.*) AS r FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s) s',
+				   t.relid, t.subject_column, v_base), subject);
+		CONTINUE WHEN v_rows IS NULL;
+		v_purposes := v_purposes || t.purposes || t.hold_purpose;
+		v_data := v_data || jsonb_build_array(jsonb_build_object(
+			'table', t.relid::text, 'found_by', 'subject column', 'subject_column', t.subject_column,
+			'purposes', to_jsonb(t.purposes), 'retention', t.retention,
+			'retention_column', t.retention_column, 'on_expiry', t.on_expiry,
+			'on_forget', t.on_forget,
+			'legal_hold', CASE WHEN t.hold_purpose IS NOT NULL
+							   THEN jsonb_build_object('keep', t.hold_keep, 'purpose', t.hold_purpose) END,
+			'rows', v_rows));
+
+		/*
+		 * Tables privacy_guard does not protect that refer to these rows:
+		 * first the referenced key values (as the protected table's owner),
+		 * then the referring rows (as their table's owner), compared with
+		 * the foreign key's own equality operators.
+		 */
+		FOR k IN
+			SELECT c.conname, c.conrelid::regclass AS child, c.confrelid::regclass AS parent,
+				   (SELECT string_agg(format('x.%I', a.attname), ', ' ORDER BY u.n)
+					  FROM unnest(c.confkey) WITH ORDINALITY AS u(attnum, n)
+					  JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = u.attnum) AS pk_list,
+				   (SELECT string_agg(format('(e.value OPERATOR(pg_catalog.->>) %s)::%s OPERATOR(%I.%s) x.%I', u.n - 1,
+											 pa.atttypid::regtype, opn.nspname, op.oprname, fa.attname),
+									  ' AND ' ORDER BY u.n)
+					  FROM unnest(c.confkey, c.conkey, c.conpfeqop) WITH ORDINALITY AS u(pk, fk, eqop, n)
+					  JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = u.pk
+					  JOIN pg_attribute fa ON fa.attrelid = c.conrelid AND fa.attnum = u.fk
+					  JOIN pg_operator op ON op.oid = u.eqop
+					  JOIN pg_namespace opn ON opn.oid = op.oprnamespace) AS match
+			  FROM pg_constraint c
+			  JOIN pg_class cc ON cc.oid = c.conrelid
+			 WHERE c.contype = 'f' AND c.conparentid = 0
+			   AND c.confrelid IN (SELECT x FROM privacy_guard._tree_oids(t.relid) AS x)
+			   AND cc.relkind IN ('r', 'p')
+			   AND cc.relnamespace <> 'privacy_guard'::regnamespace
+			   AND NOT EXISTS (SELECT 1 FROM privacy_guard.protected_part q WHERE q.target = c.conrelid)
+			 ORDER BY c.conrelid::regclass::text, c.conname
+		LOOP
+			v_keys := privacy_guard._read_as_owner(k.parent,
+				format('SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(%s)) FROM %s x '
+					   'WHERE x.%I OPERATOR(pg_catalog.=) $1::%s',
+					   k.pk_list, k.parent, t.subject_column, v_base), subject);
+			CONTINUE WHEN v_keys IS NULL;
+			v_rows := privacy_guard._read_as_owner(k.child,
+				format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
+					   '(SELECT pg_catalog.to_jsonb(x.*) AS r FROM %s x WHERE EXISTS '
+					   '(SELECT 1 FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) AS e WHERE %s)) s',
+					   k.child, k.match), v_keys::text);
+			CONTINUE WHEN v_rows IS NULL;
+			v_data := v_data || jsonb_build_array(jsonb_build_object(
+				'table', k.child::text, 'found_by', 'foreign key', 'foreign_key', k.conname,
+				'references', t.relid::text, 'protected', false, 'rows', v_rows));
+		END LOOP;
+	END LOOP;
+
+	/*
+	 * TAGGED VALUES (lead): when the tagged_* types exist, find every value
+	 * tagged with this subject in every column of a tagged type (read as
+	 * each table's owner with _read_as_owner, comparing the tag's subject),
+	 * append their purposes to v_purposes, and add them to the report:
+	 *	   v_report := v_report || jsonb_build_object('tagged_values', ...);
+	 * Each entry: table, column, value, purposes, retain_until.
+	 */
+
+	SELECT coalesce(array_agg(DISTINCT x ORDER BY x), '{}') INTO v_purposes
+	  FROM unnest(v_purposes || ARRAY(SELECT c.purpose FROM privacy_guard.consent_state c
+									   WHERE c.subject = subject_report.subject)) AS x
+	 WHERE x IS NOT NULL;
+
+	v_report := jsonb_build_object(
+		'subject', subject,
+		'data', v_data,
+		'consents', coalesce((
+			SELECT jsonb_agg(jsonb_build_object('purpose', c.purpose, 'status', c.status,
+					'valid_until', c.valid_until, 'changed_at', c.changed_at,
+					'active', c.status = 'granted' AND (c.valid_until IS NULL OR c.valid_until > now()))
+					ORDER BY c.purpose)
+			  FROM privacy_guard.consent_state c
+			 WHERE c.subject = subject_report.subject AND c.status <> 'objected'), '[]'),
+		'objections', coalesce((
+			SELECT jsonb_agg(jsonb_build_object('purpose', c.purpose, 'objected_at', c.changed_at)
+					ORDER BY c.purpose)
+			  FROM privacy_guard.consent_state c
+			 WHERE c.subject = subject_report.subject AND c.status = 'objected'), '[]'),
+		'consent_history', coalesce((
+			SELECT jsonb_agg(jsonb_build_object('purpose', l.purpose, 'action', l.action,
+					'valid_until', l.valid_until, 'evidence', l.evidence, 'recorded_at', l.recorded_at)
+					ORDER BY l.id)
+			  FROM privacy_guard.consent_ledger l
+			 WHERE l.subject IN (subject_report.subject, v_digest)), '[]'),
+		'erasure_requests', coalesce((
+			SELECT jsonb_agg(jsonb_build_object('id', r.id, 'state', r.state, 'reason', r.reason,
+					'requested_at', r.requested_at, 'due', r.due, 'completed_at', r.completed_at,
+					'counts', r.counts, 'unreachable_at', r.unreachable_at)
+					ORDER BY r.id)
+			  FROM privacy_guard.erasure_request r
+			 WHERE r.subject_digest = v_digest), '[]'),
+		'purposes', coalesce((
+			SELECT jsonb_agg(jsonb_build_object('name', p.name, 'legal_basis', p.legal_basis,
+					'description', p.description) ORDER BY p.name)
+			  FROM privacy_guard.purpose p WHERE p.name = ANY (v_purposes)), '[]'),
+		'generated_at', now());
+	RETURN v_report;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.subject_report(text) IS 'Everything held about one subject (GDPR Art. 15 and 20), as jsonb';
+
+/* ---------------------------------------------------------------- compliance check */
+
+/*
+ * PostgreSQL's own row-level security flaws, by the minor release that
+ * fixed them (from the PostgreSQL release notes): the ones a server of the
+ * given version still has.
+ */
+CREATE FUNCTION privacy_guard._unfixed_rls_flaws(server_version_num integer)
+RETURNS TABLE (cve text, fixed_in text, what text)
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT f.cve, f.major || '.' || f.minor, f.what
+	  FROM (VALUES
+		(13, 11, 'CVE-2023-2455', 'a query planned under one role and run under another (an inlined SQL function, SET ROLE, SECURITY DEFINER) may apply the wrong role''s row-level security policies'),
+		(14, 8, 'CVE-2023-2455', 'a query planned under one role and run under another (an inlined SQL function, SET ROLE, SECURITY DEFINER) may apply the wrong role''s row-level security policies'),
+		(15, 3, 'CVE-2023-2455', 'a query planned under one role and run under another (an inlined SQL function, SET ROLE, SECURITY DEFINER) may apply the wrong role''s row-level security policies'),
+		(15, 4, 'CVE-2023-39418', 'MERGE does not apply row-level security policies correctly to the rows it inserts and updates'),
+		(13, 17, 'CVE-2024-10976', 'a cached plan of a query reaching a protected table through a subquery, CTE or security-invoker view may be reused under another role, with that role''s policies not applied'),
+		(14, 14, 'CVE-2024-10976', 'a cached plan of a query reaching a protected table through a subquery, CTE or security-invoker view may be reused under another role, with that role''s policies not applied'),
+		(15, 9, 'CVE-2024-10976', 'a cached plan of a query reaching a protected table through a subquery, CTE or security-invoker view may be reused under another role, with that role''s policies not applied'),
+		(16, 5, 'CVE-2024-10976', 'a cached plan of a query reaching a protected table through a subquery, CTE or security-invoker view may be reused under another role, with that role''s policies not applied'),
+		(17, 1, 'CVE-2024-10976', 'a cached plan of a query reaching a protected table through a subquery, CTE or security-invoker view may be reused under another role, with that role''s policies not applied'),
+		(13, 22, 'CVE-2025-8713', 'a leaky operator can read planner statistics (most common values, histograms) of rows hidden by row-level security in partitions and inheritance children'),
+		(14, 19, 'CVE-2025-8713', 'a leaky operator can read planner statistics (most common values, histograms) of rows hidden by row-level security in partitions and inheritance children'),
+		(15, 14, 'CVE-2025-8713', 'a leaky operator can read planner statistics (most common values, histograms) of rows hidden by row-level security in partitions and inheritance children'),
+		(16, 10, 'CVE-2025-8713', 'a leaky operator can read planner statistics (most common values, histograms) of rows hidden by row-level security in partitions and inheritance children'),
+		(17, 6, 'CVE-2025-8713', 'a leaky operator can read planner statistics (most common values, histograms) of rows hidden by row-level security in partitions and inheritance children')
+	  ) AS f(major, minor, cve, what)
+	 WHERE f.major = $1 / 10000 AND $1 % 10000 < f.minor
+	 ORDER BY f.minor, f.cve
+$$;
+COMMENT ON FUNCTION privacy_guard._unfixed_rls_flaws(integer) IS 'Internal: PostgreSQL row-security flaws a server version has not had fixed';
+
+/* Whether a reloptions array turns security_invoker on. */
+CREATE FUNCTION privacy_guard._security_invoker(opts text[])
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(bool_or(lower(o) ~ '^security_invoker=(t|tr|tru|true|y|ye|yes|on|1)$'), false)
+	  FROM unnest($1) AS o
+$$;
+COMMENT ON FUNCTION privacy_guard._security_invoker(text[]) IS 'Internal: whether a view''s options make it run with the invoker''s rights';
+
+/*
+ * Compliance lint.  Each finding: severity ('error': data is exposed or a
+ * rule cannot hold; 'warning': likely a gap; 'info'), the object, and a
+ * message saying what the risk is and what to do.  The copy detection for
+ * tables made by CREATE TABLE AS is a heuristic (shared column names and
+ * types), and says so.
+ */
+CREATE FUNCTION privacy_guard.check()
+RETURNS TABLE (severity text, object text, message text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off	/* the catalog query's estimates are large; compiling it took seconds */
+AS $$
+BEGIN
+	RETURN QUERY
+	WITH prot AS (
+		/* every table carrying a registration's rules, with its registration */
+		SELECT q.target::oid AS relid, t.relid AS root, t.subject_column
+		  FROM privacy_guard.protected_part q
+		  JOIN privacy_guard.protected_table t ON t.relid = q.root
+		UNION
+		SELECT x, t.relid, t.subject_column
+		  FROM privacy_guard.protected_table t, privacy_guard._tree_oids(t.relid) AS x),
+	user_rel AS (
+		SELECT c.oid, c.relkind, c.relowner, c.reloptions, c.relispartition
+		  FROM pg_class c
+		 WHERE c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
+									  'privacy_guard'::regnamespace)
+		   AND c.relnamespace::regnamespace::text !~ '^pg_(toast|temp_|toast_temp_)'),
+	/* views and materialized views reading protected tables, also through other views */
+	reach AS (
+		WITH RECURSIVE r(view, root) AS (
+			SELECT DISTINCT rw.ev_class, p.root
+			  FROM pg_depend d
+			  JOIN pg_rewrite rw ON rw.oid = d.objid
+			  JOIN prot p ON p.relid = d.refobjid
+			 WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+			   AND rw.ev_class <> d.refobjid
+			UNION
+			SELECT rw.ev_class, r.root
+			  FROM r
+			  JOIN pg_class rc ON rc.oid = r.view AND rc.relkind = 'v'	/* a materialized view is a copy: reported itself */
+			  JOIN pg_depend d ON d.refobjid = r.view AND d.refclassid = 'pg_class'::regclass
+							  AND d.classid = 'pg_rewrite'::regclass
+			  JOIN pg_rewrite rw ON rw.oid = d.objid
+			 WHERE rw.ev_class <> r.view)
+		SELECT r.view, r.root FROM r),
+	findings(sev, obj, msg) AS (
+		/* PostgreSQL's own row-security flaws */
+		SELECT 'error', 'server',
+			   format('PostgreSQL %s has %s (fixed in %s): %s. Upgrade to the latest %s.x minor release.',
+					  current_setting('server_version'), f.cve, f.fixed_in, f.what,
+					  current_setting('server_version_num')::integer / 10000)
+		  FROM privacy_guard._unfixed_rls_flaws(current_setting('server_version_num')::integer) f
+		UNION ALL
+		/* tables referring to protected tables, themselves unprotected */
+		SELECT 'warning', 'table ' || c.conrelid::regclass::text,
+			   format('table %s refers to protected table %s (foreign key %s) but is not protected: its rows about a person are read without purpose, consent or retention checks, are not erased when the person is forgotten, and may block that erasure. Protect it with privacy_guard.protect().',
+					  c.conrelid::regclass, p.root, quote_ident(c.conname))
+		  FROM pg_constraint c
+		  JOIN (SELECT DISTINCT prot.relid, prot.root FROM prot) p ON p.relid = c.confrelid
+		  JOIN user_rel u ON u.oid = c.conrelid
+		 WHERE c.contype = 'f' AND c.conparentid = 0
+		   AND NOT EXISTS (SELECT 1 FROM prot q WHERE q.relid = c.conrelid)
+		UNION ALL
+		/* views that run with their owner's rights */
+		SELECT CASE WHEN ro.rolsuper OR ro.rolbypassrls THEN 'error' ELSE 'warning' END,
+			   'view ' || v.view::regclass::text,
+			   CASE WHEN ro.rolsuper OR ro.rolbypassrls THEN
+				   format('view %s reads protected table %s with the rights of its owner %s, who bypasses row-level security: everyone who may read the view sees every row, including rows the rules hide (no purpose, consent, retention or forget request is checked). Set security_invoker = true, or give the view an owner bound by the rules.',
+						  v.view::regclass, string_agg(DISTINCT v.root::text, ', '), quote_ident(ro.rolname))
+			   ELSE
+				   format('view %s reads protected table %s with the rights of its owner %s (security_invoker is off): whoever may read the view reads the table without holding privileges on it, and the table''s own row-level policies are applied as for %s, not for the reader. privacy_guard''s rules still apply (FORCE ROW LEVEL SECURITY binds the owner; the purpose and authorisation checked are the reader''s), but if the owner is ever made a superuser or given BYPASSRLS, the view shows every row. Set security_invoker = true.',
+						  v.view::regclass, string_agg(DISTINCT v.root::text, ', '), quote_ident(ro.rolname),
+						  quote_ident(ro.rolname))
+			   END
+		  FROM reach v
+		  JOIN user_rel u ON u.oid = v.view AND u.relkind = 'v'
+		  JOIN pg_roles ro ON ro.oid = u.relowner
+		 WHERE NOT privacy_guard._security_invoker(u.reloptions)
+		 GROUP BY v.view, ro.rolname, ro.rolsuper, ro.rolbypassrls
+		UNION ALL
+		/* materialized views: copies */
+		SELECT 'error', 'materialized view ' || v.view::regclass::text,
+			   format('materialized view %s holds a copy of rows of protected table %s, made at its last refresh: the copy is not held to the rules (no purpose or consent check, no retention, not erased when a person is forgotten). Use a view with security_invoker = true instead, or protect a table you fill yourself.',
+					  v.view::regclass, string_agg(DISTINCT v.root::text, ', '))
+		  FROM reach v
+		  JOIN user_rel u ON u.oid = v.view AND u.relkind = 'm'
+		 GROUP BY v.view
+		UNION ALL
+		/* tables that look like copies (CREATE TABLE AS, SELECT INTO): a heuristic */
+		SELECT 'warning', 'table ' || s.relid::regclass::text,
+			   format('table %s is not protected but has the subject column %s (%s) of protected table %s and %s of its other columns (same names and types): it may be a copy of protected data (CREATE TABLE AS, SELECT INTO). This is a guess from the columns alone: protect the table if it holds personal data, or drop it.',
+					  s.relid::regclass, quote_ident(s.subject_column), s.subject_type, s.root, s.shared - 1)
+		  FROM (SELECT u.oid AS relid, t.relid AS root, t.subject_column,
+					   format_type(sa.atttypid, sa.atttypmod) AS subject_type,
+					   (SELECT count(*) FROM pg_attribute a
+						  JOIN pg_attribute b ON b.attrelid = t.relid AND b.attname = a.attname
+											 AND b.atttypid = a.atttypid AND b.attnum > 0 AND NOT b.attisdropped
+						 WHERE a.attrelid = u.oid AND a.attnum > 0 AND NOT a.attisdropped) AS shared,
+					   (SELECT count(*) FROM pg_attribute a
+						 WHERE a.attrelid = u.oid AND a.attnum > 0 AND NOT a.attisdropped) AS ncols
+				  FROM user_rel u
+				  JOIN privacy_guard.protected_table t ON true
+				  JOIN pg_attribute sa ON sa.attrelid = t.relid AND sa.attname = t.subject_column
+				 WHERE u.relkind IN ('r', 'p') AND NOT u.relispartition
+				   AND NOT EXISTS (SELECT 1 FROM prot q WHERE q.relid = u.oid)
+				   AND EXISTS (SELECT 1 FROM pg_attribute a
+								WHERE a.attrelid = u.oid AND a.attname = t.subject_column
+								  AND a.atttypid = sa.atttypid AND NOT a.attisdropped)
+				   /* referring tables are reported above */
+				   AND NOT EXISTS (SELECT 1 FROM pg_constraint c
+									WHERE c.contype = 'f' AND c.conrelid = u.oid
+									  AND c.confrelid IN (SELECT q.relid FROM prot q))) s
+		 WHERE s.shared >= 2 AND s.shared * 2 >= s.ncols
+		UNION ALL
+		/* roles the rules do not bind, authorised for purposes */
+		SELECT 'warning', 'role ' || quote_ident(ro.rolname),
+			   format('role %s is authorised for purpose %s, but as %s it is not bound by the rules: its reads are not limited to the purpose, to consenting subjects or to retention, and forget requests do not hide rows from it. Use a role without SUPERUSER and BYPASSRLS for the application.',
+					  quote_ident(ro.rolname), string_agg(quote_literal(r.purpose), ', ' ORDER BY r.purpose),
+					  CASE WHEN ro.rolsuper THEN 'a superuser' ELSE 'a role with BYPASSRLS' END)
+		  FROM privacy_guard.purpose_role r
+		  JOIN pg_roles ro ON ro.oid = r.role
+		 WHERE ro.rolsuper OR ro.rolbypassrls
+		 GROUP BY ro.rolname, ro.rolsuper
+		UNION ALL
+		/* purposes no role may use */
+		SELECT 'warning', 'purpose ' || quote_literal(p.name),
+			   format('no role is authorised for purpose %s or a parent of it: only superusers and BYPASSRLS roles can read data under it. Authorise a role with privacy_guard.allow_purpose(), or drop the purpose.',
+					  quote_literal(p.name))
+		  FROM privacy_guard.purpose p
+		 WHERE NOT EXISTS (SELECT 1 FROM privacy_guard.purpose_role r
+							WHERE r.purpose IN (SELECT privacy_guard._purpose_chain(p.name)))
+		UNION ALL
+		/* protected tables without retention */
+		SELECT 'warning', 'table ' || t.relid::text,
+			   format('protected table %s has no retention period: its rows are kept until the person asks to be forgotten (GDPR Art. 5(1)(e), storage limitation). Give it one with privacy_guard.protect(..., retention => ..., retention_column => ...).',
+					  t.relid)
+		  FROM privacy_guard.protected_table t
+		 WHERE t.retention IS NULL
+		/*
+		 * TAGGED TYPES (lead): add here, as one more UNION ALL branch, the
+		 * finding "tagged columns outside protected tables": every column of
+		 * a tagged_* type (or a domain over one) in a user_rel table that is
+		 * not in prot, once the types exist.
+		 */
+	)
+	SELECT f.sev, f.obj, f.msg
+	  FROM findings f
+	 ORDER BY CASE f.sev WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, f.obj, f.msg;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.check() IS 'Compliance lint: copies and views of protected data, unprotected referencing tables, bypassing roles, unusable purposes, missing retention, an unpatched server';
+
+/* ------------------------------------------------------------------ */
 /* Privileges (SPEC 3.3)                                                */
 /* ------------------------------------------------------------------ */
 
@@ -1873,9 +2609,12 @@ BEGIN
 		privacy_guard.set_legal_hold(regclass, interval, text),
 		privacy_guard.run_maintenance(regclass),
 		privacy_guard.erasure_status(text),
+		privacy_guard.subject_report(text),
+		privacy_guard.check(),
 		privacy_guard.grant_recorder(regrole) TO %s', role);
 	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,
-		privacy_guard.erasure_requests, privacy_guard.purpose_roles, privacy_guard.worker_status TO %s', role);
+		privacy_guard.erasure_requests, privacy_guard.purpose_roles, privacy_guard.worker_status,
+		privacy_guard.processing_register TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.grant_admin(regrole) IS 'Hand the administration level to a role (superusers only)';
@@ -1898,3 +2637,12 @@ COMMENT ON FUNCTION privacy_guard.grant_recorder(regrole) IS 'Hand the recording
 
 REVOKE ALL ON FUNCTION privacy_guard.grant_admin(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION privacy_guard.grant_recorder(regrole) FROM PUBLIC;
+
+/*
+ * The privacy notice is what the company publishes on its website, and
+ * says nothing that is not already readable by every role (the purposes,
+ * protected_tables, and the catalogs' table and column names and
+ * comments): everyone may generate it.  The processing register adds
+ * anonymisers and row counts and is for administrators (grant_admin).
+ */
+GRANT EXECUTE ON FUNCTION privacy_guard.privacy_notice(text) TO PUBLIC;

@@ -45,6 +45,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 PGDLLEXPORT void pvg_launcher_main(Datum arg);
 PGDLLEXPORT void pvg_worker_main(Datum arg);
@@ -166,6 +167,7 @@ void
 pvg_launcher_main(Datum arg)
 {
 	List	   *workers = NIL;
+	TimestampTz last_start = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -175,23 +177,38 @@ pvg_launcher_main(Datum arg)
 
 	for (;;)
 	{
+		TimestampTz now;
+		TimestampTz next;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (pvg_enabled)
-		{
-			List	   *dbs = pvg_list_databases();
-			ListCell   *lc;
 
-			foreach(lc, dbs)
-				pvg_start_round(&workers, lfirst_oid(lc));
-			list_free(dbs);
+		/*
+		 * The latch is also set when a worker exits (bgw_notify_pid): rounds
+		 * start only once a naptime has passed since the last start.
+		 */
+		now = GetCurrentTimestamp();
+		next = TimestampTzPlusMilliseconds(last_start, (int64) pvg_naptime * 1000);
+		if (last_start == 0 || now >= next)
+		{
+			if (pvg_enabled)
+			{
+				List	   *dbs = pvg_list_databases();
+				ListCell   *lc;
+
+				foreach(lc, dbs)
+					pvg_start_round(&workers, lfirst_oid(lc));
+				list_free(dbs);
+			}
+			last_start = now;
+			next = TimestampTzPlusMilliseconds(now, (int64) pvg_naptime * 1000);
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (long) pvg_naptime * 1000L, PG_WAIT_EXTENSION);
+						 TimestampDifferenceMilliseconds(now, next), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -7,7 +7,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(53);
+SELECT plan(61);
 
 -- ---------------------------------------------------------------- schema
 SELECT has_schema('privacy_guard', 'schema privacy_guard exists');
@@ -74,6 +74,29 @@ SELECT is((SELECT pg_get_function_arguments('privacy_guard.protect(regclass,name
 SELECT is((SELECT pg_get_function_arguments('privacy_guard.forget(text,text,timestamptz)'::regprocedure)),
           'subject text, reason text DEFAULT NULL::text, due timestamp with time zone DEFAULT now()',
           'forget: argument names and defaults as in SPEC §2');
+
+-- transparency (SPEC §2 "Enforcement and transparency")
+SELECT has_function('privacy_guard', 'subject_report', ARRAY['text'], 'subject_report(subject text)');
+SELECT function_returns('privacy_guard', 'subject_report', ARRAY['text'], 'jsonb',
+                        'subject_report() returns jsonb');
+SELECT has_function('privacy_guard', 'privacy_notice', ARRAY['text'], 'privacy_notice(format text)');
+SELECT is((SELECT pg_get_function_arguments('privacy_guard.privacy_notice(text)'::regprocedure)),
+          $$format text DEFAULT 'markdown'::text$$,
+          'privacy_notice: argument name and default as in SPEC §2');
+SELECT has_function('privacy_guard', 'check', ARRAY[]::text[], 'check()');
+SELECT is((SELECT pg_get_function_result('privacy_guard.check()'::regprocedure)),
+          'TABLE(severity text, object text, message text)',
+          'check() returns setof (severity text, object text, message text)');
+SELECT has_view('privacy_guard', 'processing_register', 'view processing_register exists');
+SELECT bag_eq($$SELECT a.attname::text FROM pg_attribute a
+                WHERE a.attrelid = 'privacy_guard.processing_register'::regclass AND a.attnum > 0
+                  AND NOT a.attisdropped
+                  AND a.attname IN ('table_name', 'column_name', 'purposes', 'legal_bases', 'retention',
+                                    'on_expiry', 'on_forget', 'anonymizer', 'hold_keep', 'hold_purpose',
+                                    'approx_rows')$$,
+              ARRAY['table_name', 'column_name', 'purposes', 'legal_bases', 'retention', 'on_expiry',
+                    'on_forget', 'anonymizer', 'hold_keep', 'hold_purpose', 'approx_rows'],
+              'processing_register has the Art. 30 columns of SPEC §2');
 
 -- SPEC §2 lists these too; they are not in the 1.0 script yet
 SELECT todo('not implemented yet in sql/privacy_guard--1.0.sql', 2);

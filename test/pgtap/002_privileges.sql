@@ -9,7 +9,7 @@
 BEGIN;
 
 -- 5 checks (SELECT, INSERT, UPDATE, DELETE, TRUNCATE) per table of the schema
-SELECT plan(67 + 5 * (SELECT count(*)::int FROM pg_class c
+SELECT plan(74 + 5 * (SELECT count(*)::int FROM pg_class c
                        WHERE c.relnamespace = 'privacy_guard'::regnamespace
                          AND c.relkind IN ('r', 'p')));
 
@@ -39,7 +39,7 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- ================================================================ PUBLIC
 -- No administration or recording function is executable by PUBLIC.  Allowed:
 -- the read side (SPEC §3.3: reveal, tag_purposes, tag_retain_until, tag,
--- has_consent), the policy helpers that protected tables' policies call
+-- has_consent), privacy_notice (the company's public notice), the policy helpers that protected tables' policies call
 -- (row_visible, write_allowed), _hmac (anonymising statements run as the table
 -- owner and pass the key as a parameter), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
@@ -49,7 +49,8 @@ SELECT is_empty($$
      WHERE p.pronamespace = 'privacy_guard'::regnamespace
        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
        AND p.proname NOT IN ('has_consent', 'row_visible', 'write_allowed', '_hmac',
-                             'reveal', 'tag', 'tag_purposes', 'tag_retain_until')
+                             'reveal', 'tag', 'tag_purposes', 'tag_retain_until',
+                             'privacy_notice')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
                                         t.typmodin, t.typmodout, t.typanalyze))
@@ -81,7 +82,7 @@ SELECT is_empty($$
        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
        AND p.proname IN ('define_purpose', 'drop_purpose', 'allow_purpose', 'disallow_purpose',
                          'protect', 'unprotect', 'set_anonymizer', 'set_legal_hold',
-                         'run_maintenance', 'subject_report',
+                         'run_maintenance', 'subject_report', 'check',
                          'grant_consent', 'withdraw_consent', 'object_to', 'forget',
                          'grant_admin', 'grant_recorder')$$,
     'no administration, recording or level-granting function is executable by PUBLIC');
@@ -122,6 +123,14 @@ SELECT throws_ok($$SELECT * FROM privacy_guard.erasure_requests$$, '42501', NULL
                  'plain role cannot read erasure_requests');
 SELECT throws_ok($$SELECT * FROM privacy_guard.purpose_roles$$, '42501', NULL,
                  'plain role cannot read purpose_roles');
+SELECT throws_ok($$SELECT privacy_guard.subject_report('pgtap-existing')$$, '42501', NULL,
+                 'plain role cannot call subject_report');
+SELECT throws_ok($$SELECT * FROM privacy_guard.check()$$, '42501', NULL,
+                 'plain role cannot call check');
+SELECT throws_ok($$SELECT * FROM privacy_guard.processing_register$$, '42501', NULL,
+                 'plain role cannot read processing_register');
+SELECT ok(privacy_guard.privacy_notice() LIKE '# Privacy notice%',
+          'plain role can generate the privacy notice (public information)');
 
 -- every table of the schema: no read, no write
 SELECT throws_ok(format('SELECT * FROM %s', c.oid::regclass), '42501', NULL,
@@ -241,6 +250,10 @@ SELECT is((SELECT status FROM privacy_guard.consents
           'granted', 'admin sees the current consent state');
 SELECT lives_ok($$SELECT * FROM privacy_guard.consent_ledger$$, 'admin can read consent_ledger');
 SELECT lives_ok($$SELECT * FROM privacy_guard.erasure_requests$$, 'admin can read erasure_requests');
+SELECT is((privacy_guard.subject_report('pgtap-existing') -> 'consents' -> 0 ->> 'status'),
+          'granted', 'admin can call subject_report and gets the subject''s consents');
+SELECT lives_ok($$SELECT * FROM privacy_guard.check()$$, 'admin can call check');
+SELECT lives_ok($$SELECT * FROM privacy_guard.processing_register$$, 'admin can read processing_register');
 
 SELECT throws_ok($$SELECT privacy_guard.grant_admin('pgtap_plain')$$, '42501', NULL,
                  'admin cannot grant_admin');
