@@ -382,6 +382,11 @@ LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	/* a regrole built from a bare OID may name no role (yet): never store it */
+	IF NOT EXISTS (SELECT 1 FROM pg_roles a WHERE a.oid = allow_purpose.role) THEN
+		RAISE EXCEPTION 'role with OID % does not exist', allow_purpose.role::oid
+			USING ERRCODE = '42704';
+	END IF;
 	PERFORM privacy_guard._check_purpose(purpose);
 	INSERT INTO privacy_guard.purpose_role (role, purpose)
 	VALUES (allow_purpose.role, allow_purpose.purpose)
