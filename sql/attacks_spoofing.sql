@@ -124,6 +124,29 @@ SELECT count(*) FROM sp_people;
 RESET ROLE;
 RESET privacy_guard.purpose;
 
+-- attack: SET TimeZone moves the retention cut-off of a timestamp
+-- (without time zone) column, showing rows past their retention.  The row
+-- expired an hour ago in the server's zone; a session 15 hours behind UTC
+-- would read it as within retention.
+SET ROLE regress_owner;
+CREATE TABLE sp_visits (subject text, at timestamp);
+INSERT INTO sp_visits VALUES
+	('sp-1', (now() AT TIME ZONE current_setting('log_timezone')) - interval '1 year 1 hour'),
+	('sp-2', (now() AT TIME ZONE current_setting('log_timezone')) - interval '1 year' + interval '1 hour');
+GRANT SELECT ON sp_visits TO regress_app;
+RESET ROLE;
+SELECT privacy_guard.protect('sp_visits', 'subject', ARRAY['billing'], interval '1 year', 'at');
+SET ROLE regress_app;
+SET privacy_guard.purpose = 'billing';
+SELECT set_config('TimeZone', current_setting('log_timezone'), false) IS NOT NULL AS server_zone;
+SELECT subject FROM sp_visits ORDER BY subject;
+SET TimeZone = 'UTC+15';
+SELECT subject FROM sp_visits ORDER BY subject;
+RESET TimeZone;
+RESET ROLE;
+SELECT privacy_guard.unprotect('sp_visits');
+DROP TABLE sp_visits;
+
 SELECT privacy_guard.unprotect('sp_people');
 SELECT privacy_guard.unprotect('sp_mail');
 DROP TABLE sp_people, sp_mail;
