@@ -69,6 +69,25 @@ SELECT privacy_guard.grant_admin('regress_app');
 RESET ROLE;
 SELECT purposes FROM privacy_guard.protected_tables WHERE table_name = 'pv_accounts'::regclass;
 
+-- attack: the owner rewrites the subject column of every row, hidden ones
+-- included, with ALTER COLUMN ... TYPE ... USING (PostgreSQL refuses to
+-- change a column a policy uses), or drops it with its policy
+SET ROLE regress_owner;
+ALTER TABLE pv_accounts ALTER COLUMN id TYPE text USING ('x' || id);
+ALTER TABLE pv_accounts DROP COLUMN id CASCADE;
+ALTER TABLE pv_accounts DROP COLUMN joined, DROP COLUMN id CASCADE;
+-- attack: the owner renames the rules policy, or turns the table into a view
+ALTER POLICY privacy_guard_rules ON pv_accounts RENAME TO pv_old_rules;
+CREATE TABLE pv_empty (id bigint, email text);
+RESET ROLE;
+SELECT privacy_guard.protect('pv_empty', 'id', ARRAY['billing']);
+SET ROLE regress_owner;
+CREATE RULE "_RETURN" AS ON SELECT TO pv_empty DO INSTEAD SELECT 1::bigint AS id, 'x'::text AS email;
+RESET ROLE;
+SELECT privacy_guard.unprotect('pv_empty');
+DROP TABLE pv_empty;
+SELECT count(*) AS policies_left FROM pg_policy WHERE polrelid = 'pv_accounts'::regclass;
+
 -- a spy the table owner hides in its triggers, rules, index expressions,
 -- generated columns, domain checks and anonymisers: it reports whose
 -- rights it runs with and tries to authorise its owner for a purpose

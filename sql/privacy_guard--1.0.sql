@@ -949,7 +949,7 @@ BEGIN
 							   AND NOT a.attisdropped))
 	 LIMIT 1;
 	IF v_bad IS NOT NULL THEN
-		RAISE EXCEPTION 'cannot rename the subject or retention column of protected table %', v_bad
+		RAISE EXCEPTION 'cannot rename or drop the subject or retention column of protected table %', v_bad
 			USING ERRCODE = '55000',
 				  HINT = 'Unprotect the table, rename the column, then protect the table again.';
 	END IF;
