@@ -16,7 +16,7 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/
-ISOLATION      = withdraw_visibility erase_locked attacks_forget_reinsert
+ISOLATION      = withdraw_visibility erase_locked attacks_forget_reinsert attacks_cursor_withdraw
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(srcdir)/test/regress.conf
 
