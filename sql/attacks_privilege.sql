@@ -209,6 +209,21 @@ SELECT count(*) AS accounts_intact FROM pv_accounts;
 SELECT privacy_guard.unprotect('"pv ""evil""; DROP TABLE pv_accounts; --"."t$$; DELETE FROM pv_accounts; $$"');
 DROP SCHEMA "pv ""evil""; DROP TABLE pv_accounts; --" CASCADE;
 
+-- attack: temp tables named like the digest key and the request table,
+-- first in search_path, change neither the digests nor the states read
+SELECT privacy_guard.forget('pv-temp') AS reqt \gset
+SELECT privacy_guard._subject_digest('pv-temp') AS real_digest \gset
+CREATE TEMP TABLE secret (key bytea);
+INSERT INTO pg_temp.secret VALUES ('\x00'::bytea);
+CREATE TEMP TABLE erasure_request (subject text, subject_digest text, state text, id bigint);
+INSERT INTO pg_temp.erasure_request VALUES ('pv-temp', 'x', 'done', 1);
+SET search_path = pg_temp, privacy_guard, public;
+SELECT privacy_guard._subject_digest('pv-temp') = :'real_digest' AS same_digest,
+	   privacy_guard.erasure_status('pv-temp') AS state;
+SELECT subject_digest = :'real_digest' AS receipt_digest FROM privacy_guard.erasure_requests WHERE id = :reqt;
+RESET search_path;
+DROP TABLE pg_temp.secret, pg_temp.erasure_request;
+
 -- attack: a hostile role name handed to the privilege helpers
 CREATE ROLE "pv role""; DROP TABLE pv_accounts; --";
 SELECT privacy_guard.grant_recorder('"pv role""; DROP TABLE pv_accounts; --"');
