@@ -385,6 +385,11 @@ LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	/* a regrole built from a bare OID may name no role (yet): never store it */
+	IF NOT EXISTS (SELECT 1 FROM pg_roles a WHERE a.oid = allow_purpose.role) THEN
+		RAISE EXCEPTION 'role with OID % does not exist', allow_purpose.role::oid
+			USING ERRCODE = '42704';
+	END IF;
 	PERFORM privacy_guard._check_purpose(purpose);
 	INSERT INTO privacy_guard.purpose_role (role, purpose)
 	VALUES (allow_purpose.role, allow_purpose.purpose)
@@ -947,7 +952,7 @@ BEGIN
 							   AND NOT a.attisdropped))
 	 LIMIT 1;
 	IF v_bad IS NOT NULL THEN
-		RAISE EXCEPTION 'cannot rename the subject or retention column of protected table %', v_bad
+		RAISE EXCEPTION 'cannot rename or drop the subject or retention column of protected table %', v_bad
 			USING ERRCODE = '55000',
 				  HINT = 'Unprotect the table, rename the column, then protect the table again.';
 	END IF;
@@ -1227,14 +1232,19 @@ AS $$
 			WHEN 'redact' THEN CASE WHEN base IN ('text'::regtype, 'varchar'::regtype)
 									THEN '''[redacted]''' ELSE 'NULL' END
 			WHEN 'hash' THEN format('privacy_guard._hmac($2, %I::text)', col)
-			WHEN 'mask' THEN format('CASE WHEN length(%1$I) <= 2 THEN repeat(''*'', length(%1$I)) '
-									'ELSE left(%1$I, 1) || repeat(''*'', length(%1$I) - 2) || right(%1$I, 1) END', col)
+			WHEN 'mask' THEN format('CASE WHEN pg_catalog.length(%1$I) OPERATOR(pg_catalog.<=) 2 '
+									'THEN pg_catalog.repeat(''*'', pg_catalog.length(%1$I)) '
+									'ELSE pg_catalog.left(%1$I, 1) OPERATOR(pg_catalog.||) '
+									'pg_catalog.repeat(''*'', pg_catalog.length(%1$I) OPERATOR(pg_catalog.-) 2) '
+									'OPERATOR(pg_catalog.||) pg_catalog.right(%1$I, 1) END', col)
 			WHEN 'generalize' THEN
 				CASE WHEN base IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype)
-					 THEN format('date_trunc(''month'', %I)::%s', col, typ)
-					 ELSE format('(CASE WHEN %1$I IS NULL OR %1$I = 0 THEN %1$I::numeric '
-								 'ELSE trim_scale(sign(%1$I::numeric) * trunc(abs(%1$I::numeric) / power(10::numeric, floor(log(abs(%1$I::numeric))))) '
-								 '* power(10::numeric, floor(log(abs(%1$I::numeric))))) END)::%2$s', col, typ) END
+					 THEN format('pg_catalog.date_trunc(''month'', %I)::%s', col, typ)
+					 ELSE format('(CASE WHEN %1$I IS NULL OR %1$I::numeric OPERATOR(pg_catalog.=) 0 THEN %1$I::numeric '
+								 'ELSE pg_catalog.trim_scale(pg_catalog.sign(%1$I::numeric) OPERATOR(pg_catalog.*) '
+								 'pg_catalog.trunc(pg_catalog.abs(%1$I::numeric) OPERATOR(pg_catalog./) '
+								 'pg_catalog.power(10::numeric, pg_catalog.floor(pg_catalog.log(pg_catalog.abs(%1$I::numeric))))) '
+								 'OPERATOR(pg_catalog.*) pg_catalog.power(10::numeric, pg_catalog.floor(pg_catalog.log(pg_catalog.abs(%1$I::numeric))))) END)::%2$s', col, typ) END
 			ELSE format('%s(%I)', fn::oid::regproc, col)
 		END), ', ' ORDER BY col)
 	  FROM typed
@@ -1311,15 +1321,20 @@ AS $$
 DECLARE
 	t privacy_guard.protected_table;
 	v_type regtype;
+	v_canon text;
 	v_cond text;
 	v_held text;
+	v_target regclass;
 	v_n bigint;
+	v_part_n bigint;
 	v_left bigint;
 	v_kept bigint;
+	v_part_kept bigint;
 	v_restricted bigint := 0;
 	v_counts jsonb := '{}';
 	v_touched oid[] := '{}';
 	v_table regclass;
+	v_own_error text;
 	v_constraint text;
 	v_schema text;
 	v_relname text;
@@ -1332,65 +1347,91 @@ BEGIN
 			v_type := privacy_guard._column_type(t.relid, t.subject_column, 'subject');
 			BEGIN
 				/* the base type: a domain's checks are the table owner's code */
-				EXECUTE format('SELECT $1::%s', privacy_guard._base_type(v_type)) USING req.subject;
+				EXECUTE format('SELECT ($1::%s)::text', privacy_guard._base_type(v_type))
+					INTO v_canon USING req.subject;
 			EXCEPTION WHEN data_exception THEN
 				CONTINUE;	/* no value of the column has this key as its text form */
 			END;
-			v_cond := format('%I = $1::%s', t.subject_column, v_type);
+			/* the rules hide a row by its value's text form: '078' is not subject 78 */
+			CONTINUE WHEN v_canon IS DISTINCT FROM req.subject;
+			/* operators named in full: the owner's schema may plant a closer match */
+			v_cond := format('%I OPERATOR(pg_catalog.=) $1::%s', t.subject_column, v_type);
 			v_held := 'false';
 			IF t.hold_keep IS NOT NULL THEN
 				/* rows within the legal hold are kept, restricted */
-				v_held := format('%I + %L::interval > %L::timestamptz',
+				v_held := format('%I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.>) %L::timestamptz',
 								 t.retention_column, t.hold_keep, now());
 			END IF;
+			v_n := 0;
 			v_kept := 0;
-			BEGIN
-				IF t.on_forget = 'delete' THEN
-					v_n := privacy_guard._exec_as_owner(t.relid,
-							format('DELETE FROM %s WHERE %s AND (%s) IS NOT TRUE', t.relid, v_cond, v_held),
-							req.subject, secret);
-				ELSE
-					v_n := privacy_guard._exec_as_owner(t.relid,
-							format('UPDATE %s SET %s WHERE %s AND (%s) IS NOT TRUE', t.relid,
-								   privacy_guard._anonymize_set(t.relid), v_cond, v_held), req.subject, secret);
+			/* the table with its partitions and children, and parts detached from it since */
+			FOR v_target IN
+				SELECT t.relid
+				UNION ALL
+				SELECT pp.target FROM privacy_guard.protected_part pp
+				 WHERE pp.root = t.relid
+				   AND pp.target::oid <> ALL (ARRAY(SELECT privacy_guard._tree_oids(t.relid)))
+			LOOP
+				v_table := v_target;
+				v_part_kept := 0;
+				BEGIN
+					IF t.on_forget = 'delete' THEN
+						v_part_n := privacy_guard._exec_as_owner(v_target,
+								format('DELETE FROM %s WHERE %s AND (%s) IS NOT TRUE', v_target, v_cond, v_held),
+								req.subject, secret);
+					ELSE
+						v_part_n := privacy_guard._exec_as_owner(v_target,
+								format('UPDATE %s SET %s WHERE %s AND (%s) IS NOT TRUE', v_target,
+									   privacy_guard._anonymize_set(t.relid), v_cond, v_held), req.subject, secret);
+					END IF;
+				EXCEPTION WHEN foreign_key_violation THEN
+					/*
+					 * Rows a legal hold keeps in a protected table still refer
+					 * to these: they stay too (hidden) until the hold lets go
+					 * of them.  Any other reference blocks the request (below).
+					 */
+					GET STACKED DIAGNOSTICS v_schema = SCHEMA_NAME, v_relname = TABLE_NAME;
+					IF NOT EXISTS (
+							SELECT 1 FROM privacy_guard.protected_part pp
+							  JOIN privacy_guard.protected_table p ON p.relid = pp.root
+							  JOIN pg_class c ON c.oid = pp.target
+							  JOIN pg_namespace n ON n.oid = c.relnamespace
+							 WHERE c.relname = v_relname AND n.nspname = v_schema
+							   AND p.hold_keep IS NOT NULL) THEN
+						RAISE;
+					END IF;
+					v_part_n := 0;
+					v_part_kept := privacy_guard._exec_as_owner(v_target,
+							format('SELECT pg_catalog.count(*) FROM %s WHERE %s', v_target, v_cond),
+							req.subject, NULL);
+				END;
+				/* a trigger or rule of the owner may have kept rows: look */
+				v_left := privacy_guard._exec_as_owner(v_target,
+							format('SELECT pg_catalog.count(*) FROM %s WHERE %s AND (%s) IS NOT TRUE',
+								   v_target, v_cond, v_held),
+							req.subject, NULL);
+				IF v_left > v_part_kept THEN
+					v_own_error := format('table %s kept %s of the subject''s rows', v_target, v_left - v_part_kept);
+					RAISE EXCEPTION '%', v_own_error
+						USING ERRCODE = '55000',
+							  DETAIL = 'A trigger or rule on the table prevented the erasure.';
 				END IF;
-			EXCEPTION WHEN foreign_key_violation THEN
-				/*
-				 * Rows a legal hold keeps in a protected table still refer to
-				 * these: they stay too (hidden) until the hold lets go of
-				 * them.  Any other reference blocks the request (below).
-				 */
-				GET STACKED DIAGNOSTICS v_schema = SCHEMA_NAME, v_relname = TABLE_NAME;
-				IF NOT EXISTS (
-						SELECT 1 FROM privacy_guard.protected_part pp
-						  JOIN privacy_guard.protected_table p ON p.relid = pp.root
-						  JOIN pg_class c ON c.oid = pp.target
-						  JOIN pg_namespace n ON n.oid = c.relnamespace
-						 WHERE c.relname = v_relname AND n.nspname = v_schema
-						   AND p.hold_keep IS NOT NULL) THEN
-					RAISE;
+				IF t.hold_keep IS NOT NULL AND v_part_kept = 0 THEN
+					v_part_kept := privacy_guard._exec_as_owner(v_target,
+							format('SELECT pg_catalog.count(*) FROM %s WHERE %s AND (%s)', v_target, v_cond, v_held),
+							req.subject, NULL);
 				END IF;
-				v_n := 0;
-				v_kept := privacy_guard._exec_as_owner(t.relid,
-						format('SELECT count(*) FROM %s WHERE %s', t.relid, v_cond), req.subject, NULL);
-			END;
-			/* a trigger or rule of the owner may have kept rows: look */
-			v_left := privacy_guard._exec_as_owner(t.relid,
-						format('SELECT count(*) FROM %s WHERE %s AND (%s) IS NOT TRUE', t.relid, v_cond, v_held),
-						req.subject, NULL);
-			IF v_left > v_kept THEN
-				RAISE EXCEPTION 'table % kept % of the subject''s rows', t.relid, v_left - v_kept
-					USING ERRCODE = '55000',
-						  DETAIL = 'A trigger or rule on the table prevented the erasure.';
-			END IF;
-			IF v_kept > 0 THEN
-				v_restricted := v_restricted + v_kept;
-			ELSIF t.hold_keep IS NOT NULL THEN
-				v_kept := privacy_guard._exec_as_owner(t.relid,
-						format('SELECT count(*) FROM %s WHERE %s AND (%s)', t.relid, v_cond, v_held),
-						req.subject, NULL);
-				v_restricted := v_restricted + v_kept;
-			END IF;
+				v_n := v_n + v_part_n;
+				v_kept := v_kept + v_part_kept;
+				IF v_part_n > 0 THEN
+					/* the old row versions live on in the tables until vacuumed */
+					v_touched := v_touched || ARRAY(
+						SELECT x FROM privacy_guard._tree_oids(v_target) AS x
+						  JOIN pg_class c ON c.oid = x WHERE c.relkind = 'r');
+				END IF;
+			END LOOP;
+			v_table := t.relid;
+			v_restricted := v_restricted + v_kept;
 			IF t.hold_keep IS NOT NULL OR v_kept > 0 THEN
 				/* even zero: a later pass's count of kept rows replaces the earlier one */
 				v_counts := v_counts || jsonb_build_object(t.relid::text,
@@ -1401,12 +1442,6 @@ BEGIN
 			ELSIF v_n > 0 THEN
 				v_counts := v_counts || jsonb_build_object(t.relid::text,
 					jsonb_build_object(CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
-			END IF;
-			IF v_n > 0 THEN
-				/* the old row versions live on in the table (and its partitions) until vacuumed */
-				v_touched := v_touched || ARRAY(
-					SELECT x FROM privacy_guard._tree_oids(t.relid) AS x
-					  JOIN pg_class c ON c.oid = x WHERE c.relkind = 'r');
 			END IF;
 		END LOOP;
 		/* the receipt keeps the history, with the key replaced by its digest */
@@ -1460,10 +1495,10 @@ BEGIN
 				   error = format('rows in %s are locked by another transaction; the next round retries', v_table)
 			 WHERE r.id = req.id;
 		WHEN OTHERS THEN
-			/* our own message names no data; others might, so only their SQLSTATE is kept */
+			/* only our own message is kept: the owner's code may have put data in its own */
 			UPDATE privacy_guard.erasure_request r
 			   SET state = 'blocked',
-				   error = CASE WHEN SQLSTATE = '55000' THEN SQLERRM
+				   error = CASE WHEN SQLSTATE = '55000' AND SQLERRM = v_own_error THEN SQLERRM
 								ELSE format('error %s while erasing from %s', SQLSTATE, v_table) END
 			 WHERE r.id = req.id;
 	END;
@@ -1530,7 +1565,8 @@ BEGIN
 		RETURN 0;
 	END IF;
 	RETURN privacy_guard._exec_as_owner(tbl,
-		format('SELECT count(*) FROM %s WHERE %I + %L::interval <= %L::timestamptz AND %I + %L::interval > %L::timestamptz',
+		format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.<=) %L::timestamptz '
+			   'AND %I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.>) %L::timestamptz',
 			   tbl, t.retention_column, t.retention, now(), t.retention_column, t.hold_keep, now()),
 		NULL, NULL);
 END
@@ -1546,20 +1582,26 @@ COMMENT ON FUNCTION privacy_guard._batch_as_owner(regclass, text, tid, bytea) IS
 
 /*
  * Where purging goes: every plain table of each protected tree that has a
- * retention (a partitioned root holds no rows), in erasure order, each with
- * the registered table whose rules it follows.
+ * retention (a partitioned root holds no rows), and of parts detached from
+ * it since, in erasure order, each with the registered table whose rules
+ * it follows.
  */
 CREATE FUNCTION privacy_guard._purge_targets(tbl regclass DEFAULT NULL)
 RETURNS TABLE (part regclass, root regclass)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT x::regclass, o.relid
+	SELECT x.part::regclass, o.relid
 	  FROM privacy_guard._erasure_order() WITH ORDINALITY AS o
-	 CROSS JOIN LATERAL privacy_guard._tree_oids(o.relid) AS x
-	  JOIN pg_class c ON c.oid = x AND c.relkind = 'r'
+	 CROSS JOIN LATERAL (
+			SELECT privacy_guard._tree_oids(o.relid) AS part
+			UNION
+			/* parts detached since, which still carry the rules */
+			SELECT privacy_guard._tree_oids(pp.target)
+			  FROM privacy_guard.protected_part pp WHERE pp.root = o.relid) AS x
+	  JOIN pg_class c ON c.oid = x.part AND c.relkind = 'r'
 	 WHERE o.retention IS NOT NULL AND ($1 IS NULL OR o.relid = $1)
-	 ORDER BY o.ordinality, x
+	 ORDER BY o.ordinality, x.part
 $$;
 COMMENT ON FUNCTION privacy_guard._purge_targets(regclass) IS 'Internal: the tables a round purges, in erasure order';
 
@@ -1590,26 +1632,28 @@ BEGIN
 	IF NOT FOUND OR t.retention IS NULL THEN
 		RETURN;				/* unprotected since the round began */
 	END IF;
-	v_cond := format('%I + %L::interval <= %L::timestamptz', t.retention_column, t.retention, round_at);
+	/* operators named in full: the owner's schema may plant a closer match */
+	v_cond := format('%I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.<=) %L::timestamptz',
+					 t.retention_column, t.retention, round_at);
 	IF t.hold_keep IS NOT NULL THEN
 		/* under a legal hold, expired rows are kept (restricted) until retention_column + keep */
-		v_cond := v_cond || format(' AND %I + %L::interval <= %L::timestamptz',
+		v_cond := v_cond || format(' AND %I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.<=) %L::timestamptz',
 								   t.retention_column, t.hold_keep, round_at);
 	END IF;
 	IF t.on_expiry = 'delete' THEN
 		action := 'deleted';
-		v_sql := format('WITH b AS MATERIALIZED (SELECT ctid FROM ONLY %1$s WHERE ctid > $1 AND %2$s '
+		v_sql := format('WITH b AS MATERIALIZED (SELECT ctid FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.>) $1 AND %2$s '
 						'LIMIT %3$s FOR UPDATE SKIP LOCKED), '
-						'd AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY(SELECT b.ctid FROM b)) RETURNING 1) '
-						'SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM d), (SELECT max(b.ctid) FROM b)',
+						'd AS (DELETE FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.ctid FROM b)) RETURNING 1) '
+						'SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM d), (SELECT pg_catalog.max(b.ctid) FROM b)',
 						part, v_cond, batch);
 	ELSE
 		/* once: anonymising cuts the subject, and rows without one are done */
 		action := 'anonymized';
-		v_sql := format('WITH b AS MATERIALIZED (SELECT ctid FROM ONLY %1$s WHERE ctid > $1 AND %2$s '
+		v_sql := format('WITH b AS MATERIALIZED (SELECT ctid FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.>) $1 AND %2$s '
 						'AND %4$I IS NOT NULL LIMIT %3$s FOR UPDATE SKIP LOCKED), '
-						'd AS (UPDATE ONLY %1$s SET %5$s WHERE ctid = ANY (ARRAY(SELECT b.ctid FROM b)) RETURNING 1) '
-						'SELECT (SELECT count(*) FROM b), (SELECT count(*) FROM d), (SELECT max(b.ctid) FROM b)',
+						'd AS (UPDATE ONLY %1$s SET %5$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.ctid FROM b)) RETURNING 1) '
+						'SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM d), (SELECT pg_catalog.max(b.ctid) FROM b)',
 						part, v_cond, batch, t.subject_column, privacy_guard._anonymize_set(root));
 	END IF;
 	BEGIN

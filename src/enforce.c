@@ -16,6 +16,10 @@
  * not when it is planned, cached and generic plans stay correct across
  * purpose changes and consent changes.
  *
+ * Retention of a date or timestamp (without time zone) column is judged in
+ * the session's TimeZone and in the server's log_timezone, the stricter of
+ * the two: a session cannot see rows past their retention by SET TimeZone.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -26,7 +30,9 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "pgtime.h"
 #include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 
@@ -143,7 +149,40 @@ pvg_policy_table(PvgRegistry *reg, Oid relid)
 	return table;
 }
 
-/* exact test: value + span > now */
+/*
+ * A local time (timestamp without time zone) read in the server's
+ * log_timezone.  Unlike TimeZone, log_timezone can be set only in the
+ * server's configuration, not by a session or ALTER ROLE.
+ */
+static TimestampTz
+pvg_local_in_log_timezone(Timestamp local)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tzoff;
+	TimestampTz result;
+
+	if (TIMESTAMP_NOT_FINITE(local))
+		return local;
+	if (timestamp2tm(local, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	tzoff = DetermineTimeZoneOffset(&tm, log_timezone);
+	if (tm2timestamp(&tm, fsec, &tzoff, &result) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return result;
+}
+
+/*
+ * exact test: value + span > now.
+ * A date or timestamp column holds local times, which mean different
+ * instants in different time zones; SET TimeZone must not let a session
+ * see rows past their retention, so such a row is retained only if it is
+ * in the session's time zone and in the server's log_timezone too.
+ */
 static bool
 pvg_within_exact(PvgCutoff *cut, int64 value)
 {
@@ -154,9 +193,13 @@ pvg_within_exact(PvgCutoff *cut, int64 value)
 								  IntervalPGetDatum(&cut->span));
 	else
 	{
-		end = DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum(value),
-								  IntervalPGetDatum(&cut->span));
-		end = DirectFunctionCall1(timestamp_timestamptz, end);
+		Datum		local_end;
+
+		local_end = DirectFunctionCall2(timestamp_pl_interval, TimestampGetDatum(value),
+										IntervalPGetDatum(&cut->span));
+		if (pvg_local_in_log_timezone(DatumGetTimestamp(local_end)) <= cut->now)
+			return false;
+		end = DirectFunctionCall1(timestamp_timestamptz, local_end);
 	}
 	return DatumGetTimestampTz(end) > cut->now;
 }
