@@ -44,6 +44,7 @@ typedef struct PvgRowCheck
 	TimestampTz now;			/* retention: transaction start, as now() */
 	TimestampTz stmt_now;		/* consent expiry, forget due: statement start */
 	bool		anonymize_on_expiry;
+	PvgAuditRead *audit;		/* NULL unless privacy_guard.audit is on */
 
 	/* retention: visible iff exact(value) i.e. value + retention > now */
 	bool		has_retention;
@@ -269,6 +270,7 @@ pvg_row_check_setup(FunctionCallInfo fcinfo)
 		chk->ret_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
 		pvg_retention_bounds(chk);
 	}
+	chk->audit = pvg_audit_begin(relid, reg->purposes[purpose].name, fcinfo->flinfo->fn_mcxt);
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = chk;
 	return chk;
@@ -293,9 +295,13 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(1))
 	{
-		if (chk->anonymize_on_expiry || !chk->has_retention)
-			PG_RETURN_BOOL(true);
-		PG_RETURN_BOOL(!PG_ARGISNULL(2) && pvg_retained(chk, PG_GETARG_DATUM(2)));
+		bool		visible;
+
+		visible = chk->anonymize_on_expiry || !chk->has_retention ||
+			(!PG_ARGISNULL(2) && pvg_retained(chk, PG_GETARG_DATUM(2)));
+		if (unlikely(chk->audit != NULL) && visible)
+			pvg_audit_row(chk->audit);
+		PG_RETURN_BOOL(visible);
 	}
 	if (chk->has_retention)
 	{
@@ -308,6 +314,7 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 	if (chk->kind == PVG_KEY_INT)
 	{
 		int64		key;
+		bool		result;
 
 		if (chk->int_width == 8)
 			key = DatumGetInt64(subject);
@@ -315,7 +322,10 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 			key = DatumGetInt32(subject);
 		else
 			key = DatumGetInt16(subject);
-		PG_RETURN_BOOL(pvg_set_allows_int(chk->set, key, chk->stmt_now));
+		result = pvg_set_allows_int(chk->set, key, chk->stmt_now);
+		if (unlikely(chk->audit != NULL) && result)
+			pvg_audit_row_int(chk->audit, key);
+		PG_RETURN_BOOL(result);
 	}
 	if (chk->text_direct)
 	{
@@ -323,6 +333,8 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 		bool		result;
 
 		result = pvg_set_allows_text(chk->set, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), chk->stmt_now);
+		if (unlikely(chk->audit != NULL) && result)
+			pvg_audit_row_text(chk->audit, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 		if ((Pointer) t != DatumGetPointer(subject))
 			pfree(t);
 		PG_RETURN_BOOL(result);
@@ -333,6 +345,8 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 		bool		result;
 
 		result = pvg_set_allows_text(chk->set, s, strlen(s), chk->stmt_now);
+		if (unlikely(chk->audit != NULL) && result)
+			pvg_audit_row_text(chk->audit, s, strlen(s));
 		pfree(s);
 		PG_RETURN_BOOL(result);
 	}

@@ -12,6 +12,10 @@
  * privacy_guard.enabled and privacy_guard.naptime steer the background
  * worker (worker.c); they are defined in every backend so that SHOW works.
  *
+ * privacy_guard.audit (superuser only, so that a reader cannot switch off
+ * the record of its own reads) turns the access log on (audit.c);
+ * privacy_guard.audit_retention bounds how long its rows are kept.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -21,6 +25,8 @@
 char	   *pvg_purpose = NULL;
 bool		pvg_enabled = true;
 int			pvg_naptime = 60;
+bool		pvg_audit = false;
+int			pvg_audit_retention = 30 * 24 * 60;
 
 void
 pvg_guc_init(void)
@@ -48,6 +54,22 @@ pvg_guc_init(void)
 							60, 1, 86400,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomBoolVariable("privacy_guard.audit",
+							 "Records reads of protected tables in privacy_guard.access_log.",
+							 "Needs privacy_guard in shared_preload_libraries.",
+							 &pvg_audit,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("privacy_guard.audit_retention",
+							"How long privacy_guard.access_log keeps its rows.",
+							"Older rows are deleted by the enforcement round.",
+							&pvg_audit_retention,
+							30 * 24 * 60, 1, PG_INT32_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("privacy_guard");
 }
