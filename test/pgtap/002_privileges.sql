@@ -9,7 +9,7 @@
 BEGIN;
 
 -- 5 checks (SELECT, INSERT, UPDATE, DELETE, TRUNCATE) per table of the schema
-SELECT plan(67 + 5 * (SELECT count(*)::int FROM pg_class c
+SELECT plan(71 + 5 * (SELECT count(*)::int FROM pg_class c
                        WHERE c.relnamespace = 'privacy_guard'::regnamespace
                          AND c.relkind IN ('r', 'p')));
 
@@ -83,7 +83,7 @@ SELECT is_empty($$
                          'protect', 'unprotect', 'set_anonymizer', 'set_legal_hold',
                          'run_maintenance', 'subject_report',
                          'grant_consent', 'withdraw_consent', 'object_to', 'forget',
-                         'grant_admin', 'grant_recorder')$$,
+                         'grant_admin', 'grant_recorder', 'access_history', '_flush_access_log')$$,
     'no administration, recording or level-granting function is executable by PUBLIC');
 
 -- ================================================================ a plain role
@@ -122,6 +122,10 @@ SELECT throws_ok($$SELECT * FROM privacy_guard.erasure_requests$$, '42501', NULL
                  'plain role cannot read erasure_requests');
 SELECT throws_ok($$SELECT * FROM privacy_guard.purpose_roles$$, '42501', NULL,
                  'plain role cannot read purpose_roles');
+SELECT throws_ok($$SELECT * FROM privacy_guard.access_log$$, '42501', NULL,
+                 'plain role cannot read access_log');
+SELECT throws_ok($$SELECT * FROM privacy_guard.access_history('pgtap-existing', '-infinity')$$,
+                 '42501', NULL, 'plain role cannot call access_history');
 
 -- every table of the schema: no read, no write
 SELECT throws_ok(format('SELECT * FROM %s', c.oid::regclass), '42501', NULL,
@@ -241,6 +245,9 @@ SELECT is((SELECT status FROM privacy_guard.consents
           'granted', 'admin sees the current consent state');
 SELECT lives_ok($$SELECT * FROM privacy_guard.consent_ledger$$, 'admin can read consent_ledger');
 SELECT lives_ok($$SELECT * FROM privacy_guard.erasure_requests$$, 'admin can read erasure_requests');
+SELECT lives_ok($$SELECT * FROM privacy_guard.access_log$$, 'admin can read access_log');
+SELECT lives_ok($$SELECT * FROM privacy_guard.access_history('pgtap-existing', '-infinity')$$,
+                'admin can call access_history');
 
 SELECT throws_ok($$SELECT privacy_guard.grant_admin('pgtap_plain')$$, '42501', NULL,
                  'admin cannot grant_admin');
