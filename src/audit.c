@@ -28,8 +28,8 @@
  * flushed, aborts, they are folded back into shared memory, so a failed
  * round loses nothing.
  *
- * Bounds: PVG_AUDIT_ENTRIES shared entries of about 8 kB each.  When
- * regular entries would exceed PVG_AUDIT_ENTRIES - PVG_AUDIT_RESERVED, a
+ * Bounds: privacy_guard.audit_max_entries shared entries of about 16 kB
+ * each.  When regular entries would exceed that less PVG_AUDIT_RESERVED, a
  * read is folded into its database's overflow entry instead (no role,
  * purpose or table, but its statement and row counts and its subjects
  * are kept, so access_history() still finds it); if even that has no
@@ -62,13 +62,12 @@
 PG_FUNCTION_INFO_V1(pvg_flush_access_log);
 PG_FUNCTION_INFO_V1(pvg_subjects_may_include);
 
-#define PVG_AUDIT_ENTRIES	256 /* shared entries: about 2 MB */
-#define PVG_AUDIT_RESERVED	16	/* of which kept for overflow entries */
+#define PVG_AUDIT_RESERVED	16	/* shared entries kept for overflow entries */
 #define PVG_AUDIT_PURPOSE_LEN 128	/* longer purpose names are cut */
 #define PVG_AUDIT_FEW		32	/* subjects a read notes before its filter */
 
 /* the Bloom filter: m bits, k probes by double hashing */
-#define PVG_BLOOM_BITS		65536
+#define PVG_BLOOM_BITS		131072
 #define PVG_BLOOM_WORDS		(PVG_BLOOM_BITS / 64)
 #define PVG_BLOOM_BYTES		(PVG_BLOOM_BITS / 8)
 #define PVG_BLOOM_K			5
@@ -134,7 +133,7 @@ static Size
 pvg_audit_shmem_size(void)
 {
 	return add_size(MAXALIGN(sizeof(PvgAuditShared)),
-					hash_estimate_size(PVG_AUDIT_ENTRIES, sizeof(PvgAuditEntry)));
+					hash_estimate_size(pvg_audit_max_entries, sizeof(PvgAuditEntry)));
 }
 
 static void
@@ -164,8 +163,8 @@ pvg_audit_shmem_startup(void)
 	}
 	info.keysize = sizeof(PvgAuditKey);
 	info.entrysize = sizeof(PvgAuditEntry);
-	pvg_audit_htab = ShmemInitHash("privacy_guard access log", PVG_AUDIT_ENTRIES,
-								   PVG_AUDIT_ENTRIES, &info,
+	pvg_audit_htab = ShmemInitHash("privacy_guard access log", pvg_audit_max_entries,
+								   pvg_audit_max_entries, &info,
 								   HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -259,7 +258,7 @@ pvg_audit_entry(const PvgAuditKey *key, bool *overflow)
 	*overflow = false;
 	if (key->bucket != 0)
 	{
-		e = pvg_audit_enter(key, PVG_AUDIT_ENTRIES - PVG_AUDIT_RESERVED);
+		e = pvg_audit_enter(key, pvg_audit_max_entries - PVG_AUDIT_RESERVED);
 		if (e != NULL)
 			return e;
 		*overflow = true;
@@ -268,11 +267,11 @@ pvg_audit_entry(const PvgAuditKey *key, bool *overflow)
 	}
 	else
 		memcpy(&okey, key, sizeof(okey));	/* an overflow entry folded back */
-	e = pvg_audit_enter(&okey, PVG_AUDIT_ENTRIES - 1);
+	e = pvg_audit_enter(&okey, pvg_audit_max_entries - 1);
 	if (e == NULL)
 	{
 		okey.dbid = InvalidOid;
-		e = pvg_audit_enter(&okey, PVG_AUDIT_ENTRIES);
+		e = pvg_audit_enter(&okey, pvg_audit_max_entries);
 	}
 	return e;
 }

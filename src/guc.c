@@ -14,7 +14,8 @@
  *
  * privacy_guard.audit (superuser only, so that a reader cannot switch off
  * the record of its own reads) turns the access log on (audit.c);
- * privacy_guard.audit_retention bounds how long its rows are kept.
+ * privacy_guard.audit_retention bounds how long its rows are kept and
+ * privacy_guard.audit_max_entries its shared memory (read at server start).
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +28,7 @@ bool		pvg_enabled = true;
 int			pvg_naptime = 60;
 bool		pvg_audit = false;
 int			pvg_audit_retention = 30 * 24 * 60;
+int			pvg_audit_max_entries = 256;
 
 void
 pvg_guc_init(void)
@@ -70,6 +72,14 @@ pvg_guc_init(void)
 							30 * 24 * 60, 1, PG_INT32_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("privacy_guard.audit_max_entries",
+							"Reads the access log holds in shared memory between flushes.",
+							"Each entry (minute, role, purpose, table) takes about 16 kB.",
+							&pvg_audit_max_entries,
+							256, 32, 65536,
+							PGC_POSTMASTER,
+							0,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("privacy_guard");
 }

@@ -97,6 +97,7 @@ extern bool pvg_enabled;
 extern int	pvg_naptime;
 extern bool pvg_audit;
 extern int	pvg_audit_retention;
+extern int	pvg_audit_max_entries;
 extern void pvg_guc_init(void);
 
 /* registry.c */
