@@ -15,12 +15,14 @@
  * privacy_guard.audit (superuser only, so that a reader cannot switch off
  * the record of its own reads) turns the access log on (audit.c);
  * privacy_guard.audit_retention bounds how long its rows are kept and
- * privacy_guard.audit_max_entries its shared memory (read at server start).
+ * privacy_guard.audit_max_entries its shared memory (read at server start,
+ * defined only when the library is preloaded).
  *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 char	   *pvg_purpose = NULL;
@@ -73,13 +75,15 @@ pvg_guc_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
-	DefineCustomIntVariable("privacy_guard.audit_max_entries",
-							"Reads the access log holds in shared memory between flushes.",
-							"Each entry (minute, role, purpose, table) takes about 16 kB.",
-							&pvg_audit_max_entries,
-							256, 32, 65536,
-							PGC_POSTMASTER,
-							0,
-							NULL, NULL, NULL);
+	/* sizes shared memory, which only a preloaded library has */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("privacy_guard.audit_max_entries",
+								"Reads the access log holds in shared memory between flushes.",
+								"Each entry (minute, role, purpose, table) takes about 16 kB.",
+								&pvg_audit_max_entries,
+								256, 32, 65536,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 	MarkGUCPrefixReserved("privacy_guard");
 }
