@@ -11,6 +11,10 @@
 #      plus the unprotected plain_t for reference; psql \timing, one session,
 #      interleaved with rotating order, audit switched per statement through a
 #      SECURITY DEFINER helper (the setting is superuser-only);
+#   1b. the same scans by the backend's CPU time (utime + stime from
+#      /proc/<pid>/stat around CPU_LOOPS scans in one DO loop per variant and
+#      round), which the load of other processes on a shared machine
+#      disturbs far less than elapsed time;
 #   2. point lookups by primary key with pgbench -M prepared, audit off and on
 #      (ALTER ROLE ... SET, so each run's new connections pick it up);
 #   3. the Bloom filters: after a flush, for the log rows of the scans, the
@@ -27,7 +31,8 @@
 #
 # Settings (environment):
 #   ROWS=1000000  SUBJECTS=100000   data set size
-#   RUNS=7                          timed full scans per variant
+#   RUNS=7                          timed full scans per variant (and CPU rounds)
+#   CPU_LOOPS=20                    scans per variant and round for the CPU time (0: skip)
 #   PGBENCH_RUNS=5  PGBENCH_SECONDS=5  PGBENCH_CLIENTS=2   (PGBENCH_RUNS=0: skip)
 #   FP_PROBES=2000                  subjects probed per log row kind for the FP rate
 #   SHARED_BUFFERS=512MB
@@ -42,6 +47,7 @@ REPO=$(dirname "$HERE")
 ROWS=${ROWS:-1000000}
 SUBJECTS=${SUBJECTS:-100000}
 RUNS=${RUNS:-7}
+CPU_LOOPS=${CPU_LOOPS:-20}
 PGBENCH_RUNS=${PGBENCH_RUNS:-5}
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-5}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-2}
@@ -67,7 +73,7 @@ PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
 	die "privacy_guard is not installed; run: make PG_CONFIG=$PG_CONFIG install"
 grep -aq 'privacy_guard.audit' "$PKGLIBDIR/privacy_guard.so" ||
 	die "the installed privacy_guard has no access log (privacy_guard.audit)"
-for n in ROWS SUBJECTS RUNS PGBENCH_RUNS PGBENCH_SECONDS PGBENCH_CLIENTS FP_PROBES; do
+for n in ROWS SUBJECTS RUNS CPU_LOOPS PGBENCH_RUNS PGBENCH_SECONDS PGBENCH_CLIENTS FP_PROBES; do
 	[[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a non-negative integer"
 done
 [ "$ROWS" -ge "$SUBJECTS" ] && [ "$SUBJECTS" -ge 5 ] && [ "$RUNS" -ge 1 ] ||
@@ -193,6 +199,40 @@ psql_app -f "$WORK/scan.sql" |
 		 /^Time: /{ if (v != "") { printf "%s\t%s\t%s\t%s\n", ph, v, r, $2; v = "" } }' >>"$RAW"
 
 # ---------------------------------------------------------------------------
+# 1b. CPU time of the backend per scan: CPU_LOOPS scans in a DO loop per
+#     variant and round, rotating order; utime + stime in clock ticks read
+#     from /proc before and after (the client runs on the same machine).
+# ---------------------------------------------------------------------------
+if [ "$CPU_LOOPS" -gt 0 ]; then
+	log "CPU time: $RUNS rounds x ${#SCAN_VARIANTS[@]} variants x $CPU_LOOPS scans"
+	CLK_TCK=$(getconf CLK_TCK)
+	TICKS=$WORK/ticks.txt
+	: >"$TICKS"
+	chmod a+rw "$TICKS"
+	{
+		echo 'SELECT pg_backend_pid() AS pid \gset'
+		echo '\setenv BPID :pid'
+		n=${#SCAN_VARIANTS[@]}
+		for ((r = 0; r <= RUNS; r++)); do		# round 0: warm-up, not recorded
+			for ((k = 0; k < n; k++)); do
+				IFS='|' read -r name tbl purpose audit <<<"${SCAN_VARIANTS[(k + r) % n]}"
+				echo "SET privacy_guard.purpose = '$purpose';"
+				echo "SELECT public.bench_audit('$audit');"
+				echo "\\! awk -v v=$name -v r=$r '{print v, r, \$14 + \$15}' /proc/\$BPID/stat >>$TICKS"
+				echo "DO \$\$ BEGIN FOR i IN 1..$CPU_LOOPS LOOP PERFORM count(*), sum(amount) FROM $tbl; END LOOP; END \$\$;"
+				echo "\\! awk -v v=$name -v r=$r '{print v, r, \$14 + \$15}' /proc/\$BPID/stat >>$TICKS"
+			done
+		done
+	} >"$WORK/cpu.sql"
+	chmod a+r "$WORK/cpu.sql"
+	psql_app -f "$WORK/cpu.sql" >/dev/null
+	# two lines per variant and round: before, after -> ms of CPU per scan
+	awk -v hz="$CLK_TCK" -v loops="$CPU_LOOPS" '
+		{ key = $1 SUBSEP $2; if (key in before) { if ($2 > 0) printf "cpu\t%s\t%s\t%.3f\n", $1, $2, ($3 - before[key]) * 1000 / hz / loops; delete before[key] } else before[key] = $3 }' \
+		"$TICKS" >>"$RAW"
+fi
+
+# ---------------------------------------------------------------------------
 # 3 (before 2, so that the log holds the scans only). Flush, then probe the
 #    filters of the scans' log rows.
 # ---------------------------------------------------------------------------
@@ -308,6 +348,18 @@ SUMMARY=$WORK/summary.md
 		read -r _ bmed _ _ <<<"$(stats scan "$base")"
 		echo "| full scan, ms | $tbl, $purpose, audit $audit | $cnt | $med | $mn | $mx | $(ratio "$med" "$bmed")× vs $base | $(paired scan "$name" "$base")× |"
 	done
+	if [ "$CPU_LOOPS" -gt 0 ]; then
+		for v in "${SCAN_VARIANTS[@]}"; do
+			IFS='|' read -r name tbl purpose audit <<<"$v"
+			read -r cnt med mn mx <<<"$(stats cpu "$name")"
+			case $name in
+				plain | *_off) base=plain ;;
+				*_on) base=${name%_on}_off ;;
+			esac
+			read -r _ bmed _ _ <<<"$(stats cpu "$base")"
+			echo "| full scan, backend CPU ms per scan ($CPU_LOOPS per round) | $tbl, $purpose, audit $audit | $cnt | $med | $mn | $mx | $(ratio "$med" "$bmed")× vs $base | $(paired cpu "$name" "$base")× |"
+		done
+	fi
 	if [ "$PGBENCH_RUNS" -gt 0 ]; then
 		read -r _ bmed _ _ <<<"$(stats lookup lookup_off)"
 		for a in off on; do
