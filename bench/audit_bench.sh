@@ -32,7 +32,7 @@
 # Settings (environment):
 #   ROWS=1000000  SUBJECTS=100000   data set size
 #   RUNS=7                          timed full scans per variant (and CPU rounds)
-#   CPU_LOOPS=20                    scans per variant and round for the CPU time (0: skip)
+#   CPU_LOOPS=50                    scans per variant and round for the CPU time (0: skip)
 #   PGBENCH_RUNS=5  PGBENCH_SECONDS=5  PGBENCH_CLIENTS=2   (PGBENCH_RUNS=0: skip)
 #   FP_PROBES=2000                  subjects probed per log row kind for the FP rate
 #   SHARED_BUFFERS=512MB
@@ -47,7 +47,7 @@ REPO=$(dirname "$HERE")
 ROWS=${ROWS:-1000000}
 SUBJECTS=${SUBJECTS:-100000}
 RUNS=${RUNS:-7}
-CPU_LOOPS=${CPU_LOOPS:-20}
+CPU_LOOPS=${CPU_LOOPS:-50}
 PGBENCH_RUNS=${PGBENCH_RUNS:-5}
 PGBENCH_SECONDS=${PGBENCH_SECONDS:-5}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-2}

@@ -52,6 +52,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -330,7 +331,8 @@ pvg_audit_read_done(void *arg)
 	TimestampTz now;
 
 	dlist_delete(&r->node);
-	if (pvg_audit_shared == NULL)
+	/* no PGPROC (late in process exit): the lock could not be waited for */
+	if (pvg_audit_shared == NULL || MyProc == NULL)
 		return;
 	now = GetCurrentTimestamp();
 	memset(&key, 0, sizeof(key));
