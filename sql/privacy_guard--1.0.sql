@@ -1486,7 +1486,7 @@ COMMENT ON FUNCTION privacy_guard._worker_round() IS 'Internal: the background w
  * able to show, and a restore must not lose it.
  */
 CREATE TABLE privacy_guard.access_log_data (
-	bucket		timestamptz NOT NULL,	/* start of the minute the reads ended in */
+	bucket		timestamptz NOT NULL,	/* start of the minute the reads ended in (overflow: the latest) */
 	role		text,		/* current_user of the reads */
 	purpose		text,
 	table_name	text,		/* schema-qualified, as named when logged */

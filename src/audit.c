@@ -86,7 +86,7 @@ typedef struct PvgAuditKey
 typedef struct PvgAuditEntry
 {
 	PvgAuditKey key;
-	TimestampTz first;			/* earliest bucket folded in */
+	TimestampTz last;			/* latest bucket folded in (overflow: several) */
 	int64		statements;
 	int64		rows;
 	uint64		bloom[PVG_BLOOM_WORDS];
@@ -247,7 +247,7 @@ pvg_audit_enter(const PvgAuditKey *key, long limit)
 	e = hash_search(pvg_audit_htab, key, HASH_ENTER_NULL, &found);
 	if (e != NULL && !found)
 	{
-		e->first = key->bucket;
+		e->last = key->bucket;
 		e->statements = 0;
 		e->rows = 0;
 		memset(e->bloom, 0, sizeof(e->bloom));
@@ -293,7 +293,7 @@ pvg_audit_entry(const PvgAuditKey *key, bool *overflow)
  * bucket is the entry's time; few/nfew or bloom carry the subjects.
  */
 static void
-pvg_audit_fold(const PvgAuditKey *key, TimestampTz first, int64 statements, int64 rows,
+pvg_audit_fold(const PvgAuditKey *key, TimestampTz bucket, int64 statements, int64 rows,
 			   const uint64 *few, int nfew, const uint64 *bloom)
 {
 	PvgAuditEntry *e;
@@ -305,8 +305,9 @@ pvg_audit_fold(const PvgAuditKey *key, TimestampTz first, int64 statements, int6
 		return;					/* cannot happen: a slot is always kept */
 	if (overflow)
 		pvg_audit_shared->overflowed += statements;
-	if (e->first == 0 || first < e->first)
-		e->first = first;
+	/* an overflow row is dated by its latest read, so access_history misses none */
+	if (bucket > e->last)
+		e->last = bucket;
 	e->statements += statements;
 	e->rows += rows;
 	if (bloom != NULL)
@@ -458,7 +459,7 @@ pvg_audit_restore(PvgAuditTaken *t)
 	{
 		PvgAuditEntry *e = &t->entries[i];
 
-		pvg_audit_fold(&e->key, e->first, e->statements, e->rows, NULL, 0, e->bloom);
+		pvg_audit_fold(&e->key, e->last, e->statements, e->rows, NULL, 0, e->bloom);
 	}
 	LWLockRelease(pvg_audit_shared->lock);
 }
@@ -600,7 +601,7 @@ pvg_flush_access_log(PG_FUNCTION_ARGS)
 
 			SET_VARSIZE(filter, VARHDRSZ + PVG_BLOOM_BYTES);
 			memcpy(VARDATA(filter), e->bloom, PVG_BLOOM_BYTES);
-			values[0] = TimestampTzGetDatum(e->first);
+			values[0] = TimestampTzGetDatum(e->last);
 			if (is_overflow)
 			{
 				nulls[1] = nulls[2] = nulls[3] = 'n';

@@ -134,6 +134,24 @@ is($node->safe_psql('postgres',
 		q{SELECT count(*) FROM privacy_guard.access_history('7', now() + interval '2 minutes')}),
 	'0', 'since excludes earlier buckets');
 
+# ---- prepared statements count per execution; a cursor the rows it fetched
+($out, $err) = as_role('app2', 'billing', q{
+	PREPARE q(bigint) AS SELECT email FROM customers WHERE id = $1;
+	EXECUTE q(1);
+	EXECUTE q(2);
+	BEGIN;
+	DECLARE c CURSOR FOR SELECT id FROM customers;
+	FETCH 3 FROM c;
+	CLOSE c;
+	COMMIT;
+});
+is($out, "c1\nc2\n1\n2\n3", 'a prepared statement and a cursor');
+$node->safe_psql('postgres', 'SELECT privacy_guard.run_maintenance()');
+is($node->safe_psql('postgres', q{
+	SELECT sum(statements) || '|' || sum(rows) FROM privacy_guard.access_log
+	 WHERE role = 'app2' AND table_name = 'public.customers'}),
+	'4|10', 'two executions and a cursor add three statements and the five rows they saw');
+
 # ---- an int subject 42 and a text subject '42' hash alike for access_history
 $node->safe_psql('postgres', q{INSERT INTO customers VALUES (42, 'c42')});
 as_role('app', 'billing', 'SELECT email FROM customers WHERE id = 42');
