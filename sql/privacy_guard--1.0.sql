@@ -1503,7 +1503,7 @@ CREATE FUNCTION privacy_guard._flush_access_log()
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'pvg_flush_access_log'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION privacy_guard._flush_access_log() IS 'Internal: move this database''s logged reads from shared memory into access_log_data and delete rows past privacy_guard.audit_retention';
+COMMENT ON FUNCTION privacy_guard._flush_access_log() IS 'Internal: move this database''s logged reads from shared memory into access_log_data and delete rows past privacy_guard.audit_retention; NULL (and a warning) if the log could not be written';
 
 CREATE FUNCTION privacy_guard._subjects_may_include(filter bytea, subject text)
 RETURNS boolean

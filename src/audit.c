@@ -59,6 +59,7 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 PG_FUNCTION_INFO_V1(pvg_flush_access_log);
 PG_FUNCTION_INFO_V1(pvg_subjects_may_include);
@@ -532,17 +533,13 @@ pvg_audit_table_text(Oid relid)
 }
 
 /*
- * _flush_access_log() -> bigint
- *
- * Move this database's access log entries (and the overflow of all
- * databases) from shared memory into privacy_guard.access_log_data, and
- * delete log rows older than privacy_guard.audit_retention.  Returns the
- * number of rows written.  If the calling transaction (or subtransaction)
- * aborts, the entries go back to shared memory.  Without shared memory
- * (not preloaded) it only prunes.
+ * Move this database's entries (and the overflow of all databases) from
+ * shared memory into access_log_data, and prune it; returns the rows
+ * written.  The entries taken are kept until the (sub)transaction ends and
+ * put back if it aborts.  Can raise an error.
  */
-Datum
-pvg_flush_access_log(PG_FUNCTION_ARGS)
+static int64
+pvg_flush_write(void)
 {
 	PvgAuditTaken *t = NULL;
 	int64		written = 0;
@@ -638,6 +635,58 @@ pvg_flush_access_log(PG_FUNCTION_ARGS)
 				(errmsg("privacy_guard: the access log was full; %lld statements were logged without their role, purpose and table",
 						(long long) overflowed),
 				 errhint("Run privacy_guard.run_maintenance() more often, or shorten privacy_guard.naptime.")));
+	return written;
+}
+
+/*
+ * _flush_access_log() -> bigint
+ *
+ * pvg_flush_write() in a subtransaction: if writing the log fails (a lock
+ * timeout, a full disk), the reads go back to shared memory for the next
+ * round, a WARNING says so and the result is NULL, and the caller -- the
+ * enforcement round -- goes on: a broken log must not stop erasures.  A
+ * cancel is not swallowed.  Without shared memory (not preloaded) it only
+ * prunes.
+ */
+Datum
+pvg_flush_access_log(PG_FUNCTION_ARGS)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int64		written = 0;
+	bool		failed = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		written = pvg_flush_write();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("privacy_guard: the access log could not be written: %s", edata->message),
+				 errdetail("The reads stay in shared memory for the next round.")));
+		FreeErrorData(edata);
+		failed = true;
+	}
+	PG_END_TRY();
+	if (failed)
+		PG_RETURN_NULL();
 	PG_RETURN_INT64(written);
 }
 

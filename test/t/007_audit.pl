@@ -134,6 +134,28 @@ is($node->safe_psql('postgres',
 		q{SELECT count(*) FROM privacy_guard.access_history('7', now() + interval '2 minutes')}),
 	'0', 'since excludes earlier buckets');
 
+# ---- a log that cannot be written: the round goes on, the reads wait
+as_role('app', 'marketing', 'SELECT count(*) FROM customers');
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION public.refuse() RETURNS trigger LANGUAGE plpgsql
+		AS $$BEGIN RAISE EXCEPTION 'log refused'; END$$;
+	CREATE TRIGGER refuse BEFORE INSERT ON privacy_guard.access_log_data
+		FOR EACH ROW EXECUTE FUNCTION public.refuse();
+});
+my ($rc, $stdout, $stderr) = $node->psql('postgres',
+	q{SELECT privacy_guard.run_maintenance() ->> 'errors'});
+is($stdout, '{}', 'run_maintenance completes when the log cannot be written');
+like($stderr, qr/WARNING:  privacy_guard: the access log could not be written: log refused/,
+	'and warns');
+$node->safe_psql('postgres', q{
+	DROP TRIGGER refuse ON privacy_guard.access_log_data;
+	SELECT privacy_guard.run_maintenance();
+});
+is($node->safe_psql('postgres', q{
+	SELECT sum(statements) || '|' || sum(rows) FROM privacy_guard.access_log
+	 WHERE role = 'app' AND purpose = 'marketing'}),
+	'2|6', 'the read that waited is written by the next round');
+
 # ---- prepared statements count per execution; a cursor the rows it fetched
 ($out, $err) = as_role('app2', 'billing', q{
 	PREPARE q(bigint) AS SELECT email FROM customers WHERE id = $1;
