@@ -26,7 +26,9 @@
  * privacy_guard.audit_retention.  The moved entries are kept in backend
  * memory until the transaction ends: if it, or the subtransaction that
  * flushed, aborts, they are folded back into shared memory, so a failed
- * round loses nothing.
+ * round loses nothing.  The flush writes in its own subtransaction and
+ * turns a failure into a WARNING, so a log that cannot be written never
+ * stops the round's erasures.
  *
  * Bounds: privacy_guard.audit_max_entries shared entries of about 16 kB
  * each.  When regular entries would exceed that less PVG_AUDIT_RESERVED, a

@@ -1,10 +1,11 @@
 # The access log (privacy_guard.audit), which needs shared memory and so a
 # preloaded library: reads are aggregated per role, purpose and table with
 # the right statement and row counts, survive the rollback of the reading
-# transaction (and of a flush), a full log folds into an overflow row without
-# losing a read, access_history() finds the subjects that were read and not
-# others, and the background round flushes within a naptime (polled with a
-# bound).  The synchronous parts use run_maintenance() with the worker off.
+# transaction (and of a flush), a log that cannot be written keeps the reads
+# for the next round, prepared statements and cursors count, a full log
+# folds into an overflow row without losing a read, access_history() finds
+# the subjects that were read and not others, old rows are pruned, and the
+# background round flushes within a naptime (polled with a bound).  The synchronous parts use run_maintenance() with the worker off.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
