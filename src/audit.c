@@ -97,8 +97,7 @@ typedef struct PvgAuditEntry
 
 typedef struct PvgAuditShared
 {
-	LWLock	   *lock;
-	int64		overflowed;		/* statements folded into overflow entries */
+	LWLock	   *lock;			/* guards the hash */
 } PvgAuditShared;
 
 /* one statement's reads of one table under one role and purpose */
@@ -163,7 +162,6 @@ pvg_audit_shmem_startup(void)
 	if (!found)
 	{
 		pvg_audit_shared->lock = &(GetNamedLWLockTranche("privacy_guard_audit"))->lock;
-		pvg_audit_shared->overflowed = 0;
 	}
 	info.keysize = sizeof(PvgAuditKey);
 	info.entrysize = sizeof(PvgAuditEntry);
@@ -265,18 +263,16 @@ pvg_audit_enter(const PvgAuditKey *key, long limit)
  * Never raises an error; NULL only if the hash is corrupt.
  */
 static PvgAuditEntry *
-pvg_audit_entry(const PvgAuditKey *key, bool *overflow)
+pvg_audit_entry(const PvgAuditKey *key)
 {
 	PvgAuditEntry *e;
 	PvgAuditKey okey;
 
-	*overflow = false;
 	if (key->bucket != 0)
 	{
 		e = pvg_audit_enter(key, pvg_audit_max_entries - PVG_AUDIT_RESERVED);
 		if (e != NULL)
 			return e;
-		*overflow = true;
 		memset(&okey, 0, sizeof(okey));
 		okey.dbid = key->dbid;
 	}
@@ -300,14 +296,11 @@ pvg_audit_fold(const PvgAuditKey *key, TimestampTz bucket, int64 statements, int
 			   const uint64 *few, int nfew, const uint64 *bloom)
 {
 	PvgAuditEntry *e;
-	bool		overflow;
 	int			i;
 
-	e = pvg_audit_entry(key, &overflow);
+	e = pvg_audit_entry(key);
 	if (e == NULL)
 		return;					/* cannot happen: a slot is always kept */
-	if (overflow)
-		pvg_audit_shared->overflowed += statements;
 	/* an overflow row is dated by its latest read, so access_history misses none */
 	if (bucket > e->last)
 		e->last = bucket;
@@ -405,6 +398,7 @@ pvg_audit_begin(Oid relid, const char *purpose, MemoryContext cxt)
 	return r;
 }
 
+/* note a visible row's subject hash: in the list of a few, then the filter */
 static void
 pvg_audit_note(PvgAuditRead *r, uint64 h)
 {
