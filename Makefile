@@ -3,7 +3,7 @@ EXTENSION   = privacy_guard
 MODULE_big  = privacy_guard
 OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
-              src/engine.o src/worker.o src/transparency.o
+              src/engine.o src/worker.o src/transparency.o src/audit.o
 DATA        = sql/privacy_guard--1.0.sql
 PGFILEDESC  = "privacy_guard - purposes, consent, retention and erasure enforced in the database"
 
@@ -13,7 +13,7 @@ PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno
 # pg_regress: its own throwaway instance (initdb, start, stop)
 REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks maintenance \
                purge_batches legal_hold register_notice subject_report check \
-               attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure
+               attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/

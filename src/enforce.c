@@ -20,6 +20,9 @@
  * the session's TimeZone and in the server's log_timezone, the stricter of
  * the two: a session cannot see rows past their retention by SET TimeZone.
  *
+ * With privacy_guard.audit on, the rows found visible are also noted for
+ * the access log (audit.c); with it off that costs one branch per row.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -62,6 +65,7 @@ typedef struct PvgRowCheck
 	FmgrInfo	outfunc;		/* other types: probe the text form */
 	TimestampTz stmt_now;		/* consent expiry, forget due: statement start */
 	bool		anonymize_on_expiry;
+	PvgAuditRead *audit;		/* NULL unless privacy_guard.audit is on */
 
 	/* rule 6: visible iff retention column + retention > now() */
 	bool		has_retention;
@@ -346,6 +350,7 @@ pvg_row_check_setup(FunctionCallInfo fcinfo)
 			pvg_cutoff_init(&chk->hold, ret_type, &table->hold_keep, now);
 		}
 	}
+	chk->audit = pvg_audit_begin(relid, reg->purposes[purpose].name, fcinfo->flinfo->fn_mcxt);
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = chk;
 	return chk;
@@ -388,6 +393,74 @@ pvg_subject_allowed(PvgRowCheck *chk, Datum subject)
 	}
 }
 
+/* Note a visible row for the access log (privacy_guard.audit on only). */
+static void
+pvg_audit_visible(PvgRowCheck *chk, FunctionCallInfo fcinfo)
+{
+	Datum		subject;
+
+	if (PG_ARGISNULL(1))
+	{
+		pvg_audit_row(chk->audit);
+		return;
+	}
+	subject = PG_GETARG_DATUM(1);
+	if (chk->kind == PVG_KEY_INT)
+	{
+		int64		key;
+
+		if (chk->int_width == 8)
+			key = DatumGetInt64(subject);
+		else if (chk->int_width == 4)
+			key = DatumGetInt32(subject);
+		else
+			key = DatumGetInt16(subject);
+		pvg_audit_row_int(chk->audit, key);
+	}
+	else if (chk->text_direct)
+	{
+		struct varlena *t = PG_DETOAST_DATUM_PACKED(subject);
+
+		pvg_audit_row_text(chk->audit, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		if ((Pointer) t != DatumGetPointer(subject))
+			pfree(t);
+	}
+	else
+	{
+		char	   *s = OutputFunctionCall(&chk->outfunc, subject);
+
+		pvg_audit_row_text(chk->audit, s, strlen(s));
+		pfree(s);
+	}
+}
+
+/* Rules 5-8 for one row; see pvg_row_visible. */
+static inline bool
+pvg_row_check(PvgRowCheck *chk, FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(1))
+	{
+		if (chk->anonymize_on_expiry || !chk->has_retention)
+			return true;
+		if (PG_ARGISNULL(2))
+			return false;
+		return pvg_within(&chk->retention, PG_GETARG_DATUM(2)) ||
+			(chk->held && pvg_within(&chk->hold, PG_GETARG_DATUM(2)));
+	}
+	if (chk->has_retention)
+	{
+		/* no retention date: nothing shows the row may still be kept */
+		if (PG_ARGISNULL(2))
+			return false;
+		if (!pvg_within(&chk->retention, PG_GETARG_DATUM(2)))
+			return chk->held && pvg_within(&chk->hold, PG_GETARG_DATUM(2));
+	}
+	if (pvg_subject_allowed(chk, PG_GETARG_DATUM(1)))
+		return true;
+	/* under the hold's purpose only a forget request hides a subject */
+	return chk->held && !PG_ARGISNULL(2) && pvg_within(&chk->hold, PG_GETARG_DATUM(2));
+}
+
 /*
  * row_visible(table regclass, subject anyelement [, retained_from])
  *
@@ -402,31 +475,15 @@ Datum
 pvg_row_visible(PG_FUNCTION_ARGS)
 {
 	PvgRowCheck *chk = (PvgRowCheck *) fcinfo->flinfo->fn_extra;
+	bool		visible;
 
 	if (unlikely(chk == NULL))
 		chk = pvg_row_check_setup(fcinfo);
 
-	if (PG_ARGISNULL(1))
-	{
-		if (chk->anonymize_on_expiry || !chk->has_retention)
-			PG_RETURN_BOOL(true);
-		if (PG_ARGISNULL(2))
-			PG_RETURN_BOOL(false);
-		PG_RETURN_BOOL(pvg_within(&chk->retention, PG_GETARG_DATUM(2)) ||
-					   (chk->held && pvg_within(&chk->hold, PG_GETARG_DATUM(2))));
-	}
-	if (chk->has_retention)
-	{
-		/* no retention date: nothing shows the row may still be kept */
-		if (PG_ARGISNULL(2))
-			PG_RETURN_BOOL(false);
-		if (!pvg_within(&chk->retention, PG_GETARG_DATUM(2)))
-			PG_RETURN_BOOL(chk->held && pvg_within(&chk->hold, PG_GETARG_DATUM(2)));
-	}
-	if (pvg_subject_allowed(chk, PG_GETARG_DATUM(1)))
-		PG_RETURN_BOOL(true);
-	/* under the hold's purpose only a forget request hides a subject */
-	PG_RETURN_BOOL(chk->held && !PG_ARGISNULL(2) && pvg_within(&chk->hold, PG_GETARG_DATUM(2)));
+	visible = pvg_row_check(chk, fcinfo);
+	if (unlikely(chk->audit != NULL) && visible)
+		pvg_audit_visible(chk, fcinfo);
+	PG_RETURN_BOOL(visible);
 }
 
 /*

@@ -14,12 +14,19 @@
  * own receipts; they are defined in every backend so that SHOW works and
  * run_maintenance() uses the same batch size.
  *
+ * privacy_guard.audit (superuser only, so that a reader cannot switch off
+ * the record of its own reads) turns the access log on (audit.c);
+ * privacy_guard.audit_retention bounds how long its rows are kept and
+ * privacy_guard.audit_max_entries its shared memory (read at server start,
+ * defined only when the library is preloaded).
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 char	   *pvg_purpose = NULL;
@@ -28,6 +35,9 @@ int			pvg_naptime = 60;
 int			pvg_batch_size = 1000;
 int			pvg_batch_delay = 10;
 int			pvg_log_retention = 3 * 365 * 24 * 3600;
+bool		pvg_audit = false;
+int			pvg_audit_retention = 30 * 24 * 60;
+int			pvg_audit_max_entries = 256;
 
 void
 pvg_guc_init(void)
@@ -80,5 +90,31 @@ pvg_guc_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("privacy_guard.audit",
+							 "Records reads of protected tables in privacy_guard.access_log.",
+							 "Needs privacy_guard in shared_preload_libraries.",
+							 &pvg_audit,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("privacy_guard.audit_retention",
+							"How long privacy_guard.access_log keeps its rows.",
+							"Older rows are deleted by the enforcement round.",
+							&pvg_audit_retention,
+							30 * 24 * 60, 1, PG_INT32_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+	/* sizes shared memory, which only a preloaded library has */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("privacy_guard.audit_max_entries",
+								"Reads the access log holds in shared memory between flushes.",
+								"Each entry (minute, role, purpose, table) takes about 16 kB.",
+								&pvg_audit_max_entries,
+								256, 32, 65536,
+								PGC_POSTMASTER,
+								0,
+								NULL, NULL, NULL);
 	MarkGUCPrefixReserved("privacy_guard");
 }

@@ -31,6 +31,7 @@ _PG_init(void)
 	pvg_cache_init();
 	pvg_ddl_guard_init();
 	pvg_worker_init();
+	pvg_audit_init();
 }
 
 /*

@@ -81,6 +81,14 @@ typedef enum PvgKeyKind
 } PvgKeyKind;
 
 typedef struct PvgSubjectSet PvgSubjectSet;
+typedef struct PvgAuditRead PvgAuditRead;
+
+/* audit.c */
+extern void pvg_audit_init(void);
+extern PvgAuditRead *pvg_audit_begin(Oid relid, const char *purpose, MemoryContext cxt);
+extern void pvg_audit_row(PvgAuditRead *r);
+extern void pvg_audit_row_int(PvgAuditRead *r, int64 subject);
+extern void pvg_audit_row_text(PvgAuditRead *r, const char *subject, int len);
 
 /* ddl_guard.c */
 extern void pvg_ddl_guard_init(void);
@@ -92,6 +100,9 @@ extern int	pvg_naptime;
 extern int	pvg_batch_size;
 extern int	pvg_batch_delay;
 extern int	pvg_log_retention;
+extern bool pvg_audit;
+extern int	pvg_audit_retention;
+extern int	pvg_audit_max_entries;
 extern void pvg_guc_init(void);
 
 /* registry.c */
@@ -116,6 +127,7 @@ extern void pvg_consent_mark_changed(void);
 extern void pvg_consent_abort(void);
 extern void pvg_consent_end_xact(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
+extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
 
 /* worker.c */
 extern void pvg_worker_init(void);

@@ -9,7 +9,7 @@
 BEGIN;
 
 -- 5 checks (SELECT, INSERT, UPDATE, DELETE, TRUNCATE) per table of the schema
-SELECT plan(74 + 5 * (SELECT count(*)::int FROM pg_class c
+SELECT plan(78 + 5 * (SELECT count(*)::int FROM pg_class c
                        WHERE c.relnamespace = 'privacy_guard'::regnamespace
                          AND c.relkind IN ('r', 'p')));
 
@@ -84,7 +84,7 @@ SELECT is_empty($$
                          'protect', 'unprotect', 'set_anonymizer', 'set_legal_hold',
                          'run_maintenance', 'subject_report', 'check',
                          'grant_consent', 'withdraw_consent', 'object_to', 'forget',
-                         'grant_admin', 'grant_recorder')$$,
+                         'grant_admin', 'grant_recorder', 'access_history', '_flush_access_log')$$,
     'no administration, recording or level-granting function is executable by PUBLIC');
 
 -- ================================================================ a plain role
@@ -131,6 +131,10 @@ SELECT throws_ok($$SELECT * FROM privacy_guard.processing_register$$, '42501', N
                  'plain role cannot read processing_register');
 SELECT ok(privacy_guard.privacy_notice() LIKE '# Privacy notice%',
           'plain role can generate the privacy notice (public information)');
+SELECT throws_ok($$SELECT * FROM privacy_guard.access_log$$, '42501', NULL,
+                 'plain role cannot read access_log');
+SELECT throws_ok($$SELECT * FROM privacy_guard.access_history('pgtap-existing', '-infinity')$$,
+                 '42501', NULL, 'plain role cannot call access_history');
 
 -- every table of the schema: no read, no write
 SELECT throws_ok(format('SELECT * FROM %s', c.oid::regclass), '42501', NULL,
@@ -254,6 +258,9 @@ SELECT is((privacy_guard.subject_report('pgtap-existing') -> 'consents' -> 0 ->>
           'granted', 'admin can call subject_report and gets the subject''s consents');
 SELECT lives_ok($$SELECT * FROM privacy_guard.check()$$, 'admin can call check');
 SELECT lives_ok($$SELECT * FROM privacy_guard.processing_register$$, 'admin can read processing_register');
+SELECT lives_ok($$SELECT * FROM privacy_guard.access_log$$, 'admin can read access_log');
+SELECT lives_ok($$SELECT * FROM privacy_guard.access_history('pgtap-existing', '-infinity')$$,
+                'admin can call access_history');
 
 SELECT throws_ok($$SELECT privacy_guard.grant_admin('pgtap_plain')$$, '42501', NULL,
                  'admin cannot grant_admin');

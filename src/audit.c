@@ -1,0 +1,731 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *	  The access log: reads of protected tables, aggregated per minute,
+ *	  role, purpose and table, with a Bloom filter of the subjects read.
+ *
+ * With privacy_guard.audit on, the row check (enforce.c) asks for a
+ * PvgAuditRead when a policy is first evaluated in an execution; it lives
+ * in the execution's memory (fn_mcxt) and counts the visible rows and
+ * notes their subjects: the first PVG_AUDIT_FEW as hashes, then in a
+ * private Bloom filter.  All policy executions of one executor run for the
+ * same table, role and purpose share one PvgAuditRead (a partitioned table
+ * has one policy per partition), so it counts one statement.
+ *
+ * When the execution's memory goes away -- ExecutorEnd, or the abort of
+ * the statement or its transaction -- a memory context callback folds the
+ * read into a fixed-size shared hash keyed by (minute, database, role,
+ * table, purpose), under one LWLock held only for the fold.  That is why
+ * a read survives the rollback of the transaction that made it: nothing
+ * here is transactional until the flush.  The callback never raises an
+ * error and never waits for anything but the lock.
+ *
+ * privacy_guard._flush_access_log() (run by the worker's round and by
+ * run_maintenance()) moves this database's entries from shared memory
+ * into privacy_guard.access_log_data and deletes rows older than
+ * privacy_guard.audit_retention.  The moved entries are kept in backend
+ * memory until the transaction ends: if it, or the subtransaction that
+ * flushed, aborts, they are folded back into shared memory, so a failed
+ * round loses nothing.  The flush writes in its own subtransaction and
+ * turns a failure into a WARNING, so a log that cannot be written never
+ * stops the round's erasures.
+ *
+ * Bounds: privacy_guard.audit_max_entries shared entries of about 16 kB
+ * each.  When regular entries would exceed that less PVG_AUDIT_RESERVED, a
+ * read is folded into its database's overflow entry instead (no role,
+ * purpose or table, but its statement and row counts and its subjects
+ * are kept, so access_history() still finds it); if even that has no
+ * room, into one overflow entry shared by all databases, flushed by the
+ * next flush in any database.  No read is dropped and no reader waits
+ * for a flush.
+ *
+ * Shared memory needs shared_preload_libraries.  Without it, a backend
+ * with privacy_guard.audit on warns once and logs nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "privacy_guard.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "lib/ilist.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+PG_FUNCTION_INFO_V1(pvg_flush_access_log);
+PG_FUNCTION_INFO_V1(pvg_subjects_may_include);
+
+#define PVG_AUDIT_RESERVED	16	/* shared entries kept for overflow entries */
+#define PVG_AUDIT_PURPOSE_LEN 128	/* longer purpose names are cut */
+#define PVG_AUDIT_FEW		32	/* subjects a read notes before its filter */
+
+/* the Bloom filter: m bits, k probes by double hashing */
+#define PVG_BLOOM_BITS		131072
+#define PVG_BLOOM_WORDS		(PVG_BLOOM_BITS / 64)
+#define PVG_BLOOM_BYTES		(PVG_BLOOM_BITS / 8)
+#define PVG_BLOOM_K			5
+#define PVG_BLOOM_SEED		UINT64CONST(0x70766761756469)
+
+typedef struct PvgAuditKey
+{
+	TimestampTz bucket;			/* start of the minute; 0: overflow entry */
+	Oid			dbid;			/* InvalidOid: the overflow of all databases */
+	Oid			roleid;			/* InvalidOid in overflow entries */
+	Oid			relid;			/* InvalidOid in overflow entries */
+	char		purpose[PVG_AUDIT_PURPOSE_LEN];
+} PvgAuditKey;
+
+typedef struct PvgAuditEntry
+{
+	PvgAuditKey key;
+	TimestampTz last;			/* latest bucket folded in (overflow: several) */
+	int64		statements;
+	int64		rows;
+	uint64		bloom[PVG_BLOOM_WORDS];
+} PvgAuditEntry;
+
+typedef struct PvgAuditShared
+{
+	LWLock	   *lock;			/* guards the hash */
+} PvgAuditShared;
+
+/* one statement's reads of one table under one role and purpose */
+struct PvgAuditRead
+{
+	dlist_node	node;			/* in pvg_audit_live */
+	MemoryContext cxt;
+	MemoryContextCallback cb;
+	Oid			relid;
+	Oid			roleid;
+	char		purpose[PVG_AUDIT_PURPOSE_LEN];
+	int64		rows;
+	int			nfew;
+	uint64		few[PVG_AUDIT_FEW];
+	uint64	   *bloom;			/* NULL until more than PVG_AUDIT_FEW subjects */
+};
+
+/* entries a flush took out of shared memory, until its transaction ends */
+typedef struct PvgAuditTaken
+{
+	struct PvgAuditTaken *next;
+	SubTransactionId subid;
+	int			n;
+	PvgAuditEntry *entries;
+} PvgAuditTaken;
+
+static PvgAuditShared *pvg_audit_shared = NULL;
+static HTAB *pvg_audit_htab = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static dlist_head pvg_audit_live = DLIST_STATIC_INIT(pvg_audit_live);
+static PvgAuditTaken *pvg_audit_taken = NULL;
+static bool pvg_audit_warned = false;
+
+static Size
+pvg_audit_shmem_size(void)
+{
+	return add_size(MAXALIGN(sizeof(PvgAuditShared)),
+					hash_estimate_size(pvg_audit_max_entries, sizeof(PvgAuditEntry)));
+}
+
+static void
+pvg_audit_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(pvg_audit_shmem_size());
+	RequestNamedLWLockTranche("privacy_guard_audit", 1);
+}
+
+static void
+pvg_audit_shmem_startup(void)
+{
+	HASHCTL		info;
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	pvg_audit_shared = ShmemInitStruct("privacy_guard audit", sizeof(PvgAuditShared), &found);
+	if (!found)
+	{
+		pvg_audit_shared->lock = &(GetNamedLWLockTranche("privacy_guard_audit"))->lock;
+	}
+	info.keysize = sizeof(PvgAuditKey);
+	info.entrysize = sizeof(PvgAuditEntry);
+	pvg_audit_htab = ShmemInitHash("privacy_guard access log", pvg_audit_max_entries,
+								   pvg_audit_max_entries, &info,
+								   HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* 64-bit finaliser (MurmurHash3) of an integer subject */
+static inline uint64
+pvg_audit_hash_int(int64 key)
+{
+	uint64		h = (uint64) key ^ PVG_BLOOM_SEED;
+
+	h ^= h >> 33;
+	h *= UINT64CONST(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64CONST(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
+
+/*
+ * Hash of a subject's text form.  The canonical text of an integer hashes
+ * as that integer, so a text subject '42' and an integer subject 42 are one
+ * key to the filter and access_history() probes one hash, not two (which
+ * would double its false-positive rate).
+ */
+static inline uint64
+pvg_audit_hash_text(const char *s, int len)
+{
+	int64		key;
+
+	if (len <= 20 && len > 0 && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) &&
+		pvg_parse_canonical_int(s, len, &key))
+		return pvg_audit_hash_int(key);
+	return hash_bytes_extended((const unsigned char *) s, len, PVG_BLOOM_SEED);
+}
+
+/* set the k bits of one subject hash */
+static inline void
+pvg_bloom_add(uint64 *bloom, uint64 h)
+{
+	uint32		h1 = (uint32) h;
+	uint32		h2 = (uint32) (h >> 32) | 1;
+	int			i;
+
+	for (i = 0; i < PVG_BLOOM_K; i++)
+	{
+		uint32		bit = (h1 + i * h2) & (PVG_BLOOM_BITS - 1);
+
+		bloom[bit / 64] |= UINT64CONST(1) << (bit % 64);
+	}
+}
+
+static inline bool
+pvg_bloom_test(const uint64 *bloom, uint64 h)
+{
+	uint32		h1 = (uint32) h;
+	uint32		h2 = (uint32) (h >> 32) | 1;
+	int			i;
+
+	for (i = 0; i < PVG_BLOOM_K; i++)
+	{
+		uint32		bit = (h1 + i * h2) & (PVG_BLOOM_BITS - 1);
+
+		if ((bloom[bit / 64] & (UINT64CONST(1) << (bit % 64))) == 0)
+			return false;
+	}
+	return true;
+}
+
+/* find or create an entry, creating only while the hash has fewer than limit */
+static PvgAuditEntry *
+pvg_audit_enter(const PvgAuditKey *key, long limit)
+{
+	PvgAuditEntry *e;
+	bool		found;
+
+	e = hash_search(pvg_audit_htab, key, HASH_FIND, NULL);
+	if (e != NULL || hash_get_num_entries(pvg_audit_htab) >= limit)
+		return e;
+	e = hash_search(pvg_audit_htab, key, HASH_ENTER_NULL, &found);
+	if (e != NULL && !found)
+	{
+		e->last = key->bucket;
+		e->statements = 0;
+		e->rows = 0;
+		memset(e->bloom, 0, sizeof(e->bloom));
+	}
+	return e;
+}
+
+/*
+ * The entry a fold goes to: its own if it exists or there is room, else
+ * the overflow entry of its database, else the overflow of all databases
+ * (for which one slot is always free).  Caller holds the lock exclusively.
+ * Never raises an error; NULL only if the hash is corrupt.
+ */
+static PvgAuditEntry *
+pvg_audit_entry(const PvgAuditKey *key)
+{
+	PvgAuditEntry *e;
+	PvgAuditKey okey;
+
+	if (key->bucket != 0)
+	{
+		e = pvg_audit_enter(key, pvg_audit_max_entries - PVG_AUDIT_RESERVED);
+		if (e != NULL)
+			return e;
+		memset(&okey, 0, sizeof(okey));
+		okey.dbid = key->dbid;
+	}
+	else
+		memcpy(&okey, key, sizeof(okey));	/* an overflow entry folded back */
+	e = pvg_audit_enter(&okey, pvg_audit_max_entries - 1);
+	if (e == NULL)
+	{
+		okey.dbid = InvalidOid;
+		e = pvg_audit_enter(&okey, pvg_audit_max_entries);
+	}
+	return e;
+}
+
+/*
+ * Fold counts and subjects into shared memory (caller holds the lock).
+ * bucket is the entry's time; few/nfew or bloom carry the subjects.
+ */
+static void
+pvg_audit_fold(const PvgAuditKey *key, TimestampTz bucket, int64 statements, int64 rows,
+			   const uint64 *few, int nfew, const uint64 *bloom)
+{
+	PvgAuditEntry *e;
+	int			i;
+
+	e = pvg_audit_entry(key);
+	if (e == NULL)
+		return;					/* cannot happen: a slot is always kept */
+	/* an overflow row is dated by its latest read, so access_history misses none */
+	if (bucket > e->last)
+		e->last = bucket;
+	e->statements += statements;
+	e->rows += rows;
+	if (bloom != NULL)
+	{
+		for (i = 0; i < PVG_BLOOM_WORDS; i++)
+			e->bloom[i] |= bloom[i];
+	}
+	for (i = 0; i < nfew; i++)
+		pvg_bloom_add(e->bloom, few[i]);
+}
+
+/*
+ * Memory context callback: the execution that read is over (finished or
+ * aborted).  Fold the read into shared memory.  Runs during abort too, so
+ * it must not raise an error.
+ */
+static void
+pvg_audit_read_done(void *arg)
+{
+	PvgAuditRead *r = (PvgAuditRead *) arg;
+	PvgAuditKey key;
+	TimestampTz now;
+
+	dlist_delete(&r->node);
+	/* no PGPROC (late in process exit): the lock could not be waited for */
+	if (pvg_audit_shared == NULL || MyProc == NULL)
+		return;
+	now = GetCurrentTimestamp();
+	memset(&key, 0, sizeof(key));
+	key.bucket = now - (now % USECS_PER_MINUTE);
+	if (now < 0 && now % USECS_PER_MINUTE != 0)
+		key.bucket -= USECS_PER_MINUTE;
+	if (key.bucket == 0)
+		key.bucket = 1;			/* 0 marks overflow entries (2000-01-01 00:00) */
+	key.dbid = MyDatabaseId;
+	key.roleid = r->roleid;
+	key.relid = r->relid;
+	memcpy(key.purpose, r->purpose, sizeof(key.purpose));
+
+	LWLockAcquire(pvg_audit_shared->lock, LW_EXCLUSIVE);
+	pvg_audit_fold(&key, key.bucket, 1, r->rows, r->few, r->bloom ? 0 : r->nfew, r->bloom);
+	LWLockRelease(pvg_audit_shared->lock);
+}
+
+/*
+ * The read record for the first row check of a policy execution, or NULL
+ * when nothing is logged (audit off, or no shared memory: warns once per
+ * backend).  cxt is the execution's memory; the record is folded into
+ * shared memory when cxt is deleted.  Executions in the same cxt for the
+ * same table, role and purpose share a record.
+ */
+PvgAuditRead *
+pvg_audit_begin(Oid relid, const char *purpose, MemoryContext cxt)
+{
+	PvgAuditRead *r;
+	Oid			roleid = GetUserId();
+	dlist_iter	iter;
+
+	if (!pvg_audit)
+		return NULL;
+	if (pvg_audit_shared == NULL)
+	{
+		if (!pvg_audit_warned)
+		{
+			pvg_audit_warned = true;
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("privacy_guard.audit is on but reads are not being logged"),
+					 errdetail("The access log needs shared memory, which privacy_guard only has when it is in shared_preload_libraries."),
+					 errhint("Add privacy_guard to shared_preload_libraries and restart the server.")));
+		}
+		return NULL;
+	}
+
+	dlist_foreach(iter, &pvg_audit_live)
+	{
+		r = dlist_container(PvgAuditRead, node, iter.cur);
+		if (r->cxt == cxt && r->relid == relid && r->roleid == roleid &&
+			strncmp(r->purpose, purpose, PVG_AUDIT_PURPOSE_LEN - 1) == 0)
+			return r;
+	}
+
+	r = MemoryContextAllocZero(cxt, sizeof(PvgAuditRead));
+	r->cxt = cxt;
+	r->relid = relid;
+	r->roleid = roleid;
+	strlcpy(r->purpose, purpose, sizeof(r->purpose));
+	r->cb.func = pvg_audit_read_done;
+	r->cb.arg = r;
+	MemoryContextRegisterResetCallback(cxt, &r->cb);
+	dlist_push_head(&pvg_audit_live, &r->node);
+	return r;
+}
+
+/* note a visible row's subject hash: in the list of a few, then the filter */
+static void
+pvg_audit_note(PvgAuditRead *r, uint64 h)
+{
+	int			i;
+
+	if (r->bloom != NULL)
+	{
+		pvg_bloom_add(r->bloom, h);
+		return;
+	}
+	if (r->nfew < PVG_AUDIT_FEW)
+	{
+		r->few[r->nfew++] = h;
+		return;
+	}
+	r->bloom = MemoryContextAllocZero(r->cxt, PVG_BLOOM_BYTES);
+	for (i = 0; i < r->nfew; i++)
+		pvg_bloom_add(r->bloom, r->few[i]);
+	pvg_bloom_add(r->bloom, h);
+}
+
+/* a visible row without a subject */
+void
+pvg_audit_row(PvgAuditRead *r)
+{
+	r->rows++;
+}
+
+/* a visible row whose subject is an integer */
+void
+pvg_audit_row_int(PvgAuditRead *r, int64 subject)
+{
+	r->rows++;
+	pvg_audit_note(r, pvg_audit_hash_int(subject));
+}
+
+/* a visible row whose subject is looked up by its text form */
+void
+pvg_audit_row_text(PvgAuditRead *r, const char *subject, int len)
+{
+	r->rows++;
+	pvg_audit_note(r, pvg_audit_hash_text(subject, len));
+}
+
+/* put entries a flush took back into shared memory (its transaction failed) */
+static void
+pvg_audit_restore(PvgAuditTaken *t)
+{
+	int			i;
+
+	if (pvg_audit_shared == NULL)
+		return;
+	LWLockAcquire(pvg_audit_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < t->n; i++)
+	{
+		PvgAuditEntry *e = &t->entries[i];
+
+		pvg_audit_fold(&e->key, e->last, e->statements, e->rows, NULL, 0, e->bloom);
+	}
+	LWLockRelease(pvg_audit_shared->lock);
+}
+
+static void
+pvg_audit_xact_callback(XactEvent event, void *arg)
+{
+	PvgAuditTaken *t;
+
+	if (pvg_audit_taken == NULL)
+		return;
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
+		event != XACT_EVENT_PREPARE)
+		return;
+	while ((t = pvg_audit_taken) != NULL)
+	{
+		pvg_audit_taken = t->next;
+		if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+			pvg_audit_restore(t);
+		pfree(t->entries);
+		pfree(t);
+	}
+}
+
+static void
+pvg_audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						   SubTransactionId parentSubid, void *arg)
+{
+	PvgAuditTaken **link = &pvg_audit_taken;
+	PvgAuditTaken *t;
+
+	while ((t = *link) != NULL)
+	{
+		if (t->subid == mySubid && event == SUBXACT_EVENT_COMMIT_SUB)
+			t->subid = parentSubid;
+		else if (t->subid == mySubid && event == SUBXACT_EVENT_ABORT_SUB)
+		{
+			*link = t->next;
+			pvg_audit_restore(t);
+			pfree(t->entries);
+			pfree(t);
+			continue;
+		}
+		link = &t->next;
+	}
+}
+
+/* text for a log row: the role's name, or its OID if it is gone */
+static Datum
+pvg_audit_role_text(Oid roleid)
+{
+	char	   *name = GetUserNameFromId(roleid, true);
+
+	if (name == NULL)
+		return CStringGetTextDatum(psprintf("role with OID %u", roleid));
+	return CStringGetTextDatum(name);
+}
+
+/* text for a log row: the table's qualified name, or its OID if it is gone */
+static Datum
+pvg_audit_table_text(Oid relid)
+{
+	char	   *rel = get_rel_name(relid);
+	char	   *nsp = rel ? get_namespace_name(get_rel_namespace(relid)) : NULL;
+
+	if (rel == NULL || nsp == NULL)
+		return CStringGetTextDatum(psprintf("table with OID %u", relid));
+	return CStringGetTextDatum(quote_qualified_identifier(nsp, rel));
+}
+
+/*
+ * Move this database's entries (and the overflow of all databases) from
+ * shared memory into access_log_data, and prune it; returns the rows
+ * written.  The entries taken are kept until the (sub)transaction ends and
+ * put back if it aborts.  Can raise an error.
+ */
+static int64
+pvg_flush_write(void)
+{
+	PvgAuditTaken *t = NULL;
+	int64		written = 0;
+	int64		overflowed = 0;
+	int			ret;
+	Oid			argtypes[7] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, BYTEAOID};
+	Oid			prunetype[1] = {TIMESTAMPTZOID};
+	Datum		prune[1];
+	TimestampTz cutoff;
+
+	if (pvg_audit_shared != NULL)
+	{
+		HASH_SEQ_STATUS seq;
+		PvgAuditEntry *e;
+		long		max;
+
+		t = MemoryContextAllocZero(TopMemoryContext, sizeof(PvgAuditTaken));
+		t->subid = GetCurrentSubTransactionId();
+		LWLockAcquire(pvg_audit_shared->lock, LW_EXCLUSIVE);
+		max = hash_get_num_entries(pvg_audit_htab);
+		t->entries = MemoryContextAllocHuge(TopMemoryContext,
+											sizeof(PvgAuditEntry) * Max(max, 1));
+		hash_seq_init(&seq, pvg_audit_htab);
+		while ((e = hash_seq_search(&seq)) != NULL)
+		{
+			if (e->key.dbid != MyDatabaseId && e->key.dbid != InvalidOid)
+				continue;
+			memcpy(&t->entries[t->n++], e, sizeof(PvgAuditEntry));
+			hash_search(pvg_audit_htab, &e->key, HASH_REMOVE, NULL);
+		}
+		LWLockRelease(pvg_audit_shared->lock);
+		/* from here on, an abort puts them back */
+		t->next = pvg_audit_taken;
+		pvg_audit_taken = t;
+	}
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (t != NULL && t->n > 0)
+	{
+		SPIPlanPtr	plan;
+		int			i;
+
+		plan = SPI_prepare("INSERT INTO privacy_guard.access_log_data "
+						   "(bucket, role, purpose, table_name, statements, rows, subjects) "
+						   "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		for (i = 0; i < t->n; i++)
+		{
+			PvgAuditEntry *e = &t->entries[i];
+			bool		is_overflow = (e->key.bucket == 0);
+			Datum		values[7];
+			char		nulls[7] = "       ";
+			bytea	   *filter = palloc(VARHDRSZ + PVG_BLOOM_BYTES);
+
+			SET_VARSIZE(filter, VARHDRSZ + PVG_BLOOM_BYTES);
+			memcpy(VARDATA(filter), e->bloom, PVG_BLOOM_BYTES);
+			values[0] = TimestampTzGetDatum(e->last);
+			if (is_overflow)
+			{
+				nulls[1] = nulls[2] = nulls[3] = 'n';
+				overflowed += e->statements;
+			}
+			else
+			{
+				values[1] = pvg_audit_role_text(e->key.roleid);
+				values[2] = CStringGetTextDatum(e->key.purpose);
+				values[3] = pvg_audit_table_text(e->key.relid);
+			}
+			values[4] = Int64GetDatum(e->statements);
+			values[5] = Int64GetDatum(e->rows);
+			values[6] = PointerGetDatum(filter);
+			ret = SPI_execute_plan(plan, values, nulls, false, 0);
+			if (ret != SPI_OK_INSERT)
+				elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+			written++;
+			pfree(filter);
+		}
+	}
+
+	cutoff = GetCurrentTransactionStartTimestamp() - (int64) pvg_audit_retention * USECS_PER_MINUTE;
+	prune[0] = TimestampTzGetDatum(cutoff);
+	ret = SPI_execute_with_args("DELETE FROM privacy_guard.access_log_data "
+								"WHERE bucket OPERATOR(pg_catalog.<) $1",
+								1, prunetype, prune, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+
+	if (overflowed > 0)
+		ereport(LOG,
+				(errmsg("privacy_guard: the access log was full; %lld statements were logged without their role, purpose and table",
+						(long long) overflowed),
+				 errhint("Run privacy_guard.run_maintenance() more often, or shorten privacy_guard.naptime.")));
+	return written;
+}
+
+/*
+ * _flush_access_log() -> bigint
+ *
+ * pvg_flush_write() in a subtransaction: if writing the log fails (a lock
+ * timeout, a full disk), the reads go back to shared memory for the next
+ * round, a WARNING says so and the result is NULL, and the caller -- the
+ * enforcement round -- goes on: a broken log must not stop erasures.  A
+ * cancel is not swallowed.  Without shared memory (not preloaded) it only
+ * prunes.
+ */
+Datum
+pvg_flush_access_log(PG_FUNCTION_ARGS)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	int64		written = 0;
+	bool		failed = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		written = pvg_flush_write();
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("privacy_guard: the access log could not be written: %s", edata->message),
+				 errdetail("The reads stay in shared memory for the next round.")));
+		FreeErrorData(edata);
+		failed = true;
+	}
+	PG_END_TRY();
+	if (failed)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(written);
+}
+
+/*
+ * _subjects_may_include(filter bytea, subject text) -> boolean
+ *
+ * Whether a log row's Bloom filter may hold the subject: false means
+ * certainly not.  The subject is hashed as rows note it: the canonical
+ * text form of an integer as that integer (integer subject columns are
+ * noted by value, and looked up by value everywhere else).
+ */
+Datum
+pvg_subjects_may_include(PG_FUNCTION_ARGS)
+{
+	bytea	   *filter = PG_GETARG_BYTEA_PP(0);
+	text	   *subject = PG_GETARG_TEXT_PP(1);
+	const char *s = VARDATA_ANY(subject);
+	int			len = VARSIZE_ANY_EXHDR(subject);
+	uint64		bloom[PVG_BLOOM_WORDS];
+
+	if (VARSIZE_ANY_EXHDR(filter) != PVG_BLOOM_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("access log filter has %d bytes, expected %d",
+						(int) VARSIZE_ANY_EXHDR(filter), PVG_BLOOM_BYTES)));
+	memcpy(bloom, VARDATA_ANY(filter), PVG_BLOOM_BYTES);
+	PG_RETURN_BOOL(pvg_bloom_test(bloom, pvg_audit_hash_text(s, len)));
+}
+
+/*
+ * Ask for shared memory when preloaded, and watch transaction ends (for
+ * flushes that must be undone).  Called from _PG_init.
+ */
+void
+pvg_audit_init(void)
+{
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = pvg_audit_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = pvg_audit_shmem_startup;
+	}
+	RegisterXactCallback(pvg_audit_xact_callback, NULL);
+	RegisterSubXactCallback(pvg_audit_subxact_callback, NULL);
+}
