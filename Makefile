@@ -3,7 +3,7 @@ EXTENSION   = privacy_guard
 MODULE_big  = privacy_guard
 OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
-              src/engine.o src/worker.o
+              src/engine.o src/worker.o src/tagged_io.o src/tagged_ops.o
 DATA        = sql/privacy_guard--1.0.sql
 PGFILEDESC  = "privacy_guard - purposes, consent, retention and erasure enforced in the database"
 
@@ -38,4 +38,4 @@ pgtap:
 	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/run_pgtap.sh
 
 # every object depends on the shared headers (PGXS tracks no header dependencies)
-$(OBJS): src/privacy_guard.h src/subject_set.h
+$(OBJS): src/privacy_guard.h src/subject_set.h src/tagged.h

@@ -42,6 +42,7 @@ typedef struct PvgPurpose
 	char	   *name;
 	int			parent;			/* index into registry purposes, or -1 */
 	PvgBasis	basis;
+	int32		id;				/* privacy_guard.purpose.id: what tags store */
 } PvgPurpose;
 
 typedef struct PvgTable
@@ -52,6 +53,8 @@ typedef struct PvgTable
 	bool		has_retention;
 	Interval	retention;
 	bool		anonymize_on_expiry;
+	char	   *subject_column; /* for a tagged column's default tag */
+	char	   *retention_column;	/* NULL when none */
 } PvgTable;
 
 typedef struct PvgRoleAuth
