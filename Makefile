@@ -11,7 +11,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 # pg_regress: its own throwaway instance (initdb, start, stop)
-REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks maintenance
+REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks maintenance tagged tagged_leaks tagged_erase
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/

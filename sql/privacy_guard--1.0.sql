@@ -1582,6 +1582,25 @@ BEGIN
 END
 $pvg$;
 
+/* existing statements write integers, floats and varchars into tagged columns too */
+CREATE CAST (varchar AS privacy_guard.tagged_text)
+	WITH FUNCTION privacy_guard.tagged_text(text) AS ASSIGNMENT;
+DO $pvg$
+DECLARE
+	v_src text;
+BEGIN
+	FOREACH v_src IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'real', 'double precision'] LOOP
+		EXECUTE format($f$CREATE FUNCTION privacy_guard.tagged_numeric(%s) RETURNS privacy_guard.tagged_numeric
+			LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+			AS 'SELECT privacy_guard.tagged_numeric($1::pg_catalog.numeric)'$f$, v_src);
+		EXECUTE format('COMMENT ON FUNCTION privacy_guard.tagged_numeric(%s) IS %L', v_src,
+			'Cast: a plain number, awaiting its column''s default tag');
+		EXECUTE format('CREATE CAST (%s AS privacy_guard.tagged_numeric) '
+					   'WITH FUNCTION privacy_guard.tagged_numeric(%1$s) AS ASSIGNMENT', v_src);
+	END LOOP;
+END
+$pvg$;
+
 CREATE FUNCTION privacy_guard.length(privacy_guard.tagged_text)
 RETURNS integer
 AS 'MODULE_PATHNAME', 'pvg_tagged_length'
@@ -1680,10 +1699,10 @@ COMMENT ON FUNCTION privacy_guard._erase_tagged(text, bytea) IS 'Internal: erase
 
 /*
  * Tagged values past their retain-until, set to NULL (all tables, or only
- * tbl).  Returns {"tagged": {"tbl.col": n}} or {}; a table that fails is
+ * only_tbl).  Returns {"tagged": {"tbl.col": n}} or {}; a table that fails is
  * skipped and retried next round.
  */
-CREATE FUNCTION privacy_guard._erase_tagged_expired(tbl regclass, at timestamptz)
+CREATE FUNCTION privacy_guard._erase_tagged_expired(only_tbl regclass, at timestamptz)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1693,7 +1712,7 @@ DECLARE
 	v_n bigint;
 	v_counts jsonb := '{}';
 BEGIN
-	FOR r IN SELECT * FROM privacy_guard._tagged_columns() c WHERE tbl IS NULL OR c.tbl = tbl LOOP
+	FOR r IN SELECT * FROM privacy_guard._tagged_columns() c WHERE only_tbl IS NULL OR c.tbl = only_tbl LOOP
 		BEGIN
 			v_n := privacy_guard._exec_as_owner(r.tbl,
 					format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard.tag_retain_until(%2$I) <= %L::timestamptz',
