@@ -1843,7 +1843,9 @@ GRANT EXECUTE ON FUNCTION
 	privacy_guard._tag_erasable(privacy_guard.tagged_text, text, bytea),
 	privacy_guard._tag_erasable(privacy_guard.tagged_date, text, bytea),
 	privacy_guard._tag_erasable(privacy_guard.tagged_numeric, text, bytea),
-	privacy_guard._tag_erasable(privacy_guard.tagged_jsonb, text, bytea)
+	privacy_guard._tag_erasable(privacy_guard.tagged_jsonb, text, bytea),
+	/* a partition created by the table's owner gets a clone of the default-tag trigger */
+	privacy_guard._tag_default()
 TO PUBLIC;
 DO $pvg$
 DECLARE

@@ -134,7 +134,7 @@ SELECT privacy_guard.grant_consent('tg-c1', 'tg_mkt');
 SELECT privacy_guard.grant_consent('tg-c3', 'tg_mkt');
 SELECT privacy_guard.withdraw_consent('tg-c3', 'tg_mkt');
 SELECT privacy_guard.grant_consent('tg-c4', 'tg_mkt');
-SELECT privacy_guard.forget('tg-c4', due => now() + interval '1 day');   -- not due yet
+SELECT privacy_guard.forget('tg-c4', due => now() + interval '1 day') IS NOT NULL AS filed;   -- not due yet
 SELECT privacy_guard.object_to('tg-c5', 'tg_stats');
 CREATE VIEW tg_seen AS SELECT string_agg(id::text, ',' ORDER BY id) AS revealed FROM tg_rule WHERE reveal(v) IS NOT NULL;
 GRANT SELECT ON tg_seen TO regress_tg_app, regress_tg_unauth, regress_tg_bypass;
@@ -166,7 +166,7 @@ RESET ROLE;
 SELECT revealed AS superuser FROM tg_seen;
 -- consent changes count for the next statement
 SELECT privacy_guard.grant_consent('tg-c2', 'tg_mkt');
-SELECT privacy_guard.forget('tg-c1');                     -- due now: hidden at once
+SELECT privacy_guard.forget('tg-c1') IS NOT NULL AS filed;                    -- due now: hidden at once
 SET ROLE regress_tg_app;
 SET privacy_guard.purpose = 'tg_mkt';
 SELECT revealed AS after_changes FROM tg_seen;
