@@ -426,7 +426,9 @@ pvg_tag_malformed(const char *typname, const char *detail)
 /*
  * Call a base type's input or receive function (or jsonb_in); its data
  * errors are re-raised as 22P02 (or 54000) without their message, which
- * may quote the input.  Other errors (cancel, out of memory) pass through.
+ * may quote the input, and so are a receive function's internal errors
+ * (jsonb_recv reports an unknown version with elog).  Other errors
+ * (cancel, out of memory) pass through.
  */
 static Datum
 pvg_call_base(FmgrInfo *flinfo, const char *typname, char *str, StringInfo bin,
@@ -450,9 +452,11 @@ pvg_call_base(FmgrInfo *flinfo, const char *typname, char *str, StringInfo bin,
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		category = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+		/* base receive functions report some malformed input with elog (XX000) */
 		if (category != ERRCODE_DATA_EXCEPTION &&
 			category != ERRCODE_PROGRAM_LIMIT_EXCEEDED &&
-			edata->sqlerrcode != ERRCODE_PROTOCOL_VIOLATION)
+			edata->sqlerrcode != ERRCODE_PROTOCOL_VIOLATION &&
+			!(bin != NULL && edata->sqlerrcode == ERRCODE_INTERNAL_ERROR))
 			PG_RE_THROW();
 		FlushErrorState();
 		if (category == ERRCODE_PROGRAM_LIMIT_EXCEEDED)

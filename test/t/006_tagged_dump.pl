@@ -44,7 +44,7 @@ $node->safe_psql('src', q{
 							  '2031-02-03 04:05:06.789+00'), privacy_guard.tag(-1e-20, ARRAY['billing'])),
 		(2, privacy_guard.tag(repeat('long-', 5000), ARRAY['billing'], '4'), NULL),
 		(3, 'plain, awaiting a default tag', 3),
-		(4, 'tagged:looks like a literal', NULL),
+		(4, 'tagged:looks like a literal'::text, NULL),
 		(5, NULL, privacy_guard.tag('NaN'::numeric, ARRAY['billing'], NULL, '-infinity'));
 	SELECT privacy_guard.drop_purpose('doomed');
 	SELECT privacy_guard.grant_consent(g::text, 'marketing') FROM generate_series(1, 10) g;
@@ -77,7 +77,8 @@ my $seen = q{
 my $before = $node->safe_psql('src', $all);
 my $seen_before = $node->safe_psql('src', $seen);
 like($before, qr/"#\d+": \d+/, 'source: a dropped purpose is written by its id');
-like($seen_before, qr/^1=person-1\@example.org,2=.*4=person-4.*,10=person-10.*11=- \/ 1=-,2=-,3=plain, 4=tagged:,5=-$/,
+is($seen_before, join(',', map { "$_=person-$_\@example.org" } 1 .. 4, 6 .. 10)
+	. ' / 1=-,2=-,3=plain, ,4=tagged:,5=-',
 	'source: rule 3.4 under marketing (consent, forget) for protected and unprotected tables');
 
 my $dump = $node->basedir . '/src.dump';

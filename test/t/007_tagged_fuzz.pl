@@ -45,6 +45,7 @@ DECLARE
 	n int;
 	pos int;
 	v text;
+	same boolean;
 BEGIN
 	PERFORM setseed(0.4711);
 	FOR i IN 1 .. 4000 LOOP
@@ -75,8 +76,8 @@ BEGIN
 		BEGIN
 			EXECUTE format('SELECT format(''%%s'', privacy_guard.tagged_%s_in($1::cstring))', typ) INTO v USING s;
 			/* accepted: its text form reads back to the same text form */
-			EXECUTE format('SELECT format(''%%s'', privacy_guard.tagged_%s_in($1::cstring)) = $1', typ) INTO STRICT v USING v;
-			INSERT INTO outcome VALUES (typ, CASE WHEN v THEN 'ok' ELSE 'no round trip' END);
+			EXECUTE format('SELECT format(''%%s'', privacy_guard.tagged_%s_in($1::cstring)) = $1', typ) INTO STRICT same USING v;
+			INSERT INTO outcome VALUES (typ, CASE WHEN same THEN 'ok' ELSE 'no round trip' END);
 		EXCEPTION WHEN OTHERS THEN
 			INSERT INTO outcome VALUES (typ, SQLSTATE);
 		END;
