@@ -1636,21 +1636,32 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	r record;
 BEGIN
-	IF install AND NOT EXISTS (SELECT 1 FROM pg_trigger g
-								WHERE g.tgrelid = tbl AND g.tgname = 'privacy_guard_default_tag') THEN
+	IF NOT install THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS privacy_guard_default_tag ON %s', tbl);
+		RETURN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger g
+					WHERE g.tgrelid = tbl AND g.tgname = 'privacy_guard_default_tag') THEN
 		EXECUTE format('CREATE TRIGGER privacy_guard_default_tag BEFORE INSERT OR UPDATE ON %s '
 					   'FOR EACH ROW EXECUTE FUNCTION privacy_guard._tag_default()', tbl);
-	ELSIF NOT install THEN
-		EXECUTE format('DROP TRIGGER IF EXISTS privacy_guard_default_tag ON %s', tbl);
 	END IF;
+	/* plain values already stored take their default tag now, written by the table's owner */
+	FOR r IN SELECT c.* FROM privacy_guard._tagged_columns() c
+			  WHERE c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x) LOOP
+		PERFORM privacy_guard._exec_as_owner(r.relid,
+			format('UPDATE ONLY %s SET %I = %2$I WHERE %2$I IS NOT NULL AND privacy_guard.tag_purposes(%2$I) IS NULL',
+				   r.relid, r.colname), NULL, NULL);
+	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._install_default_tag(regclass, boolean) IS 'Internal: add (protect) or remove (unprotect) the default-tag trigger';
+COMMENT ON FUNCTION privacy_guard._install_default_tag(regclass, boolean) IS 'Internal: add (protect, and tag the plain values stored) or remove (unprotect) the default-tag trigger';
 
 /* Every column of a tagged type (or a domain over one) in the database's tables. */
 CREATE FUNCTION privacy_guard._tagged_columns()
-RETURNS TABLE (tbl regclass, col name)
+RETURNS TABLE (relid regclass, colname name)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1685,11 +1696,11 @@ DECLARE
 	v_counts jsonb := '{}';
 BEGIN
 	FOR r IN SELECT * FROM privacy_guard._tagged_columns() LOOP
-		v_n := privacy_guard._exec_as_owner(r.tbl,
+		v_n := privacy_guard._exec_as_owner(r.relid,
 				format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard._tag_erasable(%2$I, $1, $2)',
-					   r.tbl, r.col), subject, secret);
+					   r.relid, r.colname), subject, secret);
 		IF v_n > 0 THEN
-			v_counts := v_counts || jsonb_build_object(r.tbl::text || '.' || quote_ident(r.col), v_n);
+			v_counts := v_counts || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), v_n);
 		END IF;
 	END LOOP;
 	RETURN CASE WHEN v_counts = '{}' THEN '{}'::jsonb ELSE jsonb_build_object('tagged', v_counts) END;
@@ -1700,7 +1711,8 @@ COMMENT ON FUNCTION privacy_guard._erase_tagged(text, bytea) IS 'Internal: erase
 /*
  * Tagged values past their retain-until, set to NULL (all tables, or only
  * only_tbl).  Returns {"tagged": {"tbl.col": n}} or {}; a table that fails is
- * skipped and retried next round.
+ * skipped, reported under "tagged_errors" with its SQLSTATE, and retried
+ * next round.
  */
 CREATE FUNCTION privacy_guard._erase_tagged_expired(only_tbl regclass, at timestamptz)
 RETURNS jsonb
@@ -1711,20 +1723,23 @@ DECLARE
 	r record;
 	v_n bigint;
 	v_counts jsonb := '{}';
+	v_errors jsonb := '{}';
 BEGIN
-	FOR r IN SELECT * FROM privacy_guard._tagged_columns() c WHERE only_tbl IS NULL OR c.tbl = only_tbl LOOP
+	FOR r IN SELECT * FROM privacy_guard._tagged_columns() c WHERE only_tbl IS NULL OR c.relid = only_tbl LOOP
 		BEGIN
-			v_n := privacy_guard._exec_as_owner(r.tbl,
+			v_n := privacy_guard._exec_as_owner(r.relid,
 					format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard.tag_retain_until(%2$I) <= %L::timestamptz',
-						   r.tbl, r.col, at), NULL, NULL);
+						   r.relid, r.colname, at), NULL, NULL);
 		EXCEPTION WHEN OTHERS THEN
 			v_n := 0;
+			v_errors := v_errors || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), SQLSTATE);
 		END;
 		IF v_n > 0 THEN
-			v_counts := v_counts || jsonb_build_object(r.tbl::text || '.' || quote_ident(r.col), v_n);
+			v_counts := v_counts || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), v_n);
 		END IF;
 	END LOOP;
-	RETURN CASE WHEN v_counts = '{}' THEN '{}'::jsonb ELSE jsonb_build_object('tagged', v_counts) END;
+	RETURN CASE WHEN v_counts = '{}' THEN '{}'::jsonb ELSE jsonb_build_object('tagged', v_counts) END
+		|| CASE WHEN v_errors = '{}' THEN '{}'::jsonb ELSE jsonb_build_object('tagged_errors', v_errors) END;
 END
 $$;
 COMMENT ON FUNCTION privacy_guard._erase_tagged_expired(regclass, timestamptz) IS 'Internal: erase tagged values past their retain-until';

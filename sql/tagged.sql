@@ -222,6 +222,10 @@ SELECT privacy_guard.unprotect('tg_cust');
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'tg_cust'::regclass AND tgname = 'privacy_guard_default_tag';
 INSERT INTO tg_cust (id, email) VALUES (105, 'UNPROTECTED-105');
 SELECT id, tag_purposes(email) FROM tg_cust WHERE id = 105;
+-- protect() tags the plain values already stored; unprotect() left them tagged
+SELECT privacy_guard.protect('tg_cust', 'id', ARRAY['tg_stats'], '1 year', 'signed');
+SELECT id, tag_purposes(email), tag_retain_until(email) IS NULL AS no_retain FROM tg_cust WHERE id IN (104, 105) ORDER BY id;
+SELECT privacy_guard.unprotect('tg_cust');
 -- partitions take the root's default tag
 CREATE TABLE tg_part (id bigint, v tagged_text) PARTITION BY RANGE (id);
 CREATE TABLE tg_part_1 PARTITION OF tg_part FOR VALUES FROM (0) TO (1000);
