@@ -7,7 +7,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(58);
+SELECT plan(59);
 
 -- ---------------------------------------------------------------- schema
 SELECT has_schema('privacy_guard', 'schema privacy_guard exists');
@@ -142,6 +142,9 @@ SELECT is((SELECT count(DISTINCT t.typoutput::oid) || '/' || count(DISTINCT t.ty
             WHERE t.typnamespace = 'privacy_guard'::regnamespace AND t.typname LIKE 'tagged\_%'
               AND t.typtype = 'b'),
           '4/4/1', 'one C output function serves the four types (thin SQL entry points)');
+SELECT is((SELECT pg_get_function_arguments('privacy_guard.tag(text,text[],text,timestamptz)'::regprocedure)),
+          'value text, purposes text[], subject text DEFAULT NULL::text, retain_until timestamp with time zone DEFAULT NULL::timestamp with time zone',
+          'tag: argument names and defaults as in SPEC §2');
 SELECT is_empty($$SELECT t.typname FROM pg_type t
                    WHERE t.typnamespace = 'privacy_guard'::regnamespace AND t.typname LIKE 'tagged\_%'
                      AND t.typtype = 'b' AND t.typanalyze = 0$$,
