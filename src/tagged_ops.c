@@ -83,6 +83,7 @@ typedef struct PvgTagCheck
 	LocalTransactionId lxid;
 	TimestampTz stmt_now;		/* statement start: consent expiry, forget due */
 	Oid			userid;
+	const char *purpose_ptr;	/* pvg_purpose when set up: a SET allocates anew */
 	char		purpose_name[NAMEDATALEN * 4];
 	uint64		reg_generation;
 
@@ -103,7 +104,7 @@ pvg_tag_check_current(PvgTagCheck *chk, PvgRegistry **reg_out)
 	if (chk->lxid != MyProc->lxid ||
 		chk->stmt_now != GetCurrentStatementStartTimestamp() ||
 		chk->userid != GetUserId() ||
-		strcmp(chk->purpose_name, p) != 0)
+		(chk->purpose_ptr != pvg_purpose && strcmp(chk->purpose_name, p) != 0))
 		return false;
 	*reg_out = pvg_registry();
 	return (*reg_out)->generation == chk->reg_generation;
@@ -123,6 +124,7 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 	chk->stmt_now = GetCurrentStatementStartTimestamp();
 	chk->now = GetCurrentTransactionStartTimestamp();
 	chk->userid = userid;
+	chk->purpose_ptr = pvg_purpose;
 	strlcpy(chk->purpose_name, name, sizeof(chk->purpose_name));
 	chk->bypass = superuser_arg(userid) || has_bypassrls_privilege(userid);
 
