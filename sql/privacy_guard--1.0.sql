@@ -1665,19 +1665,23 @@ RETURNS TABLE (relid regclass, colname name)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+	WITH RECURSIVE tagged(oid) AS (
+		SELECT t.oid FROM pg_type t
+		 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
+						 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
+		UNION
+		SELECT d.oid FROM pg_type d JOIN tagged ON d.typbasetype = tagged.oid WHERE d.typtype = 'd')
 	SELECT c.oid::regclass, a.attname
 	  FROM pg_attribute a
 	  JOIN pg_class c ON c.oid = a.attrelid
-	 WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+	 WHERE a.atttypid IN (SELECT tagged.oid FROM tagged)
+	   AND c.relkind = 'r' AND c.relpersistence <> 't'
 	   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
 								  'privacy_guard'::regnamespace)
 	   AND a.attnum > 0 AND NOT a.attisdropped
-	   AND privacy_guard._base_type(a.atttypid::regtype) IN
-		   ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
-			'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
 	 ORDER BY c.oid::regclass::text, a.attname
 $$;
-COMMENT ON FUNCTION privacy_guard._tagged_columns() IS 'Internal: every tagged column of the database''s tables';
+COMMENT ON FUNCTION privacy_guard._tagged_columns() IS 'Internal: every column of a tagged type, or a domain over one, in the database''s tables';
 
 /*
  * A forget request's tagged values: set to NULL in every tagged column of
@@ -1696,9 +1700,19 @@ DECLARE
 	v_counts jsonb := '{}';
 BEGIN
 	FOR r IN SELECT * FROM privacy_guard._tagged_columns() LOOP
-		v_n := privacy_guard._exec_as_owner(r.relid,
-				format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard._tag_erasable(%2$I, $1, $2)',
-					   r.relid, r.colname), subject, secret);
+		BEGIN
+			v_n := privacy_guard._exec_as_owner(r.relid,
+					format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard._tag_erasable(%2$I, $1, $2)',
+						   r.relid, r.colname), subject, secret);
+		EXCEPTION
+			WHEN lock_not_available THEN
+				RAISE;
+			WHEN OTHERS THEN
+				/* named here, or the request's error would name the last protected table */
+				RAISE EXCEPTION 'tagged values in column % of table % could not be erased (error %)',
+					quote_ident(r.colname), r.relid, SQLSTATE
+					USING ERRCODE = '55000';
+		END;
 		IF v_n > 0 THEN
 			v_counts := v_counts || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), v_n);
 		END IF;

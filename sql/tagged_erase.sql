@@ -51,6 +51,17 @@ INSERT INTO tg_er_free VALUES (6, tag('EXPIRED-6'::text, ARRAY['tg_billing'], NU
 INSERT INTO tg_er_moved VALUES (7, tag('EXPIRED-7'::text, ARRAY['tg_billing'], NULL, now() - interval '1 minute'));
 SELECT r -> 'expired' -> 'tagged' AS expired_tagged FROM privacy_guard.run_maintenance('tg_er_moved') r;
 SELECT k, reveal(note) FROM tg_er_free WHERE k = 6;
+-- a tagged column that cannot be erased blocks the request, naming the column; nothing is erased
+CREATE TABLE tg_er_strict (k int, v tagged_text NOT NULL);
+INSERT INTO tg_er_strict VALUES (1, tag('STRICT-203'::text, ARRAY['tg_billing'], '203'));
+INSERT INTO tg_er_free VALUES (8, tag('FREE-203'::text, ARRAY['tg_billing'], '203'), NULL);
+SELECT privacy_guard.forget('203', 'strict') IS NOT NULL AS filed;
+SELECT r -> 'requests_blocked' AS blocked FROM privacy_guard.run_maintenance('tg_er_strict') r;
+SELECT state, error FROM privacy_guard.erasure_requests WHERE reason = 'strict';
+SELECT k, reveal(note) FROM tg_er_free WHERE k = 8;
+ALTER TABLE tg_er_strict ALTER COLUMN v DROP NOT NULL;
+SELECT r -> 'requests_blocked' AS blocked FROM privacy_guard.run_maintenance('tg_er_strict') r;
+SELECT state, error, counts -> 'tagged' AS tagged FROM privacy_guard.erasure_requests WHERE reason = 'strict';
 -- the erasure ran as the owner of each table: the owner's rights, not ours
 SELECT relname, relowner::regrole FROM pg_class WHERE relname = 'tg_er_free';
 RESET privacy_guard.purpose;
