@@ -632,7 +632,11 @@ pvg_tag_parse_literal(PvgTag *tag, PvgTagKind kind, const char *typname, char *j
 	pvg_tag_sort_purposes(tag);
 }
 
-/* text input shared by the four types */
+/*
+ * Text input shared by the four types: a tagged literal, or a plain value
+ * (flagged to take its column's default tag).  Reads the registry; errors
+ * 22P02, 22023 or 54000 on bad input.
+ */
 static Datum
 pvg_tagged_in(char *str, PvgTagKind kind, const char *typname)
 {
@@ -712,6 +716,11 @@ pvg_tag_append_purposes(StringInfo buf, PvgRegistry *reg, const PvgTag *tag)
 	appendStringInfoChar(buf, '}');
 }
 
+/*
+ * Text output of any tagged type: the literal with its tag (a value still
+ * awaiting its default tag as itself), or error 42501 when rule 3.4
+ * withholds the value from the session.
+ */
 Datum
 pvg_tagged_out(PG_FUNCTION_ARGS)
 {
@@ -757,6 +766,7 @@ pvg_tagged_out(PG_FUNCTION_ARGS)
 	PG_RETURN_CSTRING(buf.data);
 }
 
+/* Binary output of any tagged type (format in the file header); 42501 when withheld. */
 Datum
 pvg_tagged_send(PG_FUNCTION_ARGS)
 {
@@ -805,7 +815,7 @@ pvg_tagged_send(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
-/* bytes left in a binary input buffer, or a 22P02 error if fewer than need */
+/* A 22P02 error unless need (>= 0) bytes are left in a binary input buffer. */
 static void
 pvg_recv_need(StringInfo buf, int64 need, const char *typname)
 {
@@ -813,7 +823,11 @@ pvg_recv_need(StringInfo buf, int64 need, const char *typname)
 		pvg_tag_malformed(typname, "The binary value is truncated or has an invalid length.");
 }
 
-/* binary input shared by the four types */
+/*
+ * Binary input shared by the four types: every length is checked against
+ * what is left before it is read; the base value is read by the base type's
+ * receive function from its own buffer and must use it up.
+ */
 static Datum
 pvg_tagged_recv(StringInfo buf, PvgTagKind kind, const char *typname)
 {
@@ -862,7 +876,7 @@ pvg_tagged_recv(StringInfo buf, PvgTagKind kind, const char *typname)
 			pvg_tag_malformed(typname, "Invalid purpose name length.");
 		pvg_recv_need(buf, len, typname);
 		name = pnstrdup(pq_getmsgbytes(buf, len), len);
-		if ((int) strlen(name) != len)
+		if ((int) strlen(name) != len || !pg_verifymbstr(name, len, true))
 			pvg_tag_malformed(typname, "Invalid purpose name.");
 		pvg_tag_add_purpose(&tag, pvg_tag_resolve_purpose(reg, name, id));
 	}
