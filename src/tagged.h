@@ -74,7 +74,6 @@ extern void pvg_tag_decode(struct varlena *v, PvgTag *tag);
 extern struct varlena *pvg_tag_encode(const PvgTag *tag);
 extern Datum pvg_tag_base_value(const PvgTag *tag);
 extern void pvg_tag_set_value(PvgTag *tag, PvgTagKind kind, Datum value);
-extern PvgTagKind pvg_tag_kind_of_type(Oid typid);
 extern Oid	pvg_tag_base_type(PvgTagKind kind);
 extern int32 pvg_tag_resolve_purpose(PvgRegistry *reg, const char *name, int64 id);
 extern void pvg_tag_sort_purposes(PvgTag *tag);

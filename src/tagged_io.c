@@ -261,24 +261,6 @@ pvg_tag_base_type(PvgTagKind kind)
 	return InvalidOid;
 }
 
-/* The kind of tagged value a base type (or a domain over one) makes; 0 if none. */
-PvgTagKind
-pvg_tag_kind_of_type(Oid typid)
-{
-	switch (getBaseType(typid))
-	{
-		case TEXTOID:
-			return PVG_KIND_TEXT;
-		case DATEOID:
-			return PVG_KIND_DATE;
-		case NUMERICOID:
-			return PVG_KIND_NUMERIC;
-		case JSONBOID:
-			return PVG_KIND_JSONB;
-	}
-	return (PvgTagKind) 0;
-}
-
 /* Whether typid is one of the tagged types (nsp: privacy_guard's schema). */
 bool
 pvg_type_is_tagged(Oid typid, Oid nsp)
