@@ -129,13 +129,18 @@ INSERT INTO tg_rule VALUES
 	(9, tag('R9-objected', ARRAY['tg_stats'], 'tg-c5')),
 	(10, tag('R10-stats', ARRAY['tg_stats'], 'tg-c1')),
 	(11, tag('R11-child-only', ARRAY['tg_mkt.email'], 'tg-c1')),
-	(12, 'R12-plain');
+	(12, 'R12-plain'),
+	(13, tag('R13-int-objected', ARRAY['tg_stats'], '777')),   -- integer keys: probed in the integer set
+	(14, tag('R14-int-stats', ARRAY['tg_stats'], '778')),
+	(15, tag('R15-int-consent', ARRAY['tg_mkt'], '779'));
 SELECT privacy_guard.grant_consent('tg-c1', 'tg_mkt');
 SELECT privacy_guard.grant_consent('tg-c3', 'tg_mkt');
 SELECT privacy_guard.withdraw_consent('tg-c3', 'tg_mkt');
 SELECT privacy_guard.grant_consent('tg-c4', 'tg_mkt');
 SELECT privacy_guard.forget('tg-c4', due => now() + interval '1 day') IS NOT NULL AS filed;   -- not due yet
 SELECT privacy_guard.object_to('tg-c5', 'tg_stats');
+SELECT privacy_guard.object_to('777', 'tg_stats');
+SELECT privacy_guard.grant_consent('779', 'tg_mkt');
 CREATE VIEW tg_seen AS SELECT string_agg(id::text, ',' ORDER BY id) AS revealed FROM tg_rule WHERE reveal(v) IS NOT NULL;
 GRANT SELECT ON tg_seen TO regress_tg_app, regress_tg_unauth, regress_tg_bypass;
 

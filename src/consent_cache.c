@@ -145,7 +145,7 @@ pvg_snapshot_horizon(Snapshot snap)
  * Parse the canonical text form of an integer ("-12", never "012" or
  * "+12"); only such a key can equal the text form of an integer column.
  */
-static bool
+bool
 pvg_parse_canonical_int(const char *s, int len, int64 *result)
 {
 	bool		neg = false;

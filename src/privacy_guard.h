@@ -114,6 +114,7 @@ extern void pvg_consent_mark_changed(void);
 extern void pvg_consent_abort(void);
 extern void pvg_consent_end_xact(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
+extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
 
 /* worker.c */
 extern void pvg_worker_init(void);

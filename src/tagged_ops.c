@@ -93,6 +93,7 @@ typedef struct PvgTagCheck
 	int			nchain;
 	int32		chain_ids[PVG_MAX_CHAIN];	/* ids of the purpose and its ancestors */
 	PvgSubjectSet *set;			/* the purpose's subjects, fetched when first needed */
+	PvgSubjectSet *intset;		/* the same for keys that are integers' text form */
 	TimestampTz now;			/* retain-until: transaction start, as now() */
 } PvgTagCheck;
 
@@ -197,6 +198,19 @@ pvg_tag_visible(FunctionCallInfo fcinfo, const PvgTag *tag)
 		return false;
 	if (tag->flags & PVG_TAG_F_SUBJECT)
 	{
+		int64		key;
+
+		/*
+		 * A key that is an integer's text form is probed in the integer set
+		 * (dense keys are a bitmap there), the others in the text set: both
+		 * are built from the same consent store.
+		 */
+		if (pvg_parse_canonical_int(tag->subject, tag->subject_len, &key))
+		{
+			if (chk->intset == NULL)
+				chk->intset = pvg_subject_set(pvg_registry(), chk->purpose, PVG_KEY_INT);
+			return pvg_set_allows_int(chk->intset, key, chk->stmt_now);
+		}
 		if (chk->set == NULL)
 			chk->set = pvg_subject_set(pvg_registry(), chk->purpose, PVG_KEY_TEXT);
 		return pvg_set_allows_text(chk->set, tag->subject, tag->subject_len, chk->stmt_now);
