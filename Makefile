@@ -15,7 +15,7 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/
-ISOLATION      = withdraw_visibility erase_locked
+ISOLATION      = withdraw_visibility erase_locked tagged_visibility
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(srcdir)/test/regress.conf
 
