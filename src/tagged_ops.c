@@ -120,8 +120,9 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 	Oid			userid = GetUserId();
 	const char *name = pvg_purpose ? pvg_purpose : "";
 
+	/* lxid is set last: a setup cut short by an error is never current */
 	memset(chk, 0, sizeof(PvgTagCheck));
-	chk->lxid = MyProc->lxid;
+	chk->lxid = InvalidLocalTransactionId;
 	chk->stmt_now = GetCurrentStatementStartTimestamp();
 	chk->now = GetCurrentTransactionStartTimestamp();
 	chk->userid = userid;
@@ -132,20 +133,21 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 	pvg_cache_accept();
 	reg = pvg_registry();
 	chk->reg_generation = reg->generation;
-	if (chk->bypass || strlen(name) >= sizeof(chk->purpose_name))
-		return;
-
-	chk->purpose = pvg_registry_purpose(reg, name);
-	if (chk->purpose < 0)
-		return;
-	for (i = 0; i < reg->nauth && !chk->usable; i++)
+	chk->purpose = -1;
+	if (!chk->bypass && strlen(name) < sizeof(chk->purpose_name))
+		chk->purpose = pvg_registry_purpose(reg, name);
+	if (chk->purpose >= 0)
 	{
-		if (pvg_purpose_within(reg, chk->purpose, reg->auth[i].purpose) &&
-			has_privs_of_role(userid, reg->auth[i].roleid))
-			chk->usable = true;
+		for (i = 0; i < reg->nauth && !chk->usable; i++)
+		{
+			if (pvg_purpose_within(reg, chk->purpose, reg->auth[i].purpose) &&
+				has_privs_of_role(userid, reg->auth[i].roleid))
+				chk->usable = true;
+		}
+		for (p = chk->purpose; p >= 0 && chk->nchain < PVG_MAX_CHAIN; p = reg->purposes[p].parent)
+			chk->chain_ids[chk->nchain++] = reg->purposes[p].id;
 	}
-	for (p = chk->purpose; p >= 0 && chk->nchain < PVG_MAX_CHAIN; p = reg->purposes[p].parent)
-		chk->chain_ids[chk->nchain++] = reg->purposes[p].id;
+	chk->lxid = MyProc->lxid;
 }
 
 /*
