@@ -3,7 +3,8 @@ EXTENSION   = privacy_guard
 MODULE_big  = privacy_guard
 OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
-              src/engine.o src/worker.o src/transparency.o src/audit.o
+              src/engine.o src/worker.o src/transparency.o src/audit.o \
+              src/tagged_io.o src/tagged_ops.o
 DATA        = sql/privacy_guard--1.0.sql
 PGFILEDESC  = "privacy_guard - purposes, consent, retention and erasure enforced in the database"
 
@@ -13,11 +14,13 @@ PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno
 # pg_regress: its own throwaway instance (initdb, start, stop)
 REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks maintenance \
                purge_batches legal_hold register_notice subject_report check \
-               attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit
+               attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit \
+               tagged tagged_leaks tagged_erase
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/
-ISOLATION      = withdraw_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw
+ISOLATION      = withdraw_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
+                 tagged_visibility
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(srcdir)/test/regress.conf
 
@@ -40,4 +43,4 @@ pgtap:
 	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/run_pgtap.sh
 
 # every object depends on the shared headers (PGXS tracks no header dependencies)
-$(OBJS): src/privacy_guard.h src/subject_set.h
+$(OBJS): src/privacy_guard.h src/subject_set.h src/tagged.h

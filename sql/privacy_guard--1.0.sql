@@ -854,6 +854,7 @@ BEGIN
 												NOT v_owner_rls);
 	END LOOP;
 	PERFORM privacy_guard._guard_suspend(false);
+	PERFORM privacy_guard._install_default_tag(tbl, true);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.protect(regclass, name, text[], interval, name, text, text) IS 'Register a table and hold every statement on it to the purpose rules';
@@ -900,6 +901,7 @@ BEGIN
 		PERFORM privacy_guard._remove_policies(v_part, v_owner_rls, v_owner_force);
 	END LOOP;
 	PERFORM privacy_guard._guard_suspend(false);
+	PERFORM privacy_guard._install_default_tag(tbl, false);
 	DELETE FROM privacy_guard.protected_table t WHERE t.relid = tbl;
 END
 $$;
@@ -1444,6 +1446,13 @@ BEGIN
 					jsonb_build_object(CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
 			END IF;
 		END LOOP;
+		/* the subject's tagged values, in every tagged column of the database */
+		BEGIN
+			v_counts := v_counts || privacy_guard._erase_tagged(req.subject, secret);
+		EXCEPTION WHEN object_not_in_prerequisite_state THEN
+			v_own_error := SQLERRM;		/* _erase_tagged's own: a column and an SQLSTATE */
+			RAISE EXCEPTION '%', v_own_error USING ERRCODE = '55000';
+		END;
 		/* the receipt keeps the history, with the key replaced by its digest */
 		UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
 		 WHERE l.subject = req.subject;
@@ -1811,6 +1820,10 @@ BEGIN
 		END LOOP;
 	END LOOP;
 
+	/* tagged values past their retain-until, in every tagged column */
+	v_result := jsonb_set(v_result, '{expired}',
+						  (v_result -> 'expired') || privacy_guard._erase_tagged_expired(tbl, v_now));
+
 	f := privacy_guard._forget_due(v_now, v_secret);
 	PERFORM privacy_guard._close_receipts();
 	RETURN v_result || jsonb_build_object('requests_done', f.done, 'requests_blocked', f.blocked,
@@ -1839,6 +1852,9 @@ BEGIN
 	PERFORM privacy_guard._flush_access_log();
 	INSERT INTO privacy_guard.worker_round DEFAULT VALUES ON CONFLICT DO NOTHING;
 	BEGIN
+		/* tagged values past their retain-until, in every tagged column */
+		v_result := jsonb_set(v_result, '{expired}',
+							  (v_result -> 'expired') || privacy_guard._erase_tagged_expired(NULL, started));
 		f := privacy_guard._forget_due(now(), privacy_guard._secret());
 		PERFORM privacy_guard._close_receipts();
 		v_result := v_result || jsonb_build_object('requests_done', f.done, 'requests_blocked', f.blocked,
@@ -1942,6 +1958,283 @@ CREATE VIEW privacy_guard.worker_status AS
 		   w.last_error_at
 	  FROM privacy_guard.worker_round w;
 COMMENT ON VIEW privacy_guard.worker_status IS 'The background worker''s rounds in this database';
+
+/* ------------------------------------------------------------------ */
+/* Consent-tagged types (SPEC 1 "Tagged value", 2, 3.4; src/tagged.h)  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * tagged_text, tagged_date, tagged_numeric and tagged_jsonb: one C
+ * implementation; each type gets thin SQL entry points, made by one loop so
+ * the four stay alike.  No btree or hash operator class on purpose (see
+ * src/tagged_ops.c): sorting and grouping go through reveal().
+ */
+DO $pvg$
+DECLARE
+	v_base text;
+	v_t text;
+	v_op record;
+BEGIN
+	FOREACH v_base IN ARRAY ARRAY['text', 'date', 'numeric', 'jsonb'] LOOP
+		v_t := 'privacy_guard.tagged_' || v_base;
+		EXECUTE format('CREATE TYPE %s', v_t);
+		EXECUTE format($f$CREATE FUNCTION %1$s_in(cstring) RETURNS %1$s
+			AS 'MODULE_PATHNAME', 'pvg_tagged_%2$s_in' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t, v_base);
+		EXECUTE format($f$CREATE FUNCTION %1$s_out(%1$s) RETURNS cstring
+			AS 'MODULE_PATHNAME', 'pvg_tagged_out' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t);
+		EXECUTE format($f$CREATE FUNCTION %1$s_recv(internal) RETURNS %1$s
+			AS 'MODULE_PATHNAME', 'pvg_tagged_%2$s_recv' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t, v_base);
+		EXECUTE format($f$CREATE FUNCTION %1$s_send(%1$s) RETURNS bytea
+			AS 'MODULE_PATHNAME', 'pvg_tagged_send' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t);
+		EXECUTE format($f$CREATE FUNCTION %1$s_analyze(internal) RETURNS boolean
+			AS 'MODULE_PATHNAME', 'pvg_tagged_typanalyze' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE$f$, v_t);
+		EXECUTE format($f$CREATE TYPE %1$s (INPUT = %1$s_in, OUTPUT = %1$s_out,
+			RECEIVE = %1$s_recv, SEND = %1$s_send, ANALYZE = %1$s_analyze,
+			INTERNALLENGTH = VARIABLE, STORAGE = extended, ALIGNMENT = int4,
+			CATEGORY = 'U', COLLATABLE = %2$s)$f$, v_t, (v_base = 'text')::text);
+		EXECUTE format('COMMENT ON TYPE %s IS %L', v_t,
+			'A ' || v_base || ' value carrying its own tag: purposes, optional subject, optional retain-until (privacy_guard rule 3.4)');
+		EXECUTE format('COMMENT ON FUNCTION %1$s_in(cstring) IS %2$L', v_t,
+			'Text input of ' || v_base || ' tagged values: a tagged: literal, or a plain value awaiting its column''s default tag');
+		EXECUTE format('COMMENT ON FUNCTION %1$s_out(%1$s) IS %2$L', v_t,
+			'Text output: the value and its tag, or error 42501 when rule 3.4 withholds the value');
+		EXECUTE format('COMMENT ON FUNCTION %1$s_recv(internal) IS %2$L', v_t,
+			'Binary input, validated strictly');
+		EXECUTE format('COMMENT ON FUNCTION %1$s_send(%1$s) IS %2$L', v_t,
+			'Binary output: the value and its tag, or error 42501 when rule 3.4 withholds the value');
+		EXECUTE format('COMMENT ON FUNCTION %1$s_analyze(internal) IS %2$L', v_t,
+			'No statistics: pg_stats must not show withheld values');
+
+		/* the read side */
+		EXECUTE format($f$CREATE FUNCTION privacy_guard.tag(value %2$s, purposes text[],
+				subject text DEFAULT NULL, retain_until timestamptz DEFAULT NULL) RETURNS %1$s
+			AS 'MODULE_PATHNAME', 'pvg_tag_make_%2$s' LANGUAGE C STABLE PARALLEL RESTRICTED$f$, v_t, v_base);
+		EXECUTE format('COMMENT ON FUNCTION privacy_guard.tag(%s, text[], text, timestamptz) IS %L', v_base,
+			'Build a tagged value: purposes it may be used for, optional subject and retain-until');
+		EXECUTE format($f$CREATE FUNCTION privacy_guard.reveal(v %1$s) RETURNS %2$s
+			AS 'MODULE_PATHNAME', 'pvg_tag_reveal' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t, v_base);
+		EXECUTE format('COMMENT ON FUNCTION privacy_guard.reveal(%s) IS %L', v_t,
+			'The value if the session may use it (rule 3.4), else NULL; never an error about purposes');
+		EXECUTE format($f$CREATE FUNCTION privacy_guard.tag_purposes(v %1$s) RETURNS text[]
+			AS 'MODULE_PATHNAME', 'pvg_tag_purposes' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t);
+		EXECUTE format('COMMENT ON FUNCTION privacy_guard.tag_purposes(%s) IS %L', v_t,
+			'The purposes in a value''s tag (NULL while it awaits its default tag)');
+		EXECUTE format($f$CREATE FUNCTION privacy_guard.tag_retain_until(v %1$s) RETURNS timestamptz
+			AS 'MODULE_PATHNAME', 'pvg_tag_retain_until' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE$f$, v_t);
+		EXECUTE format('COMMENT ON FUNCTION privacy_guard.tag_retain_until(%s) IS %L', v_t,
+			'The retain-until time in a value''s tag, or NULL');
+
+		/* casts: a plain value takes its column's default tag; back only through reveal() */
+		EXECUTE format($f$CREATE FUNCTION %1$s(%2$s) RETURNS %1$s
+			AS 'MODULE_PATHNAME', 'pvg_tag_plain_%2$s' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE$f$, v_t, v_base);
+		EXECUTE format('COMMENT ON FUNCTION %s(%s) IS %L', v_t, v_base,
+			'Cast: a plain value, awaiting its column''s default tag');
+		EXECUTE format('CREATE CAST (%s AS %s) WITH FUNCTION %2$s(%1$s) AS ASSIGNMENT', v_base, v_t);
+		EXECUTE format('CREATE CAST (%s AS %s) WITH FUNCTION privacy_guard.reveal(%1$s)', v_t, v_base);
+
+		/* comparison: NULL when either side is withheld */
+		FOR v_op IN SELECT * FROM (VALUES ('eq', '=', '=', '<>', 'eqsel', 'eqjoinsel'),
+										  ('ne', '<>', '<>', '=', 'neqsel', 'neqjoinsel'),
+										  ('lt', '<', '>', '>=', 'scalarltsel', 'scalarltjoinsel'),
+										  ('le', '<=', '>=', '>', 'scalarlesel', 'scalarlejoinsel'),
+										  ('gt', '>', '<', '<=', 'scalargtsel', 'scalargtjoinsel'),
+										  ('ge', '>=', '<=', '<', 'scalargesel', 'scalargejoinsel'))
+								  AS o(fn, op, com, neg, rest, joinsel) LOOP
+			EXECUTE format($f$CREATE FUNCTION privacy_guard._tagged_%2$s(%1$s, %1$s) RETURNS boolean
+				AS 'MODULE_PATHNAME', 'pvg_tagged_%2$s' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$,
+				v_t, v_op.fn);
+			EXECUTE format('COMMENT ON FUNCTION privacy_guard._tagged_%s(%s, %2$s) IS %L', v_op.fn, v_t,
+				'Operator ' || v_op.op || ' on revealed values; NULL when either is withheld');
+			EXECUTE format('CREATE OPERATOR privacy_guard.%s (LEFTARG = %s, RIGHTARG = %2$s, '
+						   'FUNCTION = privacy_guard._tagged_%s, COMMUTATOR = OPERATOR(privacy_guard.%s), '
+						   'NEGATOR = OPERATOR(privacy_guard.%s), RESTRICT = %s, JOIN = %s)',
+						   v_op.op, v_t, v_op.fn, v_op.com, v_op.neg, v_op.rest, v_op.joinsel);
+		END LOOP;
+
+		/* the erasure's matcher: answers only with the database's digest key */
+		EXECUTE format($f$CREATE FUNCTION privacy_guard._tag_erasable(%1$s, text, bytea) RETURNS boolean
+			AS 'MODULE_PATHNAME', 'pvg_tag_erasable' LANGUAGE C STABLE PARALLEL RESTRICTED$f$, v_t);
+		EXECUTE format('COMMENT ON FUNCTION privacy_guard._tag_erasable(%s, text, bytea) IS %L', v_t,
+			'Internal: whether a value''s tag names the subject; needs the digest key');
+	END LOOP;
+END
+$pvg$;
+
+/* existing statements write integers, floats and varchars into tagged columns too */
+CREATE CAST (varchar AS privacy_guard.tagged_text)
+	WITH FUNCTION privacy_guard.tagged_text(text) AS ASSIGNMENT;
+DO $pvg$
+DECLARE
+	v_src text;
+BEGIN
+	FOREACH v_src IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'real', 'double precision'] LOOP
+		EXECUTE format($f$CREATE FUNCTION privacy_guard.tagged_numeric(%s) RETURNS privacy_guard.tagged_numeric
+			LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+			AS 'SELECT privacy_guard.tagged_numeric($1::pg_catalog.numeric)'$f$, v_src);
+		EXECUTE format('COMMENT ON FUNCTION privacy_guard.tagged_numeric(%s) IS %L', v_src,
+			'Cast: a plain number, awaiting its column''s default tag');
+		EXECUTE format('CREATE CAST (%s AS privacy_guard.tagged_numeric) '
+					   'WITH FUNCTION privacy_guard.tagged_numeric(%1$s) AS ASSIGNMENT', v_src);
+	END LOOP;
+END
+$pvg$;
+
+CREATE FUNCTION privacy_guard.length(privacy_guard.tagged_text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'pvg_tagged_length'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION privacy_guard.length(privacy_guard.tagged_text) IS 'Characters of a revealed value; NULL when withheld';
+
+CREATE FUNCTION privacy_guard._tagged_like(privacy_guard.tagged_text, text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_tagged_like'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION privacy_guard._tagged_like(privacy_guard.tagged_text, text) IS 'LIKE on a revealed value; NULL when withheld';
+
+CREATE FUNCTION privacy_guard._tagged_notlike(privacy_guard.tagged_text, text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_tagged_notlike'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION privacy_guard._tagged_notlike(privacy_guard.tagged_text, text) IS 'NOT LIKE on a revealed value; NULL when withheld';
+
+CREATE OPERATOR privacy_guard.~~ (LEFTARG = privacy_guard.tagged_text, RIGHTARG = text,
+	FUNCTION = privacy_guard._tagged_like, NEGATOR = OPERATOR(privacy_guard.!~~));
+CREATE OPERATOR privacy_guard.!~~ (LEFTARG = privacy_guard.tagged_text, RIGHTARG = text,
+	FUNCTION = privacy_guard._tagged_notlike, NEGATOR = OPERATOR(privacy_guard.~~));
+
+/* default tags for plain values written into a protected table's tagged columns */
+CREATE FUNCTION privacy_guard._tag_default()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'pvg_tag_default_trigger'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION privacy_guard._tag_default() IS 'Internal: trigger giving plain values in tagged columns their column''s default tag';
+
+CREATE FUNCTION privacy_guard._install_default_tag(tbl regclass, install boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+BEGIN
+	IF NOT install THEN
+		EXECUTE format('DROP TRIGGER IF EXISTS privacy_guard_default_tag ON %s', tbl);
+		RETURN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger g
+					WHERE g.tgrelid = tbl AND g.tgname = 'privacy_guard_default_tag') THEN
+		EXECUTE format('CREATE TRIGGER privacy_guard_default_tag BEFORE INSERT OR UPDATE ON %s '
+					   'FOR EACH ROW EXECUTE FUNCTION privacy_guard._tag_default()', tbl);
+	END IF;
+	/* plain values already stored take their default tag now, written by the table's owner */
+	FOR r IN SELECT c.* FROM privacy_guard._tagged_columns() c
+			  WHERE c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x) LOOP
+		PERFORM privacy_guard._exec_as_owner(r.relid,
+			format('UPDATE ONLY %s SET %I = %2$I WHERE %2$I IS NOT NULL AND privacy_guard.tag_purposes(%2$I) IS NULL',
+				   r.relid, r.colname), NULL, NULL);
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._install_default_tag(regclass, boolean) IS 'Internal: add (protect, and tag the plain values stored) or remove (unprotect) the default-tag trigger';
+
+/* Every column of a tagged type (or a domain over one) in the database's tables. */
+CREATE FUNCTION privacy_guard._tagged_columns()
+RETURNS TABLE (relid regclass, colname name)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE tagged(oid) AS (
+		SELECT t.oid FROM pg_type t
+		 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
+						 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
+		UNION
+		SELECT d.oid FROM pg_type d JOIN tagged ON d.typbasetype = tagged.oid WHERE d.typtype = 'd')
+	SELECT c.oid::regclass, a.attname
+	  FROM pg_attribute a
+	  JOIN pg_class c ON c.oid = a.attrelid
+	 WHERE a.atttypid IN (SELECT tagged.oid FROM tagged)
+	   AND c.relkind = 'r' AND c.relpersistence <> 't'
+	   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
+								  'privacy_guard'::regnamespace)
+	   AND a.attnum > 0 AND NOT a.attisdropped
+	 ORDER BY c.oid::regclass::text, a.attname
+$$;
+COMMENT ON FUNCTION privacy_guard._tagged_columns() IS 'Internal: every column of a tagged type, or a domain over one, in the database''s tables';
+
+/*
+ * A forget request's tagged values: set to NULL in every tagged column of
+ * the database, protected table or not, as each table's owner (the key and
+ * the digest key are parameters).  Returns {"tagged": {"tbl.col": n}} or {}.
+ * Errors propagate: _erase_subject then leaves the request blocked.
+ */
+CREATE FUNCTION privacy_guard._erase_tagged(subject text, secret bytea)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	v_n bigint;
+	v_counts jsonb := '{}';
+BEGIN
+	FOR r IN SELECT * FROM privacy_guard._tagged_columns() LOOP
+		BEGIN
+			v_n := privacy_guard._exec_as_owner(r.relid,
+					format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard._tag_erasable(%2$I, $1, $2)',
+						   r.relid, r.colname), subject, secret);
+		EXCEPTION
+			WHEN lock_not_available THEN
+				RAISE;
+			WHEN OTHERS THEN
+				/* named here, or the request's error would name the last protected table */
+				RAISE EXCEPTION 'tagged values in column % of table % could not be erased (error %)',
+					quote_ident(r.colname), r.relid, SQLSTATE
+					USING ERRCODE = '55000';
+		END;
+		IF v_n > 0 THEN
+			v_counts := v_counts || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), v_n);
+		END IF;
+	END LOOP;
+	RETURN CASE WHEN v_counts = '{}' THEN '{}'::jsonb ELSE jsonb_build_object('tagged', v_counts) END;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._erase_tagged(text, bytea) IS 'Internal: erase a forgotten subject''s tagged values in every tagged column';
+
+/*
+ * Tagged values past their retain-until, set to NULL (all tables, or only
+ * only_tbl).  Returns {"tagged": {"tbl.col": n}} or {}; a table that fails is
+ * skipped, reported under "tagged_errors" with its SQLSTATE, and retried
+ * next round.
+ */
+CREATE FUNCTION privacy_guard._erase_tagged_expired(only_tbl regclass, at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	v_n bigint;
+	v_counts jsonb := '{}';
+	v_errors jsonb := '{}';
+BEGIN
+	FOR r IN SELECT * FROM privacy_guard._tagged_columns() c WHERE only_tbl IS NULL OR c.relid = only_tbl LOOP
+		BEGIN
+			v_n := privacy_guard._exec_as_owner(r.relid,
+					format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard.tag_retain_until(%2$I) <= %L::timestamptz',
+						   r.relid, r.colname, at), NULL, NULL);
+		EXCEPTION WHEN OTHERS THEN
+			v_n := 0;
+			v_errors := v_errors || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), SQLSTATE);
+		END;
+		IF v_n > 0 THEN
+			v_counts := v_counts || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), v_n);
+		END IF;
+	END LOOP;
+	RETURN CASE WHEN v_counts = '{}' THEN '{}'::jsonb ELSE jsonb_build_object('tagged', v_counts) END
+		|| CASE WHEN v_errors = '{}' THEN '{}'::jsonb ELSE jsonb_build_object('tagged_errors', v_errors) END;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._erase_tagged_expired(regclass, timestamptz) IS 'Internal: erase tagged values past their retain-until';
 
 /* ------------------------------------------------------------------ */
 /* Cache invalidation: every session sees a change at its next statement */
@@ -2760,3 +3053,47 @@ REVOKE ALL ON FUNCTION privacy_guard.grant_recorder(regrole) FROM PUBLIC;
  * anonymisers and row counts and is for administrators (grant_admin).
  */
 GRANT EXECUTE ON FUNCTION privacy_guard.privacy_notice(text) TO PUBLIC;
+/* consent-tagged types: the read side and the types' own functions are for everyone */
+GRANT EXECUTE ON FUNCTION
+	privacy_guard.tag(text, text[], text, timestamptz),
+	privacy_guard.tag(date, text[], text, timestamptz),
+	privacy_guard.tag(numeric, text[], text, timestamptz),
+	privacy_guard.tag(jsonb, text[], text, timestamptz),
+	privacy_guard.reveal(privacy_guard.tagged_text),
+	privacy_guard.reveal(privacy_guard.tagged_date),
+	privacy_guard.reveal(privacy_guard.tagged_numeric),
+	privacy_guard.reveal(privacy_guard.tagged_jsonb),
+	privacy_guard.tag_purposes(privacy_guard.tagged_text),
+	privacy_guard.tag_purposes(privacy_guard.tagged_date),
+	privacy_guard.tag_purposes(privacy_guard.tagged_numeric),
+	privacy_guard.tag_purposes(privacy_guard.tagged_jsonb),
+	privacy_guard.tag_retain_until(privacy_guard.tagged_text),
+	privacy_guard.tag_retain_until(privacy_guard.tagged_date),
+	privacy_guard.tag_retain_until(privacy_guard.tagged_numeric),
+	privacy_guard.tag_retain_until(privacy_guard.tagged_jsonb),
+	privacy_guard.length(privacy_guard.tagged_text),
+	/* the erasure's UPDATE runs as the table owner; the digest key is its parameter */
+	privacy_guard._tag_erasable(privacy_guard.tagged_text, text, bytea),
+	privacy_guard._tag_erasable(privacy_guard.tagged_date, text, bytea),
+	privacy_guard._tag_erasable(privacy_guard.tagged_numeric, text, bytea),
+	privacy_guard._tag_erasable(privacy_guard.tagged_jsonb, text, bytea),
+	/* a partition created by the table's owner gets a clone of the default-tag trigger */
+	privacy_guard._tag_default()
+TO PUBLIC;
+DO $pvg$
+DECLARE
+	f regprocedure;
+BEGIN
+	/* the types' I/O, cast and operator functions */
+	FOR f IN
+		SELECT p.oid::regprocedure FROM pg_proc p
+		 WHERE p.pronamespace = 'privacy_guard'::regnamespace
+		   AND (EXISTS (SELECT 1 FROM pg_type t
+						 WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend, t.typanalyze))
+				OR EXISTS (SELECT 1 FROM pg_operator o WHERE o.oprcode = p.oid)
+				OR EXISTS (SELECT 1 FROM pg_cast k WHERE k.castfunc = p.oid))
+	LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f);
+	END LOOP;
+END
+$pvg$;

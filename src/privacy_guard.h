@@ -42,6 +42,7 @@ typedef struct PvgPurpose
 	char	   *name;
 	int			parent;			/* index into registry purposes, or -1 */
 	PvgBasis	basis;
+	int32		id;				/* privacy_guard.purpose.id: what tags store */
 } PvgPurpose;
 
 typedef struct PvgTable
@@ -54,6 +55,8 @@ typedef struct PvgTable
 	bool		anonymize_on_expiry;
 	int			hold_purpose;	/* legal hold: its purpose's index, or -1 */
 	Interval	hold_keep;		/* ... rows kept until retention column + this */
+	char	   *subject_column; /* for a tagged column's default tag */
+	char	   *retention_column;	/* NULL when none */
 } PvgTable;
 
 typedef struct PvgRoleAuth

@@ -291,7 +291,7 @@ pvg_registry_load(void)
 			pvg_watched[j] = get_relname_relid(pvg_watched_names[j], nsp);
 
 		/* purposes; parents are resolved by name below */
-		n = pvg_spi_read("SELECT name, parent, legal_basis FROM privacy_guard.purpose");
+		n = pvg_spi_read("SELECT name, parent, legal_basis, id FROM privacy_guard.purpose");
 		old = MemoryContextSwitchTo(cxt);
 		reg->npurposes = (int) n;
 		reg->purposes = palloc0(sizeof(PvgPurpose) * (n + 1));
@@ -303,6 +303,7 @@ pvg_registry_load(void)
 			reg->purposes[i].name = pvg_spi_string(i, 1);
 			parents[i] = pvg_spi_string(i, 2);
 			reg->purposes[i].basis = pvg_parse_basis(basis);
+			reg->purposes[i].id = pg_strtoint32(pvg_spi_string(i, 4));
 		}
 		for (i = 0; i < n; i++)
 		{
@@ -332,8 +333,8 @@ pvg_registry_load(void)
 		MemoryContextSwitchTo(old);
 
 		/* protected tables */
-		n = pvg_spi_read("SELECT relid, purposes, retention, on_expiry, hold_keep, hold_purpose "
-						 "FROM privacy_guard.protected_table");
+		n = pvg_spi_read("SELECT relid, purposes, retention, on_expiry, hold_keep, hold_purpose, "
+						 "subject_column, retention_column FROM privacy_guard.protected_table");
 		old = MemoryContextSwitchTo(cxt);
 		reg->ntables = (int) n;
 		reg->tables = palloc0(sizeof(PvgTable) * (n + 1));
@@ -379,6 +380,8 @@ pvg_registry_load(void)
 				if (hold != NULL)
 					t->hold_purpose = pvg_registry_purpose(reg, hold);
 			}
+			t->subject_column = pvg_spi_string(i, 7);
+			t->retention_column = pvg_spi_string(i, 8);
 		}
 		qsort(reg->tables, reg->ntables, sizeof(PvgTable), pvg_table_cmp);
 		MemoryContextSwitchTo(old);

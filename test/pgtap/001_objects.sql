@@ -7,7 +7,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(61);
+SELECT plan(67);
 
 -- ---------------------------------------------------------------- schema
 SELECT has_schema('privacy_guard', 'schema privacy_guard exists');
@@ -152,6 +152,34 @@ SELECT bag_eq($$SELECT a.attname::text FROM pg_attribute a
                                     'recorded_at')$$,
               ARRAY['subject', 'purpose', 'action', 'valid_until', 'evidence', 'recorded_at'],
               'consent_ledger records subject, purpose, action, valid_until, evidence, recorded_at');
+
+-- ---------------------------------------------------------------- tagged types (SPEC 2, 3.4)
+SELECT bag_eq($$SELECT t.typname::text FROM pg_type t
+                WHERE t.typnamespace = 'privacy_guard'::regnamespace AND t.typname LIKE 'tagged\_%'
+                  AND t.typtype = 'b'$$,
+              ARRAY['tagged_text', 'tagged_date', 'tagged_numeric', 'tagged_jsonb'],
+              'the four tagged types exist');
+SELECT is((SELECT count(DISTINCT t.typoutput::oid) || '/' || count(DISTINCT t.typsend::oid) || '/' ||
+                  count(DISTINCT p.prosrc)
+             FROM pg_type t JOIN pg_proc p ON p.oid = t.typoutput
+            WHERE t.typnamespace = 'privacy_guard'::regnamespace AND t.typname LIKE 'tagged\_%'
+              AND t.typtype = 'b'),
+          '4/4/1', 'one C output function serves the four types (thin SQL entry points)');
+SELECT is((SELECT pg_get_function_arguments('privacy_guard.tag(text,text[],text,timestamptz)'::regprocedure)),
+          'value text, purposes text[], subject text DEFAULT NULL::text, retain_until timestamp with time zone DEFAULT NULL::timestamp with time zone',
+          'tag: argument names and defaults as in SPEC §2');
+SELECT is_empty($$SELECT t.typname FROM pg_type t
+                   WHERE t.typnamespace = 'privacy_guard'::regnamespace AND t.typname LIKE 'tagged\_%'
+                     AND t.typtype = 'b' AND t.typanalyze = 0$$,
+                'every tagged type has its own typanalyze (which keeps no statistics)');
+SELECT is_empty($$SELECT c.opcname FROM pg_opclass c JOIN pg_type t ON t.oid = c.opcintype
+                   WHERE t.typnamespace = 'privacy_guard'::regnamespace AND t.typname LIKE 'tagged\_%'$$,
+                'no operator class orders or hashes tagged values');
+SELECT is_empty($$SELECT k.castsource::regtype::text || ' -> ' || k.casttarget::regtype::text
+                    FROM pg_cast k JOIN pg_type t ON t.oid = k.castsource
+                   WHERE t.typnamespace = 'privacy_guard'::regnamespace AND t.typname LIKE 'tagged\_%'
+                     AND (k.castcontext <> 'e' OR k.castfunc::regproc::text <> 'privacy_guard.reveal')$$,
+                'casts from tagged types are explicit and go through reveal()');
 
 -- ---------------------------------------------------------------- function hygiene
 SELECT is_empty($$

@@ -9,7 +9,7 @@
 BEGIN;
 
 -- 5 checks (SELECT, INSERT, UPDATE, DELETE, TRUNCATE) per table of the schema
-SELECT plan(78 + 5 * (SELECT count(*)::int FROM pg_class c
+SELECT plan(79 + 5 * (SELECT count(*)::int FROM pg_class c
                        WHERE c.relnamespace = 'privacy_guard'::regnamespace
                          AND c.relkind IN ('r', 'p')));
 
@@ -41,7 +41,10 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- the read side (SPEC §3.3: reveal, tag_purposes, tag_retain_until, tag,
 -- has_consent), privacy_notice (the company's public notice), the policy helpers that protected tables' policies call
 -- (row_visible, write_allowed), _hmac (anonymising statements run as the table
--- owner and pass the key as a parameter), and functions that implement
+-- owner and pass the key as a parameter), length(tagged_text) (NULL when
+-- withheld), _tag_erasable (the tagged erasure runs as the table owner; it
+-- answers only given the digest key), _tag_default (a trigger function: a
+-- partition created by a table's owner clones it), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text
@@ -50,7 +53,7 @@ SELECT is_empty($$
        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
        AND p.proname NOT IN ('has_consent', 'row_visible', 'write_allowed', '_hmac',
                              'reveal', 'tag', 'tag_purposes', 'tag_retain_until',
-                             'privacy_notice')
+                             'privacy_notice', 'length', '_tag_erasable', '_tag_default')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
                                         t.typmodin, t.typmodout, t.typanalyze))
@@ -60,6 +63,14 @@ SELECT is_empty($$
        AND NOT EXISTS (SELECT 1 FROM pg_amproc ap WHERE ap.amproc = p.oid)
      ORDER BY 1$$,
     'PUBLIC can execute no privacy_guard function but the read side and policy helpers');
+
+SELECT is(
+    (SELECT count(*)::int
+       FROM pg_proc p, LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
+      WHERE p.pronamespace = 'privacy_guard'::regnamespace
+        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
+        AND p.proname IN ('tag', 'reveal', 'tag_purposes', 'tag_retain_until')),
+    16, 'tag, reveal, tag_purposes and tag_retain_until for the 4 tagged types are executable by PUBLIC');
 
 SELECT set_eq($$
     SELECT p.oid::regprocedure::text

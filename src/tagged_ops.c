@@ -1,0 +1,766 @@
+/*-------------------------------------------------------------------------
+ *
+ * tagged_ops.c
+ *	  Rule 3.4 for tagged values, and everything that reads one: reveal(),
+ *	  the tag's public parts, tag(), comparison operators, length and LIKE,
+ *	  the default-tag trigger and the erasure's matcher.
+ *
+ * A value is visible (pvg_tag_visible) to superusers and BYPASSRLS roles;
+ * to others only under a declared purpose P that is known, for which the
+ * role is authorised (P or an ancestor), that is within one of the tag's
+ * purposes (P or an ancestor of P is among them), before the tag's
+ * retain-until, and, when the tag names a subject, while that subject's
+ * state allows P (rules 5 and 7: the purpose's subject set from the consent
+ * store, the same one the table policies probe).  A value still awaiting
+ * its default tag is a plain value and visible to all.
+ *
+ * Everything that depends only on the session (role, purpose, registry,
+ * subject set) is worked out once per statement and kept in fn_extra; per
+ * value the check is a few comparisons and at most one hash probe.
+ * Nothing here errors about purposes: a value that may not be seen is
+ * NULL to every function and operator (the output functions in
+ * tagged_io.c are the exception, by design).
+ *
+ * There is deliberately no btree or hash operator class: an index or a sort
+ * order would have to be the same for every session, so it would order
+ * withheld values by their content.  Sorting, grouping and DISTINCT go
+ * through reveal(), which gives NULL for withheld values.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "tagged.h"
+#include "subject_set.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+PG_FUNCTION_INFO_V1(pvg_tag_reveal);
+PG_FUNCTION_INFO_V1(pvg_tag_purposes);
+PG_FUNCTION_INFO_V1(pvg_tag_retain_until);
+PG_FUNCTION_INFO_V1(pvg_tag_make_text);
+PG_FUNCTION_INFO_V1(pvg_tag_make_date);
+PG_FUNCTION_INFO_V1(pvg_tag_make_numeric);
+PG_FUNCTION_INFO_V1(pvg_tag_make_jsonb);
+PG_FUNCTION_INFO_V1(pvg_tag_plain_text);
+PG_FUNCTION_INFO_V1(pvg_tag_plain_date);
+PG_FUNCTION_INFO_V1(pvg_tag_plain_numeric);
+PG_FUNCTION_INFO_V1(pvg_tag_plain_jsonb);
+PG_FUNCTION_INFO_V1(pvg_tagged_eq);
+PG_FUNCTION_INFO_V1(pvg_tagged_ne);
+PG_FUNCTION_INFO_V1(pvg_tagged_lt);
+PG_FUNCTION_INFO_V1(pvg_tagged_le);
+PG_FUNCTION_INFO_V1(pvg_tagged_gt);
+PG_FUNCTION_INFO_V1(pvg_tagged_ge);
+PG_FUNCTION_INFO_V1(pvg_tagged_length);
+PG_FUNCTION_INFO_V1(pvg_tagged_like);
+PG_FUNCTION_INFO_V1(pvg_tagged_notlike);
+PG_FUNCTION_INFO_V1(pvg_tag_erasable);
+PG_FUNCTION_INFO_V1(pvg_tag_default_trigger);
+
+#define PVG_MAX_CHAIN 64
+
+/* what one statement's checks need, kept in fn_extra */
+typedef struct PvgTagCheck
+{
+	LocalTransactionId lxid;
+	TimestampTz stmt_now;		/* statement start: consent expiry, forget due */
+	Oid			userid;
+	const char *purpose_ptr;	/* pvg_purpose when set up: a SET allocates anew */
+	char		purpose_name[NAMEDATALEN * 4];
+	uint64		reg_generation;
+
+	bool		bypass;			/* superuser or BYPASSRLS */
+	bool		usable;			/* a known purpose the role is authorised for */
+	int			purpose;		/* registry index */
+	int			nchain;
+	int32		chain_ids[PVG_MAX_CHAIN];	/* ids of the purpose and its ancestors */
+	PvgSubjectSet *set;			/* the purpose's subjects, fetched when first needed */
+	PvgSubjectSet *intset;		/* the same for keys that are integers' text form */
+	TimestampTz now;			/* retain-until: transaction start, as now() */
+} PvgTagCheck;
+
+static bool
+pvg_tag_check_current(PvgTagCheck *chk, PvgRegistry **reg_out)
+{
+	const char *p = pvg_purpose ? pvg_purpose : "";
+
+	if (chk->lxid != MyProc->lxid ||
+		chk->stmt_now != GetCurrentStatementStartTimestamp() ||
+		chk->userid != GetUserId() ||
+		(chk->purpose_ptr != pvg_purpose && strcmp(chk->purpose_name, p) != 0))
+		return false;
+	*reg_out = pvg_registry();
+	return (*reg_out)->generation == chk->reg_generation;
+}
+
+static void
+pvg_tag_check_setup(PvgTagCheck *chk)
+{
+	PvgRegistry *reg;
+	int			i;
+	int			p;
+	Oid			userid = GetUserId();
+	const char *name = pvg_purpose ? pvg_purpose : "";
+
+	/* lxid is set last: a setup cut short by an error is never current */
+	memset(chk, 0, sizeof(PvgTagCheck));
+	chk->lxid = InvalidLocalTransactionId;
+	chk->stmt_now = GetCurrentStatementStartTimestamp();
+	chk->now = GetCurrentTransactionStartTimestamp();
+	chk->userid = userid;
+	chk->purpose_ptr = pvg_purpose;
+	strlcpy(chk->purpose_name, name, sizeof(chk->purpose_name));
+	chk->bypass = superuser_arg(userid) || has_bypassrls_privilege(userid);
+
+	pvg_cache_accept();
+	reg = pvg_registry();
+	chk->reg_generation = reg->generation;
+	chk->purpose = -1;
+	if (!chk->bypass && strlen(name) < sizeof(chk->purpose_name))
+		chk->purpose = pvg_registry_purpose(reg, name);
+	if (chk->purpose >= 0)
+	{
+		for (i = 0; i < reg->nauth && !chk->usable; i++)
+		{
+			if (pvg_purpose_within(reg, chk->purpose, reg->auth[i].purpose) &&
+				has_privs_of_role(userid, reg->auth[i].roleid))
+				chk->usable = true;
+		}
+		for (p = chk->purpose; p >= 0 && chk->nchain < PVG_MAX_CHAIN; p = reg->purposes[p].parent)
+			chk->chain_ids[chk->nchain++] = reg->purposes[p].id;
+	}
+	chk->lxid = MyProc->lxid;
+}
+
+/*
+ * Rule 3.4: whether the session may see the value.  Never errors about
+ * purposes; uses fcinfo->flinfo->fn_extra when there is one.
+ */
+bool
+pvg_tag_visible(FunctionCallInfo fcinfo, const PvgTag *tag)
+{
+	PvgTagCheck local;
+	PvgTagCheck *chk;
+	PvgRegistry *reg;
+	int			i;
+	int			j;
+	bool		match = false;
+
+	if (tag->flags & PVG_TAG_F_DEFAULT)
+		return true;
+
+	if (fcinfo != NULL && fcinfo->flinfo != NULL)
+	{
+		chk = (PvgTagCheck *) fcinfo->flinfo->fn_extra;
+		if (chk == NULL)
+		{
+			chk = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(PvgTagCheck));
+			fcinfo->flinfo->fn_extra = chk;
+			pvg_tag_check_setup(chk);
+		}
+		else if (!pvg_tag_check_current(chk, &reg))
+			pvg_tag_check_setup(chk);
+	}
+	else
+	{
+		chk = &local;
+		pvg_tag_check_setup(chk);
+	}
+
+	if (chk->bypass)
+		return true;
+	if (!chk->usable)
+		return false;
+	for (i = 0; i < tag->npurposes && !match; i++)
+	{
+		for (j = 0; j < chk->nchain && !match; j++)
+			match = tag->purposes[i] == chk->chain_ids[j];
+	}
+	if (!match)
+		return false;
+	if ((tag->flags & PVG_TAG_F_RETAIN) && !(chk->now < tag->retain_until))
+		return false;
+	if (tag->flags & PVG_TAG_F_SUBJECT)
+	{
+		int64		key;
+
+		/*
+		 * A key that is an integer's text form is probed in the integer set
+		 * (dense keys are a bitmap there), the others in the text set: both
+		 * are built from the same consent store.
+		 */
+		if (pvg_parse_canonical_int(tag->subject, tag->subject_len, &key))
+		{
+			if (chk->intset == NULL)
+				chk->intset = pvg_subject_set(pvg_registry(), chk->purpose, PVG_KEY_INT);
+			return pvg_set_allows_int(chk->intset, key, chk->stmt_now);
+		}
+		if (chk->set == NULL)
+			chk->set = pvg_subject_set(pvg_registry(), chk->purpose, PVG_KEY_TEXT);
+		return pvg_set_allows_text(chk->set, tag->subject, tag->subject_len, chk->stmt_now);
+	}
+	return true;
+}
+
+/* Decode argument n and say whether it may be seen. */
+static bool
+pvg_tag_arg(FunctionCallInfo fcinfo, int n, PvgTag *tag)
+{
+	pvg_tag_decode(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(n)), tag);
+	return pvg_tag_visible(fcinfo, tag);
+}
+
+/* reveal(v) -> base: the value if rule 3.4 allows, else NULL */
+Datum
+pvg_tag_reveal(PG_FUNCTION_ARGS)
+{
+	PvgTag		tag;
+
+	if (!pvg_tag_arg(fcinfo, 0, &tag))
+		PG_RETURN_NULL();
+	return pvg_tag_base_value(&tag);
+}
+
+/* tag_purposes(v) -> text[]: names (or "#id" for dropped ones); NULL when untagged */
+Datum
+pvg_tag_purposes(PG_FUNCTION_ARGS)
+{
+	PvgTag		tag;
+	PvgRegistry *reg;
+	Datum	   *elems;
+	int			i;
+
+	pvg_tag_decode(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0)), &tag);
+	if (tag.flags & PVG_TAG_F_DEFAULT)
+		PG_RETURN_NULL();
+	reg = pvg_registry();
+	elems = palloc(sizeof(Datum) * (tag.npurposes + 1));
+	for (i = 0; i < tag.npurposes; i++)
+	{
+		int			idx = pvg_registry_purpose_by_id(reg, tag.purposes[i]);
+
+		if (idx >= 0)
+			elems[i] = CStringGetTextDatum(reg->purposes[idx].name);
+		else
+			elems[i] = CStringGetTextDatum(psprintf("#%d", tag.purposes[i]));
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, tag.npurposes, TEXTOID, -1, false,
+										  TYPALIGN_INT));
+}
+
+/* tag_retain_until(v) -> timestamptz, NULL when the tag sets none */
+Datum
+pvg_tag_retain_until(PG_FUNCTION_ARGS)
+{
+	PvgTag		tag;
+
+	pvg_tag_decode(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0)), &tag);
+	if (!(tag.flags & PVG_TAG_F_RETAIN))
+		PG_RETURN_NULL();
+	PG_RETURN_TIMESTAMPTZ(tag.retain_until);
+}
+
+/* tag(value, purposes text[], subject text, retain_until timestamptz) */
+static Datum
+pvg_tag_make(FunctionCallInfo fcinfo, PvgTagKind kind)
+{
+	PvgTag		tag;
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			i;
+	PvgRegistry *reg;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("a tag needs purposes")));
+	memset(&tag, 0, sizeof(tag));
+	arr = PG_GETARG_ARRAYTYPE_P(1);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("purposes must be a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	reg = pvg_registry();
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("purposes must not contain NULL")));
+		if (tag.npurposes >= PVG_TAG_MAX_PURPOSES)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("a tag holds at most %d purposes", PVG_TAG_MAX_PURPOSES)));
+		tag.purposes[tag.npurposes++] =
+			pvg_tag_resolve_purpose(reg, TextDatumGetCString(elems[i]), -1);
+	}
+	if (tag.npurposes == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a tag needs at least one purpose")));
+	pvg_tag_sort_purposes(&tag);
+	if (!PG_ARGISNULL(2))
+	{
+		text	   *s = PG_GETARG_TEXT_PP(2);
+
+		tag.subject = VARDATA_ANY(s);
+		tag.subject_len = VARSIZE_ANY_EXHDR(s);
+		pvg_tag_check_subject(tag.subject, tag.subject_len);
+		tag.flags |= PVG_TAG_F_SUBJECT;
+	}
+	if (!PG_ARGISNULL(3))
+	{
+		tag.retain_until = PG_GETARG_TIMESTAMPTZ(3);
+		tag.flags |= PVG_TAG_F_RETAIN;
+	}
+	pvg_tag_set_value(&tag, kind, PG_GETARG_DATUM(0));
+	PG_RETURN_POINTER(pvg_tag_encode(&tag));
+}
+
+Datum
+pvg_tag_make_text(PG_FUNCTION_ARGS)
+{
+	return pvg_tag_make(fcinfo, PVG_KIND_TEXT);
+}
+
+Datum
+pvg_tag_make_date(PG_FUNCTION_ARGS)
+{
+	return pvg_tag_make(fcinfo, PVG_KIND_DATE);
+}
+
+Datum
+pvg_tag_make_numeric(PG_FUNCTION_ARGS)
+{
+	return pvg_tag_make(fcinfo, PVG_KIND_NUMERIC);
+}
+
+Datum
+pvg_tag_make_jsonb(PG_FUNCTION_ARGS)
+{
+	return pvg_tag_make(fcinfo, PVG_KIND_JSONB);
+}
+
+/* The assignment cast from a base type: a plain value awaiting its column's default tag. */
+static Datum
+pvg_tag_plain(FunctionCallInfo fcinfo, PvgTagKind kind)
+{
+	PvgTag		tag;
+
+	memset(&tag, 0, sizeof(tag));
+	tag.flags = PVG_TAG_F_DEFAULT;
+	pvg_tag_set_value(&tag, kind, PG_GETARG_DATUM(0));
+	PG_RETURN_POINTER(pvg_tag_encode(&tag));
+}
+
+Datum
+pvg_tag_plain_text(PG_FUNCTION_ARGS)
+{
+	return pvg_tag_plain(fcinfo, PVG_KIND_TEXT);
+}
+
+Datum
+pvg_tag_plain_date(PG_FUNCTION_ARGS)
+{
+	return pvg_tag_plain(fcinfo, PVG_KIND_DATE);
+}
+
+Datum
+pvg_tag_plain_numeric(PG_FUNCTION_ARGS)
+{
+	return pvg_tag_plain(fcinfo, PVG_KIND_NUMERIC);
+}
+
+Datum
+pvg_tag_plain_jsonb(PG_FUNCTION_ARGS)
+{
+	return pvg_tag_plain(fcinfo, PVG_KIND_JSONB);
+}
+
+/*
+ * Compare two tagged values of the same type; *isnull when either is
+ * withheld (the operators then give NULL).
+ */
+static int
+pvg_tagged_cmp(FunctionCallInfo fcinfo, bool *isnull)
+{
+	PvgTag		a;
+	PvgTag		b;
+	bool		va = pvg_tag_arg(fcinfo, 0, &a);
+	bool		vb = pvg_tag_arg(fcinfo, 1, &b);
+
+	*isnull = !(va && vb);
+	if (*isnull)
+		return 0;
+	if (a.kind != b.kind)
+		elog(ERROR, "tagged values of different types compared");
+	switch (a.kind)
+	{
+		case PVG_KIND_TEXT:
+			{
+				Oid			collid = PG_GET_COLLATION();
+
+				if (!OidIsValid(collid))
+					collid = DEFAULT_COLLATION_OID;
+				return varstr_cmp(a.payload, a.payload_len, b.payload, b.payload_len, collid);
+			}
+		case PVG_KIND_DATE:
+			{
+				DateADT		x = DatumGetDateADT(pvg_tag_base_value(&a));
+				DateADT		y = DatumGetDateADT(pvg_tag_base_value(&b));
+
+				return (x > y) - (x < y);
+			}
+		case PVG_KIND_NUMERIC:
+			return DatumGetInt32(DirectFunctionCall2(numeric_cmp, pvg_tag_base_value(&a),
+													 pvg_tag_base_value(&b)));
+		case PVG_KIND_JSONB:
+			return DatumGetInt32(DirectFunctionCall2(jsonb_cmp, pvg_tag_base_value(&a),
+													 pvg_tag_base_value(&b)));
+	}
+	return 0;
+}
+
+#define PVG_TAGGED_CMP_FN(fname, test) \
+Datum \
+fname(PG_FUNCTION_ARGS) \
+{ \
+	bool		isnull; \
+	int			c = pvg_tagged_cmp(fcinfo, &isnull); \
+\
+	if (isnull) \
+		PG_RETURN_NULL(); \
+	PG_RETURN_BOOL(test); \
+}
+
+PVG_TAGGED_CMP_FN(pvg_tagged_eq, c == 0)
+PVG_TAGGED_CMP_FN(pvg_tagged_ne, c != 0)
+PVG_TAGGED_CMP_FN(pvg_tagged_lt, c < 0)
+PVG_TAGGED_CMP_FN(pvg_tagged_le, c <= 0)
+PVG_TAGGED_CMP_FN(pvg_tagged_gt, c > 0)
+PVG_TAGGED_CMP_FN(pvg_tagged_ge, c >= 0)
+
+/* length(tagged_text) -> integer, NULL when withheld */
+Datum
+pvg_tagged_length(PG_FUNCTION_ARGS)
+{
+	PvgTag		tag;
+
+	if (!pvg_tag_arg(fcinfo, 0, &tag))
+		PG_RETURN_NULL();
+	PG_RETURN_INT32(pg_mbstrlen_with_len(tag.payload, tag.payload_len));
+}
+
+/* tagged_text LIKE text, NULL when withheld */
+static Datum
+pvg_tagged_like_common(FunctionCallInfo fcinfo, bool negate)
+{
+	PvgTag		tag;
+	bool		r;
+
+	if (!pvg_tag_arg(fcinfo, 0, &tag))
+		PG_RETURN_NULL();
+	r = DatumGetBool(DirectFunctionCall2Coll(textlike, PG_GET_COLLATION(),
+											 pvg_tag_base_value(&tag), PG_GETARG_DATUM(1)));
+	PG_RETURN_BOOL(negate ? !r : r);
+}
+
+Datum
+pvg_tagged_like(PG_FUNCTION_ARGS)
+{
+	return pvg_tagged_like_common(fcinfo, false);
+}
+
+Datum
+pvg_tagged_notlike(PG_FUNCTION_ARGS)
+{
+	return pvg_tagged_like_common(fcinfo, true);
+}
+
+/* the per-database digest key, read as the extension's owner */
+static bytea *
+pvg_tag_read_secret(MemoryContext cxt)
+{
+	Oid			save_userid;
+	int			save_sec;
+	bytea	   *result = NULL;
+
+	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	if (pvg_spi_read("SELECT key FROM privacy_guard.secret") == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			result = DatumGetByteaPCopy(d);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	pvg_spi_as_owner_end(save_userid, save_sec);
+	return result;
+}
+
+/*
+ * _tag_erasable(v, subject text, secret bytea) -> boolean
+ *
+ * Whether v's tag names this subject.  The erasure runs its UPDATE as the
+ * table's owner, who must not learn whose a withheld value is: the function
+ * answers only when given the database's digest key, which only the engine
+ * holds, and errors otherwise.
+ */
+Datum
+pvg_tag_erasable(PG_FUNCTION_ARGS)
+{
+	bytea	   *secret;
+	bytea	   *given;
+	text	   *subject;
+	PvgTag		tag;
+	int			i;
+	int			len;
+	unsigned char diff = 0;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	secret = (bytea *) fcinfo->flinfo->fn_extra;
+	if (secret == NULL)
+	{
+		secret = pvg_tag_read_secret(fcinfo->flinfo->fn_mcxt);
+		fcinfo->flinfo->fn_extra = secret;
+	}
+	given = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
+	len = given ? VARSIZE_ANY_EXHDR(given) : -1;
+	if (secret == NULL || given == NULL || len != VARSIZE_ANY_EXHDR(secret))
+		diff = 1;
+	else
+	{
+		for (i = 0; i < len; i++)
+			diff |= ((unsigned char *) VARDATA_ANY(given))[i] ^ ((unsigned char *) VARDATA_ANY(secret))[i];
+	}
+	if (diff != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only privacy_guard's erasure may match tagged values by subject")));
+
+	pvg_tag_decode(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0)), &tag);
+	subject = PG_GETARG_TEXT_PP(1);
+	PG_RETURN_BOOL((tag.flags & PVG_TAG_F_SUBJECT) &&
+				   tag.subject_len == VARSIZE_ANY_EXHDR(subject) &&
+				   memcmp(tag.subject, VARDATA_ANY(subject), tag.subject_len) == 0);
+}
+
+/* what the default-tag trigger needs for one table, per statement */
+typedef struct PvgDefaultTag
+{
+	Oid			relid;
+	bool		registered;
+	int			ncols;
+	AttrNumber	cols[MaxHeapAttributeNumber];
+	int			npurposes;
+	int32		purposes[PVG_TAG_MAX_PURPOSES];
+	AttrNumber	subject_att;
+	FmgrInfo	subject_out;
+	bool		has_retention;
+	AttrNumber	retention_att;
+	Oid			retention_type;
+	Interval	retention;
+} PvgDefaultTag;
+
+/* The registration governing relid: its own, or a partition ancestor's. */
+static PvgTable *
+pvg_tag_table_for(PvgRegistry *reg, Oid relid)
+{
+	PvgTable   *t = pvg_registry_table(reg, relid);
+	List	   *ancestors;
+	ListCell   *lc;
+
+	if (t != NULL || !get_rel_relispartition(relid))
+		return t;
+	ancestors = get_partition_ancestors(relid);
+	foreach(lc, ancestors)
+	{
+		t = pvg_registry_table(reg, lfirst_oid(lc));
+		if (t != NULL)
+			return t;
+	}
+	return NULL;
+}
+
+static void
+pvg_default_tag_setup(PvgDefaultTag *dt, Relation rel, MemoryContext cxt)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	PvgRegistry *reg;
+	PvgTable   *t;
+	Oid			nsp = get_namespace_oid("privacy_guard", false);
+	int			i;
+
+	memset(dt, 0, sizeof(PvgDefaultTag));
+	dt->relid = RelationGetRelid(rel);
+	reg = pvg_registry();
+	t = pvg_tag_table_for(reg, dt->relid);
+	if (t == NULL)
+		return;
+	dt->registered = true;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Oid			base;
+
+		if (att->attisdropped)
+			continue;
+		base = getBaseType(att->atttypid);
+		if (pvg_type_is_tagged(base, nsp))
+			dt->cols[dt->ncols++] = att->attnum;
+	}
+	for (i = 0; i < t->npurposes && dt->npurposes < PVG_TAG_MAX_PURPOSES; i++)
+		dt->purposes[dt->npurposes++] = reg->purposes[t->purposes[i]].id;
+	dt->subject_att = InvalidAttrNumber;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (t->subject_column && strcmp(NameStr(att->attname), t->subject_column) == 0)
+		{
+			Oid			outfunc;
+			bool		isvarlena;
+
+			dt->subject_att = att->attnum;
+			getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
+			fmgr_info_cxt(outfunc, &dt->subject_out, cxt);
+		}
+		if (t->has_retention && t->retention_column &&
+			strcmp(NameStr(att->attname), t->retention_column) == 0)
+		{
+			dt->has_retention = true;
+			dt->retention_att = att->attnum;
+			dt->retention_type = getBaseType(att->atttypid);
+			dt->retention = t->retention;
+		}
+	}
+}
+
+/* retention column value + retention, as timestamptz */
+static TimestampTz
+pvg_default_retain_until(PvgDefaultTag *dt, Datum v)
+{
+	Datum		ts;
+	Datum		iv = IntervalPGetDatum(&dt->retention);
+
+	switch (dt->retention_type)
+	{
+		case TIMESTAMPTZOID:
+			return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, v, iv));
+		case DATEOID:
+			v = DirectFunctionCall1(date_timestamp, v);
+			/* FALLTHROUGH */
+		case TIMESTAMPOID:
+			ts = DirectFunctionCall2(timestamp_pl_interval, v, iv);
+			return DatumGetTimestampTz(DirectFunctionCall1(timestamp_timestamptz, ts));
+	}
+	elog(ERROR, "unexpected retention column type %u", dt->retention_type);
+	return 0;
+}
+
+/*
+ * BEFORE INSERT OR UPDATE row trigger installed by protect(): a plain value
+ * written into a tagged column takes the column's default tag, the table's
+ * purposes, the row's subject and retention_column + retention.  Values
+ * that carry a tag keep it.
+ */
+Datum
+pvg_tag_default_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	PvgDefaultTag *dt;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	bool	   *replace;
+	bool		changed = false;
+	int			i;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		elog(ERROR, "_tag_default must be a BEFORE ROW trigger");
+	tuple = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
+
+	dt = (PvgDefaultTag *) fcinfo->flinfo->fn_extra;
+	if (dt == NULL || dt->relid != RelationGetRelid(td->tg_relation))
+	{
+		dt = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(PvgDefaultTag));
+		pvg_default_tag_setup(dt, td->tg_relation, fcinfo->flinfo->fn_mcxt);
+		fcinfo->flinfo->fn_extra = dt;
+	}
+	if (!dt->registered || dt->ncols == 0)
+		return PointerGetDatum(tuple);
+
+	desc = RelationGetDescr(td->tg_relation);
+	values = palloc(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	replace = palloc0(sizeof(bool) * desc->natts);
+	heap_deform_tuple(tuple, desc, values, nulls);
+	for (i = 0; i < dt->ncols; i++)
+	{
+		int			a = dt->cols[i] - 1;
+		PvgTag		tag;
+
+		if (nulls[a])
+			continue;
+		pvg_tag_decode(PG_DETOAST_DATUM_PACKED(values[a]), &tag);
+		if (!(tag.flags & PVG_TAG_F_DEFAULT))
+			continue;
+		tag.flags = 0;
+		tag.npurposes = dt->npurposes;
+		memcpy(tag.purposes, dt->purposes, sizeof(int32) * dt->npurposes);
+		pvg_tag_sort_purposes(&tag);
+		if (dt->subject_att != InvalidAttrNumber && !nulls[dt->subject_att - 1])
+		{
+			char	   *s = OutputFunctionCall(&dt->subject_out, values[dt->subject_att - 1]);
+
+			pvg_tag_check_subject(s, strlen(s));
+			tag.subject = s;
+			tag.subject_len = strlen(s);
+			tag.flags |= PVG_TAG_F_SUBJECT;
+		}
+		if (dt->has_retention && !nulls[dt->retention_att - 1])
+		{
+			tag.retain_until = pvg_default_retain_until(dt, values[dt->retention_att - 1]);
+			tag.flags |= PVG_TAG_F_RETAIN;
+		}
+		values[a] = PointerGetDatum(pvg_tag_encode(&tag));
+		replace[a] = true;
+		changed = true;
+	}
+	if (!changed)
+		return PointerGetDatum(tuple);
+	return PointerGetDatum(heap_modify_tuple(tuple, desc, values, nulls, replace));
+}
