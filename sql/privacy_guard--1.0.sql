@@ -1261,25 +1261,71 @@ COMMENT ON FUNCTION privacy_guard._anonymize_set(regclass) IS 'Internal: the SET
  */
 CREATE FUNCTION privacy_guard._erasure_order()
 RETURNS SETOF privacy_guard.protected_table
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	WITH RECURSIVE edge(child, parent) AS (
-		SELECT DISTINCT c.conrelid, c.confrelid
-		  FROM pg_constraint c
-		  JOIN privacy_guard.protected_table a ON a.relid = c.conrelid
-		  JOIN privacy_guard.protected_table b ON b.relid = c.confrelid
-		 WHERE c.contype = 'f' AND c.conrelid <> c.confrelid),
-	walk(relid, lvl) AS (
-		SELECT t.relid::oid, 0 FROM privacy_guard.protected_table t
-		UNION
-		SELECT e.parent, w.lvl + 1 FROM walk w JOIN edge e ON e.child = w.relid
-		 WHERE w.lvl < (SELECT count(*) FROM privacy_guard.protected_table))
-	SELECT t.* FROM privacy_guard.protected_table t
-	  JOIN (SELECT w.relid, max(w.lvl) AS lvl FROM walk w GROUP BY w.relid) l ON l.relid = t.relid
-	 ORDER BY l.lvl, t.relid::text
+BEGIN
+	RETURN QUERY
+		WITH RECURSIVE edge(child, parent) AS (
+			SELECT DISTINCT c.conrelid, c.confrelid
+			  FROM pg_constraint c
+			  JOIN privacy_guard.protected_table a ON a.relid = c.conrelid
+			  JOIN privacy_guard.protected_table b ON b.relid = c.confrelid
+			 WHERE c.contype = 'f' AND c.conrelid <> c.confrelid),
+		walk(relid, lvl) AS (
+			SELECT t.relid::oid, 0 FROM privacy_guard.protected_table t
+			UNION
+			SELECT e.parent, w.lvl + 1 FROM walk w JOIN edge e ON e.child = w.relid
+			 WHERE w.lvl < (SELECT count(*) FROM privacy_guard.protected_table))
+		SELECT t.* FROM privacy_guard.protected_table t
+		  JOIN (SELECT w.relid, max(w.lvl) AS lvl FROM walk w GROUP BY w.relid) l ON l.relid = t.relid
+		 ORDER BY l.lvl, t.relid::text;
+END
 $$;
 COMMENT ON FUNCTION privacy_guard._erasure_order() IS 'Internal: protected tables, referencing tables before referenced ones';
+
+/* What a round needs to know about a protected table to erase a subject from it. */
+CREATE TYPE privacy_guard.erase_target AS (
+	relid		regclass,
+	subject_column name,
+	on_forget	text,
+	hold_keep	interval,
+	retention_column name,
+	subject_type regtype,		/* NULL when the subject column is gone */
+	base_type	regtype,
+	targets		regclass[],		/* the table, and parts detached from it since */
+	leaves		oid[]			/* the plain tables under them, which hold the rows */
+);
+
+/* The protected tables in erasure order, as a round erases subjects from them. */
+CREATE FUNCTION privacy_guard._erase_targets()
+RETURNS SETOF privacy_guard.erase_target
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY
+		SELECT o.relid, o.subject_column, o.on_forget, o.hold_keep, o.retention_column,
+			   a.atttypid::regtype, privacy_guard._base_type(a.atttypid::regtype),
+			   ARRAY[o.relid] || ARRAY(
+					SELECT pp.target FROM privacy_guard.protected_part pp
+					 WHERE pp.root = o.relid
+					   AND pp.target::oid <> ALL (ARRAY(SELECT privacy_guard._tree_oids(o.relid)))
+					 ORDER BY pp.target::oid),
+			   ARRAY(SELECT x.leaf
+					   FROM (SELECT privacy_guard._tree_oids(o.relid) AS leaf
+							 UNION
+							 SELECT privacy_guard._tree_oids(pp.target)
+							   FROM privacy_guard.protected_part pp WHERE pp.root = o.relid) x
+					   JOIN pg_class c ON c.oid = x.leaf AND c.relkind = 'r'
+					  ORDER BY x.leaf)
+		  FROM privacy_guard._erasure_order() WITH ORDINALITY AS o
+		  LEFT JOIN pg_attribute a ON a.attrelid = o.relid AND a.attname = o.subject_column
+								  AND a.attnum > 0 AND NOT a.attisdropped
+		 ORDER BY o.ordinality;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._erase_targets() IS 'Internal: the protected tables a round erases subjects from, in erasure order';
 
 /*
  * Receipt counts of two passes of one request, per table and action:
@@ -1315,15 +1361,17 @@ COMMENT ON FUNCTION privacy_guard._merge_counts(jsonb, jsonb) IS 'Internal: add 
  * retention_column + keep; the request is then `restricted` and later
  * rounds finish it.
  */
-CREATE FUNCTION privacy_guard._erase_subject(req privacy_guard.erasure_request, secret bytea)
+CREATE FUNCTION privacy_guard._erase_subject(req privacy_guard.erasure_request, secret bytea,
+		targets privacy_guard.erase_target[], with_tagged boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	t privacy_guard.protected_table;
+	t privacy_guard.erase_target;
 	v_type regtype;
 	v_canon text;
+	v_last_base regtype;
 	v_cond text;
 	v_held text;
 	v_target regclass;
@@ -1344,16 +1392,22 @@ DECLARE
 	v_settled boolean;
 BEGIN
 	BEGIN
-		FOR t IN SELECT * FROM privacy_guard._erasure_order() LOOP
+		FOREACH t IN ARRAY targets LOOP
 			v_table := t.relid;
-			v_type := privacy_guard._column_type(t.relid, t.subject_column, 'subject');
-			BEGIN
-				/* the base type: a domain's checks are the table owner's code */
-				EXECUTE format('SELECT ($1::%s)::text', privacy_guard._base_type(v_type))
-					INTO v_canon USING req.subject;
-			EXCEPTION WHEN data_exception THEN
-				CONTINUE;	/* no value of the column has this key as its text form */
-			END;
+			v_type := t.subject_type;
+			IF v_type IS NULL THEN
+				/* the subject column is gone: the same error as elsewhere, and blocked */
+				PERFORM privacy_guard._column_type(t.relid, t.subject_column, 'subject');
+			END IF;
+			IF v_last_base IS DISTINCT FROM t.base_type THEN
+				v_last_base := t.base_type;
+				BEGIN
+					/* the base type: a domain's checks are the table owner's code */
+					EXECUTE format('SELECT ($1::%s)::text', t.base_type) INTO v_canon USING req.subject;
+				EXCEPTION WHEN data_exception THEN
+					v_canon := NULL;	/* no value of the column has this key as its text form */
+				END;
+			END IF;
 			/* the rules hide a row by its value's text form: '078' is not subject 78 */
 			CONTINUE WHEN v_canon IS DISTINCT FROM req.subject;
 			/* operators named in full: the owner's schema may plant a closer match */
@@ -1367,13 +1421,7 @@ BEGIN
 			v_n := 0;
 			v_kept := 0;
 			/* the table with its partitions and children, and parts detached from it since */
-			FOR v_target IN
-				SELECT t.relid
-				UNION ALL
-				SELECT pp.target FROM privacy_guard.protected_part pp
-				 WHERE pp.root = t.relid
-				   AND pp.target::oid <> ALL (ARRAY(SELECT privacy_guard._tree_oids(t.relid)))
-			LOOP
+			FOREACH v_target IN ARRAY t.targets LOOP
 				v_table := v_target;
 				v_part_kept := 0;
 				BEGIN
@@ -1425,17 +1473,15 @@ BEGIN
 				END IF;
 				v_n := v_n + v_part_n;
 				v_kept := v_kept + v_part_kept;
-				IF v_part_n > 0 THEN
-					/* the old row versions live on in the tables until vacuumed */
-					v_touched := v_touched || ARRAY(
-						SELECT x FROM privacy_guard._tree_oids(v_target) AS x
-						  JOIN pg_class c ON c.oid = x WHERE c.relkind = 'r');
-				END IF;
 			END LOOP;
+			IF v_n > 0 THEN
+				/* the old row versions live on in the tables until vacuumed */
+				v_touched := v_touched || t.leaves;
+			END IF;
 			v_table := t.relid;
 			v_restricted := v_restricted + v_kept;
-			IF t.hold_keep IS NOT NULL OR v_kept > 0 THEN
-				/* even zero: a later pass's count of kept rows replaces the earlier one */
+			IF v_kept > 0 THEN
+				/* a later pass's count of kept rows replaces this one (see _merge_counts) */
 				v_counts := v_counts || jsonb_build_object(t.relid::text,
 					jsonb_build_object('restricted', v_kept) ||
 					CASE WHEN v_n > 0 THEN jsonb_build_object(
@@ -1447,12 +1493,14 @@ BEGIN
 			END IF;
 		END LOOP;
 		/* the subject's tagged values, in every tagged column of the database */
-		BEGIN
-			v_counts := v_counts || privacy_guard._erase_tagged(req.subject, secret);
-		EXCEPTION WHEN object_not_in_prerequisite_state THEN
-			v_own_error := SQLERRM;		/* _erase_tagged's own: a column and an SQLSTATE */
-			RAISE EXCEPTION '%', v_own_error USING ERRCODE = '55000';
-		END;
+		IF with_tagged THEN
+			BEGIN
+				v_counts := v_counts || privacy_guard._erase_tagged(req.subject, secret);
+			EXCEPTION WHEN object_not_in_prerequisite_state THEN
+				v_own_error := SQLERRM;		/* _erase_tagged's own: a column and an SQLSTATE */
+				RAISE EXCEPTION '%', v_own_error USING ERRCODE = '55000';
+			END;
+		END IF;
 		/* the receipt keeps the history, with the key replaced by its digest */
 		UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
 		 WHERE l.subject = req.subject;
@@ -1475,14 +1523,14 @@ BEGIN
 			/* the raw key stays: later rounds finish the request */
 			UPDATE privacy_guard.erasure_request r
 			   SET state = CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END,
-				   counts = privacy_guard._merge_counts(r.counts, v_counts), error = NULL,
+				   counts = CASE WHEN r.counts = '{}' THEN v_counts ELSE privacy_guard._merge_counts(r.counts, v_counts) END, error = NULL,
 				   erased_at = coalesce(r.erased_at, v_start),
 				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x)
 			 WHERE r.id = req.id;
 		ELSE
 			UPDATE privacy_guard.erasure_request r
 			   SET state = 'done', completed_at = clock_timestamp(),
-				   counts = privacy_guard._merge_counts(r.counts, v_counts),
+				   counts = CASE WHEN r.counts = '{}' THEN v_counts ELSE privacy_guard._merge_counts(r.counts, v_counts) END,
 				   erased_at = coalesce(r.erased_at, v_start),
 				   subject = NULL, error = NULL,
 				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x),
@@ -1513,7 +1561,7 @@ BEGIN
 	END;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._erase_subject(privacy_guard.erasure_request, bytea) IS 'Internal: carry out one forget request, or nothing';
+COMMENT ON FUNCTION privacy_guard._erase_subject(privacy_guard.erasure_request, bytea, privacy_guard.erase_target[], boolean) IS 'Internal: carry out one forget request, or nothing';
 
 CREATE FUNCTION privacy_guard.set_legal_hold(tbl regclass, keep interval, purpose text)
 RETURNS void
@@ -1597,20 +1645,23 @@ COMMENT ON FUNCTION privacy_guard._batch_as_owner(regclass, text, tid, bytea) IS
  */
 CREATE FUNCTION privacy_guard._purge_targets(tbl regclass DEFAULT NULL)
 RETURNS TABLE (part regclass, root regclass)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT x.part::regclass, o.relid
-	  FROM privacy_guard._erasure_order() WITH ORDINALITY AS o
-	 CROSS JOIN LATERAL (
-			SELECT privacy_guard._tree_oids(o.relid) AS part
-			UNION
-			/* parts detached since, which still carry the rules */
-			SELECT privacy_guard._tree_oids(pp.target)
-			  FROM privacy_guard.protected_part pp WHERE pp.root = o.relid) AS x
-	  JOIN pg_class c ON c.oid = x.part AND c.relkind = 'r'
-	 WHERE o.retention IS NOT NULL AND ($1 IS NULL OR o.relid = $1)
-	 ORDER BY o.ordinality, x.part
+BEGIN
+	RETURN QUERY
+		SELECT x.part::regclass, o.relid
+		  FROM privacy_guard._erasure_order() WITH ORDINALITY AS o
+		 CROSS JOIN LATERAL (
+				SELECT privacy_guard._tree_oids(o.relid) AS part
+				UNION
+				/* parts detached since, which still carry the rules */
+				SELECT privacy_guard._tree_oids(pp.target)
+				  FROM privacy_guard.protected_part pp WHERE pp.root = o.relid) AS x
+		  JOIN pg_class c ON c.oid = x.part AND c.relkind = 'r'
+		 WHERE o.retention IS NOT NULL AND ($1 IS NULL OR o.relid = $1)
+		 ORDER BY o.ordinality, x.part;
+END
 $$;
 COMMENT ON FUNCTION privacy_guard._purge_targets(regclass) IS 'Internal: the tables a round purges, in erasure order';
 
@@ -1684,16 +1735,6 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._expire_batch(regclass, regclass, timestamptz, tid, integer, bytea) IS 'Internal: one purge batch of one table';
 
-/* A setting of ours in its base unit, or its default when the library is not loaded yet. */
-CREATE FUNCTION privacy_guard._setting(name text, fallback integer)
-RETURNS integer
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-	SELECT coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s
-					  WHERE s.name = 'privacy_guard.' || $1), $2)
-$$;
-COMMENT ON FUNCTION privacy_guard._setting(text, integer) IS 'Internal: an integer setting of privacy_guard';
 
 /* forget requests that are due, each in full or not at all, and how they ended */
 CREATE FUNCTION privacy_guard._forget_due(round_at timestamptz, secret bytea,
@@ -1705,6 +1746,8 @@ AS $$
 DECLARE
 	r privacy_guard.erasure_request;
 	v_state text;
+	v_targets privacy_guard.erase_target[];
+	v_tagged boolean;
 BEGIN
 	done := 0;
 	blocked := 0;
@@ -1715,7 +1758,12 @@ BEGIN
 		   AND e.due <= round_at
 		 ORDER BY e.id
 	LOOP
-		PERFORM privacy_guard._erase_subject(r, secret);
+		IF v_targets IS NULL THEN
+			/* what every request needs, looked up once per round */
+			v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
+			v_tagged := EXISTS (SELECT 1 FROM privacy_guard._tagged_columns());
+		END IF;
+		PERFORM privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
 		SELECT e.state INTO v_state FROM privacy_guard.erasure_request e WHERE e.id = r.id;
 		IF v_state = 'done' THEN
 			done := done + 1;
@@ -1741,6 +1789,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_pruned bigint;
+	/* the setting (shown with its unit, which interval input reads), or its default */
+	v_horizon timestamptz := now() - coalesce(pg_catalog.current_setting('privacy_guard.log_retention', true)::interval,
+											  interval '1095 days');
 BEGIN
 	UPDATE privacy_guard.erasure_request e
 	   SET unreachable_at = now()
@@ -1752,7 +1803,7 @@ BEGIN
 									  '-infinity') < e.completed_at);
 	DELETE FROM privacy_guard.erasure_request e
 	 WHERE e.state = 'done' AND e.unreachable_at IS NOT NULL
-	   AND e.completed_at < now() - make_interval(secs => privacy_guard._setting('log_retention', 94608000));
+	   AND e.completed_at < v_horizon;
 	GET DIAGNOSTICS v_pruned = ROW_COUNT;
 	RETURN v_pruned;
 END
@@ -1793,11 +1844,12 @@ CREATE FUNCTION privacy_guard.run_maintenance(tbl regclass DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off		/* catalog queries over set-returning functions look costly enough to compile */
 AS $$
 DECLARE
 	v_now timestamptz := now();
 	v_secret bytea := privacy_guard._secret();
-	v_batch integer := privacy_guard._setting('batch_size', 1000);
+	v_batch integer := coalesce(pg_catalog.current_setting('privacy_guard.batch_size', true)::integer, 1000);
 	v_result jsonb := '{"expired": {}, "errors": {}}';
 	p record;
 	b record;
@@ -1843,6 +1895,7 @@ CREATE FUNCTION privacy_guard._worker_round(purged jsonb, started timestamptz)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
 	v_result jsonb := purged;
@@ -2140,24 +2193,34 @@ COMMENT ON FUNCTION privacy_guard._install_default_tag(regclass, boolean) IS 'In
 /* Every column of a tagged type (or a domain over one) in the database's tables. */
 CREATE FUNCTION privacy_guard._tagged_columns()
 RETURNS TABLE (relid regclass, colname name)
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	WITH RECURSIVE tagged(oid) AS (
-		SELECT t.oid FROM pg_type t
-		 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
-						 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
-		UNION
-		SELECT d.oid FROM pg_type d JOIN tagged ON d.typbasetype = tagged.oid WHERE d.typtype = 'd')
-	SELECT c.oid::regclass, a.attname
-	  FROM pg_attribute a
-	  JOIN pg_class c ON c.oid = a.attrelid
-	 WHERE a.atttypid IN (SELECT tagged.oid FROM tagged)
-	   AND c.relkind = 'r' AND c.relpersistence <> 't'
-	   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
-								  'privacy_guard'::regnamespace)
-	   AND a.attnum > 0 AND NOT a.attisdropped
-	 ORDER BY c.oid::regclass::text, a.attname
+BEGIN
+	RETURN QUERY
+		/* through pg_depend's index: columns and domains depend on their type */
+		WITH RECURSIVE tagged(oid) AS (
+			SELECT t.oid FROM pg_type t
+			 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
+							 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
+			UNION
+			SELECT d.objid FROM pg_depend d JOIN tagged ON d.refobjid = tagged.oid
+			 WHERE d.refclassid = 'pg_type'::regclass AND d.classid = 'pg_type'::regclass
+			   AND EXISTS (SELECT 1 FROM pg_type x WHERE x.oid = d.objid AND x.typtype = 'd'
+							  AND x.typbasetype = tagged.oid))
+		SELECT c.oid::regclass, a.attname
+		  FROM pg_depend d
+		  JOIN pg_attribute a ON a.attrelid = d.objid AND a.attnum = d.objsubid
+		  JOIN pg_class c ON c.oid = a.attrelid
+		 WHERE d.refclassid = 'pg_type'::regclass AND d.refobjid IN (SELECT tagged.oid FROM tagged)
+		   AND d.classid = 'pg_class'::regclass AND d.objsubid > 0
+		   AND a.atttypid IN (SELECT tagged.oid FROM tagged)
+		   AND c.relkind = 'r' AND c.relpersistence <> 't'
+		   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
+									  'privacy_guard'::regnamespace)
+		   AND a.attnum > 0 AND NOT a.attisdropped
+		 ORDER BY c.oid::regclass::text, a.attname;
+END
 $$;
 COMMENT ON FUNCTION privacy_guard._tagged_columns() IS 'Internal: every column of a tagged type, or a domain over one, in the database''s tables';
 

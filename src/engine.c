@@ -27,7 +27,10 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "common/hashfn.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
 
@@ -36,6 +39,98 @@ PG_FUNCTION_INFO_V1(pvg_batch_as_owner);
 
 /* how long an engine statement waits for a lock held by an application */
 #define PVG_ENGINE_LOCK_TIMEOUT "500ms"
+
+/*
+ * Plans of engine statements, kept for the life of the backend: a round
+ * runs the same statement (same table, the subject as a parameter) for
+ * every forget request and every batch, and planning costs more than
+ * running an indexed DELETE.  Keyed by table, owner, parameter types and
+ * the statement's text; the plan cache replans after DDL.  Bounded: when
+ * full, every plan is freed and the cache starts again.
+ */
+#define PVG_PLAN_CACHE_MAX 256
+
+typedef struct PvgPlanKey
+{
+	Oid			relid;
+	Oid			owner;
+	Oid			argtype;
+	uint32		sql_hash;
+} PvgPlanKey;
+
+typedef struct PvgPlanEntry
+{
+	PvgPlanKey	key;
+	char	   *sql;			/* in TopMemoryContext */
+	SPIPlanPtr	plan;
+} PvgPlanEntry;
+
+static HTAB *pvg_plans = NULL;
+
+/* Free every cached plan and start an empty cache. */
+static void
+pvg_plan_cache_reset(void)
+{
+	HASHCTL		ctl;
+
+	if (pvg_plans != NULL)
+	{
+		HASH_SEQ_STATUS seq;
+		PvgPlanEntry *e;
+
+		hash_seq_init(&seq, pvg_plans);
+		while ((e = hash_seq_search(&seq)) != NULL)
+		{
+			if (e->plan != NULL)
+				SPI_freeplan(e->plan);
+			if (e->sql != NULL)
+				pfree(e->sql);
+		}
+		hash_destroy(pvg_plans);
+	}
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(PvgPlanKey);
+	ctl.entrysize = sizeof(PvgPlanEntry);
+	pvg_plans = hash_create("privacy_guard engine plans", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+}
+
+/*
+ * The kept plan for sql run as owner, prepared now if need be (SPI must be
+ * connected).  NULL when a different statement has the same key: the
+ * caller then runs sql unprepared.
+ */
+static SPIPlanPtr
+pvg_plan_for(Oid relid, Oid owner, const char *sql, int nargs, Oid *argtypes)
+{
+	PvgPlanKey	key;
+	PvgPlanEntry *e;
+	bool		found;
+	SPIPlanPtr	plan;
+
+	if (pvg_plans == NULL || hash_get_num_entries(pvg_plans) >= PVG_PLAN_CACHE_MAX)
+		pvg_plan_cache_reset();
+	memset(&key, 0, sizeof(key));
+	key.relid = relid;
+	key.owner = owner;
+	key.argtype = argtypes[0];
+	key.sql_hash = hash_bytes((const unsigned char *) sql, strlen(sql));
+	e = hash_search(pvg_plans, &key, HASH_ENTER, &found);
+	if (found)
+		return (e->plan != NULL && strcmp(e->sql, sql) == 0) ? e->plan : NULL;
+	e->plan = NULL;
+	e->sql = NULL;
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+	{
+		hash_search(pvg_plans, &key, HASH_REMOVE, NULL);
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	}
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	e->sql = MemoryContextStrdup(TopMemoryContext, sql);
+	e->plan = plan;
+	return plan;
+}
 
 /*
  * Run sql with two parameters as the owner of relid, with the default
@@ -54,6 +149,8 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 	int			save_sec;
 	int			save_nestlevel;
 	int			rc;
+	bool		cacheable;
+	SPIPlanPtr	plan;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
@@ -61,6 +158,13 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("table with OID %u does not exist", relid)));
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+
+	/*
+	 * A statement a rule rewrites to nothing keeps no dependency on the
+	 * table, so its kept plan would outlive the rule: tables that have (or
+	 * had) rules are planned afresh every time.
+	 */
+	cacheable = !((Form_pg_class) GETSTRUCT(tup))->relhasrules;
 	ReleaseSysCache(tup);
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
@@ -75,9 +179,13 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, 2, argtypes, values, nulls, false, 0);
+	plan = cacheable ? pvg_plan_for(relid, owner, sql, 2, argtypes) : NULL;
+	if (plan != NULL)
+		rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	else
+		rc = SPI_execute_with_args(sql, 2, argtypes, values, nulls, false, 0);
 	if (rc < 0)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "executing an engine statement failed: %s", SPI_result_code_string(rc));
 
 	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);

@@ -290,6 +290,8 @@ pvg_worker_main(Datum arg)
 	 */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 	SetConfigOption("lock_timeout", "100ms", PGC_SUSET, PGC_S_SESSION);
+	/* catalog queries over set-returning functions would be JIT-compiled for nothing */
+	SetConfigOption("jit", "off", PGC_SUSET, PGC_S_SESSION);
 
 	pvg_step_begin();
 	/* nothing to do where the extension is not installed, or on a standby */
