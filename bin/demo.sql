@@ -55,3 +55,9 @@ RESET ROLE;
 SELECT id, left(subject_digest, 16) || '...' AS subject_digest, reason, state
   FROM privacy_guard.erasure_requests;
 SELECT privacy_guard.erasure_status('1');
+
+-- An enforcement round (the background worker runs the same every naptime)
+-- erases Ada's rows; the receipt counts them, still without her key.
+SELECT privacy_guard.run_maintenance() -> 'requests_done' AS requests_done;
+SELECT state, counts FROM privacy_guard.erasure_requests;
+SELECT count(*) AS ada_rows_left FROM customers WHERE id = 1;
