@@ -978,6 +978,14 @@ BEGIN
 			PERFORM privacy_guard._install_policies(r.target, r.root, r.subject_column,
 													r.retention_column, NOT r.owner_rls);
 		END LOOP;
+		/* a tagged column added to a protected table: plain values get its default tag */
+		FOR r IN
+			SELECT t.relid FROM privacy_guard.protected_table t
+			 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
+								WHERE g.tgrelid = t.relid AND g.tgname = 'privacy_guard_default_tag')
+		LOOP
+			PERFORM privacy_guard._install_default_tag(r.relid, true);
+		END LOOP;
 		PERFORM privacy_guard._guard_suspend(false);
 	END IF;
 
@@ -2171,7 +2179,18 @@ DECLARE
 	r record;
 BEGIN
 	IF NOT install THEN
-		EXECUTE format('DROP TRIGGER IF EXISTS privacy_guard_default_tag ON %s', tbl);
+		IF EXISTS (SELECT 1 FROM pg_trigger g
+					WHERE g.tgrelid = tbl AND g.tgname = 'privacy_guard_default_tag') THEN
+			EXECUTE format('DROP TRIGGER privacy_guard_default_tag ON %s', tbl);
+		END IF;
+		RETURN;
+	END IF;
+	/*
+	 * Only where there is a tagged column (the DDL guard adds the trigger
+	 * when one is added later): every other insert would pay for it.
+	 */
+	IF NOT EXISTS (SELECT 1 FROM privacy_guard._tagged_columns() c
+					WHERE c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x)) THEN
 		RETURN;
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM pg_trigger g

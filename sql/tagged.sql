@@ -240,3 +240,17 @@ INSERT INTO tg_part VALUES (7, 'PART-7');
 INSERT INTO tg_part_1 VALUES (8, 'PART-8');
 SELECT id, tag_purposes(v), pg_temp.lit(v) FROM tg_part ORDER BY id;
 RESET privacy_guard.purpose;
+-- a protected table without tagged columns carries no default-tag trigger
+-- (inserts pay nothing for it); adding a tagged column later adds it, and
+-- plain values written into that column take the default tag
+CREATE TABLE tg_late (id bigint, note text);
+SELECT privacy_guard.protect('tg_late', 'id', ARRAY['tg_stats']);
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'tg_late'::regclass AND NOT tgisinternal;
+ALTER TABLE tg_late ADD COLUMN v tagged_text;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'tg_late'::regclass AND NOT tgisinternal;
+SET privacy_guard.purpose = 'tg_stats';
+INSERT INTO tg_late VALUES (9, 'n', 'LATE-9');
+SELECT id, tag_purposes(v) FROM tg_late;
+RESET privacy_guard.purpose;
+SELECT privacy_guard.unprotect('tg_late');
+DROP TABLE tg_late;
