@@ -29,6 +29,13 @@ CREATE TABLE invoices (id bigint PRIMARY KEY, customer_id bigint REFERENCES cust
 					   issued_on date NOT NULL);
 CREATE TABLE newsletter (customer_id bigint REFERENCES customers, list text);
 CREATE TABLE products (id bigint PRIMARY KEY, title text);		-- no personal data
+-- tagged columns: in a protected table (no finding), in a table and in a
+-- partitioned table privacy_guard does not protect (one finding each)
+ALTER TABLE customers ADD COLUMN phone privacy_guard.tagged_text;
+CREATE TABLE reviews (review_no int PRIMARY KEY, author text, body privacy_guard.tagged_text,
+					  stars privacy_guard.tagged_numeric, posted date NOT NULL);
+CREATE TABLE events (at date NOT NULL, detail privacy_guard.tagged_jsonb) PARTITION BY RANGE (at);
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 RESET ROLE;
 SELECT privacy_guard.protect('customers', 'id', ARRAY['billing', 'marketing'], interval '5 years', 'signed_up');
 SELECT privacy_guard.protect('orders', 'customer_id', ARRAY['billing']);
@@ -64,6 +71,8 @@ ALTER VIEW customer_emails SET (security_invoker = true);
 ALTER VIEW invoice_report SET (security_invoker = true);
 DROP MATERIALIZED VIEW customer_snapshot CASCADE;
 DROP TABLE customers_backup;
+SELECT privacy_guard.protect('reviews', 'author', ARRAY['marketing'], interval '3 years', 'posted');
+DROP TABLE events;
 SELECT severity, object FROM privacy_guard.check() WHERE object <> 'server';
 ALTER TABLE newsletter ADD COLUMN added timestamptz NOT NULL DEFAULT now();
 SELECT privacy_guard.protect('newsletter', 'customer_id', ARRAY['marketing.email'], interval '2 years', 'added');

@@ -2117,6 +2117,11 @@ BEGIN
 			AS 'MODULE_PATHNAME', 'pvg_tag_erasable' LANGUAGE C STABLE PARALLEL RESTRICTED$f$, v_t);
 		EXECUTE format('COMMENT ON FUNCTION privacy_guard._tag_erasable(%s, text, bytea) IS %L', v_t,
 			'Internal: whether a value''s tag names the subject; needs the digest key');
+		/* subject_report's reader: the value of this subject (or of nobody), given the digest key */
+		EXECUTE format($f$CREATE FUNCTION privacy_guard._tag_report_value(%1$s, text, bytea) RETURNS %2$s
+			AS 'MODULE_PATHNAME', 'pvg_tag_report_value' LANGUAGE C STABLE PARALLEL RESTRICTED$f$, v_t, v_base);
+		EXECUTE format('COMMENT ON FUNCTION privacy_guard._tag_report_value(%s, text, bytea) IS %L', v_t,
+			'Internal: for subject_report, the value when its tag names the subject or no subject, else NULL; needs the digest key');
 	END LOOP;
 END
 $pvg$;
@@ -2354,21 +2359,121 @@ CREATE TRIGGER stamp_changed_xid BEFORE UPDATE ON privacy_guard.erasure_request
 /* Transparency: register, notice, subject report, compliance check     */
 /* ------------------------------------------------------------------ */
 
+/* Reads for the register and the subject report: as the table's owner (transparency.c). */
+CREATE FUNCTION privacy_guard._read_as_owner(tbl regclass, sql text, key text, secret bytea, keys jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'pvg_read_as_owner'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._read_as_owner(regclass, text, text, bytea, jsonb) IS 'Internal: run a report query as the table owner, with the rules lifted for it';
+
+/* The tagged types and every domain over one, at any depth. */
+CREATE FUNCTION privacy_guard._tagged_types()
+RETURNS SETOF oid
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE tagged(oid) AS (
+		SELECT t.oid FROM pg_type t
+		 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
+						 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
+		UNION
+		SELECT d.oid FROM pg_type d JOIN tagged ON d.typbasetype = tagged.oid WHERE d.typtype = 'd')
+	SELECT tagged.oid FROM tagged
+$$;
+COMMENT ON FUNCTION privacy_guard._tagged_types() IS 'Internal: the tagged types and the domains over them';
+
 /*
- * GDPR Art. 30: one row per column of every protected table.  The
- * approximate row count comes from pg_class.reltuples of the table's leaf
- * tables (a partitioned parent holds no rows); a table never vacuumed or
- * analysed reports -1, so the count is NULL (unknown) when no leaf has
- * been, and otherwise the sum over the leaves that have.
- * TAGGED TYPES (lead): tagged columns outside protected tables are not
- * listed yet; add them here as rows with column_role 'tagged'.
+ * Every tagged column of the database's tables, a partitioned table
+ * standing for its partitions (partitions are not listed on their own), and
+ * whether the table carries a registration's rules (a registered table, or
+ * a partition or child of one).  For the register, the notice and check().
+ */
+CREATE FUNCTION privacy_guard._tagged_top_columns()
+RETURNS TABLE (relid regclass, colname name, attnum smallint, relkind "char", protected boolean)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT c.oid::regclass, a.attname, a.attnum, c.relkind,
+		   EXISTS (SELECT 1 FROM privacy_guard.protected_part q WHERE q.target::oid = c.oid)
+		   OR EXISTS (SELECT 1 FROM privacy_guard.protected_table t
+					   WHERE c.oid IN (SELECT x FROM privacy_guard._tree_oids(t.relid) AS x))
+	  FROM pg_attribute a
+	  JOIN pg_class c ON c.oid = a.attrelid
+	 WHERE a.atttypid IN (SELECT privacy_guard._tagged_types())
+	   AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+	   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
+								  'privacy_guard'::regnamespace)
+	   AND a.attnum > 0 AND NOT a.attisdropped
+	 ORDER BY c.oid::regclass::text, a.attnum
+$$;
+COMMENT ON FUNCTION privacy_guard._tagged_top_columns() IS 'Internal: every tagged column (partitioned tables for their partitions), and whether its table is protected';
+
+/*
+ * The distinct purposes in the tags of one tagged column, sorted (a purpose
+ * dropped since tagging as "#id"; plain values awaiting a default tag add
+ * none), read as the table's owner with the rules lifted for it.  With
+ * children, a table's partitions or inheritance children are read too.
+ * Reads the whole column.
+ */
+CREATE FUNCTION privacy_guard._tag_purposes_in(tbl regclass, col name, with_children boolean)
+RETURNS text[]
+LANGUAGE sql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT ARRAY(SELECT jsonb_array_elements_text(coalesce(privacy_guard._read_as_owner(tbl,
+		format('SELECT pg_catalog.jsonb_agg(DISTINCT p.name ORDER BY p.name) FROM %s %s x '
+			   'CROSS JOIN LATERAL pg_catalog.unnest(privacy_guard.tag_purposes(x.%I)) AS p(name)',
+			   CASE WHEN with_children THEN '' ELSE 'ONLY' END, tbl, col), NULL, NULL, NULL), '[]')))
+$$;
+COMMENT ON FUNCTION privacy_guard._tag_purposes_in(regclass, name, boolean) IS 'Internal: the distinct purposes in a tagged column''s tags';
+
+/*
+ * Every tagged column with the purposes found in its tags: those of
+ * protected tables (read with their partitions and children, under the
+ * registered table) and those outside protected tables.  Reads every
+ * tagged column whole.  SECURITY DEFINER for the register view, whose
+ * readers (administrators) are granted it by grant_admin().
+ */
+CREATE FUNCTION privacy_guard._tagged_column_purposes()
+RETURNS TABLE (relid regclass, colname name, attnum smallint, protected boolean, purposes text[])
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT t.relid, a.attname, a.attnum, true, privacy_guard._tag_purposes_in(t.relid, a.attname, true)
+	  FROM privacy_guard.protected_table t
+	  JOIN pg_attribute a ON a.attrelid = t.relid::oid AND a.attnum > 0 AND NOT a.attisdropped
+	 WHERE a.atttypid IN (SELECT privacy_guard._tagged_types())
+	UNION ALL
+	SELECT c.relid, c.colname, c.attnum, false, privacy_guard._tag_purposes_in(c.relid, c.colname, c.relkind = 'p')
+	  FROM privacy_guard._tagged_top_columns() c
+	 WHERE NOT c.protected
+$$;
+COMMENT ON FUNCTION privacy_guard._tagged_column_purposes() IS 'Internal: every tagged column with the distinct purposes found in its tags';
+
+/*
+ * GDPR Art. 30: one row per column of every protected table, and one per
+ * tagged column of a table privacy_guard does not protect.  A tagged
+ * column's tag_purposes are the distinct purposes found in its values'
+ * tags (the view reads every tagged column to find them); outside a
+ * protected table they are also its purposes, and what happens to its
+ * values is what the round does to them: set to NULL when their
+ * retain-until passes or their subject is forgotten, the rest of the row
+ * untouched (legal bases are NULL for purposes dropped since tagging).
+ * The approximate row count comes from pg_class.reltuples of the table's
+ * leaf tables (a partitioned parent holds no rows; an inheritance parent
+ * outside protected tables is counted alone, its children are listed on
+ * their own); a table never vacuumed or analysed reports -1, so the count
+ * is NULL (unknown) when no leaf has been, and otherwise the sum over the
+ * leaves that have.
  */
 CREATE VIEW privacy_guard.processing_register AS
+	WITH tagged AS (SELECT * FROM privacy_guard._tagged_column_purposes())
 	SELECT t.relid AS table_name,
 		   a.attname AS column_name,
 		   pg_catalog.format_type(a.atttypid, a.atttypmod) AS data_type,
 		   CASE WHEN a.attname OPERATOR(pg_catalog.=) t.subject_column THEN 'subject'
 				WHEN a.attname OPERATOR(pg_catalog.=) t.retention_column THEN 'retention'
+				WHEN tg.relid IS NOT NULL THEN 'tagged'
 				ELSE 'data' END AS column_role,
 		   pg_catalog.col_description(t.relid::pg_catalog.oid, a.attnum::integer) AS description,
 		   t.purposes,
@@ -2379,13 +2484,16 @@ CREATE VIEW privacy_guard.processing_register AS
 		   t.retention, t.retention_column, t.on_expiry, t.on_forget,
 		   CASE an.method WHEN 'function' THEN an.fn::text ELSE an.method END AS anonymizer,
 		   t.hold_keep, t.hold_purpose,
-		   n.approx_rows
+		   n.approx_rows,
+		   tg.purposes AS tag_purposes
 	  FROM privacy_guard.protected_table t
 	  JOIN pg_catalog.pg_attribute a
 		ON a.attrelid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid
 	   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
 	  LEFT JOIN privacy_guard.anonymizer an
 		ON an.relid OPERATOR(pg_catalog.=) t.relid AND an.column_name OPERATOR(pg_catalog.=) a.attname
+	  LEFT JOIN tagged tg
+		ON tg.protected AND tg.relid OPERATOR(pg_catalog.=) t.relid AND tg.colname OPERATOR(pg_catalog.=) a.attname
 	 CROSS JOIN LATERAL (
 		SELECT CASE WHEN pg_catalog.count(*) FILTER (WHERE c.reltuples OPERATOR(pg_catalog.>=) 0) OPERATOR(pg_catalog.=) 0
 					THEN NULL
@@ -2398,8 +2506,41 @@ CREATE VIEW privacy_guard.processing_register AS
 					  JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid)
 				SELECT tree.relid FROM tree) x
 		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.relid
-		 WHERE c.relkind OPERATOR(pg_catalog.=) 'r') n;
-COMMENT ON VIEW privacy_guard.processing_register IS 'Record of processing (GDPR Art. 30): per protected table and column, purposes, legal bases, retention, actions, anonymisers, holds, approximate rows';
+		 WHERE c.relkind OPERATOR(pg_catalog.=) 'r') n
+	UNION ALL
+	SELECT tg.relid, tg.colname,
+		   pg_catalog.format_type(a.atttypid, a.atttypmod),
+		   'tagged',
+		   pg_catalog.col_description(tg.relid::pg_catalog.oid, a.attnum::integer),
+		   tg.purposes,
+		   ARRAY(SELECT (SELECT p.legal_basis FROM privacy_guard.purpose p
+						  WHERE p.name OPERATOR(pg_catalog.=) u.name)
+				   FROM pg_catalog.unnest(tg.purposes) WITH ORDINALITY AS u(name, n)
+				  ORDER BY u.n),
+		   NULL::pg_catalog.interval, NULL::pg_catalog.name, 'anonymize', 'anonymize', 'null',
+		   NULL::pg_catalog.interval, NULL::pg_catalog.text,
+		   n.approx_rows,
+		   tg.purposes
+	  FROM tagged tg
+	  JOIN pg_catalog.pg_attribute a
+		ON a.attrelid OPERATOR(pg_catalog.=) tg.relid::pg_catalog.oid AND a.attnum OPERATOR(pg_catalog.=) tg.attnum
+	  JOIN pg_catalog.pg_class tc ON tc.oid OPERATOR(pg_catalog.=) tg.relid::pg_catalog.oid
+	 CROSS JOIN LATERAL (
+		SELECT CASE WHEN pg_catalog.count(*) FILTER (WHERE c.reltuples OPERATOR(pg_catalog.>=) 0) OPERATOR(pg_catalog.=) 0
+					THEN NULL
+					ELSE pg_catalog.sum(c.reltuples::pg_catalog.float8) FILTER (WHERE c.reltuples OPERATOR(pg_catalog.>=) 0)::bigint
+			   END AS approx_rows
+		  FROM (WITH RECURSIVE tree(relid) AS (
+					SELECT tg.relid::pg_catalog.oid
+					UNION
+					SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+					  JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relid
+												 AND tc.relkind OPERATOR(pg_catalog.=) 'p')
+				SELECT tree.relid FROM tree) x
+		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.relid
+		 WHERE c.relkind OPERATOR(pg_catalog.=) 'r') n
+	 WHERE NOT tg.protected;
+COMMENT ON VIEW privacy_guard.processing_register IS 'Record of processing (GDPR Art. 30): per protected table and column, and per tagged column outside protected tables: purposes, legal bases, retention, actions, anonymisers, holds, approximate rows, purposes found in tags';
 
 /* ---------------------------------------------------------------- privacy notice */
 
@@ -2528,9 +2669,10 @@ COMMENT ON FUNCTION privacy_guard._basis_explained(text) IS 'Internal: a legal b
  * The privacy notice, from the registrations and the purposes' names and
  * descriptions.  Tables and columns are named by their COMMENT when they
  * have one, otherwise by their name in words.  Every purpose a protected
- * table uses (its purposes and its legal hold's) is named.
- * TAGGED TYPES (lead): add the purposes of tagged columns outside
- * protected tables to v_purposes, and those columns to "The data we keep".
+ * table uses (its purposes and its legal hold's) or a tagged column's values
+ * carry (anywhere: every tagged column is read, as its table's owner) is
+ * named.  Tagged columns outside protected tables are described after the
+ * protected tables, table by table.
  */
 CREATE FUNCTION privacy_guard.privacy_notice(format text DEFAULT 'markdown')
 RETURNS text
@@ -2546,6 +2688,7 @@ DECLARE
 	v_purposes text[];
 	v_line text;
 	v_list text;
+	v_tagged jsonb;
 BEGIN
 	IF f IS NULL OR f NOT IN ('markdown', 'html') THEN
 		RAISE EXCEPTION 'unknown privacy notice format "%"', format
@@ -2553,10 +2696,18 @@ BEGIN
 				  HINT = 'Use markdown or html.';
 	END IF;
 
+	/* every tagged column, with the purposes its values carry */
+	SELECT coalesce(jsonb_agg(jsonb_build_object('relid', tc.relid::oid, 'attnum', tc.attnum,
+												 'protected', tc.protected, 'purposes', tc.purposes)), '[]')
+	  INTO v_tagged
+	  FROM privacy_guard._tagged_column_purposes() tc;
+
 	SELECT coalesce(array_agg(DISTINCT u.name ORDER BY u.name), '{}') INTO v_purposes
 	  FROM (SELECT unnest(pt.purposes) AS name FROM privacy_guard.protected_table pt
 			UNION SELECT pt.hold_purpose FROM privacy_guard.protected_table pt
-				   WHERE pt.hold_purpose IS NOT NULL) u;
+				   WHERE pt.hold_purpose IS NOT NULL
+			UNION SELECT jsonb_array_elements_text(tc.value -> 'purposes')
+					FROM jsonb_array_elements(v_tagged) AS tc(value)) u;
 
 	v_out := privacy_guard._notice_markup('h1', f, 'Privacy notice')
 		|| privacy_guard._notice_markup('p', f,
@@ -2565,7 +2716,7 @@ BEGIN
 			|| 'to erase your data. It is generated from the rules our database enforces, so it '
 			|| 'describes what actually happens to your data.');
 
-	IF NOT EXISTS (SELECT 1 FROM privacy_guard.protected_table) THEN
+	IF NOT EXISTS (SELECT 1 FROM privacy_guard.protected_table) AND v_tagged = '[]' THEN
 		v_out := v_out || privacy_guard._notice_markup('p', f, 'We keep no personal data in this database.');
 		RETURN CASE f WHEN 'html' THEN E'<section class="privacy-notice">\n' || v_out || E'</section>\n'
 					  ELSE v_out END;
@@ -2631,15 +2782,58 @@ BEGIN
 		v_out := v_out || privacy_guard._notice_list(f, v_items);
 	END LOOP;
 
+	/* tagged columns outside protected tables: each value carries its own rules */
+	FOR t IN
+		SELECT c.oid AS relid, c.relname, obj_description(c.oid, 'pg_class') AS about,
+			   array_agg(tc.attnum ORDER BY tc.attnum) AS attnums
+		  FROM jsonb_to_recordset(v_tagged) AS tc(relid oid, attnum smallint, protected boolean, purposes jsonb)
+		  JOIN pg_class c ON c.oid = tc.relid
+		 WHERE NOT tc.protected
+		 GROUP BY c.oid, c.relname
+		 ORDER BY privacy_guard._human_name(c.relname), c.oid
+	LOOP
+		v_out := v_out || privacy_guard._notice_markup('h3', f,
+			privacy_guard._notice_markup('text', f, initcap(left(privacy_guard._human_name(t.relname), 1))
+											|| substr(privacy_guard._human_name(t.relname), 2)));
+		IF t.about IS NOT NULL THEN
+			v_out := v_out || privacy_guard._notice_markup('p', f, privacy_guard._notice_markup('text', f, t.about));
+		END IF;
+		SELECT string_agg(privacy_guard._notice_markup('text', f,
+							coalesce(col_description(t.relid, a.attnum::integer), privacy_guard._human_name(a.attname))),
+						  ', ' ORDER BY a.attnum)
+		  INTO v_list
+		  FROM pg_attribute a WHERE a.attrelid = t.relid AND a.attnum = ANY (t.attnums);
+		v_items := ARRAY[privacy_guard._notice_markup('b', f, 'What:') || ' ' || v_list];
+		SELECT string_agg(privacy_guard._notice_markup('text', f, coalesce(pp.description, privacy_guard._human_name(pp.name)))
+						  || ' (' || privacy_guard._notice_markup('code', f, pp.name) || ')', '; ' ORDER BY pp.name)
+		  INTO v_list
+		  FROM privacy_guard.purpose pp
+		 WHERE pp.name IN (SELECT jsonb_array_elements_text(tc.purposes)
+							 FROM jsonb_to_recordset(v_tagged) AS tc(relid oid, protected boolean, purposes jsonb)
+							WHERE tc.relid = t.relid AND NOT tc.protected);
+		v_items := v_items
+			|| (privacy_guard._notice_markup('b', f, 'Used for:') || ' '
+				|| coalesce(v_list, 'only the purposes recorded with each value.'))
+			|| (privacy_guard._notice_markup('b', f, 'Kept:') || ' '
+				|| 'until the date recorded with each value, then erased; a value recorded without one, until you ask us to erase it.')
+			|| (privacy_guard._notice_markup('b', f, 'When you ask us to erase your data:') || ' erased.');
+		v_out := v_out || privacy_guard._notice_list(f, v_items);
+	END LOOP;
+
 	/* why: purpose by purpose, with its legal basis in plain words */
 	v_out := v_out || privacy_guard._notice_markup('h2', f, 'Why we use it');
 	FOR p IN
 		SELECT pp.name, pp.description, pp.legal_basis, b.title, b.explanation,
-			   (SELECT string_agg(privacy_guard._notice_markup('text', f,
-						initcap(left(privacy_guard._human_name(c.relname), 1)) || substr(privacy_guard._human_name(c.relname), 2)),
-						', ' ORDER BY privacy_guard._human_name(c.relname))
-				  FROM privacy_guard.protected_table pt JOIN pg_class c ON c.oid = pt.relid
-				 WHERE pp.name = ANY (pt.purposes) OR pp.name = pt.hold_purpose) AS tables
+			   (SELECT string_agg(privacy_guard._notice_markup('text', f, initcap(left(h.name, 1)) || substr(h.name, 2)),
+						', ' ORDER BY h.name)
+				  FROM (SELECT privacy_guard._human_name(c.relname) AS name
+						  FROM privacy_guard.protected_table pt JOIN pg_class c ON c.oid = pt.relid
+						 WHERE pp.name = ANY (pt.purposes) OR pp.name = pt.hold_purpose
+						UNION
+						SELECT privacy_guard._human_name(c.relname)
+						  FROM jsonb_to_recordset(v_tagged) AS tc(relid oid, purposes jsonb)
+						  JOIN pg_class c ON c.oid = tc.relid
+						 WHERE tc.purposes ? pp.name) h) AS tables
 		  FROM privacy_guard.purpose pp
 		 CROSS JOIN LATERAL privacy_guard._basis_explained(pp.legal_basis) b
 		 WHERE pp.name = ANY (v_purposes)
@@ -2694,11 +2888,25 @@ COMMENT ON FUNCTION privacy_guard.privacy_notice(text) IS 'A privacy notice for 
 
 /* ---------------------------------------------------------------- subject report */
 
-CREATE FUNCTION privacy_guard._read_as_owner(tbl regclass, sql text, key text)
-RETURNS jsonb
-AS 'MODULE_PATHNAME', 'pvg_read_as_owner'
-LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION privacy_guard._read_as_owner(regclass, text, text) IS 'Internal: run a report query as the table owner, with the rules lifted for it';
+/*
+ * The select list subject_report reads a table's rows with (alias x): every
+ * column, the tagged ones through _tag_report_value ($1 the subject, $2 the
+ * digest key), so that reading as an owner the rules bind neither fails on
+ * a withheld value nor shows a value tagged for someone else.
+ */
+CREATE FUNCTION privacy_guard._report_columns(tbl regclass)
+RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(string_agg(CASE WHEN a.atttypid IN (SELECT privacy_guard._tagged_types())
+									THEN format('privacy_guard._tag_report_value(x.%I, $1, $2) AS %1$I', a.attname)
+									ELSE format('x.%I', a.attname) END,
+							   ', ' ORDER BY a.attnum), '')
+	  FROM pg_attribute a
+	 WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION privacy_guard._report_columns(regclass) IS 'Internal: the select list of a subject report''s rows, tagged values read for the subject only';
 
 /* Whether a key is the text form of some value of a type. */
 CREATE FUNCTION privacy_guard._key_fits(key text, typ regtype)
@@ -2725,9 +2933,14 @@ COMMENT ON FUNCTION privacy_guard._key_fits(text, regtype) IS 'Internal: whether
  * protect that refer, by a foreign key, to those rows (one step); the
  * current consents and objections and their whole history in the ledger
  * (including entries kept under the key's digest after an erasure); the
- * erasure requests (found by the digest).  The key is only ever a
- * parameter; identifiers are quoted; comparisons use the subject column's
- * base type and pg_catalog's operators, foreign keys their own operators.
+ * erasure requests (found by the digest); and every tagged value, in any
+ * table, whose tag names the subject (matched as the erasure matches them,
+ * with the digest key, and read without rule 3.4 the same way).  A tagged
+ * column in a row already reported shows its value when the tag names the
+ * subject or nobody, and null when it names someone else.  The key is only
+ * ever a parameter; identifiers are quoted; comparisons use the subject
+ * column's base type and pg_catalog's operators, foreign keys their own
+ * operators.
  */
 CREATE FUNCTION privacy_guard.subject_report(subject text)
 RETURNS jsonb
@@ -2737,8 +2950,11 @@ SET IntervalStyle = iso_8601
 AS $$
 DECLARE
 	v_digest text;
+	v_secret bytea;
 	t record;
 	k record;
+	tc record;
+	v_tagged jsonb := '[]';
 	v_base regtype;
 	v_rows jsonb;
 	v_keys jsonb;
@@ -2748,14 +2964,17 @@ DECLARE
 BEGIN
 	PERFORM privacy_guard._check_subject(subject);
 	v_digest := privacy_guard._subject_digest(subject);
+	v_secret := privacy_guard._secret();
 
 	FOR t IN SELECT pt.* FROM privacy_guard.protected_table pt ORDER BY pt.relid::text LOOP
 		v_base := privacy_guard._base_type(privacy_guard._column_type(t.relid, t.subject_column, 'subject'));
 		CONTINUE WHEN NOT privacy_guard._key_fits(subject, v_base);
 		v_rows := privacy_guard._read_as_owner(t.relid,
 			format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
-				   '(SELECT pg_catalog.to_jsonb(x.*) AS r FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s) s',
-				   t.relid, t.subject_column, v_base), subject);
+				   '(SELECT pg_catalog.to_jsonb(y.*) AS r FROM '
+				   '(SELECT %s FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s) y) s',
+				   privacy_guard._report_columns(t.relid), t.relid, t.subject_column, v_base),
+			subject, v_secret, NULL);
 		CONTINUE WHEN v_rows IS NULL;
 		v_purposes := v_purposes || t.purposes || t.hold_purpose;
 		v_data := v_data || jsonb_build_array(jsonb_build_object(
@@ -2798,13 +3017,14 @@ BEGIN
 			v_keys := privacy_guard._read_as_owner(k.parent,
 				format('SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(%s)) FROM %s x '
 					   'WHERE x.%I OPERATOR(pg_catalog.=) $1::%s',
-					   k.pk_list, k.parent, t.subject_column, v_base), subject);
+					   k.pk_list, k.parent, t.subject_column, v_base), subject, NULL, NULL);
 			CONTINUE WHEN v_keys IS NULL;
 			v_rows := privacy_guard._read_as_owner(k.child,
 				format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
-					   '(SELECT pg_catalog.to_jsonb(x.*) AS r FROM %s x WHERE EXISTS '
-					   '(SELECT 1 FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) AS e WHERE %s)) s',
-					   k.child, k.match), v_keys::text);
+					   '(SELECT pg_catalog.to_jsonb(y.*) AS r FROM (SELECT %s FROM %s x WHERE EXISTS '
+					   '(SELECT 1 FROM pg_catalog.jsonb_array_elements($3) AS e WHERE %s)) y) s',
+					   privacy_guard._report_columns(k.child), k.child, k.match),
+				subject, v_secret, v_keys);
 			CONTINUE WHEN v_rows IS NULL;
 			v_data := v_data || jsonb_build_array(jsonb_build_object(
 				'table', k.child::text, 'found_by', 'foreign key', 'foreign_key', k.conname,
@@ -2813,13 +3033,28 @@ BEGIN
 	END LOOP;
 
 	/*
-	 * TAGGED VALUES (lead): when the tagged_* types exist, find every value
-	 * tagged with this subject in every column of a tagged type (read as
-	 * each table's owner with _read_as_owner, comparing the tag's subject),
-	 * append their purposes to v_purposes, and add them to the report:
-	 *	   v_report := v_report || jsonb_build_object('tagged_values', ...);
-	 * Each entry: table, column, value, purposes, retain_until.
+	 * Tagged values anywhere: every tagged column of every table (each
+	 * table on its own, partitions included), read as its owner; the
+	 * values whose tag names this subject, matched and read with the
+	 * digest key.
 	 */
+	FOR tc IN SELECT * FROM privacy_guard._tagged_columns() LOOP
+		v_rows := privacy_guard._read_as_owner(tc.relid,
+			format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
+				   '(SELECT pg_catalog.jsonb_build_object(''value'', privacy_guard._tag_report_value(x.%1$I, $1, $2), '
+				   '''purposes'', privacy_guard.tag_purposes(x.%1$I), '
+				   '''retain_until'', privacy_guard.tag_retain_until(x.%1$I)) AS r '
+				   'FROM ONLY %2$s x WHERE privacy_guard._tag_erasable(x.%1$I, $1, $2)) s',
+				   tc.colname, tc.relid),
+			subject, v_secret, NULL);
+		CONTINUE WHEN v_rows IS NULL;
+		v_tagged := v_tagged || (
+			SELECT jsonb_agg(jsonb_build_object('table', tc.relid::text, 'column', tc.colname) || e.value
+							 ORDER BY e.n)
+			  FROM jsonb_array_elements(v_rows) WITH ORDINALITY AS e(value, n));
+		v_purposes := v_purposes || ARRAY(SELECT jsonb_array_elements_text(e.value -> 'purposes')
+											FROM jsonb_array_elements(v_rows) AS e(value));
+	END LOOP;
 
 	SELECT coalesce(array_agg(DISTINCT x ORDER BY x), '{}') INTO v_purposes
 	  FROM unnest(v_purposes || ARRAY(SELECT c.purpose FROM privacy_guard.consent_state c
@@ -2829,6 +3064,7 @@ BEGIN
 	v_report := jsonb_build_object(
 		'subject', subject,
 		'data', v_data,
+		'tagged_values', v_tagged,
 		'consents', coalesce((
 			SELECT jsonb_agg(jsonb_build_object('purpose', c.purpose, 'status', c.status,
 					'valid_until', c.valid_until, 'changed_at', c.changed_at,
@@ -3049,19 +3285,22 @@ BEGIN
 					  t.relid)
 		  FROM privacy_guard.protected_table t
 		 WHERE t.retention IS NULL
-		/*
-		 * TAGGED TYPES (lead): add here, as one more UNION ALL branch, the
-		 * finding "tagged columns outside protected tables": every column of
-		 * a tagged_* type (or a domain over one) in a user_rel table that is
-		 * not in prot, once the types exist.
-		 */
+		UNION ALL
+		/* tagged columns outside protected tables: the values carry rules, the rows do not */
+		SELECT 'warning', 'table ' || tc.relid::text,
+			   format('table %s is not protected but has tagged column%s %s: each tagged value carries its own rules (it is revealed only under its tag''s purposes, to an authorised role, before its retain-until, and erased when its subject is forgotten), but the rows do not: their other columns are read without purpose, consent or retention checks, a row is never deleted (only its tagged values are set to NULL), and a plain value written into a tagged column stays untagged, readable by every role that can read the table. If the rows are about a person, protect the table with privacy_guard.protect().',
+					  tc.relid, CASE WHEN count(*) > 1 THEN 's' ELSE '' END,
+					  string_agg(quote_ident(tc.colname), ', ' ORDER BY tc.attnum))
+		  FROM privacy_guard._tagged_top_columns() tc
+		 WHERE NOT tc.protected
+		 GROUP BY tc.relid
 	)
 	SELECT f.sev, f.obj, f.msg
 	  FROM findings f
 	 ORDER BY CASE f.sev WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, f.obj, f.msg;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard.check() IS 'Compliance lint: copies and views of protected data, unprotected referencing tables, bypassing roles, unusable purposes, missing retention, an unpatched server';
+COMMENT ON FUNCTION privacy_guard.check() IS 'Compliance lint: copies and views of protected data, unprotected referencing tables, bypassing roles, unusable purposes, missing retention, tagged columns outside protected tables, an unpatched server';
 
 /* ------------------------------------------------------------------ */
 /* Privileges (SPEC 3.3)                                                */
@@ -3100,6 +3339,7 @@ BEGIN
 		privacy_guard.subject_report(text),
 		privacy_guard.check(),
 		privacy_guard.access_history(text, timestamptz),
+		privacy_guard._tagged_column_purposes(),
 		privacy_guard.grant_recorder(regrole) TO %s', role);
 	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,
 		privacy_guard.erasure_requests, privacy_guard.purpose_roles, privacy_guard.worker_status,
@@ -3159,6 +3399,11 @@ GRANT EXECUTE ON FUNCTION
 	privacy_guard._tag_erasable(privacy_guard.tagged_date, text, bytea),
 	privacy_guard._tag_erasable(privacy_guard.tagged_numeric, text, bytea),
 	privacy_guard._tag_erasable(privacy_guard.tagged_jsonb, text, bytea),
+	/* subject_report reads as the table owner; the digest key is its parameter */
+	privacy_guard._tag_report_value(privacy_guard.tagged_text, text, bytea),
+	privacy_guard._tag_report_value(privacy_guard.tagged_date, text, bytea),
+	privacy_guard._tag_report_value(privacy_guard.tagged_numeric, text, bytea),
+	privacy_guard._tag_report_value(privacy_guard.tagged_jsonb, text, bytea),
 	/* a partition created by the table's owner gets a clone of the default-tag trigger */
 	privacy_guard._tag_default()
 TO PUBLIC;

@@ -49,6 +49,19 @@ SELECT privacy_guard.set_anonymizer('newsletter_subscribers', 'subscriber_email'
 -- the legal hold's behaviour is built elsewhere; the register shows its settings
 UPDATE privacy_guard.protected_table SET hold_keep = interval '10 years', hold_purpose = 'tax'
  WHERE relid = 'orders'::regclass;
+-- tagged columns: one in a protected table, and a table privacy_guard does not
+-- protect whose values carry their own tags, one with a purpose no protected
+-- table uses, and one plain value (untagged: no purpose)
+SELECT privacy_guard.define_purpose('testimonials', 'consent', 'Publishing your reviews');
+ALTER TABLE customers ADD COLUMN phone privacy_guard.tagged_text;
+COMMENT ON COLUMN customers.phone IS 'phone number';
+CREATE TABLE reviews (id int PRIMARY KEY, body privacy_guard.tagged_text, stars privacy_guard.tagged_numeric,
+					  posted date);
+COMMENT ON COLUMN reviews.body IS 'your review';
+INSERT INTO reviews VALUES
+	(1, privacy_guard.tag('Great shop'::text, ARRAY['testimonials'], '7'),
+		privacy_guard.tag(5::numeric, ARRAY['testimonials', 'fraud'], '7', '2030-01-01 00:00+00'), '2026-01-01'),
+	(2, 'plain, untagged', NULL, '2026-01-02');
 
 -- ---------------------------------------------------------------- register
 SELECT table_name, column_name, data_type, column_role, description, purposes, legal_bases
@@ -56,6 +69,9 @@ SELECT table_name, column_name, data_type, column_role, description, purposes, l
 SELECT * FROM (SELECT DISTINCT table_name, retention, retention_column, on_expiry, on_forget, hold_keep,
 					  hold_purpose FROM privacy_guard.processing_register) r
  ORDER BY table_name::text;
+-- tagged columns: the purposes found in their values' tags (none yet in customers.phone)
+SELECT table_name, column_name, column_role, tag_purposes
+  FROM privacy_guard.processing_register WHERE tag_purposes IS NOT NULL ORDER BY 1, 2;
 SELECT table_name, column_name, anonymizer
   FROM privacy_guard.processing_register WHERE anonymizer IS NOT NULL ORDER BY 1, 2;
 
@@ -79,6 +95,13 @@ ANALYZE visits;
 SELECT DISTINCT approx_rows FROM privacy_guard.processing_register WHERE table_name = 'visits'::regclass;
 SELECT privacy_guard.unprotect('visits');
 DROP TABLE visits;
+-- a tagged table outside protection: its own estimate; a value written into a
+-- protected table's tagged column takes the table's purposes (its default tag)
+ANALYZE reviews;
+SELECT DISTINCT approx_rows FROM privacy_guard.processing_register WHERE table_name = 'reviews'::regclass;
+UPDATE customers SET phone = '+1 555 0100' WHERE id = 1;
+SELECT column_name, tag_purposes FROM privacy_guard.processing_register
+ WHERE table_name = 'customers'::regclass AND column_role = 'tagged';
 
 -- the register is for administrators
 SET ROLE regress_transp_n_plain;
@@ -96,7 +119,7 @@ SELECT privacy_guard.privacy_notice();
 SELECT privacy_guard.privacy_notice('html');
 \pset format aligned
 \pset tuples_only off
--- every purpose a protected table uses is named, in both formats; an unused one is not
+-- every purpose a protected table or a tagged column uses is named, in both formats; an unused one is not
 SELECT f, p.name
   FROM (VALUES ('markdown'), ('html')) AS v(f), privacy_guard.purposes p
  WHERE strpos(privacy_guard.privacy_notice(f), p.name) = 0
@@ -117,7 +140,8 @@ SELECT line FROM regexp_split_to_table(privacy_guard.privacy_notice('HTML'), E'\
  WHERE line LIKE '%not a heading%';
 -- the notice is public information: every role may generate it
 SET ROLE regress_transp_n_plain;
-SELECT length(privacy_guard.privacy_notice()) > 1000 AS generated;
+SELECT length(privacy_guard.privacy_notice()) > 1000 AS generated,
+	   strpos(privacy_guard.privacy_notice(), 'Publishing your reviews (`testimonials`)') > 0 AS names_tagged_purpose;
 RESET ROLE;
 -- other formats are refused
 SELECT privacy_guard.privacy_notice('pdf');

@@ -38,6 +38,14 @@ CREATE TABLE "Odd ""Notes"" $1" ("Customer Ref" customer_ref, "note'; --" text);
 CREATE TABLE visits (customer_id bigint, at date NOT NULL, page text) PARTITION BY RANGE (at);
 CREATE TABLE visits_2025 PARTITION OF visits FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
 CREATE TABLE visits_2026 PARTITION OF visits FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+-- tagged values: a protected table's tagged column (its default tag names the
+-- row's subject), a referring table's, and a table privacy_guard does not
+-- protect, with a column of a domain over a tagged type
+ALTER TABLE customers ADD COLUMN phone privacy_guard.tagged_text;
+ALTER TABLE support_tickets ADD COLUMN attachment privacy_guard.tagged_text;
+CREATE DOMAIN review_text AS privacy_guard.tagged_text;
+CREATE TABLE reviews (id int PRIMARY KEY, body review_text, stars privacy_guard.tagged_numeric,
+					  visited privacy_guard.tagged_date);
 GRANT USAGE, CREATE ON SCHEMA shop TO regress_transp_r_other;
 GRANT REFERENCES ON orders TO regress_transp_r_other;
 RESET ROLE;
@@ -45,6 +53,8 @@ RESET ROLE;
 -- referenced keys as the owner of orders, the notes as their own owner
 SET ROLE regress_transp_r_other;
 CREATE TABLE shop.order_notes (order_id bigint REFERENCES shop.orders ON DELETE CASCADE, note text);
+-- and a table of tagged values only, owned by that role too
+CREATE TABLE shop.preferences (settings privacy_guard.tagged_jsonb);
 RESET ROLE;
 SELECT privacy_guard.grant_admin('regress_transp_r_owner');
 SET ROLE regress_transp_r_owner;
@@ -61,15 +71,31 @@ UPDATE privacy_guard.protected_table SET hold_keep = interval '10 years', hold_p
  WHERE relid = 'orders'::regclass;
 
 -- subject 1001, and another person, 2002, whose values are all marked ZZ-OTHER
-INSERT INTO customers VALUES (1001, 'ada@example.org', 'Ada Lovelace'),
-							 (2002, 'zz-other@example.org', 'ZZ-OTHER Person');
+INSERT INTO customers VALUES (1001, 'ada@example.org', 'Ada Lovelace', '+44 1001'),
+							 (2002, 'zz-other@example.org', 'ZZ-OTHER Person', 'ZZ-OTHER phone');
 INSERT INTO orders VALUES (11, 1001, '2026-03-01 10:00+00', '12 Analytical Row'),
 						  (12, 1001, '2020-01-01 10:00+00', 'expired order, still held'),
 						  (21, 2002, '2026-03-02 10:00+00', 'ZZ-OTHER street');
 INSERT INTO invoices VALUES (101, 1001, 11, '2026-03-01', 42.50), (201, 2002, 21, '2026-03-02', 99.99),
 							(301, NULL, NULL, '2025-01-01', 7.00);	-- anonymised long ago: nobody's
 INSERT INTO newsletter VALUES (2002, 'ZZ-OTHER-list', '2026-01-01 00:00+00');
-INSERT INTO support_tickets VALUES (1, 1001, 'parcel never arrived'), (2, 2002, 'ZZ-OTHER complaint');
+-- ticket 1 is Ada's, but its attachment is tagged for the other person
+INSERT INTO support_tickets VALUES
+	(1, 1001, 'parcel never arrived', privacy_guard.tag('ZZ-OTHER attachment'::text, ARRAY['billing'], '2002')),
+	(2, 2002, 'ZZ-OTHER complaint', privacy_guard.tag('ZZ-OTHER screenshot'::text, ARRAY['billing'], '2002'));
+-- Ada's review, the other person's, one tagged for nobody, and one for a key
+-- that only looks like Ada's ('01001' is not '1001')
+INSERT INTO reviews VALUES
+	(1, privacy_guard.tag('Great service'::text, ARRAY['marketing'], '1001', '2030-01-01 00:00+00'),
+		privacy_guard.tag(5::numeric, ARRAY['marketing'], '1001'),
+		privacy_guard.tag('2026-03-02'::date, ARRAY['fraud'], '1001')),
+	(2, privacy_guard.tag('ZZ-OTHER review'::text, ARRAY['marketing'], '2002'),
+		privacy_guard.tag(1::numeric, ARRAY['marketing'], '2002'), NULL),
+	(3, privacy_guard.tag('ZZ-OTHER anonymous review'::text, ARRAY['marketing']), NULL, NULL),
+	(4, privacy_guard.tag('ZZ-OTHER padded key'::text, ARRAY['marketing'], '01001'), NULL, NULL);
+INSERT INTO preferences VALUES
+	(privacy_guard.tag('{"theme": "dark", "lang": "en"}'::jsonb, ARRAY['marketing', 'billing'], '1001')),
+	(privacy_guard.tag('{"theme": "ZZ-OTHER"}'::jsonb, ARRAY['marketing'], '2002'));
 INSERT INTO order_notes VALUES (11, 'leave at the door'), (21, 'ZZ-OTHER note');
 INSERT INTO "Odd ""Notes"" $1" VALUES ('1001', 'prefers mornings'), ('2002', 'ZZ-OTHER note');
 INSERT INTO visits VALUES (1001, '2025-12-31', '/cart'), (1001, '2026-01-02', '/checkout'),
@@ -102,17 +128,28 @@ SELECT privacy_guard.grant_admin('regress_transp_r_admin');
 SET ROLE regress_transp_r_admin;
 SHOW privacy_guard.purpose;
 SELECT jsonb_pretty(pg_temp.stable(privacy_guard.subject_report('1001') - 'generated_at'));
+-- rule 3.4 still binds the tables' owner: its own reads reveal nothing
+-- without a purpose, and the report's keyed reader answers only the report
+RESET ROLE;
+SET ROLE regress_transp_r_owner;
+SELECT id, privacy_guard.reveal(body) AS body, privacy_guard.reveal(stars) AS stars FROM reviews ORDER BY id;
+SELECT privacy_guard._tag_report_value(body, '1001', '\x00'::bytea) FROM reviews;
+SELECT privacy_guard._tag_report_value(body, '1001', NULL) FROM reviews;
+RESET ROLE;
+SET ROLE regress_transp_r_admin;
 -- nothing about the other person: none of their values, keys or ledger entries
 SELECT strpos(privacy_guard.subject_report('1001')::text, 'ZZ-OTHER') AS other_values,
 	   strpos(privacy_guard.subject_report('1001')::text, '2002') AS other_key,
 	   strpos(privacy_guard.subject_report('1001')::text, '"id": 21') AS other_order;
 -- and the other way round
 SELECT jsonb_path_query_array(privacy_guard.subject_report('2002'), '$.data[*].table') AS tables,
+	   jsonb_path_query_array(privacy_guard.subject_report('2002'), '$.tagged_values[*].value') AS tagged,
 	   strpos(privacy_guard.subject_report('2002')::text, 'Ada') AS first_subject,
 	   jsonb_array_length(privacy_guard.subject_report('2002') -> 'erasure_requests') AS requests;
 -- under a purpose that would hide the rows, or one the tables were not collected for
 SET privacy_guard.purpose = 'tax';
-SELECT jsonb_array_length(privacy_guard.subject_report('1001') -> 'data') AS tables_found;
+SELECT jsonb_array_length(privacy_guard.subject_report('1001') -> 'data') AS tables_found,
+	   jsonb_array_length(privacy_guard.subject_report('1001') -> 'tagged_values') AS tagged_found;
 RESET privacy_guard.purpose;
 RESET ROLE;
 
@@ -134,7 +171,8 @@ SELECT jsonb_pretty(pg_temp.stable(privacy_guard.subject_report('1001') - 'gener
 SELECT privacy_guard.set_legal_hold('shop.orders', NULL, NULL);
 SELECT privacy_guard.run_maintenance() -> 'requests_done' AS done;
 SELECT jsonb_pretty(pg_temp.stable(privacy_guard.subject_report('1001') - 'generated_at'));
-SELECT jsonb_array_length(privacy_guard.subject_report('2002') -> 'data') AS other_tables;
+SELECT jsonb_array_length(privacy_guard.subject_report('2002') -> 'data') AS other_tables,
+	   jsonb_path_query_array(privacy_guard.subject_report('2002'), '$.tagged_values[*].value') AS other_tagged;
 
 \c :orig_db
 DROP DATABASE regress_transp_report;

@@ -3,7 +3,8 @@
  * tagged_ops.c
  *	  Rule 3.4 for tagged values, and everything that reads one: reveal(),
  *	  the tag's public parts, tag(), comparison operators, length and LIKE,
- *	  the default-tag trigger and the erasure's matcher.
+ *	  the default-tag trigger, and the keyed matchers of the erasure and of
+ *	  subject_report().
  *
  * A value is visible (pvg_tag_visible) to superusers and BYPASSRLS roles;
  * to others only under a declared purpose P that is known, for which the
@@ -73,6 +74,7 @@ PG_FUNCTION_INFO_V1(pvg_tagged_length);
 PG_FUNCTION_INFO_V1(pvg_tagged_like);
 PG_FUNCTION_INFO_V1(pvg_tagged_notlike);
 PG_FUNCTION_INFO_V1(pvg_tag_erasable);
+PG_FUNCTION_INFO_V1(pvg_tag_report_value);
 PG_FUNCTION_INFO_V1(pvg_tag_default_trigger);
 
 #define PVG_MAX_CHAIN 64
@@ -527,33 +529,27 @@ pvg_tag_read_secret(MemoryContext cxt)
 }
 
 /*
- * _tag_erasable(v, subject text, secret bytea) -> boolean
- *
- * Whether v's tag names this subject.  The erasure runs its UPDATE as the
- * table's owner, who must not learn whose a withheld value is: the function
- * answers only when given the database's digest key, which only the engine
- * holds, and errors otherwise.
+ * Error unless argument argno is the database's digest key, which only the
+ * erasure engine and subject_report() hold: the matchers below run as a
+ * table's owner, who must not learn whose a withheld value is.  The key is
+ * read once per call site and compared in constant time.
  */
-Datum
-pvg_tag_erasable(PG_FUNCTION_ARGS)
+static void
+pvg_tag_require_key(FunctionCallInfo fcinfo, int argno)
 {
 	bytea	   *secret;
 	bytea	   *given;
-	text	   *subject;
-	PvgTag		tag;
 	int			i;
 	int			len;
 	unsigned char diff = 0;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_BOOL(false);
 	secret = (bytea *) fcinfo->flinfo->fn_extra;
 	if (secret == NULL)
 	{
 		secret = pvg_tag_read_secret(fcinfo->flinfo->fn_mcxt);
 		fcinfo->flinfo->fn_extra = secret;
 	}
-	given = PG_ARGISNULL(2) ? NULL : PG_GETARG_BYTEA_PP(2);
+	given = PG_ARGISNULL(argno) ? NULL : PG_GETARG_BYTEA_PP(argno);
 	len = given ? VARSIZE_ANY_EXHDR(given) : -1;
 	if (secret == NULL || given == NULL || len != VARSIZE_ANY_EXHDR(secret))
 		diff = 1;
@@ -565,13 +561,61 @@ pvg_tag_erasable(PG_FUNCTION_ARGS)
 	if (diff != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only privacy_guard's erasure may match tagged values by subject")));
+				 errmsg("only privacy_guard itself may match tagged values by subject")));
+}
 
+/* Whether the tag names exactly this subject key (bytes, as stored). */
+static bool
+pvg_tag_names_subject(const PvgTag *tag, text *subject)
+{
+	return (tag->flags & PVG_TAG_F_SUBJECT) &&
+		tag->subject_len == VARSIZE_ANY_EXHDR(subject) &&
+		memcmp(tag->subject, VARDATA_ANY(subject), tag->subject_len) == 0;
+}
+
+/*
+ * _tag_erasable(v, subject text, secret bytea) -> boolean
+ *
+ * Whether v's tag names this subject.  The erasure runs its UPDATE as the
+ * table's owner, who must not learn whose a withheld value is: the function
+ * answers only when given the database's digest key, which only the engine
+ * holds, and errors otherwise.
+ */
+Datum
+pvg_tag_erasable(PG_FUNCTION_ARGS)
+{
+	PvgTag		tag;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	pvg_tag_require_key(fcinfo, 2);
 	pvg_tag_decode(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0)), &tag);
-	subject = PG_GETARG_TEXT_PP(1);
-	PG_RETURN_BOOL((tag.flags & PVG_TAG_F_SUBJECT) &&
-				   tag.subject_len == VARSIZE_ANY_EXHDR(subject) &&
-				   memcmp(tag.subject, VARDATA_ANY(subject), tag.subject_len) == 0);
+	PG_RETURN_BOOL(pvg_tag_names_subject(&tag, PG_GETARG_TEXT_PP(1)));
+}
+
+/*
+ * _tag_report_value(v, subject text, secret bytea) -> base
+ *
+ * The value for subject_report(), which reads as each table's owner and so
+ * cannot use reveal() (rule 3.4 binds the owner, and the report must not
+ * depend on the caller's purpose).  Returns the base value when v's tag
+ * names this subject, names no subject (a value in a row that is the
+ * subject's), or v still awaits its default tag; NULL when the tag names
+ * someone else.  Like _tag_erasable it answers only with the digest key,
+ * so it gives no role a way around rule 3.4.
+ */
+Datum
+pvg_tag_report_value(PG_FUNCTION_ARGS)
+{
+	PvgTag		tag;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	pvg_tag_require_key(fcinfo, 2);
+	pvg_tag_decode(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0)), &tag);
+	if ((tag.flags & PVG_TAG_F_SUBJECT) && !pvg_tag_names_subject(&tag, PG_GETARG_TEXT_PP(1)))
+		PG_RETURN_NULL();
+	return pvg_tag_base_value(&tag);
 }
 
 /* what the default-tag trigger needs for one table, per statement */

@@ -21,6 +21,12 @@
  * Only a base table (or partitioned table) is ever read this way: never a
  * view, whose rules are its owner's code.  Reads fire no triggers.
  *
+ * The same reader serves the register and the notice (the purposes found in
+ * tagged columns) and the report's tagged values.  Rule 3.4 binds the owner
+ * as anyone else, so tagged values are read through _tag_report_value(),
+ * which answers only with the digest key passed as $2 (tagged_ops.c) and
+ * gives only the subject's values: the owner's session gains nothing.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -36,10 +42,12 @@
 PG_FUNCTION_INFO_V1(pvg_read_as_owner);
 
 /*
- * _read_as_owner(tbl regclass, sql text, key text) -> jsonb
+ * _read_as_owner(tbl regclass, sql text, key text, secret bytea, keys jsonb)
+ *	 -> jsonb
  *
- * Runs the query sql, which may use $1 (the subject key, or a list of keys
- * as jsonb text), as the owner of tbl with row-level security lifted for
+ * Runs the query sql, which may use $1 (the subject key), $2 (the digest
+ * key, which the keyed tagged-value functions need) and $3 (a list of
+ * referenced keys), as the owner of tbl with row-level security lifted for
  * that owner, and returns the first column of its first row (a jsonb), or
  * NULL when it returns no row.  tbl must be a table or partitioned table.
  * Errors propagate; a statement that is not a query is refused by SPI.
@@ -49,9 +57,9 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 {
 	Oid			relid;
 	char	   *sql;
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		values[1];
-	char		nulls[1];
+	Oid			argtypes[3] = {TEXTOID, BYTEAOID, JSONBOID};
+	Datum		values[3];
+	char		nulls[3];
 	HeapTuple	tup;
 	Form_pg_class cls;
 	Oid			owner;
@@ -67,8 +75,11 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	relid = PG_GETARG_OID(0);
 	sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	values[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[0] = PG_ARGISNULL(2) ? 'n' : ' ';
+	for (int i = 0; i < 3; i++)
+	{
+		values[i] = PG_ARGISNULL(i + 2) ? (Datum) 0 : PG_GETARG_DATUM(i + 2);
+		nulls[i] = PG_ARGISNULL(i + 2) ? 'n' : ' ';
+	}
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
@@ -93,7 +104,7 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	rc = SPI_execute_with_args(sql, 1, argtypes, values, nulls, true, 1);
+	rc = SPI_execute_with_args(sql, 3, argtypes, values, nulls, true, 1);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
 	if (SPI_processed > 0 && SPI_tuptable->tupdesc->natts >= 1)

@@ -42,8 +42,9 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- has_consent), privacy_notice (the company's public notice), the policy helpers that protected tables' policies call
 -- (row_visible, write_allowed), _hmac (anonymising statements run as the table
 -- owner and pass the key as a parameter), length(tagged_text) (NULL when
--- withheld), _tag_erasable (the tagged erasure runs as the table owner; it
--- answers only given the digest key), _tag_default (a trigger function: a
+-- withheld), _tag_erasable and _tag_report_value (the tagged erasure and
+-- subject_report run as the table owner; they answer only given the digest
+-- key), _tag_default (a trigger function: a
 -- partition created by a table's owner clones it), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
 SELECT is_empty($$
@@ -53,7 +54,8 @@ SELECT is_empty($$
        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
        AND p.proname NOT IN ('has_consent', 'row_visible', 'write_allowed', '_hmac',
                              'reveal', 'tag', 'tag_purposes', 'tag_retain_until',
-                             'privacy_notice', 'length', '_tag_erasable', '_tag_default')
+                             'privacy_notice', 'length', '_tag_erasable', '_tag_report_value',
+                             '_tag_default')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
                                         t.typmodin, t.typmodout, t.typanalyze))
