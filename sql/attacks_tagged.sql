@@ -44,12 +44,13 @@ SET privacy_guard.purpose = 'at2_billing';
 -- retain-until are public, the subject guessed): the right guess must not
 -- be told from a wrong one.  Tagged values carry a random salt, so only a
 -- copy of the very same value compares equal.
-SELECT g, x *= y AS image_eq, (x *<= y AND x *>= y) AS image_between
-  FROM (SELECT t FROM at2_vals WHERE id = 1) x,
-	   LATERAL (SELECT g, tag(g, tag_purposes(x.t), 'at2-s1') AS t
-				  FROM unnest(ARRAY['OKAPI-9931', 'OKAPI-0000']) g) y0,
-	   LATERAL (SELECT y0.t) y
- ORDER BY g;
+CREATE TYPE pg_temp.at2_box AS (v tagged_text);
+WITH y AS MATERIALIZED (
+	SELECT g, ROW(tag(g, tag_purposes(v.t), 'at2-s1'))::pg_temp.at2_box AS b
+	  FROM at2_vals v, unnest(ARRAY['OKAPI-9931', 'OKAPI-0000']) g WHERE v.id = 1),
+	 x AS MATERIALIZED (SELECT ROW(t)::pg_temp.at2_box AS b FROM at2_vals WHERE id = 1)
+SELECT g, x.b *= y.b AS image_eq, (x.b *<= y.b AND x.b *>= y.b) AS image_between
+  FROM x, y ORDER BY g;
 SELECT x *= y AS same_copy_eq FROM (SELECT t FROM at2_vals WHERE id = 1) x, (SELECT t FROM at2_vals WHERE id = 1) y;
 -- the same with the other three types
 SELECT x *= y AS date_eq FROM (SELECT d FROM at2_vals WHERE id = 1) x,
