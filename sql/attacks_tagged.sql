@@ -52,6 +52,10 @@ WITH y AS MATERIALIZED (
 SELECT g, x.b *= y.b AS image_eq, (x.b *<= y.b AND x.b *>= y.b) AS image_between
   FROM x, y ORDER BY g;
 SELECT x *= y AS same_copy_eq FROM (SELECT t FROM at2_vals WHERE id = 1) x, (SELECT t FROM at2_vals WHERE id = 1) y;
+-- every value built gets its own salt: 200 equal values, no two alike byte-wise
+WITH v AS MATERIALIZED (SELECT g, ROW(tag('OKAPI-9931'::text, ARRAY['at2_mkt'], 'at2-s1'))::pg_temp.at2_box AS b
+						  FROM generate_series(1, 200) g)
+SELECT count(*) AS image_equal_pairs FROM v a JOIN v b ON a.g < b.g AND a.b *= b.b;
 -- the same with the other three types
 SELECT x *= y AS date_eq FROM (SELECT d FROM at2_vals WHERE id = 1) x,
 	   (SELECT tag('1961-08-13'::date, ARRAY['at2_mkt'], 'at2-s1') AS d) y;

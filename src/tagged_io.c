@@ -44,6 +44,7 @@
 #include "catalog/pg_type.h"
 #include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
@@ -174,9 +175,36 @@ pvg_tag_decode(struct varlena *v, PvgTag *tag)
 }
 
 /*
+ * Copy the next PVG_TAG_SALT_LEN bytes of this process's pool of strong
+ * random bytes to salt, refilling the pool from pg_strong_random() when it
+ * runs out (one call per 512 salts: a call costs microseconds) or when the
+ * process is not the one that filled it (a forked child must never reuse
+ * its parent's bytes).  Errors if no random bytes can be had.
+ */
+static void
+pvg_tag_salt(char *salt)
+{
+	static char pool[PVG_TAG_SALT_LEN * 512];
+	static int	pos = sizeof(pool);
+	static int	pool_pid = 0;
+
+	if (pos + PVG_TAG_SALT_LEN > (int) sizeof(pool) || pool_pid != MyProcPid)
+	{
+		if (!pg_strong_random(pool, sizeof(pool)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random bytes for a tagged value")));
+		pos = 0;
+		pool_pid = MyProcPid;
+	}
+	memcpy(salt, pool + pos, PVG_TAG_SALT_LEN);
+	pos += PVG_TAG_SALT_LEN;
+}
+
+/*
  * Build the stored form of a tag and its payload, with a fresh random salt
  * (see tagged.h: it keeps byte-wise comparisons from telling anything about
- * the value).  Errors if no random bytes can be had.
+ * the value).
  */
 struct varlena *
 pvg_tag_encode(const PvgTag *tag)
@@ -186,10 +214,7 @@ pvg_tag_encode(const PvgTag *tag)
 	int			i;
 
 	Assert(tag->npurposes <= PVG_TAG_MAX_PURPOSES);
-	if (!pg_strong_random(salt, sizeof(salt)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate random bytes for a tagged value")));
+	pvg_tag_salt(salt);
 	initStringInfo(&buf);
 	appendStringInfoSpaces(&buf, VARHDRSZ);
 	appendStringInfoChar(&buf, PVG_TAG_VERSION);
