@@ -15,12 +15,13 @@ PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno
 REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks maintenance \
                purge_batches legal_hold register_notice subject_report check \
                attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit \
-               tagged tagged_leaks tagged_erase
+               tagged tagged_leaks tagged_erase \
+               attacks_tagged attacks_transparency attacks_holds
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/
 ISOLATION      = withdraw_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
-                 tagged_visibility
+                 tagged_visibility attacks_purge_swap attacks_purge_stall
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(srcdir)/test/regress.conf
 

@@ -12,6 +12,7 @@
  *	byte 0		format version (PVG_TAG_VERSION)
  *	byte 1		flags (low nibble) | base kind << 4
  *	byte 2		number of purposes n (0..PVG_TAG_MAX_PURPOSES)
+ *	8 bytes		salt: random, drawn afresh whenever a value is encoded
  *	n varints	purpose ids (privacy_guard.purpose.id), strictly ascending,
  *				unsigned LEB128: one byte per id below 128, two below 16384
  *	8 bytes		retain-until (TimestampTz), if PVG_TAG_F_RETAIN
@@ -19,9 +20,17 @@
  *	rest		the base value: a text's or numeric's or jsonb's bytes
  *				without their varlena header, a date's four bytes
  *
- * So a tag costs 3 bytes, plus about one byte per purpose, plus 8 for a
+ * So a tag costs 11 bytes, plus about one byte per purpose, plus 8 for a
  * retain-until and 1 + length for a subject; the datum's own varlena header
  * is 1 byte on disk for values under 127 bytes.
+ *
+ * The salt is there because PostgreSQL compares any datum byte by byte,
+ * without its type's operators, in the record image operators (*=, *<, ...
+ * on whole rows, also a btree operator class): without it a forged value
+ * with the same tag would let anyone test guesses for, and binary-search,
+ * a withheld value's subject and content.  With it, two values' bytes
+ * differ from the salt on, unless one is a copy of the other.  The salt is
+ * neither shown nor read by the text or binary forms: input draws a new one.
  *
  * A value whose flags hold PVG_TAG_F_DEFAULT has no tag yet: it was written
  * as a plain value and takes the default tag of the protected table it is
@@ -45,6 +54,7 @@
 
 #define PVG_TAG_MAX_PURPOSES	64
 #define PVG_TAG_MAX_SUBJECT		1024
+#define PVG_TAG_SALT_LEN		8
 
 /* the base type a tagged value wraps */
 typedef enum PvgTagKind

@@ -44,6 +44,7 @@
 #include "catalog/pg_type.h"
 #include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/fmgrprotos.h"
@@ -123,12 +124,12 @@ pvg_tag_decode(struct varlena *v, PvgTag *tag)
 	const unsigned char *end = p + VARSIZE_ANY_EXHDR(v);
 	int			i;
 
-	if (end - p < 3 || p[0] != PVG_TAG_VERSION)
+	if (end - p < 3 + PVG_TAG_SALT_LEN || p[0] != PVG_TAG_VERSION)
 		pvg_tag_corrupt();
 	tag->flags = p[1] & 0x0f;
 	tag->kind = (PvgTagKind) (p[1] >> 4);
 	tag->npurposes = p[2];
-	p += 3;
+	p += 3 + PVG_TAG_SALT_LEN;
 	if ((tag->flags & ~PVG_TAG_F_ALL) != 0 ||
 		tag->kind < PVG_KIND_TEXT || tag->kind > PVG_KIND_JSONB ||
 		tag->npurposes > PVG_TAG_MAX_PURPOSES)
@@ -173,19 +174,53 @@ pvg_tag_decode(struct varlena *v, PvgTag *tag)
 		pvg_tag_corrupt();
 }
 
-/* Build the stored form of a tag and its payload. */
+/*
+ * Copy the next PVG_TAG_SALT_LEN bytes of this process's pool of strong
+ * random bytes to salt, refilling the pool from pg_strong_random() when it
+ * runs out (one call per 512 salts: a call costs microseconds) or when the
+ * process is not the one that filled it (a forked child must never reuse
+ * its parent's bytes).  Errors if no random bytes can be had.
+ */
+static void
+pvg_tag_salt(char *salt)
+{
+	static char pool[PVG_TAG_SALT_LEN * 512];
+	static int	pos = sizeof(pool);
+	static int	pool_pid = 0;
+
+	if (pos + PVG_TAG_SALT_LEN > (int) sizeof(pool) || pool_pid != MyProcPid)
+	{
+		if (!pg_strong_random(pool, sizeof(pool)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random bytes for a tagged value")));
+		pos = 0;
+		pool_pid = MyProcPid;
+	}
+	memcpy(salt, pool + pos, PVG_TAG_SALT_LEN);
+	pos += PVG_TAG_SALT_LEN;
+}
+
+/*
+ * Build the stored form of a tag and its payload, with a fresh random salt
+ * (see tagged.h: it keeps byte-wise comparisons from telling anything about
+ * the value).
+ */
 struct varlena *
 pvg_tag_encode(const PvgTag *tag)
 {
 	StringInfoData buf;
+	char		salt[PVG_TAG_SALT_LEN];
 	int			i;
 
 	Assert(tag->npurposes <= PVG_TAG_MAX_PURPOSES);
+	pvg_tag_salt(salt);
 	initStringInfo(&buf);
 	appendStringInfoSpaces(&buf, VARHDRSZ);
 	appendStringInfoChar(&buf, PVG_TAG_VERSION);
 	appendStringInfoChar(&buf, (char) (tag->flags | (tag->kind << 4)));
 	appendStringInfoChar(&buf, (char) tag->npurposes);
+	appendBinaryStringInfo(&buf, salt, sizeof(salt));
 	for (i = 0; i < tag->npurposes; i++)
 		pvg_varint_write(&buf, (uint32) tag->purposes[i]);
 	if (tag->flags & PVG_TAG_F_RETAIN)
