@@ -75,13 +75,10 @@ SELECT k, pg_temp.names(privacy_guard.subject_report(k)) AS rows_found
 SELECT privacy_guard.subject_report('x%') ->> 'subject' AS subject;
 RESET ROLE;
 
--- attack: another spelling of an integer key ('042', '+42', ' 42') reads
--- subject 42's rows, while the consents, objections and erasure requests in
--- the same report are looked up under the other spelling (which has none):
--- a report about one person, labelled with another key.  forget(),
--- erasure_status() and access_history() treat '042' as a different key.
--- KNOWN BUG: the lookup compares in the column's type (transparency block
--- of the script); it should match only the canonical text form.
+-- attack: another spelling of an integer key ('042', '+42', ' 42') must not
+-- read subject 42's rows under a label whose consents and requests are
+-- another key's: like forget(), erasure_status() and access_history(), the
+-- report matches only the canonical text form.
 SET ROLE regress_at2t_adm;
 SELECT k, pg_temp.names(r) AS rows_found, jsonb_array_length(r -> 'consents') AS consents
   FROM unnest(ARRAY['42', '042', '+42', ' 42']) k, privacy_guard.subject_report(k) r

@@ -2914,15 +2914,18 @@ RETURNS boolean
 LANGUAGE plpgsql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	v_canon text;
 BEGIN
 	/* the base type: a domain's checks are the table owner's code */
-	EXECUTE format('SELECT $1::%s', privacy_guard._base_type(typ)) USING key;
-	RETURN true;
+	EXECUTE format('SELECT ($1::%s)::text', privacy_guard._base_type(typ)) INTO v_canon USING key;
+	/* the rules, forget() and the receipts know a key by its text form: '042' is not 42 */
+	RETURN v_canon = key;
 EXCEPTION WHEN data_exception THEN
 	RETURN false;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._key_fits(text, regtype) IS 'Internal: whether a subject key can match a column of the type';
+COMMENT ON FUNCTION privacy_guard._key_fits(text, regtype) IS 'Internal: whether a subject key is the canonical text form of a value of the type';
 
 /*
  * Everything held about one subject (GDPR Art. 15, in a form fit for
