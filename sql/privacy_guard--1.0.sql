@@ -1153,6 +1153,12 @@ AS 'MODULE_PATHNAME', 'pvg_exec_as_owner'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION privacy_guard._exec_as_owner(regclass, text, text, bytea) IS 'Internal: run an engine statement with the table owner''s rights';
 
+CREATE FUNCTION privacy_guard._engine_timed_out()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_engine_timed_out_fn'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._engine_timed_out() IS 'Internal: whether the last cancel was the engine''s own time limit (clears it)';
+
 CREATE FUNCTION privacy_guard._secret()
 RETURNS bytea
 LANGUAGE plpgsql VOLATILE
@@ -1559,6 +1565,15 @@ BEGIN
 			   SET state = 'blocked',
 				   error = format('rows in %s are locked by another transaction; the next round retries', v_table)
 			 WHERE r.id = req.id;
+		WHEN query_canceled THEN
+			/* only the engine's own time limit; a cancel from anyone else goes on */
+			IF NOT privacy_guard._engine_timed_out() THEN
+				RAISE;
+			END IF;
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked',
+				   error = format('erasing from %s took longer than privacy_guard.engine_time_limit; the next round retries', v_table)
+			 WHERE r.id = req.id;
 		WHEN OTHERS THEN
 			/* only our own message is kept: the owner's code may have put data in its own */
 			UPDATE privacy_guard.erasure_request r
@@ -1727,7 +1742,18 @@ BEGIN
 	BEGIN
 		SELECT r.matched, r.processed, r.last INTO matched, processed, last
 		  FROM privacy_guard._batch_as_owner(part, v_sql, after, secret) r;
-	EXCEPTION WHEN OTHERS THEN
+	EXCEPTION
+	WHEN query_canceled THEN
+		/* only the engine's own time limit; a cancel from anyone else goes on */
+		IF NOT privacy_guard._engine_timed_out() THEN
+			RAISE;
+		END IF;
+		matched := 0;
+		processed := 0;
+		last := NULL;
+		error := format('purging %s took longer than privacy_guard.engine_time_limit', part);
+		RETURN;
+	WHEN OTHERS THEN
 		/* the owner's trigger or rule may have put data in the message: keep the SQLSTATE */
 		matched := 0;
 		processed := 0;
@@ -2309,9 +2335,17 @@ BEGIN
 			v_n := privacy_guard._exec_as_owner(r.relid,
 					format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard.tag_retain_until(%2$I) <= %L::timestamptz',
 						   r.relid, r.colname, at), NULL, NULL);
-		EXCEPTION WHEN OTHERS THEN
-			v_n := 0;
-			v_errors := v_errors || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), SQLSTATE);
+		EXCEPTION
+			WHEN query_canceled THEN
+				/* only the engine's own time limit; a cancel from anyone else goes on */
+				IF NOT privacy_guard._engine_timed_out() THEN
+					RAISE;
+				END IF;
+				v_n := 0;
+				v_errors := v_errors || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), SQLSTATE);
+			WHEN OTHERS THEN
+				v_n := 0;
+				v_errors := v_errors || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), SQLSTATE);
 		END;
 		IF v_n > 0 THEN
 			v_counts := v_counts || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), v_n);

@@ -27,12 +27,14 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "common/hashfn.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 
 PG_FUNCTION_INFO_V1(pvg_exec_as_owner);
 PG_FUNCTION_INFO_V1(pvg_batch_as_owner);
@@ -66,6 +68,42 @@ typedef struct PvgPlanEntry
 } PvgPlanEntry;
 
 static HTAB *pvg_plans = NULL;
+
+/*
+ * A time limit on every engine statement, which the table owner's code
+ * cannot lift (lock_timeout and statement_timeout it can reset in its own
+ * SET clauses): a trigger that waits or loops would otherwise hold up the
+ * whole round.  When it fires the statement is cancelled; the SQL steps
+ * catch the cancel only when _engine_timed_out() says it was ours.
+ */
+static TimeoutId pvg_engine_timeout_id = MAX_TIMEOUTS;
+static volatile sig_atomic_t pvg_engine_timed_out = false;
+static int	pvg_engine_depth = 0;
+
+PG_FUNCTION_INFO_V1(pvg_engine_timed_out_fn);
+
+static void
+pvg_engine_timeout_handler(void)
+{
+	pvg_engine_timed_out = true;
+	QueryCancelPending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/*
+ * _engine_timed_out() -> boolean
+ *
+ * Whether the last cancel was the engine's own time limit; clears the flag.
+ */
+Datum
+pvg_engine_timed_out_fn(PG_FUNCTION_ARGS)
+{
+	bool		result = pvg_engine_timed_out;
+
+	pvg_engine_timed_out = false;
+	PG_RETURN_BOOL(result);
+}
 
 /* Free every cached plan and start an empty cache. */
 static void
@@ -105,7 +143,7 @@ pvg_plan_for(Oid relid, Oid owner, const char *sql, int nargs, Oid *argtypes)
 	PvgPlanKey	key;
 	PvgPlanEntry *e;
 	bool		found;
-	SPIPlanPtr	plan;
+	SPIPlanPtr volatile plan;
 
 	if (pvg_plans == NULL || hash_get_num_entries(pvg_plans) >= PVG_PLAN_CACHE_MAX)
 		pvg_plan_cache_reset();
@@ -150,7 +188,7 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 	int			save_nestlevel;
 	int			rc;
 	bool		cacheable;
-	SPIPlanPtr	plan;
+	SPIPlanPtr volatile plan;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
@@ -180,10 +218,27 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	plan = cacheable ? pvg_plan_for(relid, owner, sql, 2, argtypes) : NULL;
-	if (plan != NULL)
-		rc = SPI_execute_plan(plan, values, nulls, false, 0);
-	else
-		rc = SPI_execute_with_args(sql, 2, argtypes, values, nulls, false, 0);
+
+	if (pvg_engine_timeout_id == MAX_TIMEOUTS)
+		pvg_engine_timeout_id = RegisterTimeout(USER_TIMEOUT, pvg_engine_timeout_handler);
+	if (pvg_engine_depth++ == 0)
+	{
+		pvg_engine_timed_out = false;
+		enable_timeout_after(pvg_engine_timeout_id, pvg_engine_time_limit);
+	}
+	PG_TRY();
+	{
+		if (plan != NULL)
+			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+		else
+			rc = SPI_execute_with_args(sql, 2, argtypes, values, nulls, false, 0);
+	}
+	PG_FINALLY();
+	{
+		if (--pvg_engine_depth == 0)
+			disable_timeout(pvg_engine_timeout_id, false);
+	}
+	PG_END_TRY();
 	if (rc < 0)
 		elog(ERROR, "executing an engine statement failed: %s", SPI_result_code_string(rc));
 

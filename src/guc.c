@@ -35,6 +35,7 @@ int			pvg_naptime = 60;
 int			pvg_batch_size = 1000;
 int			pvg_batch_delay = 10;
 int			pvg_log_retention = 3 * 365 * 24 * 3600;
+int			pvg_engine_time_limit = 10000;
 bool		pvg_audit = false;
 int			pvg_audit_retention = 30 * 24 * 60;
 int			pvg_audit_max_entries = 256;
@@ -89,6 +90,14 @@ pvg_guc_init(void)
 							3 * 365 * 24 * 3600, 3600, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("privacy_guard.engine_time_limit",
+							"Longest time one erasure or purge statement may take, the table owner's triggers included.",
+							"A statement over the limit is cancelled and its table reported; the round goes on.",
+							&pvg_engine_time_limit,
+							10000, 100, 3600 * 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("privacy_guard.audit",
 							 "Records reads of protected tables in privacy_guard.access_log.",

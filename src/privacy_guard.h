@@ -103,6 +103,7 @@ extern int	pvg_naptime;
 extern int	pvg_batch_size;
 extern int	pvg_batch_delay;
 extern int	pvg_log_retention;
+extern int	pvg_engine_time_limit;
 extern bool pvg_audit;
 extern int	pvg_audit_retention;
 extern int	pvg_audit_max_entries;
