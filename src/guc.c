@@ -33,7 +33,7 @@ char	   *pvg_purpose = NULL;
 bool		pvg_enabled = true;
 int			pvg_naptime = 60;
 int			pvg_batch_size = 1000;
-int			pvg_batch_delay = 10;
+int			pvg_batch_delay = 2;
 int			pvg_log_retention = 3 * 365 * 24 * 3600;
 int			pvg_engine_time_limit = 10000;
 bool		pvg_audit = false;
@@ -76,10 +76,10 @@ pvg_guc_init(void)
 							0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("privacy_guard.batch_delay",
-							"Pause between the background worker's purge batches (0: unpaced).",
-							"Like autovacuum's cost delay, it leaves room for the application's own work.",
+							"Least pause between the background worker's purge batches (0: unpaced).",
+							"The worker also pauses at least three times as long as each batch took, leaving room for the application's own work.",
 							&pvg_batch_delay,
-							10, 0, 10000,
+							2, 0, 10000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -213,6 +213,9 @@ pvg_launcher_main(Datum arg)
 	}
 }
 
+/* the worker pauses at least this many times as long as a batch took */
+#define PVG_PACE_FACTOR 3
+
 /* one table a round purges: a plain table of a protected tree */
 typedef struct PvgTarget
 {
@@ -337,6 +340,7 @@ pvg_worker_main(Datum arg)
 			bool		failed;
 			int64		matched;
 			int			batch;
+			TimestampTz batch_start;
 
 			pvg_worker_pause(0);
 			if (!pvg_enabled)
@@ -350,6 +354,7 @@ pvg_worker_main(Datum arg)
 			values[4] = Int32GetDatum(batch);
 			values[5] = CStringGetTextDatum(result);
 
+			batch_start = GetCurrentTimestamp();
 			pvg_step_begin();
 			pgstat_report_activity(STATE_RUNNING, "privacy_guard round: purging");
 			if (SPI_execute_with_args("SELECT b.matched, b.last, b.error IS NOT NULL, "
@@ -377,7 +382,20 @@ pvg_worker_main(Datum arg)
 
 			if (failed || matched < batch)
 				break;
-			pvg_worker_pause(pvg_batch_delay);
+
+			/*
+			 * Pacing: at least batch_delay, and at least three times what
+			 * the batch took, so that a round takes at most about a quarter
+			 * of the time on any machine, whatever its speed.
+			 */
+			if (pvg_batch_delay > 0)
+			{
+				long		took = TimestampDifferenceMilliseconds(batch_start, GetCurrentTimestamp());
+
+				pvg_worker_pause(Max((long) pvg_batch_delay, PVG_PACE_FACTOR * took));
+			}
+			else
+				pvg_worker_pause(0);
 		}
 	}
 
