@@ -191,7 +191,7 @@ max_wal_size = 8GB
 checkpoint_timeout = 1h
 shared_preload_libraries = 'privacy_guard'
 privacy_guard.enabled = off			# switched on (ALTER SYSTEM) only while measured
-privacy_guard.naptime = 3600		# a round starts when the setting is reloaded
+privacy_guard.naptime = 1			# a round starts within a second of enabling
 privacy_guard.batch_size = $BATCH
 EOF
 as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
@@ -316,6 +316,24 @@ timed_ms() {					# psql script on stdin -> total of its \timing lines (ms)
 }
 
 # ---------------------------------------------------------------------------
+# 0. The launcher alone: with the worker switched on and nothing to purge,
+#    how many rounds run in this database and how many worker sessions
+#    start in the database without the extension (postgres).  With
+#    naptime = 1 s there should be about one of each per second.
+# ---------------------------------------------------------------------------
+LAUNCHER_SECONDS=3
+log "launcher: worker on for ${LAUNCHER_SECONDS}s with nothing to purge"
+seq0=$(q "SELECT coalesce(max(seq), 0) FROM bench_round")
+x0=$(q "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'")
+worker_set on 10
+sleep "$LAUNCHER_SECONDS"
+worker_set off 0
+wait_worker_idle
+sleep 1							# the workers' statistics reach pg_stat_database
+LAUNCHER_ROUNDS=$(q "SELECT count(*) FROM bench_round WHERE seq > $seq0")
+LAUNCHER_OTHER=$(( $(q "SELECT xact_commit FROM pg_stat_database WHERE datname = 'postgres'") - x0 ))
+
+# ---------------------------------------------------------------------------
 # 1. Purge, unpaced and alone
 # ---------------------------------------------------------------------------
 HAND_PLAN=$WORK/hand_plan.txt
@@ -433,7 +451,7 @@ start_pgbench() {				# log_prefix
 }
 
 if has_phase pace; then
-	PACE_VARIANTS=(alone)
+	PACE_VARIANTS=(alone idle)
 	for d in $PACE_DELAYS; do PACE_VARIANTS+=("worker_$d"); done
 	PACE_VARIANTS+=(hand)
 	n=${#PACE_VARIANTS[@]}
@@ -450,7 +468,9 @@ if has_phase pace; then
 		for ((k = 0; k < n; k++)); do
 			v=${PACE_VARIANTS[(k + r) % n]}
 			expired=0
-			if [ "$v" != alone ]; then
+			if [ "$v" = idle ]; then
+				q "DROP TABLE IF EXISTS pt" >/dev/null	# the worker on, with nothing to purge
+			elif [ "$v" != alone ]; then
 				expired=$(make_pt "$PACE_ROWS")
 				cutoff=$(q "SELECT now() - interval '$RETENTION'")
 				[ "$v" = hand ] || protect_pt delete
@@ -463,6 +483,7 @@ if has_phase pace; then
 			ps=$(now)
 			case $v in
 				alone) ;;
+				idle) worker_set on "$DEFAULT_DELAY" ;;
 				worker_*)
 					seq0=$(q "SELECT coalesce(max(seq), 0) FROM bench_round")
 					worker_set on "${v#worker_}"
@@ -500,7 +521,11 @@ if has_phase pace; then
 			wait "$PGB_PID" || die "pgbench failed: $(cat "${lp}_out.txt")"
 			read -r lo hi <<<"$(oltp_bounds "$lp")"
 			truncated=0
-			if [ "$v" = alone ]; then
+			if [ "$v" = idle ]; then
+				worker_set off 0
+				wait_worker_idle
+			fi
+			if [ "$v" = alone ] || [ "$v" = idle ]; then
 				ws=$(awk -v a="$lo" -v w="$WARM" 'BEGIN { printf "%.6f\n", a + w }')
 				we=$hi
 			else
@@ -530,7 +555,7 @@ if has_phase pace; then
 			rec oltp_tps "$v" "$r" "$tps"
 			rec oltp_p99 "$v" "$r" "$p99"
 			rec oltp_mean "$v" "$r" "$mean"
-			log "  pacing run $r $v: OLTP $tps tps, p99 $p99 ms over $cnt transactions$([ "$v" = alone ] || echo "; purge $prog rows/s$([ "$truncated" = 1 ] && echo ' (outlasted the OLTP run)')")"
+			log "  pacing run $r $v: OLTP $tps tps, p99 $p99 ms over $cnt transactions$([ "$v" = alone ] || [ "$v" = idle ] || echo "; purge $prog rows/s$([ "$truncated" = 1 ] && echo ' (outlasted the OLTP run)')")"
 			rm -f "$lp".[0-9]* "${lp}_out.txt"
 		done
 	done
@@ -648,6 +673,12 @@ SUMMARY=$WORK/summary.md
 	echo "  WHERE created_at < \$cutoff ORDER BY created_at LIMIT $BATCH FOR UPDATE SKIP LOCKED)\`, COMMIT (plan below)"
 	echo "- ratio = ratio of medians; paired = median over runs of the same-run ratio"
 	echo
+	echo "- launcher: worker switched on for ${LAUNCHER_SECONDS}s with nothing to purge, naptime 1 s: $LAUNCHER_ROUNDS rounds"
+	echo "  in this database, $LAUNCHER_OTHER worker transactions in database postgres (no extension there) --"
+	echo "  $(awk -v a="$LAUNCHER_ROUNDS" -v b="$LAUNCHER_OTHER" -v s="$LAUNCHER_SECONDS" 'BEGIN {
+		if (a > 2 * s + 2 || b > 2 * s + 2) print "**naptime NOT honoured**: rounds run back to back, and they compete with every measurement of the worker below"
+		else print "naptime honoured" }')"
+	echo
 	echo "| measurement | median | min | max | runs | ratio | paired | SPEC bar | verdict |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
 	if has_phase purge; then
@@ -673,8 +704,12 @@ SUMMARY=$WORK/summary.md
 		base_p99=$(med oltp_p99 alone)
 		row "OLTP alone, tps" alone oltp_tps 0 "1.000×" "" "reference" "-"
 		row "OLTP alone, p99 ms" alone oltp_p99 3 "1.000×" "" "reference" "-"
+		rt=$(ratio "$(med oltp_tps idle)" "$base_tps")
+		r9=$(ratio "$(med oltp_p99 idle)" "$base_p99")
+		row "OLTP beside the worker switched on with nothing to purge, tps" idle oltp_tps 0 "${rt}×" "$(paired_ratio oltp_tps idle alone)×" "none" "diagnostic"
+		row "OLTP beside the worker switched on with nothing to purge, p99 ms" idle oltp_p99 3 "${r9}×" "$(paired_ratio oltp_p99 idle alone)×" "none" "diagnostic"
 		for v in "${PACE_VARIANTS[@]}"; do
-			[ "$v" = alone ] && continue
+			[ "$v" = alone ] || [ "$v" = idle ] && continue
 			if [ "$v" = hand ]; then
 				name="beside the hand-written unpaced loop"
 			else
