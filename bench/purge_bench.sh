@@ -3,8 +3,11 @@
 # (SPEC section 5, "Purging" and "Forget"; issue 3)
 #
 # Builds a throwaway PostgreSQL cluster with privacy_guard preloaded (the
-# background worker present but switched off between measurements) and
-# measures:
+# background worker present but switched off between measurements;
+# naptime 1 s) and measures:
+#   0. the launcher: rounds in this database, and worker sessions in the
+#      database without the extension, during 3 s with the worker on and
+#      nothing to purge (about 3 of each if naptime is honoured);
 #   1. purge, unpaced and alone: ROWS rows (25% past a 365-day retention) --
 #      the background worker's round (batch_delay = 0) against the
 #      hand-written batched DELETE a user would write (a procedure: DELETE
@@ -14,7 +17,8 @@
 #   2. anonymising: the worker's round with on_expiry => 'anonymize' (two
 #      anonymizers) against one UPDATE setting the same values on the same rows;
 #   3. pacing beside OLTP: 2 pgbench clients (point select + single-row update
-#      on a separate plain table) alone, beside the worker's purge at each
+#      on a separate plain table) alone, beside the worker switched on with
+#      nothing to purge (diagnostic), beside the worker's purge at each
 #      batch_delay of PACE_DELAYS (10 ms is the default setting), and beside
 #      the hand-written unpaced loop; OLTP tps and p99 latency over the time
 #      the purge ran, and the purge's progress;
