@@ -52,6 +52,10 @@
 #   PACE_ROWS=$ROWS               purge data set size in phase 3
 #   FORGET_ROWS=1000000           rows in each of the 5 forget tables (10 per subject)
 #   SHARED_BUFFERS=1GB
+#   ONLY_BENCH_DB=0               1: make database postgres non-connectable, so the
+#                                 launcher starts workers only for the benchmark's
+#                                 database (diagnostic: isolates the worker's own
+#                                 cost from rounds started for other databases)
 #   KEEP=0                        1: leave the cluster running afterwards
 #   PVG_PREFIX=                   use the private install made by PVG_PREFIX=... bin/setup
 #   PG_CONFIG=$PVG_PREFIX/usr/lib/postgresql/15/bin/pg_config, or the system one
@@ -78,6 +82,7 @@ PACE_ROWS=${PACE_ROWS:-$ROWS}
 FORGET_ROWS=${FORGET_ROWS:-1000000}
 SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
 KEEP=${KEEP:-0}
+ONLY_BENCH_DB=${ONLY_BENCH_DB:-0}
 if [ -n "${PVG_PREFIX:-}" ]; then
 	PG_CONFIG=${PG_CONFIG:-$PVG_PREFIX/usr/lib/postgresql/15/bin/pg_config}
 else
@@ -205,6 +210,9 @@ psql_su() { as_pg "$BINDIR/psql" "${PSQL_ARGS[@]}" "$@"; }
 q() { psql_su -At -c "$1"; }		# one value
 
 as_pg "$BINDIR/createdb" -h "$WORK" -p "$PORT" -U postgres bench
+if [ "$ONLY_BENCH_DB" = 1 ]; then
+	q "ALTER DATABASE postgres ALLOW_CONNECTIONS false" >/dev/null
+fi
 PREWARM=no
 if [ -f "$SHAREDIR/extension/pg_prewarm.control" ]; then
 	PREWARM=yes
@@ -473,7 +481,7 @@ if has_phase pace; then
 			v=${PACE_VARIANTS[(k + r) % n]}
 			expired=0
 			if [ "$v" = idle ]; then
-				q "DROP TABLE IF EXISTS pt" >/dev/null	# the worker on, with nothing to purge
+				q "SET client_min_messages = warning; DROP TABLE IF EXISTS pt" >/dev/null	# the worker on, with nothing to purge
 			elif [ "$v" != alone ]; then
 				expired=$(make_pt "$PACE_ROWS")
 				cutoff=$(q "SELECT now() - interval '$RETENTION'")
@@ -563,7 +571,7 @@ if has_phase pace; then
 			rm -f "$lp".[0-9]* "${lp}_out.txt"
 		done
 	done
-	q "DROP TABLE IF EXISTS pt" >/dev/null
+	q "SET client_min_messages = warning; DROP TABLE IF EXISTS pt" >/dev/null
 fi
 
 # ---------------------------------------------------------------------------
@@ -677,6 +685,7 @@ SUMMARY=$WORK/summary.md
 	echo "  WHERE created_at < \$cutoff ORDER BY created_at LIMIT $BATCH FOR UPDATE SKIP LOCKED)\`, COMMIT (plan below)"
 	echo "- ratio = ratio of medians; paired = median over runs of the same-run ratio"
 	echo
+	[ "$ONLY_BENCH_DB" = 1 ] && echo "- ONLY_BENCH_DB=1: database postgres does not accept connections; the launcher serves only bench"
 	echo "- launcher: worker switched on for ${LAUNCHER_SECONDS}s with nothing to purge, naptime 1 s: $LAUNCHER_ROUNDS rounds"
 	echo "  in this database, $LAUNCHER_OTHER worker transactions in database postgres (no extension there) --"
 	echo "  $(awk -v a="$LAUNCHER_ROUNDS" -v b="$LAUNCHER_OTHER" -v s="$LAUNCHER_SECONDS" 'BEGIN {
@@ -733,11 +742,6 @@ SUMMARY=$WORK/summary.md
 			row "OLTP $name, p99 ms" "$v" oltp_p99 3 "${r9}×" "$(paired_ratio oltp_p99 "$v" alone)×" "$b9" "$v9"
 			row "purge progress $name, rows/s" "$v" pace_rps 0 "${rg}×" "" "$bg" "$vg"
 		done
-		trunc=$(awk -F'\t' '$1 == "pace_truncated" && $4 == 1' "$RAW" | wc -l)
-		if [ "$trunc" -gt 0 ]; then
-			echo
-			echo "Note: in $trunc pacing runs the purge outlasted the ${OLTP_SECONDS}s OLTP run; its progress is counted up to the run's end."
-		fi
 	fi
 	if has_phase forget; then
 		rf=$(ratio "$(med forget_ms share)" "$(med forget_ms hand)")
@@ -748,12 +752,16 @@ SUMMARY=$WORK/summary.md
 		row "forget: rows of the subject" share forget_rows 0 "" "" "" ""
 	fi
 	if has_phase pace; then
+		trunc=$(awk -F'\t' '$1 == "pace_truncated" && $4 == 1' "$RAW" | wc -l)
 		echo
 		echo "Pacing: $OLTP_CLIENTS pgbench clients (-M prepared), script: point SELECT + single-row UPDATE by primary key on"
 		echo "oltp_t ($OLTP_ROWS rows, a plain table beside the purged one), ${OLTP_SECONDS}s per run, the purge starting"
 		echo "after ${WARM}s; tps and p99 over the transactions that ended while the purge ran (alone: after ${WARM}s);"
 		echo "purge progress = rows purged / time it ran (up to the OLTP run's end), against the worker's unpaced"
 		echo "rate alone (phase 1 median). Delays other than the default ($DEFAULT_DELAY ms) are a sweep, not the bar."
+		if [ "$trunc" -gt 0 ]; then
+			echo "In $trunc pacing runs the purge outlasted the ${OLTP_SECONDS}s OLTP run; its progress is counted up to the run's end."
+		fi
 	fi
 } >"$SUMMARY"
 
