@@ -83,7 +83,9 @@ CREATE TABLE bench_round (
 	duration_ms float8,
 	deleted		bigint,
 	anonymized	bigint,
-	ended_at	float8		-- epoch seconds
+	ended_at	float8,		-- epoch seconds
+	total_deleted bigint,	-- worker_status's running totals at the round's end
+	total_anonymized bigint
 );
 CREATE FUNCTION bench_log_round()
 RETURNS trigger
@@ -91,15 +93,26 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	INSERT INTO public.bench_round (rounds, duration_ms, deleted, anonymized, ended_at)
-	VALUES (NEW.rounds, extract(epoch FROM NEW.last_round_duration) * 1000,
-			NEW.rows_deleted - OLD.rows_deleted, NEW.rows_anonymized - OLD.rows_anonymized,
-			extract(epoch FROM clock_timestamp()));
+	/*
+	 * worker_round is also updated by every purge batch as it commits (so a
+	 * crash loses no count); a round ends when "rounds" moves, and its rows
+	 * are the totals' growth since the previous round ended.
+	 */
+	INSERT INTO public.bench_round (rounds, duration_ms, deleted, anonymized, ended_at,
+									total_deleted, total_anonymized)
+	SELECT NEW.rounds, extract(epoch FROM NEW.last_round_duration) * 1000,
+		   NEW.rows_deleted - coalesce(p.total_deleted, 0),
+		   NEW.rows_anonymized - coalesce(p.total_anonymized, 0),
+		   extract(epoch FROM clock_timestamp()), NEW.rows_deleted, NEW.rows_anonymized
+	  FROM (SELECT NULL) x
+	  LEFT JOIN LATERAL (SELECT b.total_deleted, b.total_anonymized FROM public.bench_round b
+						  ORDER BY b.seq DESC LIMIT 1) p ON true;
 	RETURN NULL;
 END
 $$;
 CREATE TRIGGER bench_log_round AFTER UPDATE ON privacy_guard.worker_round
-	FOR EACH ROW EXECUTE FUNCTION public.bench_log_round();
+	FOR EACH ROW WHEN (NEW.rounds IS DISTINCT FROM OLD.rounds)
+	EXECUTE FUNCTION public.bench_log_round();
 
 -- the hand-written alternative: batched DELETE, oldest first through the
 -- index on created_at, skipping locked rows, committing per batch
