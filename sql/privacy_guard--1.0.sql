@@ -1324,25 +1324,22 @@ BEGIN
 			   a.atttypid::regtype, privacy_guard._base_type(a.atttypid::regtype),
 			   ARRAY[o.relid] || ARRAY(
 					SELECT pp.target FROM privacy_guard.protected_part pp
-					 WHERE pp.root = o.relid
-					   AND pp.target::oid <> ALL (ARRAY(SELECT privacy_guard._tree_oids(o.relid)))
+					 WHERE pp.root = o.relid AND pp.target::oid <> ALL (tree.oids)
 					 ORDER BY pp.target::oid),
-			   ARRAY(SELECT x.leaf
-					   FROM (SELECT privacy_guard._tree_oids(o.relid) AS leaf
-							 UNION
-							 SELECT privacy_guard._tree_oids(pp.target)
-							   FROM privacy_guard.protected_part pp WHERE pp.root = o.relid) x
-					   JOIN pg_class c ON c.oid = x.leaf AND c.relkind = 'r'
-					  ORDER BY x.leaf),
+			   ARRAY(SELECT c.oid FROM pg_class c
+					  WHERE c.oid = ANY (alltree.oids) AND c.relkind = 'r' ORDER BY c.oid),
 			   EXISTS (SELECT 1 FROM pg_class c
-						WHERE c.oid IN (SELECT privacy_guard._tree_oids(o.relid)
-										UNION
-										SELECT privacy_guard._tree_oids(pp.target)
-										  FROM privacy_guard.protected_part pp WHERE pp.root = o.relid)
+						WHERE c.oid = ANY (alltree.oids)
 						  AND (c.relhasrules
 							   OR EXISTS (SELECT 1 FROM pg_trigger g
 										   WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)))
 		  FROM privacy_guard._erasure_order() WITH ORDINALITY AS o
+		 CROSS JOIN LATERAL (SELECT ARRAY(SELECT privacy_guard._tree_oids(o.relid)) AS oids) tree
+		 CROSS JOIN LATERAL (
+				SELECT tree.oids || ARRAY(
+						SELECT privacy_guard._tree_oids(pp.target)
+						  FROM privacy_guard.protected_part pp
+						 WHERE pp.root = o.relid AND pp.target::oid <> ALL (tree.oids)) AS oids) alltree
 		  LEFT JOIN pg_attribute a ON a.attrelid = o.relid AND a.attname = o.subject_column
 								  AND a.attnum > 0 AND NOT a.attisdropped
 		 ORDER BY o.ordinality;
@@ -1413,6 +1410,7 @@ DECLARE
 	v_relname text;
 	v_start timestamptz := clock_timestamp();
 	v_settled boolean;
+	v_dboid oid := (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
 BEGIN
 	BEGIN
 		FOREACH t IN ARRAY targets LOOP
@@ -1542,13 +1540,14 @@ BEGIN
 		 * round erases again and closes it once no such transaction is left.
 		 */
 		v_settled := NOT EXISTS (
-				SELECT 1 FROM pg_stat_activity a
-				 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+				/* the functions behind pg_stat_activity and pg_prepared_xacts, without their joins */
+				SELECT 1 FROM pg_stat_get_activity(NULL) a
+				 WHERE a.datid = v_dboid AND a.pid <> pg_backend_pid()
 				   AND a.backend_type <> 'autovacuum worker'
 				   AND a.xact_start < coalesce(req.erased_at, v_start))
 			AND NOT EXISTS (
-				SELECT 1 FROM pg_prepared_xacts p
-				 WHERE p.database = current_database() AND p.prepared < coalesce(req.erased_at, v_start));
+				SELECT 1 FROM pg_prepared_xact() p
+				 WHERE p.dbid = v_dboid AND p.prepared < coalesce(req.erased_at, v_start));
 		IF v_restricted > 0 OR NOT v_settled THEN
 			/* the raw key stays: later rounds finish the request */
 			UPDATE privacy_guard.erasure_request r
@@ -1811,7 +1810,15 @@ BEGIN
 		IF v_targets IS NULL THEN
 			/* what every request needs, looked up once per round */
 			v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
-			v_tagged := EXISTS (SELECT 1 FROM privacy_guard._tagged_columns());
+			/* one index probe: any table column (or domain) of a tagged type at all? */
+			v_tagged := EXISTS (SELECT 1 FROM pg_depend d
+								 WHERE d.refclassid = 'pg_type'::regclass
+								   AND d.refobjid IN ('privacy_guard.tagged_text'::regtype,
+													  'privacy_guard.tagged_date'::regtype,
+													  'privacy_guard.tagged_numeric'::regtype,
+													  'privacy_guard.tagged_jsonb'::regtype)
+								   AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+								   AND d.deptype = 'n');
 		END IF;
 		PERFORM privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
 		SELECT e.state INTO v_state FROM privacy_guard.erasure_request e WHERE e.id = r.id;

@@ -77,7 +77,7 @@ pvg_guc_init(void)
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("privacy_guard.batch_delay",
 							"Least pause between the background worker's purge batches (0: unpaced).",
-							"The worker also pauses at least three times as long as each batch took, leaving room for the application's own work.",
+							"The worker also pauses at least twice as long as each batch took, leaving room for the application's own work.",
 							&pvg_batch_delay,
 							2, 0, 10000,
 							PGC_SIGHUP,

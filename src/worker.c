@@ -214,7 +214,7 @@ pvg_launcher_main(Datum arg)
 }
 
 /* the worker pauses at least this many times as long as a batch took */
-#define PVG_PACE_FACTOR 3
+#define PVG_PACE_FACTOR 2
 
 /* one table a round purges: a plain table of a protected tree */
 typedef struct PvgTarget
@@ -384,8 +384,8 @@ pvg_worker_main(Datum arg)
 				break;
 
 			/*
-			 * Pacing: at least batch_delay, and at least three times what
-			 * the batch took, so that a round takes at most about a quarter
+			 * Pacing: at least batch_delay, and at least twice what
+			 * the batch took, so that a round takes at most about a third
 			 * of the time on any machine, whatever its speed.
 			 */
 			if (pvg_batch_delay > 0)
