@@ -1383,7 +1383,7 @@ COMMENT ON FUNCTION privacy_guard._merge_counts(jsonb, jsonb) IS 'Internal: add 
  */
 CREATE FUNCTION privacy_guard._erase_subject(req privacy_guard.erasure_request, secret bytea,
 		targets privacy_guard.erase_target[], with_tagged boolean)
-RETURNS void
+RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1530,8 +1530,9 @@ BEGIN
 			END;
 		END IF;
 		/* the receipt keeps the history, with the key replaced by its digest */
-		UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
-		 WHERE l.subject = req.subject;
+		WITH ledger AS (
+			UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
+			 WHERE l.subject = req.subject RETURNING 1)
 		DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject;
 		/*
 		 * A transaction that began before the erasure and is still open may
@@ -1556,6 +1557,7 @@ BEGIN
 				   erased_at = coalesce(r.erased_at, v_start),
 				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x)
 			 WHERE r.id = req.id;
+			RETURN CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END;
 		ELSE
 			UPDATE privacy_guard.erasure_request r
 			   SET state = 'done', completed_at = clock_timestamp(),
@@ -1565,6 +1567,7 @@ BEGIN
 				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x),
 				   unreachable_at = CASE WHEN r.touched || v_touched = '{}' THEN clock_timestamp() END
 			 WHERE r.id = req.id;
+			RETURN 'done';
 		END IF;
 	EXCEPTION
 		WHEN foreign_key_violation THEN
@@ -1597,9 +1600,10 @@ BEGIN
 								ELSE format('error %s while erasing from %s', SQLSTATE, v_table) END
 			 WHERE r.id = req.id;
 	END;
+	RETURN 'blocked';
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._erase_subject(privacy_guard.erasure_request, bytea, privacy_guard.erase_target[], boolean) IS 'Internal: carry out one forget request, or nothing';
+COMMENT ON FUNCTION privacy_guard._erase_subject(privacy_guard.erasure_request, bytea, privacy_guard.erase_target[], boolean) IS 'Internal: carry out one forget request, or nothing; returns the request''s state';
 
 CREATE FUNCTION privacy_guard.set_legal_hold(tbl regclass, keep interval, purpose text)
 RETURNS void
@@ -1820,8 +1824,7 @@ BEGIN
 								   AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
 								   AND d.deptype = 'n');
 		END IF;
-		PERFORM privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
-		SELECT e.state INTO v_state FROM privacy_guard.erasure_request e WHERE e.id = r.id;
+		v_state := privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
 		IF v_state = 'done' THEN
 			done := done + 1;
 		ELSIF v_state = 'restricted' THEN
