@@ -681,14 +681,18 @@ COMMENT ON FUNCTION privacy_guard._install_policies(regclass, regclass, name, na
 /* A table and its partitions and inheritance children. */
 CREATE FUNCTION privacy_guard._tree_oids(tbl regclass)
 RETURNS SETOF oid
-LANGUAGE sql STABLE STRICT
+LANGUAGE plpgsql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-	WITH RECURSIVE tree(relid) AS (
-		SELECT $1::oid
-		UNION
-		SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
-	SELECT tree.relid FROM tree
+BEGIN
+	/* PL/pgSQL keeps the plan for the session: rounds call this per table */
+	RETURN QUERY
+		WITH RECURSIVE tree(relid) AS (
+			SELECT tbl::oid
+			UNION
+			SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.relid)
+		SELECT tree.relid FROM tree;
+END
 $$;
 COMMENT ON FUNCTION privacy_guard._tree_oids(regclass) IS 'Internal: a table with its descendants';
 
@@ -1318,31 +1322,49 @@ RETURNS SETOF privacy_guard.erase_target
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	t privacy_guard.protected_table;
+	r privacy_guard.erase_target;
+	v_tree oid[];
+	v_all oid[];
+	v_triggers boolean;
 BEGIN
-	RETURN QUERY
-		SELECT o.relid, o.subject_column, o.on_forget, o.hold_keep, o.retention_column,
-			   a.atttypid::regtype, privacy_guard._base_type(a.atttypid::regtype),
-			   ARRAY[o.relid] || ARRAY(
-					SELECT pp.target FROM privacy_guard.protected_part pp
-					 WHERE pp.root = o.relid AND pp.target::oid <> ALL (tree.oids)
-					 ORDER BY pp.target::oid),
-			   ARRAY(SELECT c.oid FROM pg_class c
-					  WHERE c.oid = ANY (alltree.oids) AND c.relkind = 'r' ORDER BY c.oid),
-			   EXISTS (SELECT 1 FROM pg_class c
-						WHERE c.oid = ANY (alltree.oids)
-						  AND (c.relhasrules
-							   OR EXISTS (SELECT 1 FROM pg_trigger g
-										   WHERE g.tgrelid = c.oid AND NOT g.tgisinternal)))
-		  FROM privacy_guard._erasure_order() WITH ORDINALITY AS o
-		 CROSS JOIN LATERAL (SELECT ARRAY(SELECT privacy_guard._tree_oids(o.relid)) AS oids) tree
-		 CROSS JOIN LATERAL (
-				SELECT tree.oids || ARRAY(
-						SELECT privacy_guard._tree_oids(pp.target)
-						  FROM privacy_guard.protected_part pp
-						 WHERE pp.root = o.relid AND pp.target::oid <> ALL (tree.oids)) AS oids) alltree
-		  LEFT JOIN pg_attribute a ON a.attrelid = o.relid AND a.attname = o.subject_column
-								  AND a.attnum > 0 AND NOT a.attisdropped
-		 ORDER BY o.ordinality;
+	/*
+	 * One small query per fact rather than one large one: a round runs in a
+	 * fresh worker, where planning a large catalog query costs more than
+	 * running several small ones.
+	 */
+	FOR t IN SELECT * FROM privacy_guard._erasure_order() LOOP
+		r.relid := t.relid;
+		r.subject_column := t.subject_column;
+		r.on_forget := t.on_forget;
+		r.hold_keep := t.hold_keep;
+		r.retention_column := t.retention_column;
+		r.subject_type := (SELECT a.atttypid::regtype FROM pg_attribute a
+							WHERE a.attrelid = t.relid AND a.attname = t.subject_column
+							  AND a.attnum > 0 AND NOT a.attisdropped);
+		r.base_type := (SELECT (CASE WHEN y.typtype = 'd' THEN y.typbasetype ELSE y.oid END)::regtype
+						  FROM pg_type y WHERE y.oid = r.subject_type);
+		v_tree := ARRAY(SELECT privacy_guard._tree_oids(t.relid));
+		r.targets := ARRAY[t.relid] || ARRAY(
+				SELECT pp.target FROM privacy_guard.protected_part pp
+				 WHERE pp.root = t.relid AND pp.target::oid <> ALL (v_tree)
+				 ORDER BY pp.target::oid);
+		v_all := v_tree;
+		IF array_length(r.targets, 1) > 1 THEN
+			v_all := v_all || ARRAY(SELECT privacy_guard._tree_oids(x) FROM unnest(r.targets[2:]) AS x);
+		END IF;
+		r.leaves := ARRAY(SELECT c.oid FROM pg_class c
+						   WHERE c.oid = ANY (v_all) AND c.relkind = 'r' ORDER BY c.oid);
+		/* pg_trigger only where pg_class says there are triggers (foreign keys' count too) */
+		SELECT bool_or(c.relhasrules), bool_or(c.relhastriggers) INTO r.owner_code, v_triggers
+		  FROM pg_class c WHERE c.oid = ANY (v_all);
+		IF NOT r.owner_code AND v_triggers THEN
+			r.owner_code := EXISTS (SELECT 1 FROM pg_trigger g
+									 WHERE g.tgrelid = ANY (v_all) AND NOT g.tgisinternal);
+		END IF;
+		RETURN NEXT r;
+	END LOOP;
 END
 $$;
 COMMENT ON FUNCTION privacy_guard._erase_targets() IS 'Internal: the protected tables a round erases subjects from, in erasure order';
@@ -1553,6 +1575,7 @@ BEGIN
 			/* the raw key stays: later rounds finish the request */
 			UPDATE privacy_guard.erasure_request r
 			   SET state = CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END,
+				   changed_xid = pg_current_xact_id(),
 				   counts = CASE WHEN r.counts = '{}' THEN v_counts ELSE privacy_guard._merge_counts(r.counts, v_counts) END, error = NULL,
 				   erased_at = coalesce(r.erased_at, v_start),
 				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x)
@@ -1560,7 +1583,7 @@ BEGIN
 			RETURN CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END;
 		ELSE
 			UPDATE privacy_guard.erasure_request r
-			   SET state = 'done', completed_at = clock_timestamp(),
+			   SET state = 'done', completed_at = clock_timestamp(), changed_xid = pg_current_xact_id(),
 				   counts = CASE WHEN r.counts = '{}' THEN v_counts ELSE privacy_guard._merge_counts(r.counts, v_counts) END,
 				   erased_at = coalesce(r.erased_at, v_start),
 				   subject = NULL, error = NULL,
@@ -2412,8 +2435,10 @@ $$;
 COMMENT ON FUNCTION privacy_guard._stamp_changed_xid() IS 'Internal: record which transaction last wrote a row';
 CREATE TRIGGER stamp_changed_xid BEFORE UPDATE ON privacy_guard.consent_state
 	FOR EACH ROW EXECUTE FUNCTION privacy_guard._stamp_changed_xid();
+/* the engine stamps its own updates (saving the trigger's call in every round) */
 CREATE TRIGGER stamp_changed_xid BEFORE UPDATE ON privacy_guard.erasure_request
-	FOR EACH ROW EXECUTE FUNCTION privacy_guard._stamp_changed_xid();
+	FOR EACH ROW WHEN (NEW.changed_xid IS NOT DISTINCT FROM OLD.changed_xid)
+	EXECUTE FUNCTION privacy_guard._stamp_changed_xid();
 
 /* ------------------------------------------------------------------ */
 /* Transparency: register, notice, subject report, compliance check     */
