@@ -1302,6 +1302,21 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._erasure_order() IS 'Internal: protected tables, referencing tables before referenced ones';
 
+/*
+ * The engine's time test on a column, as SQL: col + span <= at (passed) or
+ * col + span > at (not yet), with pg_catalog's operators named in full (the
+ * owner's schema may plant a closer match).
+ */
+CREATE FUNCTION privacy_guard._time_cond(col name, span interval, passed boolean, at timestamptz)
+RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT format('%I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.%s) %L::timestamptz',
+				  $1, $2, CASE WHEN $3 THEN '<=' ELSE '>' END, $4)
+$$;
+COMMENT ON FUNCTION privacy_guard._time_cond(name, interval, boolean, timestamptz) IS 'Internal: SQL testing whether column + span has passed a time';
+
 /* What a round needs to know about a protected table to erase a subject from it. */
 CREATE TYPE privacy_guard.erase_target AS (
 	relid		regclass,
@@ -1313,7 +1328,8 @@ CREATE TYPE privacy_guard.erase_target AS (
 	base_type	regtype,
 	targets		regclass[],		/* the table, and parts detached from it since */
 	leaves		oid[],			/* the plain tables under them, which hold the rows */
-	owner_code	boolean			/* a trigger or rule of the owner could keep rows */
+	owner_code	boolean,		/* a trigger or rule of the owner could keep rows */
+	anonymize_set text			/* on_forget anonymize: the SET list; NULL: delete */
 );
 
 /* The protected tables in erasure order, as a round erases subjects from them. */
@@ -1363,6 +1379,7 @@ BEGIN
 			r.owner_code := EXISTS (SELECT 1 FROM pg_trigger g
 									 WHERE g.tgrelid = ANY (v_all) AND NOT g.tgisinternal);
 		END IF;
+		r.anonymize_set := CASE WHEN t.on_forget = 'anonymize' THEN privacy_guard._anonymize_set(t.relid) END;
 		RETURN NEXT r;
 	END LOOP;
 END
@@ -1458,8 +1475,7 @@ BEGIN
 			v_held := 'false';
 			IF t.hold_keep IS NOT NULL THEN
 				/* rows within the legal hold are kept, restricted */
-				v_held := format('%I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.>) %L::timestamptz',
-								 t.retention_column, t.hold_keep, now());
+				v_held := privacy_guard._time_cond(t.retention_column, t.hold_keep, false, now());
 			END IF;
 			v_n := 0;
 			v_kept := 0;
@@ -1468,15 +1484,12 @@ BEGIN
 				v_table := v_target;
 				v_part_kept := 0;
 				BEGIN
-					IF t.on_forget = 'delete' THEN
-						v_part_n := privacy_guard._exec_as_owner(v_target,
-								format('DELETE FROM %s WHERE %s AND (%s) IS NOT TRUE', v_target, v_cond, v_held),
-								req.subject, secret);
-					ELSE
-						v_part_n := privacy_guard._exec_as_owner(v_target,
-								format('UPDATE %s SET %s WHERE %s AND (%s) IS NOT TRUE', v_target,
-									   privacy_guard._anonymize_set(t.relid), v_cond, v_held), req.subject, secret);
-					END IF;
+					v_part_n := privacy_guard._exec_as_owner(v_target,
+							format('%s WHERE %s AND (%s) IS NOT TRUE',
+								   CASE WHEN t.anonymize_set IS NULL THEN format('DELETE FROM %s', v_target)
+										ELSE format('UPDATE %s SET %s', v_target, t.anonymize_set) END,
+								   v_cond, v_held),
+							req.subject, secret);
 				EXCEPTION WHEN foreign_key_violation THEN
 					/*
 					 * Rows a legal hold keeps in a protected table still refer
@@ -1687,9 +1700,9 @@ BEGIN
 		RETURN 0;
 	END IF;
 	RETURN privacy_guard._exec_as_owner(tbl,
-		format('SELECT pg_catalog.count(*) FROM %s WHERE %I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.<=) %L::timestamptz '
-			   'AND %I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.>) %L::timestamptz',
-			   tbl, t.retention_column, t.retention, now(), t.retention_column, t.hold_keep, now()),
+		format('SELECT pg_catalog.count(*) FROM %s WHERE %s AND %s', tbl,
+			   privacy_guard._time_cond(t.retention_column, t.retention, true, now()),
+			   privacy_guard._time_cond(t.retention_column, t.hold_keep, false, now())),
 		NULL, NULL);
 END
 $$;
@@ -1750,6 +1763,7 @@ DECLARE
 	t privacy_guard.protected_table;
 	v_cond text;
 	v_sql text;
+	v_dml text;
 BEGIN
 	matched := 0;
 	processed := 0;
@@ -1757,30 +1771,25 @@ BEGIN
 	IF NOT FOUND OR t.retention IS NULL THEN
 		RETURN;				/* unprotected since the round began */
 	END IF;
-	/* operators named in full: the owner's schema may plant a closer match */
-	v_cond := format('%I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.<=) %L::timestamptz',
-					 t.retention_column, t.retention, round_at);
+	v_cond := privacy_guard._time_cond(t.retention_column, t.retention, true, round_at);
 	IF t.hold_keep IS NOT NULL THEN
 		/* under a legal hold, expired rows are kept (restricted) until retention_column + keep */
-		v_cond := v_cond || format(' AND %I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.<=) %L::timestamptz',
-								   t.retention_column, t.hold_keep, round_at);
+		v_cond := v_cond || ' AND ' || privacy_guard._time_cond(t.retention_column, t.hold_keep, true, round_at);
 	END IF;
 	IF t.on_expiry = 'delete' THEN
 		action := 'deleted';
-		v_sql := format('WITH b AS MATERIALIZED (SELECT ctid FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.>) $1 AND %2$s '
-						'LIMIT %3$s FOR UPDATE SKIP LOCKED), '
-						'd AS (DELETE FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.ctid FROM b)) RETURNING 1) '
-						'SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM d), (SELECT pg_catalog.max(b.ctid) FROM b)',
-						part, v_cond, batch);
+		v_dml := format('DELETE FROM ONLY %s', part);
 	ELSE
 		/* once: anonymising cuts the subject, and rows without one are done */
 		action := 'anonymized';
-		v_sql := format('WITH b AS MATERIALIZED (SELECT ctid FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.>) $1 AND %2$s '
-						'AND %4$I IS NOT NULL LIMIT %3$s FOR UPDATE SKIP LOCKED), '
-						'd AS (UPDATE ONLY %1$s SET %5$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.ctid FROM b)) RETURNING 1) '
-						'SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM d), (SELECT pg_catalog.max(b.ctid) FROM b)',
-						part, v_cond, batch, t.subject_column, privacy_guard._anonymize_set(root));
+		v_cond := v_cond || format(' AND %I IS NOT NULL', t.subject_column);
+		v_dml := format('UPDATE ONLY %s SET %s', part, privacy_guard._anonymize_set(root));
 	END IF;
+	v_sql := format('WITH b AS MATERIALIZED (SELECT ctid FROM ONLY %1$s WHERE ctid OPERATOR(pg_catalog.>) $1 AND %2$s '
+					'LIMIT %3$s FOR UPDATE SKIP LOCKED), '
+					'd AS (%4$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT b.ctid FROM b)) RETURNING 1) '
+					'SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM d), (SELECT pg_catalog.max(b.ctid) FROM b)',
+					part, v_cond, batch, v_dml);
 	BEGIN
 		SELECT r.matched, r.processed, r.last INTO matched, processed, last
 		  FROM privacy_guard._batch_as_owner(part, v_sql, after, secret) r;
@@ -1923,6 +1932,30 @@ AS $$
 $$;
 COMMENT ON FUNCTION privacy_guard._count_batch(text, bigint) IS 'Internal: count a committed purge batch in worker_status';
 
+/*
+ * The steps of a round after its purge batches, shared by run_maintenance()
+ * and the worker: tagged values past their retain-until, the forget
+ * requests due at round_at, and the receipts.  Returns result with the
+ * tagged counts and the requests' outcome added.
+ */
+CREATE FUNCTION privacy_guard._finish_round(result jsonb, tbl regclass, round_at timestamptz, secret bytea)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f record;
+BEGIN
+	result := jsonb_set(result, '{expired}',
+						(result -> 'expired') || privacy_guard._erase_tagged_expired(tbl, round_at));
+	f := privacy_guard._forget_due(round_at, secret);
+	PERFORM privacy_guard._close_receipts();
+	RETURN result || jsonb_build_object('requests_done', f.done, 'requests_blocked', f.blocked,
+										'requests_restricted', f.restricted);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._finish_round(jsonb, regclass, timestamptz, bytea) IS 'Internal: the steps of a round after its purge batches';
+
 CREATE FUNCTION privacy_guard.run_maintenance(tbl regclass DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -1937,7 +1970,6 @@ DECLARE
 	p record;
 	b record;
 	v_after tid;
-	f record;
 BEGIN
 	PERFORM privacy_guard._flush_access_log();
 	/*
@@ -1955,14 +1987,7 @@ BEGIN
 		END LOOP;
 	END LOOP;
 
-	/* tagged values past their retain-until, in every tagged column */
-	v_result := jsonb_set(v_result, '{expired}',
-						  (v_result -> 'expired') || privacy_guard._erase_tagged_expired(tbl, v_now));
-
-	f := privacy_guard._forget_due(v_now, v_secret);
-	PERFORM privacy_guard._close_receipts();
-	RETURN v_result || jsonb_build_object('requests_done', f.done, 'requests_blocked', f.blocked,
-										  'requests_restricted', f.restricted);
+	RETURN privacy_guard._finish_round(v_result, tbl, v_now, v_secret);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement round now, in this session: expire rows past retention, carry out due forget requests';
@@ -1982,19 +2007,12 @@ SET jit = off
 AS $$
 DECLARE
 	v_result jsonb := purged;
-	f record;
 	v_failed text;
 BEGIN
 	PERFORM privacy_guard._flush_access_log();
 	INSERT INTO privacy_guard.worker_round DEFAULT VALUES ON CONFLICT DO NOTHING;
 	BEGIN
-		/* tagged values past their retain-until, in every tagged column */
-		v_result := jsonb_set(v_result, '{expired}',
-							  (v_result -> 'expired') || privacy_guard._erase_tagged_expired(NULL, started));
-		f := privacy_guard._forget_due(now(), privacy_guard._secret());
-		PERFORM privacy_guard._close_receipts();
-		v_result := v_result || jsonb_build_object('requests_done', f.done, 'requests_blocked', f.blocked,
-												   'requests_restricted', f.restricted);
+		v_result := privacy_guard._finish_round(v_result, NULL, now(), privacy_guard._secret());
 	EXCEPTION WHEN OTHERS THEN
 		v_failed := SQLSTATE;
 		v_result := v_result || jsonb_build_object('requests_done', 0, 'requests_blocked', 0,

@@ -356,87 +356,65 @@ pvg_row_check_setup(FunctionCallInfo fcinfo)
 	return chk;
 }
 
-/* the subject's side of the check: rules 5 and 7 */
-static inline bool
-pvg_subject_allowed(PvgRowCheck *chk, Datum subject)
+/*
+ * A row's subject key as the subject sets look it up: by value for integer
+ * columns, else by its bytes (text, varchar) or its text form.  Decoded at
+ * most once per row, for the check and, with audit on, the access log.
+ */
+typedef struct PvgRowKey
 {
+	bool		decoded;
+	int64		ival;			/* PVG_KEY_INT */
+	const char *text;			/* PVG_KEY_TEXT */
+	int			len;
+	void	   *to_free;		/* a detoasted copy or an output string */
+} PvgRowKey;
+
+static inline void
+pvg_row_key(PvgRowCheck *chk, Datum subject, PvgRowKey *key)
+{
+	key->decoded = true;
+	key->to_free = NULL;
 	if (chk->kind == PVG_KEY_INT)
 	{
-		int64		key;
-
 		if (chk->int_width == 8)
-			key = DatumGetInt64(subject);
+			key->ival = DatumGetInt64(subject);
 		else if (chk->int_width == 4)
-			key = DatumGetInt32(subject);
+			key->ival = DatumGetInt32(subject);
 		else
-			key = DatumGetInt16(subject);
-		return pvg_set_allows_int(chk->set, key, chk->stmt_now);
-	}
-	if (chk->text_direct)
-	{
-		struct varlena *t = PG_DETOAST_DATUM_PACKED(subject);
-		bool		result;
-
-		result = pvg_set_allows_text(chk->set, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), chk->stmt_now);
-		if ((Pointer) t != DatumGetPointer(subject))
-			pfree(t);
-		return result;
-	}
-	else
-	{
-		char	   *s = OutputFunctionCall(&chk->outfunc, subject);
-		bool		result;
-
-		result = pvg_set_allows_text(chk->set, s, strlen(s), chk->stmt_now);
-		pfree(s);
-		return result;
-	}
-}
-
-/* Note a visible row for the access log (privacy_guard.audit on only). */
-static void
-pvg_audit_visible(PvgRowCheck *chk, FunctionCallInfo fcinfo)
-{
-	Datum		subject;
-
-	if (PG_ARGISNULL(1))
-	{
-		pvg_audit_row(chk->audit);
-		return;
-	}
-	subject = PG_GETARG_DATUM(1);
-	if (chk->kind == PVG_KEY_INT)
-	{
-		int64		key;
-
-		if (chk->int_width == 8)
-			key = DatumGetInt64(subject);
-		else if (chk->int_width == 4)
-			key = DatumGetInt32(subject);
-		else
-			key = DatumGetInt16(subject);
-		pvg_audit_row_int(chk->audit, key);
+			key->ival = DatumGetInt16(subject);
 	}
 	else if (chk->text_direct)
 	{
 		struct varlena *t = PG_DETOAST_DATUM_PACKED(subject);
 
-		pvg_audit_row_text(chk->audit, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		key->text = VARDATA_ANY(t);
+		key->len = VARSIZE_ANY_EXHDR(t);
 		if ((Pointer) t != DatumGetPointer(subject))
-			pfree(t);
+			key->to_free = t;
 	}
 	else
 	{
 		char	   *s = OutputFunctionCall(&chk->outfunc, subject);
 
-		pvg_audit_row_text(chk->audit, s, strlen(s));
-		pfree(s);
+		key->text = s;
+		key->len = strlen(s);
+		key->to_free = s;
 	}
 }
 
-/* Rules 5-8 for one row; see pvg_row_visible. */
+/* the subject's side of the check: rules 5 and 7 */
 static inline bool
-pvg_row_check(PvgRowCheck *chk, FunctionCallInfo fcinfo)
+pvg_key_allowed(PvgRowCheck *chk, PvgRowKey *key)
+{
+	if (chk->kind == PVG_KEY_INT)
+		return pvg_set_allows_int(chk->set, key->ival, chk->stmt_now);
+	return pvg_set_allows_text(chk->set, key->text, key->len, chk->stmt_now);
+}
+
+/* Rules 5-8 for one row (see pvg_row_visible); decodes key when it needs it. */
+static inline bool
+pvg_row_check(PvgRowCheck *chk, FunctionCallInfo fcinfo, PvgRowKey *key)
 {
 	if (PG_ARGISNULL(1))
 	{
@@ -455,10 +433,28 @@ pvg_row_check(PvgRowCheck *chk, FunctionCallInfo fcinfo)
 		if (!pvg_within(&chk->retention, PG_GETARG_DATUM(2)))
 			return chk->held && pvg_within(&chk->hold, PG_GETARG_DATUM(2));
 	}
-	if (pvg_subject_allowed(chk, PG_GETARG_DATUM(1)))
+	pvg_row_key(chk, PG_GETARG_DATUM(1), key);
+	if (pvg_key_allowed(chk, key))
 		return true;
 	/* under the hold's purpose only a forget request hides a subject */
 	return chk->held && !PG_ARGISNULL(2) && pvg_within(&chk->hold, PG_GETARG_DATUM(2));
+}
+
+/* Note a visible row for the access log (privacy_guard.audit on only). */
+static void
+pvg_audit_visible(PvgRowCheck *chk, FunctionCallInfo fcinfo, PvgRowKey *key)
+{
+	if (PG_ARGISNULL(1))
+		pvg_audit_row(chk->audit);
+	else
+	{
+		if (!key->decoded)
+			pvg_row_key(chk, PG_GETARG_DATUM(1), key);
+		if (chk->kind == PVG_KEY_INT)
+			pvg_audit_row_int(chk->audit, key->ival);
+		else
+			pvg_audit_row_text(chk->audit, key->text, key->len);
+	}
 }
 
 /*
@@ -475,14 +471,17 @@ Datum
 pvg_row_visible(PG_FUNCTION_ARGS)
 {
 	PvgRowCheck *chk = (PvgRowCheck *) fcinfo->flinfo->fn_extra;
+	PvgRowKey	key = {0};
 	bool		visible;
 
 	if (unlikely(chk == NULL))
 		chk = pvg_row_check_setup(fcinfo);
 
-	visible = pvg_row_check(chk, fcinfo);
+	visible = pvg_row_check(chk, fcinfo, &key);
 	if (unlikely(chk->audit != NULL) && visible)
-		pvg_audit_visible(chk, fcinfo);
+		pvg_audit_visible(chk, fcinfo, &key);
+	if (key.to_free != NULL)
+		pfree(key.to_free);
 	PG_RETURN_BOOL(visible);
 }
 
