@@ -62,15 +62,11 @@ BLOOM_K=5
 
 SCAN_QUERY='SELECT count(*), sum(amount) FROM'
 
-die() { echo "audit_bench: $*" >&2; exit 1; }
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+BENCH=audit_bench
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 
-[ -x "$PG_CONFIG" ] || die "pg_config not found at $PG_CONFIG (set PG_CONFIG)"
-BINDIR=$("$PG_CONFIG" --bindir)
-SHAREDIR=$("$PG_CONFIG" --sharedir)
-PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
-[ -f "$SHAREDIR/extension/privacy_guard.control" ] ||
-	die "privacy_guard is not installed; run: make PG_CONFIG=$PG_CONFIG install"
+bench_require_pg
 grep -aq 'privacy_guard.audit' "$PKGLIBDIR/privacy_guard.so" ||
 	die "the installed privacy_guard has no access log (privacy_guard.audit)"
 for n in ROWS SUBJECTS RUNS CPU_LOOPS PGBENCH_RUNS PGBENCH_SECONDS PGBENCH_CLIENTS FP_PROBES; do
@@ -79,62 +75,12 @@ done
 [ "$ROWS" -ge "$SUBJECTS" ] && [ "$SUBJECTS" -ge 5 ] && [ "$RUNS" -ge 1 ] ||
 	die "ROWS>=SUBJECTS>=5, RUNS>=1 needed"
 
-if [ "$(id -u)" -eq 0 ]; then
-	id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user"
-	as_pg() { runuser -u postgres -- "$@"; }
-else
-	as_pg() { "$@"; }
-fi
-
-WORK=$(mktemp -d /tmp/pvgaudit.XXXX)
-PGDATA=$WORK/data
-PORT=$((20000 + RANDOM % 20000))
-RAW=$WORK/raw.tsv				# phase <TAB> variant <TAB> run <TAB> value
-: >"$RAW"
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ -f "$PGDATA/postmaster.pid" ]; then
-		as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
-		echo "audit_bench: failed (exit $rc); last server log lines:" >&2
-		tail -n 20 "$WORK/server.log" >&2 || true
-	fi
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
-cd "$WORK"
-cp "$HERE/read_setup.sql" "$WORK/read_setup.sql"
-chmod a+r "$WORK/read_setup.sql"
-
-log "initdb in $PGDATA (port $PORT)"
-as_pg "$BINDIR/initdb" -D "$PGDATA" --no-locale -E UTF8 -A trust -U postgres >"$WORK/initdb.log" 2>&1 ||
-	{ cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-
-# --- audit_bench.sh ---
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-shared_buffers = $SHARED_BUFFERS
-max_parallel_workers_per_gather = 0
-jit = off
-autovacuum = off
-max_wal_size = 8GB
-checkpoint_timeout = 1h
+bench_cluster pvgaudit <<EOF
 shared_preload_libraries = 'privacy_guard'
 privacy_guard.enabled = off			# the benchmark flushes itself
 EOF
-as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
+cp "$HERE/read_setup.sql" "$WORK/read_setup.sql"
+chmod a+r "$WORK/read_setup.sql"
 
 PSQL_ARGS=(-X -q -h "$WORK" -p "$PORT" -d bench)
 psql_su() { as_pg "$BINDIR/psql" "${PSQL_ARGS[@]}" -U postgres -v ON_ERROR_STOP=1 "$@"; }
@@ -300,27 +246,6 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 # ---------------------------------------------------------------------------
 # Summary
 # ---------------------------------------------------------------------------
-stats() {						# phase variant -> "n median min max"
-	awk -F'\t' -v p="$1" -v v="$2" '$1 == p && $2 == v {print $4}' "$RAW" | sort -g |
-		awk '{a[NR] = $1}
-			 END {
-				if (NR == 0) { print "0 - - -"; exit }
-				m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-				printf "%d %.3f %.3f %.3f\n", NR, m, a[1], a[NR]
-			 }'
-}
-paired() {						# phase variant base -> median over rounds of variant/base
-	awk -F'\t' -v p="$1" -v v="$2" -v b="$3" '
-		$1 == p && $2 == b {base[$3] = $4}
-		$1 == p && $2 == v {val[$3] = $4}
-		END {for (r in val) if ((r in base) && base[r] > 0) print val[r] / base[r]}' "$RAW" | sort -g |
-		awk '{a[NR] = $1}
-			 END {
-				if (NR == 0) { print "-"; exit }
-				printf "%.3f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-			 }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f\n", a / b }'; }
 expected_fp() { awk -v n="$1" -v m=$BLOOM_M -v k=$BLOOM_K 'BEGIN { printf "%.3g\n", (1 - exp(-k * n / m)) ^ k }'; }
 
 TS=$(date +%Y%m%d_%H%M%S)
@@ -346,7 +271,7 @@ SUMMARY=$WORK/summary.md
 			*_on) base=${name%_on}_off ;;
 		esac
 		read -r _ bmed _ _ <<<"$(stats scan "$base")"
-		echo "| full scan, ms | $tbl, $purpose, audit $audit | $cnt | $med | $mn | $mx | $(ratio "$med" "$bmed")× vs $base | $(paired scan "$name" "$base")× |"
+		echo "| full scan, ms | $tbl, $purpose, audit $audit | $cnt | $med | $mn | $mx | $(ratio "$med" "$bmed")× vs $base | $(paired_ratio scan "$name" "$base")× |"
 	done
 	if [ "$CPU_LOOPS" -gt 0 ]; then
 		for v in "${SCAN_VARIANTS[@]}"; do
@@ -357,14 +282,14 @@ SUMMARY=$WORK/summary.md
 				*_on) base=${name%_on}_off ;;
 			esac
 			read -r _ bmed _ _ <<<"$(stats cpu "$base")"
-			echo "| full scan, backend CPU ms per scan ($CPU_LOOPS per round) | $tbl, $purpose, audit $audit | $cnt | $med | $mn | $mx | $(ratio "$med" "$bmed")× vs $base | $(paired cpu "$name" "$base")× |"
+			echo "| full scan, backend CPU ms per scan ($CPU_LOOPS per round) | $tbl, $purpose, audit $audit | $cnt | $med | $mn | $mx | $(ratio "$med" "$bmed")× vs $base | $(paired_ratio cpu "$name" "$base")× |"
 		done
 	fi
 	if [ "$PGBENCH_RUNS" -gt 0 ]; then
 		read -r _ bmed _ _ <<<"$(stats lookup lookup_off)"
 		for a in off on; do
 			read -r cnt med mn mx <<<"$(stats lookup "lookup_$a")"
-			echo "| point lookup (prepared, $PGBENCH_CLIENTS clients), tps | prot_t, billing, audit $a | $cnt | $med | $mn | $mx | $(ratio "$med" "$bmed")× vs off | $(paired lookup "lookup_$a" lookup_off)× |"
+			echo "| point lookup (prepared, $PGBENCH_CLIENTS clients), tps | prot_t, billing, audit $a | $cnt | $med | $mn | $mx | $(ratio "$med" "$bmed")× vs off | $(paired_ratio lookup "lookup_$a" lookup_off)× |"
 		done
 		echo
 		echo "Logged by the audited lookups (incl. 2 s warm-up; each statement reads 1 row): ${LOOKUP_LOG:-?}."

@@ -101,22 +101,15 @@ DEFAULT_DELAY=2		# privacy_guard.batch_delay's default (ms)
 RETENTION='365 days'	# expired rows are 400-441 days old, the others 0-41 days
 WARM=2					# seconds of OLTP before the purge starts
 
-die() { echo "purge_bench: $*" >&2; exit 1; }
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+BENCH=purge_bench
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 now() { date +%s.%N; }
 
 # ---------------------------------------------------------------------------
 # Preconditions: PostgreSQL binaries and an installed privacy_guard
 # ---------------------------------------------------------------------------
-[ -x "$PG_CONFIG" ] || die "pg_config not found at $PG_CONFIG (set PG_CONFIG or PVG_PREFIX)"
-BINDIR=$("$PG_CONFIG" --bindir)
-SHAREDIR=$("$PG_CONFIG" --sharedir)
-PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
-for b in initdb pg_ctl psql pgbench createdb; do
-	[ -x "$BINDIR/$b" ] || die "$BINDIR/$b is missing"
-done
-[ -f "$SHAREDIR/extension/privacy_guard.control" ] ||
-	die "privacy_guard is not installed; run: make PG_CONFIG=$PG_CONFIG install"
+bench_require_pg
 grep -aq 'privacy_guard.batch_delay' "$PKGLIBDIR/privacy_guard.so" ||
 	die "the installed privacy_guard has no background worker settings (batch_delay)"
 if [ -f "$REPO/privacy_guard.so" ] && ! cmp -s "$REPO/privacy_guard.so" "$PKGLIBDIR/privacy_guard.so"; then
@@ -134,76 +127,20 @@ for d in $PACE_DELAYS; do [[ $d =~ ^[0-9]+$ ]] || die "PACE_DELAYS must be integ
 case $LAYOUT in random | ordered) ;; *) die "LAYOUT must be random or ordered" ;; esac
 has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 
-# Run a PostgreSQL program as the cluster owner: postgres when we are root.
-if [ "$(id -u)" -eq 0 ]; then
-	id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user"
-	as_pg() { runuser -u postgres -- "$@"; }
-else
-	as_pg() { "$@"; }
-fi
-
 # ---------------------------------------------------------------------------
 # Throwaway cluster: private directory, unix socket only, random port
 # ---------------------------------------------------------------------------
-WORK=$(mktemp -d /tmp/pvg-bench-purge.XXXX)
-PGDATA=$WORK/data
-PORT=$((20000 + RANDOM % 20000))
-RAW=$WORK/raw.tsv				# phase <TAB> variant <TAB> run <TAB> value
-: >"$RAW"
 BG_PIDS=()
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	if [ "$KEEP" = 1 ] && [ "$rc" -eq 0 ]; then
-		echo "KEEP=1: cluster left running; connect with: psql -h $WORK -p $PORT -d bench -U postgres" >&2
-		echo "  stop and remove it with: pg_ctl -D $PGDATA stop && rm -rf $WORK" >&2
-		exit 0
-	fi
-	if [ -f "$PGDATA/postmaster.pid" ]; then
-		as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
-		echo "purge_bench: failed (exit $rc); last server log lines:" >&2
-		tail -n 20 "$WORK/server.log" >&2 || true
-	fi
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
-cd "$WORK"						# a directory the cluster owner can enter
-cp "$HERE/purge_setup.sql" "$WORK/purge_setup.sql"
-chmod a+r "$WORK/purge_setup.sql"
-
-log "initdb in $PGDATA (port $PORT, socket in $WORK)"
-as_pg "$BINDIR/initdb" -D "$PGDATA" --no-locale -E UTF8 -A trust -U postgres >"$WORK/initdb.log" 2>&1 ||
-	{ cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-
-# --- purge_bench.sh ---
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-shared_buffers = $SHARED_BUFFERS
-max_parallel_workers_per_gather = 0
+bench_on_exit() { for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+bench_cluster pvg-bench-purge <<EOF
 max_parallel_maintenance_workers = 0
-jit = off
-autovacuum = off					# tables are vacuumed explicitly after loading
-max_wal_size = 8GB
-checkpoint_timeout = 1h
 shared_preload_libraries = 'privacy_guard'
 privacy_guard.enabled = off			# switched on (ALTER SYSTEM) only while measured
 privacy_guard.naptime = 1			# a round starts within a second of enabling
 privacy_guard.batch_size = $BATCH
 EOF
-as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
+cp "$HERE/purge_setup.sql" "$WORK/purge_setup.sql"
+chmod a+r "$WORK/purge_setup.sql"
 
 PSQL_ARGS=(-X -q -h "$WORK" -p "$PORT" -d bench -U postgres -v ON_ERROR_STOP=1)
 psql_su() { as_pg "$BINDIR/psql" "${PSQL_ARGS[@]}" "$@"; }
@@ -627,38 +564,7 @@ SIZES=$(q "SELECT string_agg(format('%s %s', c.relname, pg_size_pretty(pg_total_
 # ---------------------------------------------------------------------------
 # Statistics and the summary
 # ---------------------------------------------------------------------------
-# median/min/max of one phase and variant: prints "n median min max"
-stats() {
-	awk -F'\t' -v p="$1" -v v="$2" '$1 == p && $2 == v {print $4}' "$RAW" | sort -g |
-		awk '{a[NR] = $1}
-			 END {
-				if (NR == 0) { print "0 - - -"; exit }
-				m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-				printf "%d %.3f %.3f %.3f\n", NR, m, a[1], a[NR]
-			 }'
-}
 med() { read -r _ m _ _ <<<"$(stats "$1" "$2")"; echo "$m"; }
-# median over runs of (variant / base in the same run)
-paired_ratio() {				# phase variant base
-	awk -F'\t' -v p="$1" -v v="$2" -v b="$3" '
-		$1 == p && $2 == b {base[$3] = $4}
-		$1 == p && $2 == v {val[$3] = $4}
-		END {for (r in val) if ((r in base) && base[r] > 0) print val[r] / base[r]}' "$RAW" | sort -g |
-		awk '{a[NR] = $1}
-			 END {
-				if (NR == 0) { print "-"; exit }
-				printf "%.3f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-			 }'
-}
-fmt() { awk -v x="$1" -v d="$2" 'BEGIN { if (x == "-") print "-"; else printf "%.*f\n", d, x }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f\n", a / b }'; }
-verdict() {						# ratio bar le|ge
-	awk -v r="$1" -v bar="$2" -v op="$3" 'BEGIN {
-		if (r == "-") { print "-"; exit }
-		ok = (op == "le") ? (r <= bar) : (r >= bar)
-		print ok ? "meets" : "**MISSES**"
-	}'
-}
 row() {							# measurement variant phase digits ratio paired bar verdict
 	local cnt m mn mx
 	read -r cnt m mn mx <<<"$(stats "$3" "$2")"

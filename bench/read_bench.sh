@@ -72,21 +72,14 @@ BAR_LOOKUP=0.95
 
 SCAN_QUERY='SELECT count(*), sum(amount) FROM'
 
-die() { echo "read_bench: $*" >&2; exit 1; }
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+BENCH=read_bench
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 
 # ---------------------------------------------------------------------------
 # Preconditions: PostgreSQL binaries and an installed privacy_guard
 # ---------------------------------------------------------------------------
-[ -x "$PG_CONFIG" ] || die "pg_config not found at $PG_CONFIG (set PG_CONFIG)"
-BINDIR=$("$PG_CONFIG" --bindir)
-SHAREDIR=$("$PG_CONFIG" --sharedir)
-PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
-for b in initdb pg_ctl psql pgbench; do
-	[ -x "$BINDIR/$b" ] || die "$BINDIR/$b is missing"
-done
-[ -f "$SHAREDIR/extension/privacy_guard.control" ] ||
-	die "privacy_guard is not installed; run: make PG_CONFIG=$PG_CONFIG install"
+bench_require_pg
 if [ -f "$REPO/privacy_guard.so" ] && ! cmp -s "$REPO/privacy_guard.so" "$PKGLIBDIR/privacy_guard.so"; then
 	log "warning: $PKGLIBDIR/privacy_guard.so differs from the build in $REPO (run make install?)"
 fi
@@ -96,77 +89,23 @@ for n in ROWS SUBJECTS RUNS PGBENCH_RUNS PGBENCH_SECONDS PGBENCH_CLIENTS COLD_RU
 done
 [ "$ROWS" -ge 1 ] && [ "$SUBJECTS" -ge 5 ] && [ "$RUNS" -ge 1 ] || die "ROWS>=1, SUBJECTS>=5, RUNS>=1 needed"
 
-# Run a PostgreSQL program as the cluster owner: postgres when we are root.
-if [ "$(id -u)" -eq 0 ]; then
-	id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user"
-	as_pg() { runuser -u postgres -- "$@"; }
-else
-	as_pg() { "$@"; }
-fi
-
 # ---------------------------------------------------------------------------
 # Throwaway cluster: private directory, unix socket only, random port
 # ---------------------------------------------------------------------------
-WORK=$(mktemp -d /tmp/pvgbench.XXXX)
-PGDATA=$WORK/data
-PORT=$((20000 + RANDOM % 20000))
-RAW=$WORK/raw.tsv				# phase <TAB> variant <TAB> run <TAB> value
-: >"$RAW"
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ -n "${PROFILE_PSQL_PID:-}" ]; then kill "$PROFILE_PSQL_PID" 2>/dev/null || true; fi
-	if [ "$KEEP" = 1 ] && [ "$rc" -eq 0 ]; then
-		echo "KEEP=1: cluster left running; connect with: psql -h $WORK -p $PORT -d bench -U bench_app" >&2
-		echo "  stop and remove it with: pg_ctl -D $PGDATA stop && rm -rf $WORK" >&2
-		exit 0
+# a background psql of the profiling run, if one is still going
+bench_on_exit() { if [ -n "${PROFILE_PSQL_PID:-}" ]; then kill "$PROFILE_PSQL_PID" 2>/dev/null || true; fi; }
+read_conf() {
+	if [ "$PRELOAD" = 1 ]; then
+		echo "shared_preload_libraries = 'privacy_guard'"
+		# no background enforcement rounds during a read benchmark
+		if grep -aq 'privacy_guard.enabled' "$PKGLIBDIR/privacy_guard.so"; then
+			echo "privacy_guard.enabled = off"
+		fi
 	fi
-	if [ -f "$PGDATA/postmaster.pid" ]; then
-		as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
-		echo "read_bench: failed (exit $rc); last server log lines:" >&2
-		tail -n 20 "$WORK/server.log" >&2 || true
-	fi
-	rm -rf "$WORK"
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
-cd "$WORK"						# a directory the cluster owner can enter
+bench_cluster pvgbench < <(read_conf)
 cp "$HERE/read_setup.sql" "$WORK/read_setup.sql"
 chmod a+r "$WORK/read_setup.sql"
-
-log "initdb in $PGDATA (port $PORT, socket in $WORK)"
-as_pg "$BINDIR/initdb" -D "$PGDATA" --no-locale -E UTF8 -A trust -U postgres >"$WORK/initdb.log" 2>&1 ||
-	{ cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-
-# --- read_bench.sh ---
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-shared_buffers = $SHARED_BUFFERS
-max_parallel_workers_per_gather = 0	# single-process plans for every variant
-jit = off
-autovacuum = off					# tables are vacuumed explicitly after loading
-max_wal_size = 8GB
-checkpoint_timeout = 1h
-EOF
-if [ "$PRELOAD" = 1 ]; then
-	echo "shared_preload_libraries = 'privacy_guard'" >>"$PGDATA/postgresql.conf"
-	# no background enforcement rounds during a read benchmark
-	if grep -aq 'privacy_guard.enabled' "$PKGLIBDIR/privacy_guard.so"; then
-		echo "privacy_guard.enabled = off" >>"$PGDATA/postgresql.conf"
-	fi
-fi
-as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
 
 # psql as the superuser / as the application role (never reads ~/.psqlrc)
 PSQL_ARGS=(-X -q -h "$WORK" -p "$PORT" -d bench)
@@ -446,37 +385,6 @@ fi
 # Statistics and the summary
 # ---------------------------------------------------------------------------
 # median/min/max of one phase and variant: prints "n median min max"
-stats() {
-	awk -F'\t' -v p="$1" -v v="$2" '$1 == p && $2 == v {print $4}' "$RAW" | sort -g |
-		awk '{a[NR] = $1}
-			 END {
-				if (NR == 0) { print "0 - - -"; exit }
-				m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-				printf "%d %.3f %.3f %.3f\n", NR, m, a[1], a[NR]
-			 }'
-}
-# median over rounds of (variant / plain in the same round)
-paired_ratio() {
-	awk -F'\t' -v p="$1" -v v="$2" '
-		$1 == p && $2 == "plain" {base[$3] = $4}
-		$1 == p && $2 == v {val[$3] = $4}
-		END {for (r in val) if ((r in base) && base[r] > 0) print val[r] / base[r]}' "$RAW" | sort -g |
-		awk '{a[NR] = $1}
-			 END {
-				if (NR == 0) { print "-"; exit }
-				printf "%.3f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-			 }'
-}
-fmt() { awk -v x="$1" -v d="$2" 'BEGIN { if (x == "-") print "-"; else printf "%.*f\n", d, x }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f\n", a / b }'; }
-# verdict: "le" (time ratio must be <= bar) or "ge" (throughput ratio >= bar)
-verdict() {
-	awk -v r="$1" -v bar="$2" -v op="$3" 'BEGIN {
-		if (r == "-") { print "-"; exit }
-		ok = (op == "le") ? (r <= bar) : (r >= bar)
-		print ok ? "meets" : "**MISSES**"
-	}'
-}
 
 TS=$(date +%Y%m%d_%H%M%S)
 GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
@@ -515,7 +423,7 @@ SUMMARY=$WORK/summary.md
 		name=${v%%|*}
 		read -r cnt med mn mx <<<"$(stats scan "$name")"
 		r=$(ratio "$med" "$base_med")
-		p=$(paired_ratio scan "$name")
+		p=$(paired_ratio scan "$name" plain)
 		case $name in
 			plain) bar="1.00× (reference)"; ver="-"; r="1.000"; p="1.000" ;;
 			prot_contract) bar="≤ ${BAR_CONTRACT_SCAN}×"; ver=$(verdict "$r" $BAR_CONTRACT_SCAN le) ;;
@@ -534,7 +442,7 @@ SUMMARY=$WORK/summary.md
 				name=${v%%|*}
 				read -r cnt med mn mx <<<"$(stats "lookup_$mode" "$name")"
 				r=$(ratio "$med" "$base_med")
-				p=$(paired_ratio "lookup_$mode" "$name")
+				p=$(paired_ratio "lookup_$mode" "$name" plain)
 				case $name in
 					plain) bar="1.00× (reference)"; ver="-"; r="1.000"; p="1.000" ;;
 					rls_consent)

@@ -32,62 +32,19 @@ SHARED_BUFFERS=${SHARED_BUFFERS:-512MB}
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
-die() { echo "tagged_bench: $*" >&2; exit 1; }
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+BENCH=tagged_bench
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 
-[ -x "$PG_CONFIG" ] || die "pg_config not found at $PG_CONFIG (set PG_CONFIG)"
-BINDIR=$("$PG_CONFIG" --bindir)
-SHAREDIR=$("$PG_CONFIG" --sharedir)
-[ -f "$SHAREDIR/extension/privacy_guard.control" ] ||
-	die "privacy_guard is not installed; run: make PG_CONFIG=$PG_CONFIG install"
+bench_require_pg
 for n in ROWS SUBJECTS RUNS; do
 	[[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a non-negative integer"
 done
 [ "$RUNS" -ge 5 ] || die "RUNS must be at least 5 (medians of >= 5 runs)"
 [ "$SUBJECTS" -ge 5 ] && [ "$ROWS" -ge "$SUBJECTS" ] || die "need ROWS >= SUBJECTS >= 5"
 
-if [ "$(id -u)" -eq 0 ]; then
-	id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user"
-	as_pg() { runuser -u postgres -- "$@"; }
-else
-	as_pg() { "$@"; }
-fi
-
-WORK=$(mktemp -d /tmp/pvgbench-tagged.XXXX)
-PGDATA=$WORK/data
-PORT=$((20000 + RANDOM % 20000))
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [ -f "$PGDATA/postmaster.pid" ]; then
-		as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then tail -n 20 "$WORK/server.log" >&2 || true; fi
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
-cd "$WORK"
-
-log "initdb in $PGDATA (port $PORT)"
-as_pg "$BINDIR/initdb" -D "$PGDATA" --no-locale -E UTF8 -A trust -U postgres >"$WORK/initdb.log" 2>&1 ||
-	{ cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-cat >>"$PGDATA/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-shared_buffers = $SHARED_BUFFERS
-max_parallel_workers_per_gather = 0	# reveal() is PARALLEL RESTRICTED: single-process plans for both
-jit = off
-autovacuum = off
-max_wal_size = 8GB
-CONF
-as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
+# reveal() is PARALLEL RESTRICTED: single-process plans for both tables
+bench_cluster pvgbench-tagged </dev/null
 PSQL_ARGS=(-X -q -h "$WORK" -p "$PORT" -d bench -v ON_ERROR_STOP=1)
 psql_su() { as_pg "$BINDIR/psql" "${PSQL_ARGS[@]}" -U postgres "$@"; }
 psql_app() { as_pg "$BINDIR/psql" "${PSQL_ARGS[@]}" -U bench_app "$@"; }
@@ -141,8 +98,6 @@ VARIANTS=(
 	"agg tagged marketing|marketing|SELECT customer_id % 100, max(privacy_guard.reveal(email)) FROM tag_t GROUP BY 1"
 )
 log "timing: 1 warm-up + $RUNS rounds x ${#VARIANTS[@]} variants, interleaved"
-RAW=$WORK/raw.tsv
-: >"$RAW"
 for r in $(seq 0 "$RUNS"); do
 	n=${#VARIANTS[@]}
 	for k in $(seq 0 $((n - 1))); do
@@ -151,14 +106,10 @@ for r in $(seq 0 "$RUNS"); do
 		ms=$( { echo "SET privacy_guard.purpose = '$purpose';"; echo '\o /dev/null'; echo '\timing on'; echo "$query;"; } |
 			psql_app 2>&1 | sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' | tail -1)
 		[ -n "$ms" ] || die "no timing for $name"
-		[ "$r" -eq 0 ] || printf '%s\t%s\n' "$name" "$ms" >>"$RAW"
+		[ "$r" -eq 0 ] || printf 'scan\t%s\t%s\t%s\n' "$name" "$r" "$ms" >>"$RAW"
 	done
 done
 
-stats() {	# name -> "median min max"
-	awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$RAW" | sort -g |
-		awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%.1f %.1f %.1f", m, a[1], a[NR] }'
-}
 mkdir -p "$RESULTS_DIR"
 OUT=$RESULTS_DIR/tagged_$(date +%Y%m%d_%H%M%S).md
 {
@@ -171,10 +122,9 @@ OUT=$RESULTS_DIR/tagged_$(date +%Y%m%d_%H%M%S).md
 	echo "|---|---:|---:|---:|---:|"
 	for v in "${VARIANTS[@]}"; do
 		IFS='|' read -r name purpose query <<<"$v"
-		read -r med min max <<<"$(stats "$name")"
-		base=$(stats "${name%% *} plain" | cut -d' ' -f1)
-		ratio=$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
-		echo "| $name | $med | $min | $max | $ratio |"
+		read -r _ med min max <<<"$(stats scan "$name")"
+		read -r _ base _ _ <<<"$(stats scan "${name%% *} plain")"
+		echo "| $name | $(fmt "$med" 1) | $(fmt "$min" 1) | $(fmt "$max" 1) | $(fmt "$(ratio "$med" "$base")" 2) |"
 	done
 	echo
 	echo "Storage: email averages $SIZE_PLAIN bytes as text and $SIZE_TAG bytes as tagged_text"

@@ -1,0 +1,128 @@
+# bench/lib.sh -- what the benchmark scripts share: messages, PostgreSQL's
+# binaries, a throwaway cluster, and the statistics of their results.
+# Sourced by bench/*_bench.sh after they set BENCH (their name, for
+# messages) and PG_CONFIG.  Results are lines of RAW:
+#   phase <TAB> variant <TAB> run <TAB> value
+
+die() { echo "$BENCH: $*" >&2; exit 1; }
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# PostgreSQL's binaries (BINDIR, SHAREDIR, PKGLIBDIR) and an installed
+# privacy_guard; as_pg runs a program as the cluster owner (postgres when
+# we are root).
+bench_require_pg() {
+	[ -x "$PG_CONFIG" ] || die "pg_config not found at $PG_CONFIG (set PG_CONFIG or PVG_PREFIX)"
+	BINDIR=$("$PG_CONFIG" --bindir)
+	SHAREDIR=$("$PG_CONFIG" --sharedir)
+	PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
+	local b
+	for b in initdb pg_ctl psql pgbench createdb; do
+		[ -x "$BINDIR/$b" ] || die "$BINDIR/$b is missing"
+	done
+	[ -f "$SHAREDIR/extension/privacy_guard.control" ] ||
+		die "privacy_guard is not installed; run: make PG_CONFIG=$PG_CONFIG install"
+	if [ "$(id -u)" -eq 0 ]; then
+		id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user"
+		as_pg() { runuser -u postgres -- "$@"; }
+	else
+		as_pg() { "$@"; }
+	fi
+}
+
+# A throwaway cluster in a private directory WORK (unix socket only, random
+# PORT), started with the settings every benchmark uses plus the lines on
+# stdin, and an empty RAW.  On exit it is stopped and removed, after the
+# script's bench_on_exit if it defines one (KEEP=1 leaves it running after a
+# successful run).  Also changes into WORK, which the cluster owner can enter.
+bench_cluster() {				# mktemp prefix
+	WORK=$(mktemp -d "/tmp/$1.XXXX")
+	PGDATA=$WORK/data
+	PORT=$((20000 + RANDOM % 20000))
+	RAW=$WORK/raw.tsv
+	: >"$RAW"
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+	if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
+	cd "$WORK" || die "cannot enter $WORK"
+
+	log "initdb in $PGDATA (port $PORT, socket in $WORK)"
+	as_pg "$BINDIR/initdb" -D "$PGDATA" --no-locale -E UTF8 -A trust -U postgres >"$WORK/initdb.log" 2>&1 ||
+		{ cat "$WORK/initdb.log" >&2; die "initdb failed"; }
+	{
+		cat <<EOF
+
+# --- $BENCH ---
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+port = $PORT
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = $SHARED_BUFFERS
+max_parallel_workers_per_gather = 0	# single-process plans for every variant
+jit = off
+autovacuum = off					# tables are vacuumed explicitly after loading
+max_wal_size = 8GB
+checkpoint_timeout = 1h
+EOF
+		cat
+	} >>"$PGDATA/postgresql.conf"
+	as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
+}
+
+bench_cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if declare -F bench_on_exit >/dev/null; then bench_on_exit; fi
+	if [ "${KEEP:-0}" = 1 ] && [ "$rc" -eq 0 ]; then
+		echo "KEEP=1: cluster left running; connect with: psql -h $WORK -p $PORT -d bench -U postgres" >&2
+		echo "  stop and remove it with: pg_ctl -D $PGDATA stop && rm -rf $WORK" >&2
+		exit 0
+	fi
+	if [ -f "$PGDATA/postmaster.pid" ]; then
+		as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+	fi
+	if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
+		echo "$BENCH: failed (exit $rc); last server log lines:" >&2
+		tail -n 20 "$WORK/server.log" >&2 || true
+	fi
+	rm -rf "$WORK"
+	exit "$rc"
+}
+
+# the median of numbers on stdin, or "-"
+bench_median() {
+	sort -g | awk '{a[NR] = $1}
+		END {
+			if (NR == 0) { print "-"; exit }
+			printf "%.3f\n", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		}'
+}
+
+stats() {						# phase variant -> "n median min max"
+	awk -F'\t' -v p="$1" -v v="$2" '$1 == p && $2 == v {print $4}' "$RAW" | sort -g |
+		awk '{a[NR] = $1}
+			 END {
+				if (NR == 0) { print "0 - - -"; exit }
+				m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+				printf "%d %.3f %.3f %.3f\n", NR, m, a[1], a[NR]
+			 }'
+}
+# median over runs of (variant / base in the same run)
+paired_ratio() {				# phase variant base
+	awk -F'\t' -v p="$1" -v v="$2" -v b="$3" '
+		$1 == p && $2 == b {base[$3] = $4}
+		$1 == p && $2 == v {val[$3] = $4}
+		END {for (r in val) if ((r in base) && base[r] > 0) print val[r] / base[r]}' "$RAW" |
+		bench_median
+}
+fmt() { awk -v x="$1" -v d="$2" 'BEGIN { if (x == "-") print "-"; else printf "%.*f\n", d, x }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f\n", a / b }'; }
+# "le": a time ratio must be <= bar; "ge": a throughput ratio >= bar
+verdict() {						# ratio bar le|ge
+	awk -v r="$1" -v bar="$2" -v op="$3" 'BEGIN {
+		if (r == "-") { print "-"; exit }
+		ok = (op == "le") ? (r <= bar) : (r >= bar)
+		print ok ? "meets" : "**MISSES**"
+	}'
+}
