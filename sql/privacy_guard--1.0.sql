@@ -1332,58 +1332,18 @@ CREATE TYPE privacy_guard.erase_target AS (
 	anonymize_set text			/* on_forget anonymize: the SET list; NULL: delete */
 );
 
-/* The protected tables in erasure order, as a round erases subjects from them. */
+/*
+ * The protected tables in erasure order, as a round erases subjects from
+ * them, with what the erasure needs to know of each (see the type above):
+ * read from the system caches in C (targets.c), since a round runs in a
+ * fresh worker, where a dozen small catalog queries cost more to plan
+ * than the erasure itself.
+ */
 CREATE FUNCTION privacy_guard._erase_targets()
 RETURNS SETOF privacy_guard.erase_target
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	t privacy_guard.protected_table;
-	r privacy_guard.erase_target;
-	v_tree oid[];
-	v_all oid[];
-	v_triggers boolean;
-BEGIN
-	/*
-	 * One small query per fact rather than one large one: a round runs in a
-	 * fresh worker, where planning a large catalog query costs more than
-	 * running several small ones.
-	 */
-	FOR t IN SELECT * FROM privacy_guard._erasure_order() LOOP
-		r.relid := t.relid;
-		r.subject_column := t.subject_column;
-		r.on_forget := t.on_forget;
-		r.hold_keep := t.hold_keep;
-		r.retention_column := t.retention_column;
-		r.subject_type := (SELECT a.atttypid::regtype FROM pg_attribute a
-							WHERE a.attrelid = t.relid AND a.attname = t.subject_column
-							  AND a.attnum > 0 AND NOT a.attisdropped);
-		r.base_type := (SELECT (CASE WHEN y.typtype = 'd' THEN y.typbasetype ELSE y.oid END)::regtype
-						  FROM pg_type y WHERE y.oid = r.subject_type);
-		v_tree := ARRAY(SELECT privacy_guard._tree_oids(t.relid));
-		r.targets := ARRAY[t.relid] || ARRAY(
-				SELECT pp.target FROM privacy_guard.protected_part pp
-				 WHERE pp.root = t.relid AND pp.target::oid <> ALL (v_tree)
-				 ORDER BY pp.target::oid);
-		v_all := v_tree;
-		IF array_length(r.targets, 1) > 1 THEN
-			v_all := v_all || ARRAY(SELECT privacy_guard._tree_oids(x) FROM unnest(r.targets[2:]) AS x);
-		END IF;
-		r.leaves := ARRAY(SELECT c.oid FROM pg_class c
-						   WHERE c.oid = ANY (v_all) AND c.relkind = 'r' ORDER BY c.oid);
-		/* pg_trigger only where pg_class says there are triggers (foreign keys' count too) */
-		SELECT bool_or(c.relhasrules), bool_or(c.relhastriggers) INTO r.owner_code, v_triggers
-		  FROM pg_class c WHERE c.oid = ANY (v_all);
-		IF NOT r.owner_code AND v_triggers THEN
-			r.owner_code := EXISTS (SELECT 1 FROM pg_trigger g
-									 WHERE g.tgrelid = ANY (v_all) AND NOT g.tgisinternal);
-		END IF;
-		r.anonymize_set := CASE WHEN t.on_forget = 'anonymize' THEN privacy_guard._anonymize_set(t.relid) END;
-		RETURN NEXT r;
-	END LOOP;
-END
-$$;
+AS 'MODULE_PATHNAME', 'pvg_erase_targets'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION privacy_guard._erase_targets() IS 'Internal: the protected tables a round erases subjects from, in erasure order';
 
 /*
