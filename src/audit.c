@@ -39,6 +39,14 @@
  * next flush in any database.  No read is dropped and no reader waits
  * for a flush.
  *
+ * A clean server stop writes the entries not yet flushed to
+ * pg_stat/privacy_guard_access.stat (by the postmaster, after every other
+ * process has exited), and the next start reads them back and removes the
+ * file, as pg_stat_statements does: a restart loses no read, and a crash
+ * after it counts none twice.  A crash loses what was not flushed.
+ * Entries of a database dropped since are dropped by the next flush in
+ * any database.
+ *
  * Shared memory needs shared_preload_libraries.  Without it, a backend
  * with privacy_guard.audit on warns once and logs nothing.
  *
@@ -52,6 +60,8 @@
 #include "executor/spi.h"
 #include "lib/ilist.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
@@ -62,6 +72,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(pvg_flush_access_log);
 PG_FUNCTION_INFO_V1(pvg_subjects_may_include);
@@ -76,6 +87,10 @@ PG_FUNCTION_INFO_V1(pvg_subjects_may_include);
 #define PVG_BLOOM_BYTES		(PVG_BLOOM_BITS / 8)
 #define PVG_BLOOM_K			5
 #define PVG_BLOOM_SEED		UINT64CONST(0x70766761756469)
+
+/* the entries kept over a clean restart */
+#define PVG_AUDIT_DUMP_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/privacy_guard_access.stat"
+#define PVG_AUDIT_DUMP_MAGIC 0x70766761	/* "pvga" */
 
 typedef struct PvgAuditKey
 {
@@ -132,6 +147,11 @@ static dlist_head pvg_audit_live = DLIST_STATIC_INIT(pvg_audit_live);
 static PvgAuditTaken *pvg_audit_taken = NULL;
 static bool pvg_audit_warned = false;
 
+static void pvg_audit_fold(const PvgAuditKey *key, TimestampTz bucket, int64 statements,
+						   int64 rows, const uint64 *few, int nfew, const uint64 *bloom);
+static void pvg_audit_load(void);
+static void pvg_audit_dump(int code, Datum arg);
+
 static Size
 pvg_audit_shmem_size(void)
 {
@@ -168,7 +188,112 @@ pvg_audit_shmem_startup(void)
 	pvg_audit_htab = ShmemInitHash("privacy_guard access log", pvg_audit_max_entries,
 								   pvg_audit_max_entries, &info,
 								   HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+	/* the postmaster: the reads kept over the last clean stop, and the next one */
+	if (!IsUnderPostmaster)
+	{
+		if (!found)
+			pvg_audit_load();
+		on_shmem_exit(pvg_audit_dump, (Datum) 0);
+	}
 	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Fold the entries the last clean stop wrote back into shared memory (at
+ * server start, in the postmaster), then remove the file, so that a crash
+ * later loads nothing twice.  A file that cannot be read is reported and
+ * removed: the log is evidence, but a broken file must not stop the server.
+ */
+static void
+pvg_audit_load(void)
+{
+	FILE	   *file;
+	uint32		header[3];
+	PvgAuditEntry *e;
+
+	file = AllocateFile(PVG_AUDIT_DUMP_FILE, PG_BINARY_R);
+	if (file == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", PVG_AUDIT_DUMP_FILE)));
+		return;
+	}
+	e = palloc(sizeof(PvgAuditEntry));
+	if (fread(header, sizeof(header), 1, file) != 1 ||
+		header[0] != PVG_AUDIT_DUMP_MAGIC || header[1] != sizeof(PvgAuditEntry))
+		goto bad;
+	for (uint32 i = 0; i < header[2]; i++)
+	{
+		if (fread(e, sizeof(PvgAuditEntry), 1, file) != 1)
+			goto bad;
+		pvg_audit_fold(&e->key, e->last, e->statements, e->rows, NULL, 0, e->bloom);
+	}
+	FreeFile(file);
+	pfree(e);
+	unlink(PVG_AUDIT_DUMP_FILE);
+	return;
+
+bad:
+	ereport(LOG,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("privacy_guard: ignoring the access log kept at the last stop: file \"%s\" is not complete or from another version",
+					PVG_AUDIT_DUMP_FILE)));
+	FreeFile(file);
+	pfree(e);
+	unlink(PVG_AUDIT_DUMP_FILE);
+}
+
+/*
+ * At a clean stop (the postmaster's exit, after every other process has
+ * gone), write the entries not yet flushed to a file for the next start.
+ * Nothing after a crash: the shared memory may be corrupt.
+ */
+static void
+pvg_audit_dump(int code, Datum arg)
+{
+	const char *tmpfile = PVG_AUDIT_DUMP_FILE ".tmp";
+	FILE	   *file;
+	uint32		header[3];
+	HASH_SEQ_STATUS seq;
+	PvgAuditEntry *e;
+
+	if (code != 0 || pvg_audit_htab == NULL)
+		return;
+	header[0] = PVG_AUDIT_DUMP_MAGIC;
+	header[1] = sizeof(PvgAuditEntry);
+	header[2] = (uint32) hash_get_num_entries(pvg_audit_htab);
+	if (header[2] == 0)
+		return;
+	file = AllocateFile(tmpfile, PG_BINARY_W);
+	if (file == NULL || fwrite(header, sizeof(header), 1, file) != 1)
+		goto error;
+	hash_seq_init(&seq, pvg_audit_htab);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (fwrite(e, sizeof(PvgAuditEntry), 1, file) != 1)
+		{
+			hash_seq_term(&seq);
+			goto error;
+		}
+	}
+	if (FreeFile(file) != 0)
+	{
+		file = NULL;
+		goto error;
+	}
+	(void) durable_rename(tmpfile, PVG_AUDIT_DUMP_FILE, LOG);
+	return;
+
+error:
+	ereport(LOG,
+			(errcode_for_file_access(),
+			 errmsg("privacy_guard: could not write the access log's unflushed reads to \"%s\": %m",
+					tmpfile)));
+	if (file != NULL)
+		FreeFile(file);
+	unlink(tmpfile);
 }
 
 /* 64-bit finaliser (MurmurHash3) of an integer subject */
@@ -529,6 +654,68 @@ pvg_audit_table_text(Oid relid)
 }
 
 /*
+ * Drop the entries of databases dropped since their reads, which no flush
+ * would ever take (their log table went with them).  Looks at up to
+ * PVG_AUDIT_DBS other databases per flush; the catalog is read without the
+ * lock held.
+ */
+#define PVG_AUDIT_DBS 64
+
+static void
+pvg_audit_drop_gone(void)
+{
+	Oid			dbids[PVG_AUDIT_DBS];
+	int			n = 0;
+	int			ngone = 0;
+	HASH_SEQ_STATUS seq;
+	PvgAuditEntry *e;
+
+	LWLockAcquire(pvg_audit_shared->lock, LW_SHARED);
+	hash_seq_init(&seq, pvg_audit_htab);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		int			i;
+
+		if (e->key.dbid == InvalidOid || e->key.dbid == MyDatabaseId)
+			continue;
+		for (i = 0; i < n && dbids[i] != e->key.dbid; i++)
+			;
+		if (i == n)
+			dbids[n++] = e->key.dbid;
+		if (n == PVG_AUDIT_DBS)
+		{
+			hash_seq_term(&seq);
+			break;
+		}
+	}
+	LWLockRelease(pvg_audit_shared->lock);
+
+	for (int i = 0; i < n; i++)
+	{
+		if (SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbids[i])))
+			continue;
+		dbids[ngone++] = dbids[i];
+	}
+	if (ngone == 0)
+		return;
+
+	LWLockAcquire(pvg_audit_shared->lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, pvg_audit_htab);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		for (int i = 0; i < ngone; i++)
+		{
+			if (e->key.dbid == dbids[i])
+			{
+				hash_search(pvg_audit_htab, &e->key, HASH_REMOVE, NULL);
+				break;
+			}
+		}
+	}
+	LWLockRelease(pvg_audit_shared->lock);
+}
+
+/*
  * Move this database's entries (and the overflow of all databases) from
  * shared memory into access_log_data, and prune it; returns the rows
  * written.  The entries taken are kept until the (sub)transaction ends and
@@ -552,6 +739,7 @@ pvg_flush_write(void)
 		PvgAuditEntry *e;
 		long		max;
 
+		pvg_audit_drop_gone();
 		t = MemoryContextAllocZero(TopMemoryContext, sizeof(PvgAuditTaken));
 		t->subid = GetCurrentSubTransactionId();
 		LWLockAcquire(pvg_audit_shared->lock, LW_EXCLUSIVE);

@@ -5,7 +5,8 @@
 # for the next round, prepared statements and cursors count, a full log
 # folds into an overflow row without losing a read, access_history() finds
 # the subjects that were read and not others, old rows are pruned, and the
-# background round flushes within a naptime (polled with a bound).  The synchronous parts use run_maintenance() with the worker off.
+# background round flushes within a naptime (polled with a bound).  A clean
+# restart keeps the reads not yet flushed, and counts none twice.  The synchronous parts use run_maintenance() with the worker off.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -221,6 +222,48 @@ $node->safe_psql('postgres', q{
 is($node->safe_psql('postgres',
 		q{SELECT count(*) FROM privacy_guard.access_log_data WHERE table_name = 'public.many_1'}),
 	'0', 'rows older than privacy_guard.audit_retention are deleted');
+
+# ---- a clean restart keeps the reads not yet flushed; a second one counts none twice
+$node->safe_psql('postgres', 'TRUNCATE privacy_guard.access_log_data');
+as_role('app2', 'billing', 'SELECT count(*) FROM customers WHERE id IN (7, 8)');
+as_role('app2', 'billing', 'SELECT count(*) FROM customers WHERE id = 8');
+my $kept = $node->data_dir . '/pg_stat/privacy_guard_access.stat';
+$node->stop;
+ok(-f $kept, 'a clean stop writes the reads not yet flushed to a file');
+$node->start;
+ok(!-f $kept, 'the start loads them and removes the file');
+$node->restart;
+$node->safe_psql('postgres', 'SELECT privacy_guard.run_maintenance()');
+is($node->safe_psql('postgres', q{
+	SELECT string_agg(format('%s|%s|%s|%s|%s', role, purpose, table_name, s, r), ',')
+	  FROM (SELECT role, purpose, table_name, sum(statements) s, sum(rows) r
+			  FROM privacy_guard.access_log GROUP BY role, purpose, table_name) x}),
+	'app2|billing|public.customers|2|3', 'reads made before two clean restarts are logged once');
+is(history('7') . ';' . history('9'), 'app2|billing|public.customers;',
+	'access_history finds a subject read before the restarts, and not one left unread');
+
+# ---- reads of a dropped database are not kept for ever
+$node->safe_psql('postgres', 'CREATE DATABASE gone');
+$node->safe_psql('gone', q{
+	CREATE EXTENSION privacy_guard;
+	SELECT privacy_guard.define_purpose('billing', 'contract');
+	CREATE TABLE t (id bigint);
+	INSERT INTO t VALUES (1);
+	SELECT privacy_guard.protect('t', 'id', ARRAY['billing']);
+	SELECT privacy_guard.allow_purpose('app', 'billing');
+	GRANT SELECT ON t TO app;
+});
+{
+	local $ENV{PGOPTIONS} = '-c privacy_guard.purpose=billing';
+	my $read;
+	$node->psql('gone', 'SELECT * FROM t', stdout => \$read, extra_params => [ '-U', 'app' ]);
+	is($read, '1', 'a read in the database about to be dropped');
+}
+$node->safe_psql('postgres', 'DROP DATABASE gone');
+$node->safe_psql('postgres', 'SELECT privacy_guard.run_maintenance()');
+$node->stop;
+ok(!-f $kept, 'a flush drops the entries of a dropped database: nothing is left to keep at a stop');
+$node->start;
 
 # ---- the background round flushes within a naptime
 $node->append_conf('postgresql.conf', 'privacy_guard.enabled = on');
