@@ -2248,7 +2248,8 @@ BEGIN
 	 * when one is added later): every other insert would pay for it.
 	 */
 	IF NOT EXISTS (SELECT 1 FROM privacy_guard._tagged_columns() c
-					WHERE c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x)) THEN
+					WHERE NOT c.is_array
+					  AND c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x)) THEN
 		RETURN;
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM pg_trigger g
@@ -2258,7 +2259,8 @@ BEGIN
 	END IF;
 	/* plain values already stored take their default tag now, written by the table's owner */
 	FOR r IN SELECT c.* FROM privacy_guard._tagged_columns() c
-			  WHERE c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x) LOOP
+			  WHERE NOT c.is_array
+				AND c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x) LOOP
 		PERFORM privacy_guard._exec_as_owner(r.relid,
 			format('UPDATE ONLY %s SET %I = %2$I WHERE %2$I IS NOT NULL AND privacy_guard.tag_purposes(%2$I) IS NULL',
 				   r.relid, r.colname), NULL, NULL);
@@ -2269,29 +2271,36 @@ COMMENT ON FUNCTION privacy_guard._install_default_tag(regclass, boolean) IS 'In
 
 /* Every column of a tagged type (or a domain over one) in the database's tables. */
 CREATE FUNCTION privacy_guard._tagged_columns()
-RETURNS TABLE (relid regclass, colname name)
+RETURNS TABLE (relid regclass, colname name, is_array boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	RETURN QUERY
-		/* through pg_depend's index: columns and domains depend on their type */
-		WITH RECURSIVE tagged(oid) AS (
-			SELECT t.oid FROM pg_type t
+		/*
+		 * Through pg_depend's index: columns and domains depend on their
+		 * type, and an array type on its element type.
+		 */
+		WITH RECURSIVE tagged(oid, is_array) AS (
+			SELECT t.oid, false FROM pg_type t
 			 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
 							 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
 			UNION
-			SELECT d.objid FROM pg_depend d JOIN tagged ON d.refobjid = tagged.oid
+			SELECT x.oid, tagged.is_array OR x.typtype <> 'd'
+			  FROM tagged
+			  JOIN pg_depend d ON d.refobjid = tagged.oid
+			  JOIN pg_type x ON x.oid = d.objid
 			 WHERE d.refclassid = 'pg_type'::regclass AND d.classid = 'pg_type'::regclass
-			   AND EXISTS (SELECT 1 FROM pg_type x WHERE x.oid = d.objid AND x.typtype = 'd'
-							  AND x.typbasetype = tagged.oid))
-		SELECT c.oid::regclass, a.attname
+			   AND ((x.typtype = 'd' AND x.typbasetype = tagged.oid)
+					OR (NOT tagged.is_array AND x.typelem = tagged.oid
+						AND x.typsubscript = 'pg_catalog.array_subscript_handler'::regproc)))
+		SELECT c.oid::regclass, a.attname, tg.is_array
 		  FROM pg_depend d
-		  JOIN pg_attribute a ON a.attrelid = d.objid AND a.attnum = d.objsubid
+		  JOIN tagged tg ON tg.oid = d.refobjid
+		  JOIN pg_attribute a ON a.attrelid = d.objid AND a.attnum = d.objsubid AND a.atttypid = tg.oid
 		  JOIN pg_class c ON c.oid = a.attrelid
-		 WHERE d.refclassid = 'pg_type'::regclass AND d.refobjid IN (SELECT tagged.oid FROM tagged)
+		 WHERE d.refclassid = 'pg_type'::regclass
 		   AND d.classid = 'pg_class'::regclass AND d.objsubid > 0
-		   AND a.atttypid IN (SELECT tagged.oid FROM tagged)
 		   AND c.relkind = 'r' AND c.relpersistence <> 't'
 		   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
 									  'privacy_guard'::regnamespace)
@@ -2299,7 +2308,33 @@ BEGIN
 		 ORDER BY c.oid::regclass::text, a.attname;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._tagged_columns() IS 'Internal: every column of a tagged type, or a domain over one, in the database''s tables';
+COMMENT ON FUNCTION privacy_guard._tagged_columns() IS 'Internal: every column of a tagged type, or of an array of one, or a domain over either, in the database''s tables';
+
+/*
+ * A column holding an array of tagged values: the erasure's tests applied
+ * to every element (tagged_ops.c).  The forget test answers only with the
+ * digest key; the erasing forms set the matching elements to NULL.
+ */
+CREATE FUNCTION privacy_guard._tags_erasable(anyarray, text, bytea)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_tags_erasable'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION privacy_guard._tags_erasable(anyarray, text, bytea) IS 'Internal: whether an element''s tag names the subject; needs the digest key';
+CREATE FUNCTION privacy_guard._tags_erase(anyarray, text, bytea)
+RETURNS anyarray
+AS 'MODULE_PATHNAME', 'pvg_tags_erase'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION privacy_guard._tags_erase(anyarray, text, bytea) IS 'Internal: the array with the subject''s elements set to NULL; needs the digest key';
+CREATE FUNCTION privacy_guard._tags_expired(anyarray, timestamptz)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_tags_expired'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._tags_expired(anyarray, timestamptz) IS 'Internal: whether an element''s retain-until has passed';
+CREATE FUNCTION privacy_guard._tags_expire(anyarray, timestamptz)
+RETURNS anyarray
+AS 'MODULE_PATHNAME', 'pvg_tags_expire'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._tags_expire(anyarray, timestamptz) IS 'Internal: the array with the elements past their retain-until set to NULL';
 
 /*
  * A forget request's tagged values: set to NULL in every tagged column of
@@ -2320,8 +2355,12 @@ BEGIN
 	FOR r IN SELECT * FROM privacy_guard._tagged_columns() LOOP
 		BEGIN
 			v_n := privacy_guard._exec_as_owner(r.relid,
-					format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard._tag_erasable(%2$I, $1, $2)',
-						   r.relid, r.colname), subject, secret);
+					CASE WHEN r.is_array
+						 THEN format('UPDATE ONLY %s SET %I = privacy_guard._tags_erase(%2$I, $1, $2) '
+									 'WHERE privacy_guard._tags_erasable(%2$I, $1, $2)', r.relid, r.colname)
+						 ELSE format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard._tag_erasable(%2$I, $1, $2)',
+									 r.relid, r.colname) END,
+					subject, secret);
 		EXCEPTION
 			WHEN lock_not_available THEN
 				RAISE;
@@ -2360,8 +2399,12 @@ BEGIN
 	FOR r IN SELECT * FROM privacy_guard._tagged_columns() c WHERE only_tbl IS NULL OR c.relid = only_tbl LOOP
 		BEGIN
 			v_n := privacy_guard._exec_as_owner(r.relid,
-					format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard.tag_retain_until(%2$I) <= %L::timestamptz',
-						   r.relid, r.colname, at), NULL, NULL);
+					CASE WHEN r.is_array
+						 THEN format('UPDATE ONLY %s SET %I = privacy_guard._tags_expire(%2$I, %3$L::timestamptz) '
+									 'WHERE privacy_guard._tags_expired(%2$I, %3$L::timestamptz)', r.relid, r.colname, at)
+						 ELSE format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard.tag_retain_until(%2$I) <= %L::timestamptz',
+									 r.relid, r.colname, at) END,
+					NULL, NULL);
 		EXCEPTION
 			WHEN query_canceled THEN
 				/* only the engine's own time limit; a cancel from anyone else goes on */
@@ -2445,6 +2488,54 @@ AS $$
 $$;
 COMMENT ON FUNCTION privacy_guard._tagged_types() IS 'Internal: the tagged types and the domains over them';
 
+/* Arrays of those types, and every domain over such an array, at any depth. */
+CREATE FUNCTION privacy_guard._tagged_array_types()
+RETURNS SETOF oid
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE arr(oid) AS (
+		SELECT y.oid FROM pg_type y
+		 WHERE y.typelem IN (SELECT privacy_guard._tagged_types())
+		   AND y.typsubscript = 'pg_catalog.array_subscript_handler'::regproc
+		UNION
+		SELECT d.oid FROM pg_type d JOIN arr ON d.typbasetype = arr.oid WHERE d.typtype = 'd')
+	SELECT arr.oid FROM arr
+$$;
+COMMENT ON FUNCTION privacy_guard._tagged_array_types() IS 'Internal: the arrays of tagged types and the domains over them';
+
+/*
+ * Composite types with a tagged value inside (an attribute of a tagged
+ * type, an array of one, or such a composite, at any depth), with their
+ * arrays and the domains over them: tagged values the erasure cannot reach.
+ */
+CREATE FUNCTION privacy_guard._tagged_container_types()
+RETURNS SETOF oid
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE inner_type(oid) AS (
+		SELECT privacy_guard._tagged_types()
+		UNION
+		SELECT privacy_guard._tagged_array_types()),
+	holder(oid) AS (
+		SELECT t.oid FROM pg_type t
+		 WHERE t.typtype = 'c'
+		   AND EXISTS (SELECT 1 FROM pg_attribute a
+						WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+						  AND a.atttypid IN (SELECT i.oid FROM inner_type i))
+		UNION
+		SELECT x.oid FROM holder h
+		  JOIN pg_type x
+			ON (x.typtype = 'd' AND x.typbasetype = h.oid)
+			OR (x.typelem = h.oid AND x.typsubscript = 'pg_catalog.array_subscript_handler'::regproc)
+			OR (x.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_attribute a
+											 WHERE a.attrelid = x.typrelid AND a.attnum > 0
+											   AND NOT a.attisdropped AND a.atttypid = h.oid)))
+	SELECT holder.oid FROM holder
+$$;
+COMMENT ON FUNCTION privacy_guard._tagged_container_types() IS 'Internal: composite types holding tagged values, their arrays and the domains over them';
+
 /*
  * Every tagged column of the database's tables, a partitioned table
  * standing for its partitions (partitions are not listed on their own), and
@@ -2462,7 +2553,8 @@ AS $$
 					   WHERE c.oid IN (SELECT x FROM privacy_guard._tree_oids(t.relid) AS x))
 	  FROM pg_attribute a
 	  JOIN pg_class c ON c.oid = a.attrelid
-	 WHERE a.atttypid IN (SELECT privacy_guard._tagged_types())
+	 WHERE (a.atttypid IN (SELECT privacy_guard._tagged_types())
+			OR a.atttypid IN (SELECT privacy_guard._tagged_array_types()))
 	   AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
 	   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
 								  'privacy_guard'::regnamespace)
@@ -2485,8 +2577,15 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT ARRAY(SELECT jsonb_array_elements_text(coalesce(privacy_guard._read_as_owner(tbl,
 		format('SELECT pg_catalog.jsonb_agg(DISTINCT p.name ORDER BY p.name) FROM %s %s x '
-			   'CROSS JOIN LATERAL pg_catalog.unnest(privacy_guard.tag_purposes(x.%I)) AS p(name)',
-			   CASE WHEN with_children THEN '' ELSE 'ONLY' END, tbl, col), NULL, NULL, NULL), '[]')))
+			   'CROSS JOIN LATERAL %s AS v(v) '
+			   'CROSS JOIN LATERAL pg_catalog.unnest(privacy_guard.tag_purposes(v.v)) AS p(name)',
+			   CASE WHEN with_children THEN '' ELSE 'ONLY' END, tbl,
+			   /* an array column: the tags of its elements */
+			   CASE WHEN EXISTS (SELECT 1 FROM pg_attribute a
+								  WHERE a.attrelid = tbl AND a.attname = col
+									AND a.atttypid IN (SELECT privacy_guard._tagged_array_types()))
+					THEN format('pg_catalog.unnest(x.%I)', col)
+					ELSE format('(SELECT x.%I)', col) END), NULL, NULL, NULL), '[]')))
 $$;
 COMMENT ON FUNCTION privacy_guard._tag_purposes_in(regclass, name, boolean) IS 'Internal: the distinct purposes in a tagged column''s tags';
 
@@ -2506,6 +2605,7 @@ AS $$
 	  FROM privacy_guard.protected_table t
 	  JOIN pg_attribute a ON a.attrelid = t.relid::oid AND a.attnum > 0 AND NOT a.attisdropped
 	 WHERE a.atttypid IN (SELECT privacy_guard._tagged_types())
+		OR a.atttypid IN (SELECT privacy_guard._tagged_array_types())
 	UNION ALL
 	SELECT c.relid, c.colname, c.attnum, false, privacy_guard._tag_purposes_in(c.relid, c.colname, c.relkind = 'p')
 	  FROM privacy_guard._tagged_top_columns() c
@@ -2964,6 +3064,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT coalesce(string_agg(CASE WHEN a.atttypid IN (SELECT privacy_guard._tagged_types())
 									THEN format('privacy_guard._tag_report_value(x.%I, $1, $2) AS %1$I', a.attname)
+									/* an array of tagged values: as an array of its elements, read the same way */
+									WHEN a.atttypid IN (SELECT privacy_guard._tagged_array_types())
+									THEN format('(SELECT pg_catalog.array_agg(privacy_guard._tag_report_value(v.v, $1, $2) '
+												'ORDER BY v.n) FROM pg_catalog.unnest(x.%I) WITH ORDINALITY AS v(v, n)) AS %1$I',
+												a.attname)
 									ELSE format('x.%I', a.attname) END,
 							   ', ' ORDER BY a.attnum), '')
 	  FROM pg_attribute a
@@ -3105,13 +3210,16 @@ BEGIN
 	 * digest key.
 	 */
 	FOR tc IN SELECT * FROM privacy_guard._tagged_columns() LOOP
+		/* in an array column, each element whose tag names the subject */
 		v_rows := privacy_guard._read_as_owner(tc.relid,
 			format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
-				   '(SELECT pg_catalog.jsonb_build_object(''value'', privacy_guard._tag_report_value(x.%1$I, $1, $2), '
-				   '''purposes'', privacy_guard.tag_purposes(x.%1$I), '
-				   '''retain_until'', privacy_guard.tag_retain_until(x.%1$I)) AS r '
-				   'FROM ONLY %2$s x WHERE privacy_guard._tag_erasable(x.%1$I, $1, $2)) s',
-				   tc.colname, tc.relid),
+				   '(SELECT pg_catalog.jsonb_build_object(''value'', privacy_guard._tag_report_value(v.v, $1, $2), '
+				   '''purposes'', privacy_guard.tag_purposes(v.v), '
+				   '''retain_until'', privacy_guard.tag_retain_until(v.v)) AS r '
+				   'FROM ONLY %s x CROSS JOIN LATERAL %s AS v(v) WHERE privacy_guard._tag_erasable(v.v, $1, $2)) s',
+				   tc.relid,
+				   CASE WHEN tc.is_array THEN format('pg_catalog.unnest(x.%I)', tc.colname)
+						ELSE format('(SELECT x.%I)', tc.colname) END),
 			subject, v_secret, NULL);
 		CONTINUE WHEN v_rows IS NULL;
 		v_tagged := v_tagged || (
@@ -3360,6 +3468,26 @@ BEGIN
 		  FROM privacy_guard._tagged_top_columns() tc
 		 WHERE NOT tc.protected
 		 GROUP BY tc.relid
+		UNION ALL
+		/* tagged values where forget requests and retain-until do not reach them */
+		SELECT 'warning', 'materialized view ' || c.oid::regclass::text,
+			   format('materialized view %s has tagged column%s %s: forget requests and retain-until do not reach a materialized view, so its tagged values stay (and subject_report does not list them) until it is refreshed. Refresh it after every enforcement round, or fill a table instead.',
+					  c.oid::regclass, CASE WHEN count(*) > 1 THEN 's' ELSE '' END,
+					  string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum))
+		  FROM user_rel c
+		  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		 WHERE c.relkind = 'm'
+		   AND (a.atttypid IN (SELECT privacy_guard._tagged_types())
+				OR a.atttypid IN (SELECT privacy_guard._tagged_array_types()))
+		 GROUP BY c.oid
+		UNION ALL
+		SELECT 'warning', CASE c.relkind WHEN 'm' THEN 'materialized view ' ELSE 'table ' END || c.oid::regclass::text,
+			   format('column %I of %s has type %s, which holds tagged values inside a composite type: forget requests and retain-until do not reach them there, nor does subject_report. Keep tagged values in columns of a tagged type, or of an array of one.',
+					  a.attname, c.oid::regclass, format_type(a.atttypid, a.atttypmod))
+		  FROM user_rel c
+		  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+		 WHERE c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition
+		   AND a.atttypid IN (SELECT privacy_guard._tagged_container_types())
 	)
 	SELECT f.sev, f.obj, f.msg
 	  FROM findings f
@@ -3465,6 +3593,10 @@ GRANT EXECUTE ON FUNCTION
 	privacy_guard._tag_erasable(privacy_guard.tagged_date, text, bytea),
 	privacy_guard._tag_erasable(privacy_guard.tagged_numeric, text, bytea),
 	privacy_guard._tag_erasable(privacy_guard.tagged_jsonb, text, bytea),
+	privacy_guard._tags_erasable(anyarray, text, bytea),
+	privacy_guard._tags_erase(anyarray, text, bytea),
+	privacy_guard._tags_expired(anyarray, timestamptz),
+	privacy_guard._tags_expire(anyarray, timestamptz),
 	/* subject_report reads as the table owner; the digest key is its parameter */
 	privacy_guard._tag_report_value(privacy_guard.tagged_text, text, bytea),
 	privacy_guard._tag_report_value(privacy_guard.tagged_date, text, bytea),

@@ -75,6 +75,10 @@ PG_FUNCTION_INFO_V1(pvg_tagged_like);
 PG_FUNCTION_INFO_V1(pvg_tagged_notlike);
 PG_FUNCTION_INFO_V1(pvg_tag_erasable);
 PG_FUNCTION_INFO_V1(pvg_tag_report_value);
+PG_FUNCTION_INFO_V1(pvg_tags_erasable);
+PG_FUNCTION_INFO_V1(pvg_tags_erase);
+PG_FUNCTION_INFO_V1(pvg_tags_expired);
+PG_FUNCTION_INFO_V1(pvg_tags_expire);
 PG_FUNCTION_INFO_V1(pvg_tag_default_trigger);
 
 #define PVG_MAX_CHAIN 64
@@ -616,6 +620,117 @@ pvg_tag_report_value(PG_FUNCTION_ARGS)
 	if ((tag.flags & PVG_TAG_F_SUBJECT) && !pvg_tag_names_subject(&tag, PG_GETARG_TEXT_PP(1)))
 		PG_RETURN_NULL();
 	return pvg_tag_base_value(&tag);
+}
+
+/*
+ * Arrays of tagged values (of a tagged type, or of a domain over one): the
+ * erasure's tests applied to every element.  The forget test is whether a
+ * tag names the subject (answered only with the digest key, as for a
+ * single value); the expiry test whether a retain-until has passed.  The
+ * erasing forms return the array with the matching elements set to NULL,
+ * its dimensions and bounds kept, as a tagged column's value is set to
+ * NULL.
+ */
+typedef struct PvgTagsTest
+{
+	text	   *subject;		/* the forget test; NULL: the expiry test */
+	TimestampTz at;				/* the expiry test: retain-until <= at */
+} PvgTagsTest;
+
+static bool
+pvg_tags_match(Datum elem, const PvgTagsTest *test)
+{
+	PvgTag		tag;
+
+	pvg_tag_decode(PG_DETOAST_DATUM_PACKED(elem), &tag);
+	if (test->subject != NULL)
+		return pvg_tag_names_subject(&tag, test->subject);
+	return (tag.flags & PVG_TAG_F_RETAIN) && tag.retain_until <= test->at;
+}
+
+/*
+ * With erase, arr with the elements that match test set to NULL (arr
+ * itself when none do); without, whether any element matches.
+ */
+static Datum
+pvg_tags_apply(ArrayType *arr, const PvgTagsTest *test, bool erase)
+{
+	Oid			elemtype = ARR_ELEMTYPE(arr);
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	bool		any = false;
+
+	if (!pvg_type_is_tagged(getBaseType(elemtype), get_namespace_oid("privacy_guard", false)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("array elements must be of a tagged type, not %s", format_type_be(elemtype))));
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i] || !pvg_tags_match(elems[i], test))
+			continue;
+		any = true;
+		if (!erase)
+			break;
+		nulls[i] = true;
+	}
+	if (!erase)
+		return BoolGetDatum(any);
+	if (!any)
+		return PointerGetDatum(arr);
+	return PointerGetDatum(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr), ARR_LBOUND(arr),
+											  elemtype, typlen, typbyval, typalign));
+}
+
+/* _tags_erasable(arr anyarray, subject text, secret bytea) -> boolean: any element's tag names the subject */
+Datum
+pvg_tags_erasable(PG_FUNCTION_ARGS)
+{
+	PvgTagsTest test = {0};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	pvg_tag_require_key(fcinfo, 2);
+	test.subject = PG_GETARG_TEXT_PP(1);
+	return pvg_tags_apply(PG_GETARG_ARRAYTYPE_P(0), &test, false);
+}
+
+/* _tags_erase(arr anyarray, subject text, secret bytea) -> anyarray: the subject's elements set to NULL */
+Datum
+pvg_tags_erase(PG_FUNCTION_ARGS)
+{
+	PvgTagsTest test = {0};
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(1))
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	pvg_tag_require_key(fcinfo, 2);
+	test.subject = PG_GETARG_TEXT_PP(1);
+	return pvg_tags_apply(PG_GETARG_ARRAYTYPE_P(0), &test, true);
+}
+
+/* _tags_expired(arr anyarray, at timestamptz) -> boolean: any element's retain-until has passed at `at` */
+Datum
+pvg_tags_expired(PG_FUNCTION_ARGS)
+{
+	PvgTagsTest test = {NULL, PG_GETARG_TIMESTAMPTZ(1)};
+
+	return pvg_tags_apply(PG_GETARG_ARRAYTYPE_P(0), &test, false);
+}
+
+/* _tags_expire(arr anyarray, at timestamptz) -> anyarray: elements past their retain-until set to NULL */
+Datum
+pvg_tags_expire(PG_FUNCTION_ARGS)
+{
+	PvgTagsTest test = {NULL, PG_GETARG_TIMESTAMPTZ(1)};
+
+	return pvg_tags_apply(PG_GETARG_ARRAYTYPE_P(0), &test, true);
 }
 
 /* what the default-tag trigger needs for one table, per statement */

@@ -42,9 +42,10 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- has_consent), privacy_notice (the company's public notice), the policy helpers that protected tables' policies call
 -- (row_visible, write_allowed), _hmac (anonymising statements run as the table
 -- owner and pass the key as a parameter), length(tagged_text) (NULL when
--- withheld), _tag_erasable and _tag_report_value (the tagged erasure and
--- subject_report run as the table owner; they answer only given the digest
--- key), _tag_default (a trigger function: a
+-- withheld), _tag_erasable, _tags_erasable, _tags_erase and _tag_report_value
+-- (the tagged erasure and subject_report run as the table owner; they answer
+-- only given the digest key), _tags_expired and _tags_expire (the expiry of
+-- tagged arrays, as the owner; retain-until is public), _tag_default (a trigger function: a
 -- partition created by a table's owner clones it), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
 SELECT is_empty($$
@@ -55,6 +56,7 @@ SELECT is_empty($$
        AND p.proname NOT IN ('has_consent', 'row_visible', 'write_allowed', '_hmac',
                              'reveal', 'tag', 'tag_purposes', 'tag_retain_until',
                              'privacy_notice', 'length', '_tag_erasable', '_tag_report_value',
+                             '_tags_erasable', '_tags_erase', '_tags_expired', '_tags_expire',
                              '_tag_default')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
