@@ -133,3 +133,21 @@ SELECT privacy_guard.unprotect('shop_orders');
 SELECT privacy_guard.unprotect('shop_customers');
 DROP TABLE shop_people, shop_tickets, shop_orders, shop_customers, shop_trigger_log;
 DROP FUNCTION public.shop_initials(varchar);
+
+-- a subject column of a domain over a domain: protect() looks under every
+-- level (the key is matched in bigint's text form), and a forget request
+-- erases its rows; the domains' checks are the owner's, not run on the key
+CREATE DOMAIN shop_key AS bigint;
+CREATE DOMAIN shop_key_pos AS shop_key CHECK (VALUE > 0);
+CREATE TABLE shop_dd (id shop_key_pos, note text);
+INSERT INTO shop_dd VALUES (987654321, 'erase me'), (987654322, 'keep me');
+SELECT privacy_guard.protect('shop_dd', 'id', ARRAY['billing']);
+SELECT privacy_guard.forget('987654321', 'domain over domain') > 0 AS filed;
+SELECT privacy_guard.forget('0987654322', 'not the canonical form') > 0 AS filed;
+SELECT r -> 'requests_done' AS done FROM privacy_guard.run_maintenance() r;
+SELECT reason, state, counts FROM privacy_guard.erasure_requests
+ WHERE reason IN ('domain over domain', 'not the canonical form') ORDER BY reason;
+SELECT id, note FROM shop_dd ORDER BY id;
+SELECT privacy_guard.unprotect('shop_dd');
+DROP TABLE shop_dd;
+DROP DOMAIN shop_key_pos, shop_key;

@@ -702,10 +702,15 @@ RETURNS regtype
 LANGUAGE sql STABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)::regtype
-	  FROM pg_type t WHERE t.oid = $1
+	/* under every domain level, as the erasure's targets take it (targets.c) */
+	WITH RECURSIVE b(oid, typtype, typbasetype) AS (
+		SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t WHERE t.oid = $1
+		UNION ALL
+		SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t JOIN b ON t.oid = b.typbasetype
+		 WHERE b.typtype = 'd')
+	SELECT b.oid::regtype FROM b WHERE b.typtype <> 'd'
 $$;
-COMMENT ON FUNCTION privacy_guard._base_type(regtype) IS 'Internal: the base type of a domain, or the type itself';
+COMMENT ON FUNCTION privacy_guard._base_type(regtype) IS 'Internal: the type under a domain (at any depth), or the type itself';
 
 CREATE FUNCTION privacy_guard._column_type(tbl regclass, col name, what text)
 RETURNS regtype

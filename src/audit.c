@@ -42,8 +42,9 @@
  * A clean server stop writes the entries not yet flushed to
  * pg_stat/privacy_guard_access.stat (by the postmaster, after every other
  * process has exited), and the next start reads them back and removes the
- * file, as pg_stat_statements does: a restart loses no read, and a crash
- * after it counts none twice.  A crash loses what was not flushed.
+ * file: a restart loses no read, and a crash after it counts none twice.
+ * A crash, or an immediate stop, loses what was not flushed (the next
+ * start discards the file unless pg_control says the stop was clean).
  * Entries of a database dropped since are dropped by the next flush in
  * any database.
  *
@@ -55,12 +56,15 @@
 #include "privacy_guard.h"
 
 #include "access/xact.h"
+#include "catalog/pg_control.h"
+#include "common/controldata_utils.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/ilist.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -69,6 +73,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -91,6 +96,7 @@ PG_FUNCTION_INFO_V1(pvg_subjects_may_include);
 /* the entries kept over a clean restart */
 #define PVG_AUDIT_DUMP_FILE	PGSTAT_STAT_PERMANENT_DIRECTORY "/privacy_guard_access.stat"
 #define PVG_AUDIT_DUMP_MAGIC 0x70766761	/* "pvga" */
+#define PVG_AUDIT_DUMP_VERSION 1
 
 typedef struct PvgAuditKey
 {
@@ -199,17 +205,67 @@ pvg_audit_shmem_startup(void)
 }
 
 /*
- * Fold the entries the last clean stop wrote back into shared memory (at
- * server start, in the postmaster), then remove the file, so that a crash
- * later loads nothing twice.  A file that cannot be read is reported and
- * removed: the log is evidence, but a broken file must not stop the server.
+ * The file a clean stop writes: this header, the entries, and a CRC-32C of
+ * both.  Its version changes whenever an entry's layout or the subjects'
+ * hashing does, so a filter is never read with other probes than it was
+ * written with.
+ */
+typedef struct PvgAuditDumpHeader
+{
+	uint32		magic;
+	uint32		version;
+	uint32		entry_size;
+	uint32		bloom_bits;
+	uint32		bloom_k;
+	uint32		nentries;
+	uint64		bloom_seed;
+} PvgAuditDumpHeader;
+
+static void
+pvg_audit_dump_header(PvgAuditDumpHeader *h, uint32 nentries)
+{
+	memset(h, 0, sizeof(*h));
+	h->magic = PVG_AUDIT_DUMP_MAGIC;
+	h->version = PVG_AUDIT_DUMP_VERSION;
+	h->entry_size = sizeof(PvgAuditEntry);
+	h->bloom_bits = PVG_BLOOM_BITS;
+	h->bloom_k = PVG_BLOOM_K;
+	h->nentries = nentries;
+	h->bloom_seed = PVG_BLOOM_SEED;
+}
+
+/* Whether the server's last stop was clean (pg_control, as the postmaster starts). */
+static bool
+pvg_audit_clean_stop(void)
+{
+	bool		crc_ok;
+	ControlFileData *control = get_controlfile(DataDir, &crc_ok);
+	bool		clean = crc_ok && (control->state == DB_SHUTDOWNED ||
+								   control->state == DB_SHUTDOWNED_IN_RECOVERY);
+
+	pfree(control);
+	return clean;
+}
+
+/*
+ * Fold the entries the last stop wrote back into shared memory (at server
+ * start, in the postmaster), then remove the file, so that a crash later
+ * loads nothing twice.  All or nothing: a file that is incomplete, damaged
+ * or of another version, or left by a stop that was not clean (pg_ctl stop
+ * -m immediate writes it too, but the processes it killed may have left an
+ * entry half-updated), is reported and removed: the log is evidence, but a
+ * bad file must not stop the server or enter it.
  */
 static void
 pvg_audit_load(void)
 {
 	FILE	   *file;
-	uint32		header[3];
-	PvgAuditEntry *e;
+	PvgAuditDumpHeader header;
+	PvgAuditDumpHeader expected;
+	PvgAuditEntry *entries = NULL;
+	pg_crc32c	crc;
+	pg_crc32c	stored;
+	const char *why;
 
 	file = AllocateFile(PVG_AUDIT_DUMP_FILE, PG_BINARY_R);
 	if (file == NULL)
@@ -220,54 +276,84 @@ pvg_audit_load(void)
 					 errmsg("could not read file \"%s\": %m", PVG_AUDIT_DUMP_FILE)));
 		return;
 	}
-	e = palloc(sizeof(PvgAuditEntry));
-	if (fread(header, sizeof(header), 1, file) != 1 ||
-		header[0] != PVG_AUDIT_DUMP_MAGIC || header[1] != sizeof(PvgAuditEntry))
+	why = "the server did not stop cleanly";
+	if (!pvg_audit_clean_stop())
 		goto bad;
-	for (uint32 i = 0; i < header[2]; i++)
+	why = "it is incomplete, damaged or from another version";
+	if (fread(&header, sizeof(header), 1, file) != 1)
+		goto bad;
+	pvg_audit_dump_header(&expected, header.nentries);
+	if (memcmp(&header, &expected, sizeof(header)) != 0 || header.nentries > 65536)
+		goto bad;
+	entries = palloc_extended(sizeof(PvgAuditEntry) * Max(header.nentries, 1), MCXT_ALLOC_HUGE);
+	if (header.nentries > 0 &&
+		fread(entries, sizeof(PvgAuditEntry), header.nentries, file) != header.nentries)
+		goto bad;
+	if (fread(&stored, sizeof(stored), 1, file) != 1 || fgetc(file) != EOF)
+		goto bad;
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, &header, sizeof(header));
+	COMP_CRC32C(crc, entries, sizeof(PvgAuditEntry) * header.nentries);
+	FIN_CRC32C(crc);
+	if (!EQ_CRC32C(crc, stored))
+		goto bad;
+	for (uint32 i = 0; i < header.nentries; i++)
 	{
-		if (fread(e, sizeof(PvgAuditEntry), 1, file) != 1)
+		PvgAuditEntry *e = &entries[i];
+
+		if (memchr(e->key.purpose, '\0', sizeof(e->key.purpose)) == NULL ||
+			e->statements < 0 || e->rows < 0)
 			goto bad;
+	}
+
+	for (uint32 i = 0; i < header.nentries; i++)
+	{
+		PvgAuditEntry *e = &entries[i];
+
 		pvg_audit_fold(&e->key, e->last, e->statements, e->rows, NULL, 0, e->bloom);
 	}
 	FreeFile(file);
-	pfree(e);
-	unlink(PVG_AUDIT_DUMP_FILE);
+	pfree(entries);
+	(void) durable_unlink(PVG_AUDIT_DUMP_FILE, LOG);
 	return;
 
 bad:
 	ereport(LOG,
 			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("privacy_guard: ignoring the access log kept at the last stop: file \"%s\" is not complete or from another version",
-					PVG_AUDIT_DUMP_FILE)));
+			 errmsg("privacy_guard: discarding the access log's reads kept at the last stop: %s", why),
+			 errdetail("File \"%s\" is removed; the reads it held are not in the access log.",
+					   PVG_AUDIT_DUMP_FILE)));
 	FreeFile(file);
-	pfree(e);
-	unlink(PVG_AUDIT_DUMP_FILE);
+	if (entries != NULL)
+		pfree(entries);
+	(void) durable_unlink(PVG_AUDIT_DUMP_FILE, LOG);
 }
 
 /*
- * At a clean stop (the postmaster's exit, after every other process has
- * gone), write the entries not yet flushed to a file for the next start.
- * Nothing after a crash: the shared memory may be corrupt.
+ * At a stop (the postmaster's exit, after every other process has gone),
+ * write the entries not yet flushed to a file for the next start.  Nothing
+ * after a crash (the shared memory may be corrupt); the next start also
+ * discards what an immediate stop wrote (see pvg_audit_load).
  */
 static void
 pvg_audit_dump(int code, Datum arg)
 {
 	const char *tmpfile = PVG_AUDIT_DUMP_FILE ".tmp";
 	FILE	   *file;
-	uint32		header[3];
+	PvgAuditDumpHeader header;
 	HASH_SEQ_STATUS seq;
 	PvgAuditEntry *e;
+	pg_crc32c	crc;
 
 	if (code != 0 || pvg_audit_htab == NULL)
 		return;
-	header[0] = PVG_AUDIT_DUMP_MAGIC;
-	header[1] = sizeof(PvgAuditEntry);
-	header[2] = (uint32) hash_get_num_entries(pvg_audit_htab);
-	if (header[2] == 0)
+	pvg_audit_dump_header(&header, (uint32) hash_get_num_entries(pvg_audit_htab));
+	if (header.nentries == 0)
 		return;
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, &header, sizeof(header));
 	file = AllocateFile(tmpfile, PG_BINARY_W);
-	if (file == NULL || fwrite(header, sizeof(header), 1, file) != 1)
+	if (file == NULL || fwrite(&header, sizeof(header), 1, file) != 1)
 		goto error;
 	hash_seq_init(&seq, pvg_audit_htab);
 	while ((e = hash_seq_search(&seq)) != NULL)
@@ -277,7 +363,11 @@ pvg_audit_dump(int code, Datum arg)
 			hash_seq_term(&seq);
 			goto error;
 		}
+		COMP_CRC32C(crc, e, sizeof(PvgAuditEntry));
 	}
+	FIN_CRC32C(crc);
+	if (fwrite(&crc, sizeof(crc), 1, file) != 1)
+		goto error;
 	if (FreeFile(file) != 0)
 	{
 		file = NULL;
@@ -689,7 +779,11 @@ pvg_audit_drop_gone(void)
 		}
 	}
 	LWLockRelease(pvg_audit_shared->lock);
+	if (n == 0)
+		return;
 
+	/* a database created since this backend last looked must not look gone */
+	AcceptInvalidationMessages();
 	for (int i = 0; i < n; i++)
 	{
 		if (SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbids[i])))

@@ -62,6 +62,34 @@ typedef struct PvgPart
 	Oid			target;
 } PvgPart;
 
+/*
+ * relid with its partitions and inheritance children at any depth, from
+ * pg_inherits as it is now: partitions being detached are included (their
+ * rows are still the table's), and a table dropped since the registrations
+ * were read is a tree of itself (find_all_inheritors would fail on it).
+ */
+static List *
+tree_of(Relation inhrel, Oid relid)
+{
+	List	   *tree = list_make1_oid(relid);
+
+	/* the list grows as it is walked: by index, not foreach */
+	for (int i = 0; i < list_length(tree); i++)
+	{
+		ScanKeyData key;
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key, Anum_pg_inherits_inhparent, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(list_nth_oid(tree, i)));
+		scan = systable_beginscan(inhrel, InheritsParentIndexId, true, NULL, 1, &key);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+			tree = list_append_unique_oid(tree, ((Form_pg_inherits) GETSTRUCT(tup))->inhrelid);
+		systable_endscan(scan);
+	}
+	return tree;
+}
+
 /* Whether relid has a trigger that is not PostgreSQL's own (a foreign key's). */
 static bool
 has_user_trigger(Relation tgrel, Oid relid)
@@ -153,6 +181,7 @@ pvg_erase_targets(PG_FUNCTION_ARGS)
 	uint64		ntables;
 	PvgPart    *parts;
 	uint64		nparts;
+	Relation	inhrel;
 	int			ret;
 
 	InitMaterializedSRF(fcinfo, 0);
@@ -181,6 +210,7 @@ pvg_erase_targets(PG_FUNCTION_ARGS)
 		elog(ERROR, "reading the erasure order failed: %s", SPI_result_code_string(ret));
 	tables = SPI_tuptable;
 	ntables = SPI_processed;
+	inhrel = table_open(InheritsRelationId, AccessShareLock);
 
 	for (uint64 i = 0; i < ntables; i++)
 	{
@@ -228,7 +258,7 @@ pvg_erase_targets(PG_FUNCTION_ARGS)
 		 * The table, then the parts detached from it since (registered
 		 * parts no longer in its tree), by OID; with all their descendants.
 		 */
-		all = find_all_inheritors(relid, NoLock, NULL);
+		all = tree_of(inhrel, relid);
 		targets = list_make1_oid(relid);
 		for (uint64 j = 0; j < nparts; j++)
 		{
@@ -236,7 +266,7 @@ pvg_erase_targets(PG_FUNCTION_ARGS)
 				targets = lappend_oid(targets, parts[j].target);
 		}
 		for (int j = 1; j < list_length(targets); j++)
-			all = list_concat_unique_oid(all, find_all_inheritors(list_nth_oid(targets, j), NoLock, NULL));
+			all = list_concat_unique_oid(all, tree_of(inhrel, list_nth_oid(targets, j)));
 		values[ET_TARGETS] = oid_array(targets, REGCLASSOID);
 
 		/* the plain tables among them hold the rows */
@@ -268,6 +298,7 @@ pvg_erase_targets(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 
+	table_close(inhrel, AccessShareLock);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -6,7 +6,8 @@
 # folds into an overflow row without losing a read, access_history() finds
 # the subjects that were read and not others, old rows are pruned, and the
 # background round flushes within a naptime (polled with a bound).  A clean
-# restart keeps the reads not yet flushed, and counts none twice.  The synchronous parts use run_maintenance() with the worker off.
+# restart keeps the reads not yet flushed, and counts none twice; an
+# immediate stop or a damaged file keeps none.  The synchronous parts use run_maintenance() with the worker off.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -241,6 +242,40 @@ is($node->safe_psql('postgres', q{
 	'app2|billing|public.customers|2|3', 'reads made before two clean restarts are logged once');
 is(history('7') . ';' . history('9'), 'app2|billing|public.customers;',
 	'access_history finds a subject read before the restarts, and not one left unread');
+
+# ---- an immediate stop keeps nothing: the processes it killed may have left
+# an entry half-written, so the next start discards what the stop wrote
+as_role('app2', 'billing', 'SELECT count(*) FROM customers WHERE id = 9');
+$node->stop('immediate');
+$node->start;
+ok(!-f $kept, 'after an immediate stop the start removes the file');
+ok($node->log_contains(
+		"discarding the access log's reads kept at the last stop: the server did not stop cleanly"),
+	'and says why in the server log');
+$node->safe_psql('postgres', 'SELECT privacy_guard.run_maintenance()');
+is(history('9'), '', 'reads before an immediate stop are not logged');
+
+# ---- a damaged file is discarded whole, and the server starts
+as_role('app2', 'billing', 'SELECT count(*) FROM customers WHERE id = 10');
+$node->stop;
+ok(-f $kept, 'the stop wrote the file again');
+{
+	# flip one byte in the middle of the file (inside an entry's filter)
+	open(my $fh, '+<', $kept) or die "open $kept: $!";
+	binmode $fh;
+	my $at = int((-s $kept) / 2);
+	seek($fh, $at, 0);
+	read($fh, my $byte, 1);
+	seek($fh, $at, 0);
+	print $fh chr(ord($byte) ^ 0x5a);
+	close $fh;
+}
+$node->start;
+ok(!-f $kept, 'the server starts and removes a damaged file');
+ok($node->log_contains('kept at the last stop: it is incomplete, damaged or from another version'),
+	'the checksum found the damage');
+$node->safe_psql('postgres', 'SELECT privacy_guard.run_maintenance()');
+is(history('10'), '', 'nothing of a damaged file enters the log');
 
 # ---- reads of a dropped database are not kept for ever
 $node->safe_psql('postgres', 'CREATE DATABASE gone');
