@@ -1523,7 +1523,8 @@ BEGIN
 		/* the subject's tagged values, in every tagged column of the database */
 		IF with_tagged THEN
 			BEGIN
-				v_counts := v_counts || privacy_guard._erase_tagged(req.subject, secret);
+				SELECT v_counts || e.counts, v_touched || e.touched INTO v_counts, v_touched
+				  FROM privacy_guard._erase_tagged(req.subject, secret) e;
 			EXCEPTION WHEN object_not_in_prerequisite_state THEN
 				v_own_error := SQLERRM;		/* _erase_tagged's own: a column and an SQLSTATE */
 				RAISE EXCEPTION '%', v_own_error USING ERRCODE = '55000';
@@ -2347,8 +2348,8 @@ COMMENT ON FUNCTION privacy_guard._tags_expire(anyarray, timestamptz) IS 'Intern
  * the digest key are parameters).  Returns {"tagged": {"tbl.col": n}} or {}.
  * Errors propagate: _erase_subject then leaves the request blocked.
  */
-CREATE FUNCTION privacy_guard._erase_tagged(subject text, secret bytea)
-RETURNS jsonb
+CREATE FUNCTION privacy_guard._erase_tagged(subject text, secret bytea, OUT counts jsonb, OUT touched oid[])
+RETURNS record
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2357,6 +2358,7 @@ DECLARE
 	v_n bigint;
 	v_counts jsonb := '{}';
 BEGIN
+	touched := '{}';
 	FOR r IN SELECT * FROM privacy_guard._tagged_columns() LOOP
 		BEGIN
 			v_n := privacy_guard._exec_as_owner(r.relid,
@@ -2377,12 +2379,16 @@ BEGIN
 		END;
 		IF v_n > 0 THEN
 			v_counts := v_counts || jsonb_build_object(r.relid::text || '.' || quote_ident(r.colname), v_n);
+			/* the old row versions keep the values until the table is vacuumed */
+			IF NOT r.relid::oid = ANY (touched) THEN
+				touched := touched || r.relid::oid;
+			END IF;
 		END IF;
 	END LOOP;
-	RETURN CASE WHEN v_counts = '{}' THEN '{}'::jsonb ELSE jsonb_build_object('tagged', v_counts) END;
+	counts := CASE WHEN v_counts = '{}' THEN '{}'::jsonb ELSE jsonb_build_object('tagged', v_counts) END;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._erase_tagged(text, bytea) IS 'Internal: erase a forgotten subject''s tagged values in every tagged column';
+COMMENT ON FUNCTION privacy_guard._erase_tagged(text, bytea) IS 'Internal: erase a forgotten subject''s tagged values in every tagged column; returns the counts and the tables written to';
 
 /*
  * Tagged values past their retain-until, set to NULL (all tables, or only

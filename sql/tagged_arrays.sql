@@ -68,6 +68,16 @@ SELECT k, array_dims(emails) AS dims,
   FROM tg_ar_free ORDER BY k;
 -- the erasure ran as the table's owner
 SELECT relowner::regrole FROM pg_class WHERE relname = 'tg_ar_free';
+-- old row versions keep erased values until vacuumed: the receipt waits for
+-- every table the erasure wrote to, those where it only erased tagged values too
+SELECT unreachable_at IS NULL AS not_yet_vacuumed FROM privacy_guard.erasure_requests WHERE reason = 'arrays';
+VACUUM tg_ar_prot;
+SELECT privacy_guard.run_maintenance() IS NOT NULL AS round;
+SELECT unreachable_at IS NULL AS tagged_table_left FROM privacy_guard.erasure_requests WHERE reason = 'arrays';
+VACUUM tg_ar_free;
+SELECT privacy_guard.run_maintenance() IS NOT NULL AS round;
+SELECT unreachable_at >= completed_at AS unreachable_after_erasure
+  FROM privacy_guard.erasure_requests WHERE reason = 'arrays';
 -- a second round finds nothing left
 SELECT pg_temp.mine(r -> 'expired' -> 'tagged') AS expired_tagged FROM privacy_guard.run_maintenance() r;
 SELECT jsonb_array_length(r -> 'tagged_values') AS found FROM privacy_guard.subject_report('301') r;
