@@ -151,3 +151,35 @@ SELECT id, note FROM shop_dd ORDER BY id;
 SELECT privacy_guard.unprotect('shop_dd');
 DROP TABLE shop_dd;
 DROP DOMAIN shop_key_pos, shop_key;
+
+-- privacy_guard's own logs have a retention (privacy_guard.log_retention,
+-- 1095 days by default): a done receipt older than that goes once its rows
+-- are unreachable, and with it the consent history kept under its digest
+-- (unless another request of the subject is still kept); nothing else does
+SELECT privacy_guard.grant_consent('lr-1', 'marketing', evidence => '{"form": "lr"}');
+SELECT privacy_guard.withdraw_consent('lr-1', 'marketing');
+SELECT privacy_guard.grant_consent('lr-2', 'marketing', evidence => '{"form": "lr"}');
+SELECT privacy_guard.grant_consent('lr-3', 'marketing', evidence => '{"form": "lr"}');
+SELECT privacy_guard.forget('lr-1', 'log retention 1') > 0 AS filed;
+SELECT privacy_guard.forget('lr-2', 'log retention 2') > 0 AS filed;
+SELECT r -> 'requests_done' AS done FROM privacy_guard.run_maintenance() r;
+CREATE FUNCTION pg_temp.lr_history() RETURNS TABLE (who text, entries bigint) LANGUAGE sql AS $$
+	SELECT coalesce(r.reason, l.subject), count(*)
+	  FROM privacy_guard.consent_ledger l
+	  LEFT JOIN privacy_guard.erasure_requests r ON r.subject_digest = l.subject
+	 WHERE l.evidence = '{"form": "lr"}' OR r.reason LIKE 'log retention%'
+	 GROUP BY 1 ORDER BY 1 $$;
+SELECT * FROM pg_temp.lr_history();
+SELECT subject_digest AS lr1_digest FROM privacy_guard.erasure_requests WHERE reason = 'log retention 1' \gset
+SELECT count(*) AS lr1_entries FROM privacy_guard.consent_ledger WHERE subject = :'lr1_digest';
+-- three years and a day later (receipt 1 only), the round drops receipt 1 and its history
+UPDATE privacy_guard.erasure_request SET completed_at = completed_at - interval '1096 days'
+ WHERE reason = 'log retention 1';
+SELECT privacy_guard.run_maintenance() IS NOT NULL AS round;
+SELECT reason, state FROM privacy_guard.erasure_requests WHERE reason LIKE 'log retention%' ORDER BY 1;
+SELECT * FROM pg_temp.lr_history();
+SELECT count(*) AS lr1_entries FROM privacy_guard.consent_ledger WHERE subject = :'lr1_digest';
+-- the ledger stays append-only for everyone else, superusers included
+DELETE FROM privacy_guard.consent_ledger l USING privacy_guard.erasure_requests r
+ WHERE r.reason = 'log retention 2' AND l.subject = r.subject_digest;
+SELECT privacy_guard._guard_suspended() AS guard_left_off;

@@ -278,7 +278,7 @@ CREATE FUNCTION privacy_guard._guard_suspend(boolean)
 RETURNS void
 AS 'MODULE_PATHNAME', 'pvg_guard_suspend'
 LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-COMMENT ON FUNCTION privacy_guard._guard_suspend(boolean) IS 'Internal: let privacy_guard''s own functions change protected tables'' policies';
+COMMENT ON FUNCTION privacy_guard._guard_suspend(boolean) IS 'Internal: let privacy_guard''s own functions change protected tables'' policies, or drop consent history past log retention';
 
 CREATE FUNCTION privacy_guard._guard_suspended()
 RETURNS boolean
@@ -578,13 +578,21 @@ CREATE VIEW privacy_guard.consents AS
 	  FROM privacy_guard.consent_state c;
 COMMENT ON VIEW privacy_guard.consents IS 'Current consent and objection state per subject and purpose';
 
-/* The ledger only grows: history is evidence. */
+/*
+ * The ledger only grows: history is evidence.  Only an erased subject's
+ * history, kept under the digest, goes: with its receipt, past
+ * privacy_guard.log_retention (_close_receipts).
+ */
 CREATE FUNCTION privacy_guard._ledger_append_only()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+	/* the history kept under a digest, dropped with its receipt past log retention (_close_receipts) */
+	IF TG_OP = 'DELETE' AND privacy_guard._guard_suspended() THEN
+		RETURN OLD;
+	END IF;
 	/* the one change allowed: an erased subject's key replaced by its digest */
 	IF TG_OP = 'UPDATE'
 	   AND NEW.subject = privacy_guard._subject_digest(OLD.subject)
@@ -1847,6 +1855,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_pruned bigint;
+	v_digests text[];
 	/* the setting (shown with its unit, which interval input reads), or its default */
 	v_horizon timestamptz := now() - coalesce(pg_catalog.current_setting('privacy_guard.log_retention', true)::interval,
 											  interval '1095 days');
@@ -1859,14 +1868,29 @@ BEGIN
 						 AND coalesce(greatest(pg_stat_get_last_vacuum_time(x.relid),
 											   pg_stat_get_last_autovacuum_time(x.relid)),
 									  '-infinity') < e.completed_at);
-	DELETE FROM privacy_guard.erasure_request e
-	 WHERE e.state = 'done' AND e.unreachable_at IS NOT NULL
-	   AND e.completed_at < v_horizon;
-	GET DIAGNOSTICS v_pruned = ROW_COUNT;
+	WITH gone AS (
+		DELETE FROM privacy_guard.erasure_request e
+		 WHERE e.state = 'done' AND e.unreachable_at IS NOT NULL
+		   AND e.completed_at < v_horizon
+		RETURNING e.subject_digest)
+	SELECT count(*), array_agg(DISTINCT g.subject_digest) INTO v_pruned, v_digests FROM gone g;
+	IF v_pruned > 0 THEN
+		/*
+		 * With the receipt goes the consent history kept under its digest
+		 * (the evidence that processing before the erasure was lawful),
+		 * unless another request of the same subject is still kept.  The
+		 * ledger lets privacy_guard itself delete, nobody else.
+		 */
+		PERFORM privacy_guard._guard_suspend(true);
+		DELETE FROM privacy_guard.consent_ledger l
+		 WHERE l.subject = ANY (v_digests)
+		   AND NOT EXISTS (SELECT 1 FROM privacy_guard.erasure_request e WHERE e.subject_digest = l.subject);
+		PERFORM privacy_guard._guard_suspend(false);
+	END IF;
 	RETURN v_pruned;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._close_receipts() IS 'Internal: mark receipts whose rows are unreachable, drop those past log retention';
+COMMENT ON FUNCTION privacy_guard._close_receipts() IS 'Internal: mark receipts whose rows are unreachable, drop those past log retention with the consent history kept under their digest';
 
 /* Add one batch's outcome to a round's result (keys: the registered tables). */
 CREATE FUNCTION privacy_guard._add_batch(result jsonb, root regclass, action text, n bigint, error text)
