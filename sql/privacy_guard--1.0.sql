@@ -3167,6 +3167,10 @@ DECLARE
 	v_data jsonb := '[]';
 	v_purposes text[] := '{}';
 	v_report jsonb;
+	v_walk jsonb;
+	v_step jsonb;
+	v_seen oid[];
+	v_match text;
 BEGIN
 	PERFORM privacy_guard._check_subject(subject);
 	v_digest := privacy_guard._subject_digest(subject);
@@ -3193,48 +3197,66 @@ BEGIN
 			'rows', v_rows));
 
 		/*
-		 * Tables privacy_guard does not protect that refer to these rows:
-		 * first the referenced key values (as the protected table's owner),
-		 * then the referring rows (as their table's owner), compared with
-		 * the foreign key's own equality operators.
+		 * Tables privacy_guard does not protect that refer to these rows,
+		 * and tables that refer to those rows, along chains of foreign keys
+		 * up to 5 steps long, each table expanded once: for each step, first
+		 * the referenced key values (as the referenced table's owner), then
+		 * the referring rows (as their table's owner), compared with the
+		 * foreign key's own equality operators.  A step's rows are those of
+		 * its table that match the previous step's keys ($3).
 		 */
-		FOR k IN
-			SELECT c.conname, c.conrelid::regclass AS child, c.confrelid::regclass AS parent,
-				   (SELECT string_agg(format('x.%I', a.attname), ', ' ORDER BY u.n)
-					  FROM unnest(c.confkey) WITH ORDINALITY AS u(attnum, n)
-					  JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = u.attnum) AS pk_list,
-				   (SELECT string_agg(format('(e.value OPERATOR(pg_catalog.->>) %s)::%s OPERATOR(%I.%s) x.%I', u.n - 1,
-											 pa.atttypid::regtype, opn.nspname, op.oprname, fa.attname),
-									  ' AND ' ORDER BY u.n)
-					  FROM unnest(c.confkey, c.conkey, c.conpfeqop) WITH ORDINALITY AS u(pk, fk, eqop, n)
-					  JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = u.pk
-					  JOIN pg_attribute fa ON fa.attrelid = c.conrelid AND fa.attnum = u.fk
-					  JOIN pg_operator op ON op.oid = u.eqop
-					  JOIN pg_namespace opn ON opn.oid = op.oprnamespace) AS match
-			  FROM pg_constraint c
-			  JOIN pg_class cc ON cc.oid = c.conrelid
-			 WHERE c.contype = 'f' AND c.conparentid = 0
-			   AND c.confrelid IN (SELECT x FROM privacy_guard._tree_oids(t.relid) AS x)
-			   AND cc.relkind IN ('r', 'p')
-			   AND cc.relnamespace <> 'privacy_guard'::regnamespace
-			   AND NOT EXISTS (SELECT 1 FROM privacy_guard.protected_part q WHERE q.target = c.conrelid)
-			 ORDER BY c.conrelid::regclass::text, c.conname
-		LOOP
-			v_keys := privacy_guard._read_as_owner(k.parent,
-				format('SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(%s)) FROM %s x '
-					   'WHERE x.%I OPERATOR(pg_catalog.=) $1::%s',
-					   k.pk_list, k.parent, t.subject_column, v_base), subject, NULL, NULL);
-			CONTINUE WHEN v_keys IS NULL;
-			v_rows := privacy_guard._read_as_owner(k.child,
-				format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
-					   '(SELECT pg_catalog.to_jsonb(y.*) AS r FROM (SELECT %s FROM %s x WHERE EXISTS '
-					   '(SELECT 1 FROM pg_catalog.jsonb_array_elements($3) AS e WHERE %s)) y) s',
-					   privacy_guard._report_columns(k.child), k.child, k.match),
-				subject, v_secret, v_keys);
-			CONTINUE WHEN v_rows IS NULL;
-			v_data := v_data || jsonb_build_array(jsonb_build_object(
-				'table', k.child::text, 'found_by', 'foreign key', 'foreign_key', k.conname,
-				'references', t.relid::text, 'protected', false, 'rows', v_rows));
+		v_walk := jsonb_build_array(jsonb_build_object(
+			'tbl', t.relid::oid, 'depth', 0, 'keys', NULL,
+			'pred', format('x.%I OPERATOR(pg_catalog.=) $1::%s', t.subject_column, v_base)));
+		v_seen := ARRAY[t.relid::oid];
+		WHILE jsonb_array_length(v_walk) > 0 LOOP
+			v_step := v_walk -> 0;
+			v_walk := v_walk - 0;
+			CONTINUE WHEN (v_step ->> 'depth')::int >= 5;
+			FOR k IN
+				SELECT c.conname, c.conrelid::regclass AS child, c.confrelid::regclass AS parent,
+					   (SELECT string_agg(format('x.%I', a.attname), ', ' ORDER BY u.n)
+						  FROM unnest(c.confkey) WITH ORDINALITY AS u(attnum, n)
+						  JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = u.attnum) AS pk_list,
+					   (SELECT string_agg(format('(e.value OPERATOR(pg_catalog.->>) %s)::%s OPERATOR(%I.%s) x.%I', u.n - 1,
+												 pa.atttypid::regtype, opn.nspname, op.oprname, fa.attname),
+										  ' AND ' ORDER BY u.n)
+						  FROM unnest(c.confkey, c.conkey, c.conpfeqop) WITH ORDINALITY AS u(pk, fk, eqop, n)
+						  JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = u.pk
+						  JOIN pg_attribute fa ON fa.attrelid = c.conrelid AND fa.attnum = u.fk
+						  JOIN pg_operator op ON op.oid = u.eqop
+						  JOIN pg_namespace opn ON opn.oid = op.oprnamespace) AS match
+				  FROM pg_constraint c
+				  JOIN pg_class cc ON cc.oid = c.conrelid
+				 WHERE c.contype = 'f' AND c.conparentid = 0
+				   AND c.confrelid IN (SELECT x FROM privacy_guard._tree_oids((v_step ->> 'tbl')::oid::regclass) AS x)
+				   AND cc.relkind IN ('r', 'p')
+				   AND cc.relnamespace <> 'privacy_guard'::regnamespace
+				   AND NOT EXISTS (SELECT 1 FROM privacy_guard.protected_part q WHERE q.target = c.conrelid)
+				 ORDER BY c.conrelid::regclass::text, c.conname
+			LOOP
+				v_keys := privacy_guard._read_as_owner(k.parent,
+					format('SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(%s)) FROM %s x WHERE %s',
+						   k.pk_list, k.parent, v_step ->> 'pred'), subject, NULL, v_step -> 'keys');
+				CONTINUE WHEN v_keys IS NULL;
+				v_match := format('EXISTS (SELECT 1 FROM pg_catalog.jsonb_array_elements($3) AS e WHERE %s)', k.match);
+				v_rows := privacy_guard._read_as_owner(k.child,
+					format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
+						   '(SELECT pg_catalog.to_jsonb(y.*) AS r FROM (SELECT %s FROM %s x WHERE %s) y) s',
+						   privacy_guard._report_columns(k.child), k.child, v_match),
+					subject, v_secret, v_keys);
+				CONTINUE WHEN v_rows IS NULL;
+				v_data := v_data || jsonb_build_array(jsonb_build_object(
+					'table', k.child::text, 'found_by', 'foreign key', 'foreign_key', k.conname,
+					'references', ((v_step ->> 'tbl')::oid::regclass)::text, 'protected', false, 'rows', v_rows));
+				/* the rows found are about the person too: go on from them, once per table */
+				IF NOT k.child::oid = ANY (v_seen) THEN
+					v_seen := v_seen || k.child::oid;
+					v_walk := v_walk || jsonb_build_array(jsonb_build_object(
+						'tbl', k.child::oid, 'depth', (v_step ->> 'depth')::int + 1, 'keys', v_keys,
+						'pred', v_match));
+				END IF;
+			END LOOP;
 		END LOOP;
 	END LOOP;
 

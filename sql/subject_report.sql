@@ -174,6 +174,24 @@ SELECT jsonb_pretty(pg_temp.stable(privacy_guard.subject_report('1001') - 'gener
 SELECT jsonb_array_length(privacy_guard.subject_report('2002') -> 'data') AS other_tables,
 	   jsonb_path_query_array(privacy_guard.subject_report('2002'), '$.tagged_values[*].value') AS other_tagged;
 
+-- chains of foreign keys through tables privacy_guard does not protect: the
+-- messages on a person's ticket and their files are about the person too
+-- (each table expanded once: a reply referring to another message of the
+-- same table is found with the rest); another person's chain is not reached
+INSERT INTO customers VALUES (3003, 'zz-third@example.org', 'ZZ-THIRD Person', NULL);
+INSERT INTO support_tickets VALUES (3, 3003, 'ZZ-THIRD ticket', NULL);
+CREATE TABLE ticket_messages (id int PRIMARY KEY, ticket_id int REFERENCES support_tickets,
+							  reply_to int REFERENCES ticket_messages, body text);
+CREATE TABLE message_files (message_id int REFERENCES ticket_messages, name text);
+INSERT INTO ticket_messages VALUES (1, 2, NULL, 'where is my refund'), (2, 2, 1, 'still waiting'),
+								   (3, 3, NULL, 'ZZ-THIRD message'), (4, NULL, 3, 'ZZ-THIRD reply');
+INSERT INTO message_files VALUES (1, 'receipt.pdf'), (2, 'bank-statement.pdf'), (3, 'ZZ-THIRD.png');
+SELECT x ->> 'table' AS tbl, x ->> 'references' AS via, x ->> 'foreign_key' AS fk, x -> 'rows' AS rows
+  FROM jsonb_array_elements(privacy_guard.subject_report('2002') -> 'data') AS x
+ WHERE x ->> 'found_by' = 'foreign key'
+ ORDER BY 1, 3;
+SELECT strpos(privacy_guard.subject_report('2002')::text, 'ZZ-THIRD') AS third_person;
+
 \c :orig_db
 DROP DATABASE regress_transp_report;
 DROP ROLE regress_transp_r_admin, regress_transp_r_plain, regress_transp_r_owner, regress_transp_r_other;
