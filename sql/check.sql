@@ -88,6 +88,25 @@ SELECT severity, object FROM privacy_guard.check() WHERE object <> 'server';
 ALTER ROLE regress_transp_c_owner NOBYPASSRLS;
 DROP VIEW customer_names;
 
+-- forget requests owed for more than a day: an error until carried out
+CREATE TABLE helpdesk (customer_id bigint, note text);
+INSERT INTO helpdesk VALUES (77, 'call back');
+SELECT privacy_guard.protect('helpdesk', 'customer_id', ARRAY['billing']);
+SELECT privacy_guard.forget('77', 'check: overdue') > 0 AS filed;
+SELECT privacy_guard.forget('78', 'check: overdue too') > 0 AS filed;
+SELECT severity, object FROM privacy_guard.check() WHERE object = 'erasure requests';
+UPDATE privacy_guard.erasure_request SET due = now() - interval '2 days' WHERE reason LIKE 'check: overdue%';
+SELECT severity, object, message FROM privacy_guard.check() WHERE object = 'erasure requests';
+SELECT privacy_guard.run_maintenance() -> 'requests_done' AS done;
+SELECT severity, object FROM privacy_guard.check() WHERE object = 'erasure requests';
+SELECT privacy_guard.unprotect('helpdesk');
+DROP TABLE helpdesk;
+
+-- without the library in shared_preload_libraries (as here), no worker
+-- enforces anything in the background: check() says so
+SELECT severity, message FROM privacy_guard.check()
+ WHERE object = 'server' AND severity = 'warning';
+
 -- PostgreSQL's own row-security flaws, by server version
 SELECT cve, fixed_in FROM privacy_guard._unfixed_rls_flaws(150002);
 SELECT cve, fixed_in FROM privacy_guard._unfixed_rls_flaws(150013);

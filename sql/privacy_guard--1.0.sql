@@ -258,6 +258,12 @@ AS 'MODULE_PATHNAME', 'pvg_calling_role'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION privacy_guard._calling_role() IS 'Internal: the role the session acts as (SET ROLE), even inside SECURITY DEFINER functions';
 
+CREATE FUNCTION privacy_guard._preloaded()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_preloaded'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._preloaded() IS 'Internal: whether the library was loaded at server start (shared_preload_libraries), so the background worker runs';
+
 CREATE FUNCTION privacy_guard._check_table_owner(tbl regclass)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -3526,6 +3532,25 @@ BEGIN
 		 WHERE NOT tc.protected
 		 GROUP BY tc.relid
 		UNION ALL
+		/* nothing enforces retention and forget requests in the background */
+		SELECT 'warning', 'server',
+			   'privacy_guard is not in shared_preload_libraries, so no background worker deletes rows past their retention or carries out forget requests (the rules still hide them). Add privacy_guard to shared_preload_libraries and restart the server, or call privacy_guard.run_maintenance() from a scheduler (cron, pg_cron) at least daily.'
+		 WHERE NOT privacy_guard._preloaded()
+		UNION ALL
+		SELECT 'warning', 'server',
+			   'privacy_guard.enabled is off, so the background worker deletes no rows past their retention and carries out no forget requests (the rules still hide them). Turn it on, or call privacy_guard.run_maintenance() from a scheduler.'
+		 WHERE privacy_guard._preloaded() AND NOT current_setting('privacy_guard.enabled', true)::boolean
+		UNION ALL
+		/* erasure owed for more than a day (GDPR Art. 12(3): without undue delay) */
+		SELECT 'error', 'erasure requests',
+			   format('%s forget request%s due for more than a day %s not carried out (%s blocked, %s pending): the rows stay hidden but are still stored. See privacy_guard.erasure_requests for the error of each blocked request; pending ones wait for a round, or for older transactions to end.',
+					  count(*), CASE WHEN count(*) > 1 THEN 's' ELSE '' END,
+					  CASE WHEN count(*) > 1 THEN 'are' ELSE 'is' END,
+					  count(*) FILTER (WHERE e.state = 'blocked'), count(*) FILTER (WHERE e.state = 'pending'))
+		  FROM privacy_guard.erasure_request e
+		 WHERE e.state IN ('pending', 'blocked') AND e.due < now() - interval '1 day'
+		HAVING count(*) > 0
+		UNION ALL
 		/* tagged values where forget requests and retain-until do not reach them */
 		SELECT 'warning', 'materialized view ' || c.oid::regclass::text,
 			   format('materialized view %s has tagged column%s %s: forget requests and retain-until do not reach a materialized view, so its tagged values stay (and subject_report does not list them) until it is refreshed. Refresh it after every enforcement round, or fill a table instead.',
@@ -3551,7 +3576,7 @@ BEGIN
 	 ORDER BY CASE f.sev WHEN 'error' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, f.obj, f.msg;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard.check() IS 'Compliance lint: copies and views of protected data, unprotected referencing tables, bypassing roles, unusable purposes, missing retention, tagged columns outside protected tables, an unpatched server';
+COMMENT ON FUNCTION privacy_guard.check() IS 'Compliance lint: copies and views of protected data, unprotected referencing tables, bypassing roles, unusable purposes, missing retention, tagged columns outside protected tables or out of the erasure''s reach, no background enforcement, overdue forget requests, an unpatched server';
 
 /* ------------------------------------------------------------------ */
 /* Privileges (SPEC 3.3)                                                */

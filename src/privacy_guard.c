@@ -21,12 +21,17 @@ PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(pvg_invalidate_cache);
 PG_FUNCTION_INFO_V1(pvg_calling_role);
+PG_FUNCTION_INFO_V1(pvg_preloaded);
 
 void		_PG_init(void);
+
+/* loaded at server start (shared_preload_libraries): the worker can run */
+static bool pvg_preloaded_at_start = false;
 
 void
 _PG_init(void)
 {
+	pvg_preloaded_at_start = process_shared_preload_libraries_in_progress;
 	pvg_guc_init();
 	pvg_cache_init();
 	pvg_ddl_guard_init();
@@ -86,3 +91,9 @@ pvg_calling_role(PG_FUNCTION_ARGS)
 	PG_RETURN_OID(GetOuterUserId());
 }
 
+/* _preloaded() -> whether the library was loaded at server start, so the launcher runs */
+Datum
+pvg_preloaded(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(pvg_preloaded_at_start);
+}

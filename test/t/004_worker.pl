@@ -1,7 +1,8 @@
 # The background worker (shared_preload_libraries): the launcher runs rounds
 # in every database with the extension and only there, picks up a newly
 # created extension within a naptime, comes back after SIGTERM and a crash,
-# and keeps carrying out forget requests.  Everything is polled with a bound.
+# and keeps carrying out forget requests; check() warns when it is switched
+# off.  Everything is polled with a bound.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -53,6 +54,19 @@ forgotten_ok('shop_a', 1, 'two databases');
 forgotten_ok('shop_b', 2, 'two databases');
 ok($node->poll_query_until('shop_a', 'SELECT rounds > 1 AND requests_done = 1 FROM privacy_guard.worker_status'),
 	'worker_status counts rounds and requests');
+
+# check() knows the worker runs here; it warns when it is switched off
+my $server_warnings = q{
+	SELECT coalesce(string_agg(message, ' | '), '') FROM privacy_guard.check()
+	 WHERE object = 'server' AND severity = 'warning'};
+is($node->safe_psql('shop_a', $server_warnings), '', 'preloaded and enabled: check() has no warning about the worker');
+$node->append_conf('postgresql.conf', 'privacy_guard.enabled = off');
+$node->reload;
+ok($node->poll_query_until('shop_a', qq{SELECT ($server_warnings) LIKE 'privacy_guard.enabled is off%'}),
+	'switched off: check() says the worker enforces nothing');
+$node->append_conf('postgresql.conf', 'privacy_guard.enabled = on');
+$node->reload;
+ok($node->poll_query_until('shop_a', qq{SELECT ($server_warnings) = ''}), 'switched on again: no warning');
 
 # a database that gets the extension later is picked up
 setup_db('shop_c');
