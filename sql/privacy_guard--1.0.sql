@@ -1826,13 +1826,21 @@ BEGIN
 		IF v_targets IS NULL THEN
 			/* what every request needs, looked up once per round */
 			v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
-			/* one index probe: any table column (or domain) of a tagged type at all? */
+			/*
+			 * One index probe: any table column (or domain) of a tagged type
+			 * or an array of one at all?  (Arrays of domains over a tagged
+			 * type need the domain, found here.)
+			 */
 			v_tagged := EXISTS (SELECT 1 FROM pg_depend d
 								 WHERE d.refclassid = 'pg_type'::regclass
 								   AND d.refobjid IN ('privacy_guard.tagged_text'::regtype,
 													  'privacy_guard.tagged_date'::regtype,
 													  'privacy_guard.tagged_numeric'::regtype,
-													  'privacy_guard.tagged_jsonb'::regtype)
+													  'privacy_guard.tagged_jsonb'::regtype,
+													  'privacy_guard.tagged_text[]'::regtype,
+													  'privacy_guard.tagged_date[]'::regtype,
+													  'privacy_guard.tagged_numeric[]'::regtype,
+													  'privacy_guard.tagged_jsonb[]'::regtype)
 								   AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
 								   AND d.deptype = 'n');
 		END IF;

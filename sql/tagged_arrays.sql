@@ -101,3 +101,20 @@ DROP MATERIALIZED VIEW tg_ar_mv;
 DROP TABLE tg_ar_nested;
 DROP TYPE tg_ar_card, tg_ar_contact;
 RESET privacy_guard.purpose;
+
+-- a database whose only tagged values are in arrays: the round still finds them
+SELECT current_database() AS orig_db \gset
+CREATE DATABASE regress_tg_arrays_only;
+\c regress_tg_arrays_only
+SET client_min_messages = warning;
+CREATE EXTENSION privacy_guard;
+SELECT privacy_guard.define_purpose('b', 'contract');
+CREATE TABLE only_arrays (k int, v privacy_guard.tagged_text[]);
+INSERT INTO only_arrays VALUES
+	(1, ARRAY[privacy_guard.tag('X-401'::text, ARRAY['b'], '401'), privacy_guard.tag('X-402'::text, ARRAY['b'], '402')]);
+SELECT privacy_guard.forget('401') > 0 AS filed;
+SELECT r -> 'requests_done' AS done FROM privacy_guard.run_maintenance() r;
+SELECT state, counts FROM privacy_guard.erasure_requests;
+SELECT ARRAY(SELECT coalesce(privacy_guard.reveal(e), '-') FROM unnest(v) e) AS v FROM only_arrays;
+\c :orig_db
+DROP DATABASE regress_tg_arrays_only;
