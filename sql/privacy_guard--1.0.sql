@@ -1801,9 +1801,15 @@ $$;
 COMMENT ON FUNCTION privacy_guard._expire_batch(regclass, regclass, timestamptz, tid, integer, bytea) IS 'Internal: one purge batch of one table';
 
 
-/* forget requests that are due, each in full or not at all, and how they ended */
+/*
+ * Forget requests that are due, each in full or not at all, and how they
+ * ended: all of them, or (the worker, which commits between calls) at most
+ * max_requests with ids above after_id; last_id is the last one taken,
+ * NULL when none was left.
+ */
 CREATE FUNCTION privacy_guard._forget_due(round_at timestamptz, secret bytea,
-		OUT done integer, OUT blocked integer, OUT restricted integer)
+		after_id bigint DEFAULT 0, max_requests integer DEFAULT NULL,
+		OUT done integer, OUT blocked integer, OUT restricted integer, OUT last_id bigint)
 RETURNS record
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1820,9 +1826,11 @@ BEGIN
 	FOR r IN
 		SELECT * FROM privacy_guard.erasure_request e
 		 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
-		   AND e.due <= round_at
+		   AND e.due <= round_at AND e.id > after_id
 		 ORDER BY e.id
+		 LIMIT max_requests
 	LOOP
+		last_id := r.id;
 		IF v_targets IS NULL THEN
 			/* what every request needs, looked up once per round */
 			v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
@@ -1855,7 +1863,7 @@ BEGIN
 	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._forget_due(timestamptz, bytea) IS 'Internal: carry out the forget requests that are due';
+COMMENT ON FUNCTION privacy_guard._forget_due(timestamptz, bytea, bigint, integer) IS 'Internal: carry out the forget requests that are due (all, or a chunk of them)';
 
 /*
  * The end of a round: receipts learn when erased rows became physically
@@ -1937,9 +1945,10 @@ $$;
 COMMENT ON FUNCTION privacy_guard._count_batch(text, bigint) IS 'Internal: count a committed purge batch in worker_status';
 
 /*
- * The steps of a round after its purge batches, shared by run_maintenance()
- * and the worker: tagged values past their retain-until, the forget
- * requests due at round_at, and the receipts.  Returns result with the
+ * The steps of run_maintenance()'s round after its purge batches: tagged
+ * values past their retain-until, the forget requests due at round_at, and
+ * the receipts.  The worker runs the same steps, the forget requests in
+ * chunks of their own transactions (_worker_forget, _worker_round).  Returns result with the
  * tagged counts and the requests' outcome added.
  */
 CREATE FUNCTION privacy_guard._finish_round(result jsonb, tbl regclass, round_at timestamptz, secret bytea)
@@ -1997,30 +2006,60 @@ $$;
 COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement round now, in this session: expire rows past retention, carry out due forget requests';
 
 /*
- * The background round's last step, after its purge batches (worker.c):
- * forget requests, receipts, and the round's outcome kept for
- * worker_status.  purged is the batches' result as run_maintenance()
- * builds it (each batch counted its rows as it committed: _count_batch);
- * started is when the round began.
+ * The background round's forget step (worker.c): the due requests in
+ * chunks of max_requests, each chunk its own transaction, so a mass of
+ * requests neither holds one long transaction nor loses all its work to a
+ * SIGTERM or a crash.  An error outside the requests' own handling (which
+ * leaves a request blocked) is returned as its SQLSTATE, for
+ * worker_status, and ends the step for this round.
  */
-CREATE FUNCTION privacy_guard._worker_round(purged jsonb, started timestamptz)
+CREATE FUNCTION privacy_guard._worker_forget(round_at timestamptz, after_id bigint, max_requests integer,
+		OUT done integer, OUT blocked integer, OUT restricted integer, OUT last_id bigint, OUT failed text)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+BEGIN
+	SELECT f.done, f.blocked, f.restricted, f.last_id INTO done, blocked, restricted, last_id
+	  FROM privacy_guard._forget_due(round_at, privacy_guard._secret(), after_id, max_requests) f;
+EXCEPTION WHEN OTHERS THEN
+	done := 0;
+	blocked := 0;
+	restricted := 0;
+	last_id := NULL;
+	failed := SQLSTATE;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._worker_forget(timestamptz, bigint, integer) IS 'Internal: one chunk of the background round''s forget requests';
+
+/*
+ * The background round's last step, after its purge batches and forget
+ * requests (worker.c): tagged values past their retain-until, receipts,
+ * and the round's outcome kept for worker_status.  purged is the batches'
+ * result as run_maintenance() builds it (each batch counted its rows as it
+ * committed: _count_batch); forgotten the forget step's counts
+ * (requests_done, requests_blocked, requests_restricted, and failed: an
+ * SQLSTATE); started is when the round began.
+ */
+CREATE FUNCTION privacy_guard._worker_round(purged jsonb, started timestamptz, forgotten jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 DECLARE
-	v_result jsonb := purged;
-	v_failed text;
+	v_result jsonb := purged || (forgotten - 'failed');
+	v_failed text := forgotten ->> 'failed';
 BEGIN
 	PERFORM privacy_guard._flush_access_log();
 	INSERT INTO privacy_guard.worker_round DEFAULT VALUES ON CONFLICT DO NOTHING;
 	BEGIN
-		v_result := privacy_guard._finish_round(v_result, NULL, now(), privacy_guard._secret());
+		v_result := jsonb_set(v_result, '{expired}',
+							  (v_result -> 'expired') || privacy_guard._erase_tagged_expired(NULL, now()));
+		PERFORM privacy_guard._close_receipts();
 	EXCEPTION WHEN OTHERS THEN
-		v_failed := SQLSTATE;
-		v_result := v_result || jsonb_build_object('requests_done', 0, 'requests_blocked', 0,
-												   'requests_restricted', 0);
+		v_failed := coalesce(v_failed, SQLSTATE);
 	END;
 	UPDATE privacy_guard.worker_round w
 	   SET rounds = w.rounds + 1, last_round_at = now(), last_result = v_result,
@@ -2031,7 +2070,7 @@ BEGIN
 		   errors = w.errors + (SELECT count(*) FROM jsonb_object_keys(v_result -> 'errors'))
 							 + (v_result ->> 'requests_blocked')::bigint
 							 + (CASE WHEN v_failed IS NULL THEN 0 ELSE 1 END),
-		   last_error = CASE WHEN v_failed IS NOT NULL THEN 'forget requests failed: ' || v_failed
+		   last_error = CASE WHEN v_failed IS NOT NULL THEN 'round failed: error ' || v_failed
 							 WHEN v_result -> 'errors' <> '{}' THEN (v_result -> 'errors')::text
 							 WHEN (v_result ->> 'requests_blocked')::int > 0 THEN 'requests blocked: see erasure_requests'
 							 ELSE w.last_error END,
@@ -2040,7 +2079,7 @@ BEGIN
 								THEN now() ELSE w.last_error_at END;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._worker_round(jsonb, timestamptz) IS 'Internal: the end of the background worker''s round';
+COMMENT ON FUNCTION privacy_guard._worker_round(jsonb, timestamptz, jsonb) IS 'Internal: the end of the background worker''s round';
 
 /* ------------------------------------------------------------------ */
 /* Access log (privacy_guard.audit; audit.c)                            */

@@ -216,6 +216,9 @@ pvg_launcher_main(Datum arg)
 /* the worker pauses at least this many times as long as a batch took */
 #define PVG_PACE_FACTOR 2
 
+/* forget requests carried out in one transaction of the worker */
+#define PVG_FORGET_CHUNK 100
+
 /* one table a round purges: a plain table of a protected tree */
 typedef struct PvgTarget
 {
@@ -262,12 +265,72 @@ pvg_worker_pause(long ms)
 }
 
 /*
+ * The round's forget requests, PVG_FORGET_CHUNK to a transaction (a mass
+ * of requests neither holds one long transaction nor loses all its work
+ * to a SIGTERM or a crash), with settings reloaded and SIGTERM obeyed
+ * between chunks.  Returns their counts as a JSON object for
+ * _worker_round: requests_done, requests_blocked, requests_restricted,
+ * and failed (an SQLSTATE) if a chunk failed as a whole.
+ */
+static char *
+pvg_worker_forget(Datum round_at)
+{
+	int64		after = 0;
+	int64		counts[3] = {0, 0, 0};
+	char		failed[6] = "";
+
+	for (;;)
+	{
+		Oid			argtypes[3] = {TIMESTAMPTZOID, INT8OID, INT4OID};
+		Datum		values[3];
+		bool		isnull;
+		bool		more;
+
+		pvg_worker_pause(0);
+		if (!pvg_enabled)
+			break;				/* switched off mid-round */
+		values[0] = round_at;
+		values[1] = Int64GetDatum(after);
+		values[2] = Int32GetDatum(PVG_FORGET_CHUNK);
+		pvg_step_begin();
+		pgstat_report_activity(STATE_RUNNING, "privacy_guard round: forget requests");
+		if (SPI_execute_with_args("SELECT f.done, f.blocked, f.restricted, f.last_id, f.failed "
+								  "FROM privacy_guard._worker_forget($1, $2, $3) f",
+								  3, argtypes, values, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "privacy_guard forget step failed");
+		for (int i = 0; i < 3; i++)
+			counts[i] += DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, i + 1, &isnull));
+		after = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+		more = !isnull;
+		{
+			char	   *f = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 5);
+
+			if (f != NULL)
+			{
+				strlcpy(failed, f, sizeof(failed));
+				more = false;
+			}
+		}
+		pvg_step_end();
+		if (!more)
+			break;
+	}
+	return psprintf("{\"requests_done\": " INT64_FORMAT ", \"requests_blocked\": " INT64_FORMAT
+					", \"requests_restricted\": " INT64_FORMAT "%s%s%s}",
+					counts[0], counts[1], counts[2],
+					failed[0] ? ", \"failed\": \"" : "", failed, failed[0] ? "\"" : "");
+}
+
+/*
  * One round in one database.  First the list of tables to purge; then, per
  * table, batches of privacy_guard.batch_size rows, each in its own
- * transaction, privacy_guard.batch_delay apart; then one transaction for
- * forget requests, receipts and worker_status.  A crash or SIGTERM loses
- * at most the batch under way, which rolled back; the next round starts
- * the table again from its first page and finds only what is left.
+ * transaction, privacy_guard.batch_delay apart; then the forget requests,
+ * PVG_FORGET_CHUNK to a transaction; then one transaction for tagged
+ * values past their retain-until, receipts and worker_status.  A crash or
+ * SIGTERM loses at most the batch or chunk under way, which rolled back;
+ * the next round starts the table again from its first page and finds
+ * only what is left, and takes up the requests still open.
  */
 void
 pvg_worker_main(Datum arg)
@@ -278,6 +341,7 @@ pvg_worker_main(Datum arg)
 	bool		active = false;
 	Datum		round_at = (Datum) 0;
 	char	   *result = pstrdup("{\"expired\": {}, \"errors\": {}}");
+	char	   *forgotten;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -400,16 +464,19 @@ pvg_worker_main(Datum arg)
 	}
 
 finish:
+	forgotten = pvg_worker_forget(round_at);
+
 	pvg_step_begin();
-	pgstat_report_activity(STATE_RUNNING, "privacy_guard round: forget requests");
+	pgstat_report_activity(STATE_RUNNING, "privacy_guard round: receipts");
 	{
-		Oid			argtypes[2] = {TEXTOID, TIMESTAMPTZOID};
-		Datum		values[2];
+		Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
+		Datum		values[3];
 
 		values[0] = CStringGetTextDatum(result);
 		values[1] = round_at;
-		if (SPI_execute_with_args("SELECT privacy_guard._worker_round($1::pg_catalog.jsonb, $2)",
-								  2, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+		values[2] = CStringGetTextDatum(forgotten);
+		if (SPI_execute_with_args("SELECT privacy_guard._worker_round($1::pg_catalog.jsonb, $2, $3::pg_catalog.jsonb)",
+								  3, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "privacy_guard round failed");
 	}
 	pvg_step_end();

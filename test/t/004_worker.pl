@@ -68,6 +68,34 @@ $node->append_conf('postgresql.conf', 'privacy_guard.enabled = on');
 $node->reload;
 ok($node->poll_query_until('shop_a', qq{SELECT ($server_warnings) = ''}), 'switched on again: no warning');
 
+# a mass of forget requests: carried out in chunks of 100, each chunk its own
+# transaction (a statement trigger logs the transaction of every DELETE), a
+# blocked request among them neither stopping the others nor repeating work
+$node->safe_psql('shop_a', q{
+	CREATE TABLE delete_xacts (xid xid8);
+	CREATE FUNCTION log_delete_xact() RETURNS trigger LANGUAGE plpgsql AS
+		$$BEGIN INSERT INTO public.delete_xacts VALUES (pg_current_xact_id()); RETURN NULL; END$$;
+	CREATE TRIGGER log_delete_xact AFTER DELETE ON customers
+		FOR EACH STATEMENT EXECUTE FUNCTION log_delete_xact();
+	CREATE TABLE blockers (customer_id bigint REFERENCES customers (id));
+	INSERT INTO customers SELECT g, 'm' || g FROM generate_series(1000, 1249) g;
+	INSERT INTO blockers VALUES (1100);
+	SELECT count(privacy_guard.forget(g::text, 'mass')) FROM generate_series(1000, 1249) g;
+});
+ok($node->poll_query_until('shop_a', q{
+	SELECT count(*) FILTER (WHERE state = 'done') = 249 AND count(*) FILTER (WHERE state = 'blocked') = 1
+	  FROM privacy_guard.erasure_requests WHERE reason = 'mass'}),
+	'a mass of forget requests: all carried out but the blocked one');
+is($node->safe_psql('shop_a', q{
+	SELECT format('%s transactions, %s rows left', count(DISTINCT xid),
+				  (SELECT count(*) FROM customers WHERE id BETWEEN 1000 AND 1249))
+	  FROM delete_xacts}),
+	'3 transactions, 1 rows left', 'in 3 transactions of at most 100 requests; only the blocked subject\'s row is left');
+$node->safe_psql('shop_a', q{
+	DROP TABLE blockers, delete_xacts;
+	DROP TRIGGER log_delete_xact ON customers;
+});
+
 # a database that gets the extension later is picked up
 setup_db('shop_c');
 forgotten_ok('shop_c', 3, 'new extension');
