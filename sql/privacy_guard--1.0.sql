@@ -1001,7 +1001,12 @@ BEGIN
 			PERFORM privacy_guard._install_policies(r.target, r.root, r.subject_column,
 													r.retention_column, NOT r.owner_rls);
 		END LOOP;
-		/* a tagged column added to a protected table: plain values get its default tag */
+		PERFORM privacy_guard._guard_suspend(false);
+		/*
+		 * A tagged column added to a protected table: plain values get its
+		 * default tag.  With the guard on: tagging the stored values runs the
+		 * owner's triggers, whose DDL must be checked like any other.
+		 */
 		FOR r IN
 			SELECT t.relid FROM privacy_guard.protected_table t
 			 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
@@ -1009,7 +1014,6 @@ BEGIN
 		LOOP
 			PERFORM privacy_guard._install_default_tag(r.relid, true);
 		END LOOP;
-		PERFORM privacy_guard._guard_suspend(false);
 	END IF;
 
 	/*
@@ -2594,8 +2598,10 @@ COMMENT ON FUNCTION privacy_guard._tagged_array_types() IS 'Internal: the arrays
 
 /*
  * Composite types with a tagged value inside (an attribute of a tagged
- * type, an array of one, or such a composite, at any depth), with their
- * arrays and the domains over them: tagged values the erasure cannot reach.
+ * type, an array of one, or such a composite, at any depth), arrays whose
+ * elements are themselves arrays of tagged values (an array of a domain
+ * over one), with their arrays and the domains over them: tagged values
+ * the erasure cannot reach.
  */
 CREATE FUNCTION privacy_guard._tagged_container_types()
 RETURNS SETOF oid
@@ -2612,6 +2618,11 @@ AS $$
 		   AND EXISTS (SELECT 1 FROM pg_attribute a
 						WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
 						  AND a.atttypid IN (SELECT i.oid FROM inner_type i))
+		UNION
+		/* an array of a domain over an array of tagged values: arrays as elements */
+		SELECT y.oid FROM pg_type y
+		 WHERE y.typelem IN (SELECT privacy_guard._tagged_array_types())
+		   AND y.typsubscript = 'pg_catalog.array_subscript_handler'::regproc
 		UNION
 		SELECT x.oid FROM holder h
 		  JOIN pg_type x
@@ -3157,6 +3168,13 @@ AS $$
 									THEN format('(SELECT pg_catalog.array_agg(privacy_guard._tag_report_value(v.v, $1, $2) '
 												'ORDER BY v.n) FROM pg_catalog.unnest(x.%I) WITH ORDINALITY AS v(v, n)) AS %1$I',
 												a.attname)
+									/*
+									 * tagged values the report cannot read for the subject
+									 * alone (inside a composite type, an array of arrays):
+									 * NULL, never another subject's value (check() names them)
+									 */
+									WHEN a.atttypid IN (SELECT privacy_guard._tagged_container_types())
+									THEN format('NULL AS %I', a.attname)
 									ELSE format('x.%I', a.attname) END,
 							   ', ' ORDER BY a.attnum), '')
 	  FROM pg_attribute a
@@ -3611,7 +3629,7 @@ BEGIN
 		 GROUP BY c.oid
 		UNION ALL
 		SELECT 'warning', CASE c.relkind WHEN 'm' THEN 'materialized view ' ELSE 'table ' END || c.oid::regclass::text,
-			   format('column %I of %s has type %s, which holds tagged values inside a composite type: forget requests and retain-until do not reach them there, nor does subject_report. Keep tagged values in columns of a tagged type, or of an array of one.',
+			   format('column %I of %s has type %s, which holds tagged values inside a composite type or an array of arrays: forget requests and retain-until do not reach them there, nor does subject_report. Keep tagged values in columns of a tagged type, or of an array of one.',
 					  a.attname, c.oid::regclass, format_type(a.atttypid, a.atttypmod))
 		  FROM user_rel c
 		  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped

@@ -12,7 +12,11 @@
  * variable, not a setting, so no SQL can flip it except through
  * _guard_suspend(), which PUBLIC may not execute.  It is reset at the end
  * of every transaction and when a subtransaction aborts, so an error
- * caught in an exception block cannot leave it off either.
+ * caught in an exception block cannot leave it off either.  Nor does a
+ * table owner's code ever run with it off: the engine and the report
+ * reader turn it on again while they run statements as a table's owner
+ * (pvg_guard_hold), whose triggers could otherwise drop the rules of its
+ * tables while privacy_guard's own DDL had the guard off.
  *
  *-------------------------------------------------------------------------
  */
@@ -68,6 +72,26 @@ pvg_guard_suspend(PG_FUNCTION_ARGS)
 {
 	pvg_guard_off = PG_GETARG_BOOL(0);
 	PG_RETURN_VOID();
+}
+
+/*
+ * Turn the guard on for a table owner's code (pvg_run_as_owner,
+ * pvg_read_as_owner); returns whether it was off, for pvg_guard_restore.
+ * An error in between leaves it on, which is the safe side.
+ */
+bool
+pvg_guard_hold(void)
+{
+	bool		was_off = pvg_guard_off;
+
+	pvg_guard_off = false;
+	return was_off;
+}
+
+void
+pvg_guard_restore(bool off)
+{
+	pvg_guard_off = off;
 }
 
 /* _guard_suspended() -> whether privacy_guard itself is changing policies */

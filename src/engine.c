@@ -189,6 +189,7 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 	int			rc;
 	bool		cacheable;
 	SPIPlanPtr volatile plan;
+	bool		guard_was_off;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
@@ -205,6 +206,8 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 	cacheable = !((Form_pg_class) GETSTRUCT(tup))->relhasrules;
 	ReleaseSysCache(tup);
 
+	/* the owner's triggers never run with the DDL guard or the ledger's lock off */
+	guard_was_off = pvg_guard_hold();
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
@@ -244,6 +247,7 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 
 	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);
+	pvg_guard_restore(guard_was_off);
 	return rc;
 }
 

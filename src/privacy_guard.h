@@ -95,6 +95,8 @@ extern void pvg_audit_row_text(PvgAuditRead *r, const char *subject, int len);
 
 /* ddl_guard.c */
 extern void pvg_ddl_guard_init(void);
+extern bool pvg_guard_hold(void);
+extern void pvg_guard_restore(bool off);
 
 /* guc.c */
 extern char *pvg_purpose;

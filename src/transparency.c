@@ -70,6 +70,7 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 	int			rc;
 	Datum		result = (Datum) 0;
 	bool		isnull = true;
+	bool		guard_was_off;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
@@ -95,6 +96,7 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("relation with OID %u is not a table", relid)));
 
+	guard_was_off = pvg_guard_hold();
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
@@ -119,6 +121,7 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 
 	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);
+	pvg_guard_restore(guard_was_off);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
