@@ -2335,8 +2335,7 @@ BEGIN
 	 * when one is added later): every other insert would pay for it.
 	 */
 	IF NOT EXISTS (SELECT 1 FROM privacy_guard._tagged_columns() c
-					WHERE NOT c.is_array
-					  AND c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x)) THEN
+					WHERE c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x)) THEN
 		RETURN;
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM pg_trigger g
@@ -2346,11 +2345,15 @@ BEGIN
 	END IF;
 	/* plain values already stored take their default tag now, written by the table's owner */
 	FOR r IN SELECT c.* FROM privacy_guard._tagged_columns() c
-			  WHERE NOT c.is_array
-				AND c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x) LOOP
+			  WHERE c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x) LOOP
+		/* the trigger tags them, in an array element by element */
 		PERFORM privacy_guard._exec_as_owner(r.relid,
-			format('UPDATE ONLY %s SET %I = %2$I WHERE %2$I IS NOT NULL AND privacy_guard.tag_purposes(%2$I) IS NULL',
-				   r.relid, r.colname), NULL, NULL);
+			CASE WHEN r.is_array
+				 THEN format('UPDATE ONLY %s SET %I = %2$I WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(%2$I) AS e(v) '
+							 'WHERE e.v IS NOT NULL AND privacy_guard.tag_purposes(e.v) IS NULL)', r.relid, r.colname)
+				 ELSE format('UPDATE ONLY %s SET %I = %2$I WHERE %2$I IS NOT NULL AND privacy_guard.tag_purposes(%2$I) IS NULL',
+							 r.relid, r.colname) END,
+			NULL, NULL);
 	END LOOP;
 END
 $$;

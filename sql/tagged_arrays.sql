@@ -26,14 +26,26 @@ INSERT INTO tg_ar_free VALUES
 		ARRAY[tag('L-301'::text, ARRAY['tg_billing'], '301'), tag('L-302'::text, ARRAY['tg_billing'], '302')]),
 	(2, ARRAY[tag('B-302'::text, ARRAY['tg_billing'], '302')], NULL, '{}', NULL),
 	(3, NULL, NULL, NULL, NULL);
--- a protected table with an array column: no default-tag trigger (only plain values get one)
+-- a protected table with an array column: it gets the default-tag trigger,
+-- and a plain element takes the column's default tag (the table's purposes,
+-- the row's subject), element by element, elements with a tag keeping theirs
 CREATE TABLE tg_ar_prot (id bigint, aliases tagged_text[]);
+INSERT INTO tg_ar_prot VALUES (300, ARRAY['PLAIN-BEFORE-300'::tagged_text]);
 SELECT privacy_guard.protect('tg_ar_prot', 'id', ARRAY['tg_billing']);
 SELECT count(*) AS default_tag_triggers FROM pg_trigger WHERE tgrelid = 'tg_ar_prot'::regclass AND NOT tgisinternal;
 INSERT INTO tg_ar_prot VALUES
 	(301, ARRAY[tag('P-301'::text, ARRAY['tg_billing'], '301'), tag('P-OTHER'::text, ARRAY['tg_billing'], '999'),
 				tag('P-NOBODY'::text, ARRAY['tg_billing'])]),
-	(302, ARRAY[tag('P-302'::text, ARRAY['tg_billing'], '302')]);
+	(302, ARRAY[tag('P-302'::text, ARRAY['tg_billing'], '302')]),
+	(303, ARRAY[['PLAIN-303'::tagged_text, NULL], [tag('P-KEEP'::text, ARRAY['tg_mkt'], '999'), 'PLAIN-303B']]);
+SELECT id, array_dims(aliases) AS dims, ARRAY(SELECT tag_purposes(e)::text FROM unnest(aliases) e) AS purposes
+  FROM tg_ar_prot WHERE id IN (300, 303) ORDER BY id;
+SELECT r -> 'tagged_values' @> '[{"value": "PLAIN-303"}, {"value": "PLAIN-303B"}]' AS found_by_subject,
+	   r::text LIKE '%P-KEEP%' AS shows_other
+  FROM privacy_guard.subject_report('303') r;
+SELECT jsonb_path_query_array(r -> 'tagged_values', '$[*].value') AS values_of_300
+  FROM privacy_guard.subject_report('300') r;
+DELETE FROM tg_ar_prot WHERE id IN (300, 303);
 
 -- subject_report finds the elements that name the subject, and reads a
 -- protected table's array column element by element (no other subject's value)

@@ -740,6 +740,7 @@ typedef struct PvgDefaultTag
 	bool		registered;
 	int			ncols;
 	AttrNumber	cols[MaxHeapAttributeNumber];
+	Oid			elemtype[MaxHeapAttributeNumber];	/* an array column's element type, else InvalidOid */
 	int			npurposes;
 	int32		purposes[PVG_TAG_MAX_PURPOSES];
 	AttrNumber	subject_att;
@@ -795,7 +796,17 @@ pvg_default_tag_setup(PvgDefaultTag *dt, Relation rel, MemoryContext cxt)
 			continue;
 		base = getBaseType(att->atttypid);
 		if (pvg_type_is_tagged(base, nsp))
+		{
+			dt->elemtype[dt->ncols] = InvalidOid;
 			dt->cols[dt->ncols++] = att->attnum;
+		}
+		else if (OidIsValid(get_element_type(base)) &&
+				 pvg_type_is_tagged(getBaseType(get_element_type(base)), nsp))
+		{
+			/* an array of tagged values: its plain elements get the default tag */
+			dt->elemtype[dt->ncols] = get_element_type(base);
+			dt->cols[dt->ncols++] = att->attnum;
+		}
 	}
 	for (i = 0; i < t->npurposes && dt->npurposes < PVG_TAG_MAX_PURPOSES; i++)
 		dt->purposes[dt->npurposes++] = reg->purposes[t->purposes[i]].id;
@@ -849,10 +860,45 @@ pvg_default_retain_until(PvgDefaultTag *dt, Datum v)
 }
 
 /*
+ * The value v with the column's default tag, if v is plain (awaiting one):
+ * the table's purposes, the row's subject and retention_column + retention
+ * (values and nulls are the row's).  NULL when v carries a tag of its own.
+ */
+static struct varlena *
+pvg_default_tagged(PvgDefaultTag *dt, Datum *values, bool *nulls, Datum v)
+{
+	PvgTag		tag;
+
+	pvg_tag_decode(PG_DETOAST_DATUM_PACKED(v), &tag);
+	if (!(tag.flags & PVG_TAG_F_DEFAULT))
+		return NULL;
+	tag.flags = 0;
+	tag.npurposes = dt->npurposes;
+	memcpy(tag.purposes, dt->purposes, sizeof(int32) * dt->npurposes);
+	pvg_tag_sort_purposes(&tag);
+	if (dt->subject_att != InvalidAttrNumber && !nulls[dt->subject_att - 1])
+	{
+		char	   *s = OutputFunctionCall(&dt->subject_out, values[dt->subject_att - 1]);
+
+		pvg_tag_check_subject(s, strlen(s));
+		tag.subject = s;
+		tag.subject_len = strlen(s);
+		tag.flags |= PVG_TAG_F_SUBJECT;
+	}
+	if (dt->has_retention && !nulls[dt->retention_att - 1])
+	{
+		tag.retain_until = pvg_default_retain_until(dt, values[dt->retention_att - 1]);
+		tag.flags |= PVG_TAG_F_RETAIN;
+	}
+	return pvg_tag_encode(&tag);
+}
+
+/*
  * BEFORE INSERT OR UPDATE row trigger installed by protect(): a plain value
  * written into a tagged column takes the column's default tag, the table's
- * purposes, the row's subject and retention_column + retention.  Values
- * that carry a tag keep it.
+ * purposes, the row's subject and retention_column + retention; so does a
+ * plain element of an array of tagged values.  Values that carry a tag
+ * keep it.
  */
 Datum
 pvg_tag_default_trigger(PG_FUNCTION_ARGS)
@@ -890,32 +936,47 @@ pvg_tag_default_trigger(PG_FUNCTION_ARGS)
 	for (i = 0; i < dt->ncols; i++)
 	{
 		int			a = dt->cols[i] - 1;
-		PvgTag		tag;
+		struct varlena *tagged;
 
 		if (nulls[a])
 			continue;
-		pvg_tag_decode(PG_DETOAST_DATUM_PACKED(values[a]), &tag);
-		if (!(tag.flags & PVG_TAG_F_DEFAULT))
-			continue;
-		tag.flags = 0;
-		tag.npurposes = dt->npurposes;
-		memcpy(tag.purposes, dt->purposes, sizeof(int32) * dt->npurposes);
-		pvg_tag_sort_purposes(&tag);
-		if (dt->subject_att != InvalidAttrNumber && !nulls[dt->subject_att - 1])
+		if (OidIsValid(dt->elemtype[i]))
 		{
-			char	   *s = OutputFunctionCall(&dt->subject_out, values[dt->subject_att - 1]);
+			/* an array: each plain element takes the default tag, the shape kept */
+			ArrayType  *arr = DatumGetArrayTypeP(values[a]);
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+			Datum	   *elems;
+			bool	   *elemnulls;
+			int			n;
+			bool		elems_changed = false;
 
-			pvg_tag_check_subject(s, strlen(s));
-			tag.subject = s;
-			tag.subject_len = strlen(s);
-			tag.flags |= PVG_TAG_F_SUBJECT;
+			get_typlenbyvalalign(dt->elemtype[i], &typlen, &typbyval, &typalign);
+			deconstruct_array(arr, dt->elemtype[i], typlen, typbyval, typalign, &elems, &elemnulls, &n);
+			for (int j = 0; j < n; j++)
+			{
+				if (elemnulls[j])
+					continue;
+				tagged = pvg_default_tagged(dt, values, nulls, elems[j]);
+				if (tagged == NULL)
+					continue;
+				elems[j] = PointerGetDatum(tagged);
+				elems_changed = true;
+			}
+			if (!elems_changed)
+				continue;
+			values[a] = PointerGetDatum(construct_md_array(elems, elemnulls, ARR_NDIM(arr), ARR_DIMS(arr),
+														   ARR_LBOUND(arr), dt->elemtype[i],
+														   typlen, typbyval, typalign));
 		}
-		if (dt->has_retention && !nulls[dt->retention_att - 1])
+		else
 		{
-			tag.retain_until = pvg_default_retain_until(dt, values[dt->retention_att - 1]);
-			tag.flags |= PVG_TAG_F_RETAIN;
+			tagged = pvg_default_tagged(dt, values, nulls, values[a]);
+			if (tagged == NULL)
+				continue;
+			values[a] = PointerGetDatum(tagged);
 		}
-		values[a] = PointerGetDatum(pvg_tag_encode(&tag));
 		replace[a] = true;
 		changed = true;
 	}
