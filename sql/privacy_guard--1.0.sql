@@ -1544,7 +1544,8 @@ BEGIN
 				SELECT v_counts || e.counts, v_touched || e.touched INTO v_counts, v_touched
 				  FROM privacy_guard._erase_tagged(req.subject, secret) e;
 			EXCEPTION WHEN object_not_in_prerequisite_state THEN
-				v_own_error := SQLERRM;		/* _erase_tagged's own: a column and an SQLSTATE */
+				/* _erase_tagged's own (class 55: 55000, or 55P03 for locked rows): a column, an SQLSTATE */
+				v_own_error := SQLERRM;
 				RAISE EXCEPTION '%', v_own_error USING ERRCODE = '55000';
 			END;
 		END IF;
@@ -2453,10 +2454,12 @@ BEGIN
 									 r.relid, r.colname) END,
 					subject, secret);
 		EXCEPTION
+			/* named here, or the request's error would name the last protected table */
 			WHEN lock_not_available THEN
-				RAISE;
+				RAISE EXCEPTION 'tagged values in column % of table % are locked by another transaction; the next round retries',
+					quote_ident(r.colname), r.relid
+					USING ERRCODE = '55P03';
 			WHEN OTHERS THEN
-				/* named here, or the request's error would name the last protected table */
 				RAISE EXCEPTION 'tagged values in column % of table % could not be erased (error %)',
 					quote_ident(r.colname), r.relid, SQLSTATE
 					USING ERRCODE = '55000';
