@@ -2014,9 +2014,10 @@ COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement 
  * The background round's forget step (worker.c): the due requests in
  * chunks of max_requests, each chunk its own transaction, so a mass of
  * requests neither holds one long transaction nor loses all its work to a
- * SIGTERM or a crash.  An error outside the requests' own handling (which
- * leaves a request blocked) is returned as its SQLSTATE, for
- * worker_status, and ends the step for this round.
+ * SIGTERM or a crash.  Each chunk counts its requests in worker_status as
+ * it commits.  An error outside the requests' own handling (which leaves
+ * a request blocked) is returned as its SQLSTATE, for worker_status, and
+ * ends the step for this round.
  */
 CREATE FUNCTION privacy_guard._worker_forget(round_at timestamptz, after_id bigint, max_requests integer,
 		OUT done integer, OUT blocked integer, OUT restricted integer, OUT last_id bigint, OUT failed text)
@@ -2028,6 +2029,12 @@ AS $$
 BEGIN
 	SELECT f.done, f.blocked, f.restricted, f.last_id INTO done, blocked, restricted, last_id
 	  FROM privacy_guard._forget_due(round_at, privacy_guard._secret(), after_id, max_requests) f;
+	/* counted as the chunk commits, as purge batches are: a crash loses no count */
+	INSERT INTO privacy_guard.worker_round AS w (requests_done, errors)
+	SELECT done, blocked WHERE done + blocked > 0
+	ON CONFLICT (onerow) DO UPDATE
+		SET requests_done = w.requests_done + excluded.requests_done,
+			errors = w.errors + excluded.errors;
 EXCEPTION WHEN OTHERS THEN
 	done := 0;
 	blocked := 0;
@@ -2071,9 +2078,8 @@ BEGIN
 		   last_round_duration = clock_timestamp() - started,
 		   rows_restricted = (SELECT coalesce(sum(privacy_guard._restricted_rows(t.relid)), 0)
 								FROM privacy_guard.protected_table t WHERE t.hold_keep IS NOT NULL),
-		   requests_done = w.requests_done + (v_result ->> 'requests_done')::bigint,
+		   /* requests_done and blocked requests were counted by each chunk (_worker_forget) */
 		   errors = w.errors + (SELECT count(*) FROM jsonb_object_keys(v_result -> 'errors'))
-							 + (v_result ->> 'requests_blocked')::bigint
 							 + (CASE WHEN v_failed IS NULL THEN 0 ELSE 1 END),
 		   last_error = CASE WHEN v_failed IS NOT NULL THEN 'round failed: error ' || v_failed
 							 WHEN v_result -> 'errors' <> '{}' THEN (v_result -> 'errors')::text

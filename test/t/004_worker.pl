@@ -91,6 +91,8 @@ is($node->safe_psql('shop_a', q{
 				  (SELECT count(*) FROM customers WHERE id BETWEEN 1000 AND 1249))
 	  FROM delete_xacts}),
 	'3 transactions, 1 rows left', 'in 3 transactions of at most 100 requests; only the blocked subject\'s row is left');
+ok($node->poll_query_until('shop_a', 'SELECT requests_done = 250 FROM privacy_guard.worker_status'),
+	'worker_status counts each request once (1 before, 249 now)');
 $node->safe_psql('shop_a', q{
 	DROP TABLE blockers, delete_xacts;
 	DROP TRIGGER log_delete_xact ON customers;
