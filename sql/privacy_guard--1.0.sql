@@ -3219,7 +3219,8 @@ COMMENT ON FUNCTION privacy_guard._key_fits(text, regtype) IS 'Internal: whether
  * (_read_as_owner), whatever the caller's purpose: the report is the
  * controller's answer.  Found are: the rows of every protected table whose
  * subject column holds the key; the rows of tables privacy_guard does not
- * protect that refer, by a foreign key, to those rows (one step); the
+ * protect that refer, by a foreign key, to those rows, and so on along
+ * chains of up to 5 foreign keys through such tables (each table once); the
  * current consents and objections and their whole history in the ledger
  * (including entries kept under the key's digest after an erasure); the
  * erasure requests (found by the digest); and every tagged value, in any
