@@ -1,6 +1,7 @@
 # On a streaming standby no worker runs and reads obey the rules (a forget
 # request filed on the primary hides the subject on the standby at once);
-# after promotion the worker starts and carries the request out.
+# after promotion the worker starts and carries the request out, and the
+# reads made on the standby (kept over its clean restart) reach the access log.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -31,7 +32,10 @@ $primary->safe_psql('postgres', q{
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');
 $standby->init_from_backup($primary, 'base', has_streaming => 1);
-$standby->append_conf('postgresql.conf', 'privacy_guard.enabled = on');
+$standby->append_conf('postgresql.conf', q{
+privacy_guard.enabled = on
+privacy_guard.audit = on
+});
 $standby->start;
 $primary->wait_for_catchup($standby);
 
@@ -58,12 +62,21 @@ is($standby->safe_psql('postgres',
 is($standby->safe_psql('postgres', "SELECT count(*) FROM customers WHERE id = 2"), '1',
 	'standby: nothing was erased there');
 
+# the standby's reads wait in its shared memory (it cannot write the log),
+# kept over a clean restart
+$standby->restart;
+$primary->wait_for_catchup($standby);
+
 # promotion: the worker starts and carries out the request
 $standby->promote;
 ok($standby->poll_query_until('postgres', "SELECT privacy_guard.erasure_status('2') = 'done'"),
 	'after promotion the worker carries out the forget request');
 is($standby->safe_psql('postgres', "SELECT count(*) FROM customers WHERE id = 2"), '0',
 	'after promotion the subject\'s rows are gone');
+ok($standby->poll_query_until('postgres', q{
+	SELECT format('%s|%s', sum(statements), sum(rows)) = '3|11' FROM privacy_guard.access_log
+	 WHERE role = 'app' AND purpose = 'marketing' AND table_name = 'public.customers'}),
+	'the reads made on the standby, kept over its restart, are in the access log after promotion');
 
 $standby->stop;
 $primary->stop;
