@@ -2342,7 +2342,7 @@ BEGIN
 	 * when one is added later): every other insert would pay for it.
 	 */
 	IF NOT EXISTS (SELECT 1 FROM privacy_guard._tagged_columns() c
-					WHERE c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x)) THEN
+					WHERE NOT c.nested AND c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x)) THEN
 		RETURN;
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM pg_trigger g
@@ -2352,7 +2352,7 @@ BEGIN
 	END IF;
 	/* plain values already stored take their default tag now, written by the table's owner */
 	FOR r IN SELECT c.* FROM privacy_guard._tagged_columns() c
-			  WHERE c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x) LOOP
+			  WHERE NOT c.nested AND c.relid::oid IN (SELECT x FROM privacy_guard._tree_oids(tbl) AS x) LOOP
 		/* the trigger tags them, in an array element by element */
 		PERFORM privacy_guard._exec_as_owner(r.relid,
 			CASE WHEN r.is_array
@@ -2368,7 +2368,7 @@ COMMENT ON FUNCTION privacy_guard._install_default_tag(regclass, boolean) IS 'In
 
 /* Every column of a tagged type (or a domain over one) in the database's tables. */
 CREATE FUNCTION privacy_guard._tagged_columns()
-RETURNS TABLE (relid regclass, colname name, is_array boolean)
+RETURNS TABLE (relid regclass, colname name, is_array boolean, nested boolean)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2376,22 +2376,34 @@ BEGIN
 	RETURN QUERY
 		/*
 		 * Through pg_depend's index: columns and domains depend on their
-		 * type, and an array type on its element type.
+		 * type, an array type on its element type, and a composite type's
+		 * (or a table's row type's) attributes on theirs.  A type's kind:
+		 * 'value' (a tagged type or a domain over one), 'array' (an array
+		 * of those, or a domain over it), 'nested' (anything else holding
+		 * tagged values: composites, arrays of arrays, at any depth).
 		 */
-		WITH RECURSIVE tagged(oid, is_array) AS (
-			SELECT t.oid, false FROM pg_type t
+		WITH RECURSIVE tagged(oid, kind) AS (
+			SELECT t.oid, 'value' FROM pg_type t
 			 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
 							 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
 			UNION
-			SELECT x.oid, tagged.is_array OR x.typtype <> 'd'
+			SELECT n.oid, n.kind
 			  FROM tagged
-			  JOIN pg_depend d ON d.refobjid = tagged.oid
-			  JOIN pg_type x ON x.oid = d.objid
-			 WHERE d.refclassid = 'pg_type'::regclass AND d.classid = 'pg_type'::regclass
-			   AND ((x.typtype = 'd' AND x.typbasetype = tagged.oid)
-					OR (NOT tagged.is_array AND x.typelem = tagged.oid
-						AND x.typsubscript = 'pg_catalog.array_subscript_handler'::regproc)))
-		SELECT c.oid::regclass, a.attname, tg.is_array
+			  JOIN pg_depend d ON d.refobjid = tagged.oid AND d.refclassid = 'pg_type'::regclass
+			 CROSS JOIN LATERAL (
+				SELECT x.oid, CASE WHEN x.typtype = 'd' THEN tagged.kind
+								   WHEN tagged.kind = 'value' THEN 'array' ELSE 'nested' END AS kind
+				  FROM pg_type x
+				 WHERE d.classid = 'pg_type'::regclass AND x.oid = d.objid
+				   AND ((x.typtype = 'd' AND x.typbasetype = tagged.oid)
+						OR (x.typelem = tagged.oid
+							AND x.typsubscript = 'pg_catalog.array_subscript_handler'::regproc))
+				UNION ALL
+				SELECT c.reltype, 'nested'
+				  FROM pg_class c
+				 WHERE d.classid = 'pg_class'::regclass AND d.objsubid > 0 AND c.oid = d.objid
+				   AND c.relkind IN ('c', 'r', 'p')) n)
+		SELECT c.oid::regclass, a.attname, tg.kind = 'array', tg.kind = 'nested'
 		  FROM pg_depend d
 		  JOIN tagged tg ON tg.oid = d.refobjid
 		  JOIN pg_attribute a ON a.attrelid = d.objid AND a.attnum = d.objsubid AND a.atttypid = tg.oid
@@ -2405,7 +2417,34 @@ BEGIN
 		 ORDER BY c.oid::regclass::text, a.attname;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._tagged_columns() IS 'Internal: every column of a tagged type, or of an array of one, or a domain over either, in the database''s tables';
+COMMENT ON FUNCTION privacy_guard._tagged_columns() IS 'Internal: every column of the database''s tables holding tagged values: of a tagged type, an array of one, or anything with tagged values inside (composites, arrays of arrays), domains included';
+
+/*
+ * A column holding tagged values inside composites or arrays of arrays:
+ * the erasure's tests over every tagged value within (tagged_ops.c), the
+ * erasing forms setting the matching ones to NULL and rebuilding the value
+ * around them.  The forget test answers only with the digest key.
+ */
+CREATE FUNCTION privacy_guard._tags_erasable_in(anyelement, text, bytea)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_tags_erasable_in'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION privacy_guard._tags_erasable_in(anyelement, text, bytea) IS 'Internal: whether a tagged value inside names the subject; needs the digest key';
+CREATE FUNCTION privacy_guard._tags_erase_in(anyelement, text, bytea)
+RETURNS anyelement
+AS 'MODULE_PATHNAME', 'pvg_tags_erase_in'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION privacy_guard._tags_erase_in(anyelement, text, bytea) IS 'Internal: the value with the subject''s tagged values inside set to NULL; needs the digest key';
+CREATE FUNCTION privacy_guard._tags_expired_in(anyelement, timestamptz)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_tags_expired_in'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._tags_expired_in(anyelement, timestamptz) IS 'Internal: whether a tagged value inside is past its retain-until';
+CREATE FUNCTION privacy_guard._tags_expire_in(anyelement, timestamptz)
+RETURNS anyelement
+AS 'MODULE_PATHNAME', 'pvg_tags_expire_in'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._tags_expire_in(anyelement, timestamptz) IS 'Internal: the value with the tagged values inside past their retain-until set to NULL';
 
 /*
  * A column holding an array of tagged values: the erasure's tests applied
@@ -2456,6 +2495,9 @@ BEGIN
 					CASE WHEN r.is_array
 						 THEN format('UPDATE ONLY %s SET %I = privacy_guard._tags_erase(%2$I, $1, $2) '
 									 'WHERE privacy_guard._tags_erasable(%2$I, $1, $2)', r.relid, r.colname)
+						 WHEN r.nested
+						 THEN format('UPDATE ONLY %s SET %I = privacy_guard._tags_erase_in(%2$I, $1, $2) '
+									 'WHERE privacy_guard._tags_erasable_in(%2$I, $1, $2)', r.relid, r.colname)
 						 ELSE format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard._tag_erasable(%2$I, $1, $2)',
 									 r.relid, r.colname) END,
 					subject, secret);
@@ -2506,6 +2548,9 @@ BEGIN
 					CASE WHEN r.is_array
 						 THEN format('UPDATE ONLY %s SET %I = privacy_guard._tags_expire(%2$I, %3$L::timestamptz) '
 									 'WHERE privacy_guard._tags_expired(%2$I, %3$L::timestamptz)', r.relid, r.colname, at)
+						 WHEN r.nested
+						 THEN format('UPDATE ONLY %s SET %I = privacy_guard._tags_expire_in(%2$I, %3$L::timestamptz) '
+									 'WHERE privacy_guard._tags_expired_in(%2$I, %3$L::timestamptz)', r.relid, r.colname, at)
 						 ELSE format('UPDATE ONLY %s SET %I = NULL WHERE privacy_guard.tag_retain_until(%2$I) <= %L::timestamptz',
 									 r.relid, r.colname, at) END,
 					NULL, NULL);
@@ -3350,7 +3395,8 @@ BEGIN
 	 * values whose tag names this subject, matched and read with the
 	 * digest key.
 	 */
-	FOR tc IN SELECT * FROM privacy_guard._tagged_columns() LOOP
+	/* tagged values inside composites are erased, not listed (check() says so) */
+	FOR tc IN SELECT * FROM privacy_guard._tagged_columns() c WHERE NOT c.nested LOOP
 		/* in an array column, each element whose tag names the subject */
 		v_rows := privacy_guard._read_as_owner(tc.relid,
 			format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
@@ -3642,7 +3688,7 @@ BEGIN
 		 GROUP BY c.oid
 		UNION ALL
 		SELECT 'warning', CASE c.relkind WHEN 'm' THEN 'materialized view ' ELSE 'table ' END || c.oid::regclass::text,
-			   format('column %I of %s has type %s, which holds tagged values inside a composite type or an array of arrays: forget requests and retain-until do not reach them there, nor does subject_report. Keep tagged values in columns of a tagged type, or of an array of one.',
+			   format('column %I of %s has type %s, which holds tagged values inside a composite type or an array of arrays: forget requests and retain-until erase them there, but subject_report, the register and the notice do not read inside it. Keep tagged values in columns of a tagged type, or of an array of one.',
 					  a.attname, c.oid::regclass, format_type(a.atttypid, a.atttypmod))
 		  FROM user_rel c
 		  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -3757,6 +3803,10 @@ GRANT EXECUTE ON FUNCTION
 	privacy_guard._tags_erase(anyarray, text, bytea),
 	privacy_guard._tags_expired(anyarray, timestamptz),
 	privacy_guard._tags_expire(anyarray, timestamptz),
+	privacy_guard._tags_erasable_in(anyelement, text, bytea),
+	privacy_guard._tags_erase_in(anyelement, text, bytea),
+	privacy_guard._tags_expired_in(anyelement, timestamptz),
+	privacy_guard._tags_expire_in(anyelement, timestamptz),
 	/* subject_report reads as the table owner; the digest key is its parameter */
 	privacy_guard._tag_report_value(privacy_guard.tagged_text, text, bytea),
 	privacy_guard._tag_report_value(privacy_guard.tagged_date, text, bytea),

@@ -39,6 +39,7 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
@@ -51,6 +52,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 #include "utils/varlena.h"
 
 PG_FUNCTION_INFO_V1(pvg_tag_reveal);
@@ -79,6 +81,10 @@ PG_FUNCTION_INFO_V1(pvg_tags_erasable);
 PG_FUNCTION_INFO_V1(pvg_tags_erase);
 PG_FUNCTION_INFO_V1(pvg_tags_expired);
 PG_FUNCTION_INFO_V1(pvg_tags_expire);
+PG_FUNCTION_INFO_V1(pvg_tags_erasable_in);
+PG_FUNCTION_INFO_V1(pvg_tags_erase_in);
+PG_FUNCTION_INFO_V1(pvg_tags_expired_in);
+PG_FUNCTION_INFO_V1(pvg_tags_expire_in);
 PG_FUNCTION_INFO_V1(pvg_tag_default_trigger);
 
 #define PVG_MAX_CHAIN 64
@@ -731,6 +737,163 @@ pvg_tags_expire(PG_FUNCTION_ARGS)
 	PvgTagsTest test = {NULL, PG_GETARG_TIMESTAMPTZ(1)};
 
 	return pvg_tags_apply(PG_GETARG_ARRAYTYPE_P(0), &test, true);
+}
+
+/*
+ * Tagged values inside a composite value (a column of a composite type, or
+ * a domain over one, holding tagged values at any depth: in attributes, in
+ * arrays, in composites within composites).  The walk visits every tagged
+ * value; with erase, the matching ones are set to NULL and the value is
+ * rebuilt around them, its type, its other attributes and its arrays'
+ * shapes kept.  *any says whether one matched.  *isnull is set when the
+ * value itself is a tagged value to be erased.
+ */
+static Datum
+pvg_tags_walk(Datum d, Oid typid, Oid nsp, const PvgTagsTest *test, bool erase, bool *any, bool *isnull)
+{
+	Oid			base = getBaseType(typid);
+	Oid			elemtype;
+
+	check_stack_depth();
+	*isnull = false;
+	if (pvg_type_is_tagged(base, nsp))
+	{
+		if (pvg_tags_match(d, test))
+		{
+			*any = true;
+			*isnull = erase;
+		}
+		return d;
+	}
+	elemtype = get_element_type(base);
+	if (OidIsValid(elemtype))
+	{
+		ArrayType  *arr = DatumGetArrayTypeP(d);
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		bool		changed = false;
+
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+		for (int i = 0; i < n && (erase || !*any); i++)
+		{
+			bool		sub = false;
+			bool		gone;
+
+			if (nulls[i])
+				continue;
+			elems[i] = pvg_tags_walk(elems[i], elemtype, nsp, test, erase, &sub, &gone);
+			nulls[i] = gone;
+			if (sub)
+				*any = changed = true;
+		}
+		if (!erase || !changed)
+			return d;
+		return PointerGetDatum(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr),
+												  ARR_LBOUND(arr), elemtype, typlen, typbyval, typalign));
+	}
+	if (type_is_rowtype(base))
+	{
+		HeapTupleHeader th = DatumGetHeapTupleHeader(d);
+		TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th),
+												  HeapTupleHeaderGetTypMod(th));
+		HeapTupleData tuple;
+		Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
+		bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
+		bool		changed = false;
+		Datum		result = d;
+
+		tuple.t_len = HeapTupleHeaderGetDatumLength(th);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = th;
+		heap_deform_tuple(&tuple, desc, values, nulls);
+		for (int i = 0; i < desc->natts && (erase || !*any); i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			bool		sub = false;
+			bool		gone;
+
+			if (att->attisdropped || nulls[i])
+				continue;
+			values[i] = pvg_tags_walk(values[i], att->atttypid, nsp, test, erase, &sub, &gone);
+			nulls[i] = gone;
+			if (sub)
+				*any = changed = true;
+		}
+		if (erase && changed)
+			result = HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+		ReleaseTupleDesc(desc);
+		return result;
+	}
+	return d;
+}
+
+/* the walk over a value of the function's first argument's type (anyelement) */
+static Datum
+pvg_tags_walk_arg(FunctionCallInfo fcinfo, const PvgTagsTest *test, bool erase)
+{
+	bool		any = false;
+	bool		gone;
+	Datum		result;
+
+	result = pvg_tags_walk(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0),
+						   get_namespace_oid("privacy_guard", false), test, erase, &any, &gone);
+	if (!erase)
+		return BoolGetDatum(any);
+	if (gone)
+		PG_RETURN_NULL();
+	return result;
+}
+
+/* _tags_erasable_in(v anyelement, subject text, secret bytea) -> boolean: a tagged value inside names the subject */
+Datum
+pvg_tags_erasable_in(PG_FUNCTION_ARGS)
+{
+	PvgTagsTest test = {0};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	pvg_tag_require_key(fcinfo, 2);
+	test.subject = PG_GETARG_TEXT_PP(1);
+	return pvg_tags_walk_arg(fcinfo, &test, false);
+}
+
+/* _tags_erase_in(v anyelement, subject text, secret bytea) -> anyelement: the subject's tagged values inside set to NULL */
+Datum
+pvg_tags_erase_in(PG_FUNCTION_ARGS)
+{
+	PvgTagsTest test = {0};
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_ARGISNULL(1))
+		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+	pvg_tag_require_key(fcinfo, 2);
+	test.subject = PG_GETARG_TEXT_PP(1);
+	return pvg_tags_walk_arg(fcinfo, &test, true);
+}
+
+/* _tags_expired_in(v anyelement, at timestamptz) -> boolean: a tagged value inside is past its retain-until */
+Datum
+pvg_tags_expired_in(PG_FUNCTION_ARGS)
+{
+	PvgTagsTest test = {NULL, PG_GETARG_TIMESTAMPTZ(1)};
+
+	return pvg_tags_walk_arg(fcinfo, &test, false);
+}
+
+/* _tags_expire_in(v anyelement, at timestamptz) -> anyelement: tagged values inside past their retain-until set to NULL */
+Datum
+pvg_tags_expire_in(PG_FUNCTION_ARGS)
+{
+	PvgTagsTest test = {NULL, PG_GETARG_TIMESTAMPTZ(1)};
+
+	return pvg_tags_walk_arg(fcinfo, &test, true);
 }
 
 /* what the default-tag trigger needs for one table, per statement */

@@ -45,7 +45,8 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- withheld), _tag_erasable, _tags_erasable, _tags_erase and _tag_report_value
 -- (the tagged erasure and subject_report run as the table owner; they answer
 -- only given the digest key), _tags_expired and _tags_expire (the expiry of
--- tagged arrays, as the owner; retain-until is public), _tag_default (a trigger function: a
+-- tagged arrays, as the owner; retain-until is public), and their _in forms
+-- for tagged values inside composites, _tag_default (a trigger function: a
 -- partition created by a table's owner clones it), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
 SELECT is_empty($$
@@ -57,6 +58,7 @@ SELECT is_empty($$
                              'reveal', 'tag', 'tag_purposes', 'tag_retain_until',
                              'privacy_notice', 'length', '_tag_erasable', '_tag_report_value',
                              '_tags_erasable', '_tags_erase', '_tags_expired', '_tags_expire',
+                             '_tags_erasable_in', '_tags_erase_in', '_tags_expired_in', '_tags_expire_in',
                              '_tag_default')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
