@@ -629,13 +629,14 @@ pvg_tag_report_value(PG_FUNCTION_ARGS)
 }
 
 /*
- * Arrays of tagged values (of a tagged type, or of a domain over one): the
- * erasure's tests applied to every element.  The forget test is whether a
+ * The erasure's tests over tagged values held in a column's value: in an
+ * array of a tagged type (or of a domain over one), and inside composite
+ * values and arrays of arrays at any depth.  The forget test is whether a
  * tag names the subject (answered only with the digest key, as for a
  * single value); the expiry test whether a retain-until has passed.  The
- * erasing forms return the array with the matching elements set to NULL,
- * its dimensions and bounds kept, as a tagged column's value is set to
- * NULL.
+ * erasing forms return the value with the matching tagged values set to
+ * NULL, rebuilt around them: arrays keep their dimensions and bounds,
+ * composites their other attributes.
  */
 typedef struct PvgTagsTest
 {
@@ -655,98 +656,11 @@ pvg_tags_match(Datum elem, const PvgTagsTest *test)
 }
 
 /*
- * With erase, arr with the elements that match test set to NULL (arr
- * itself when none do); without, whether any element matches.
- */
-static Datum
-pvg_tags_apply(ArrayType *arr, const PvgTagsTest *test, bool erase)
-{
-	Oid			elemtype = ARR_ELEMTYPE(arr);
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	Datum	   *elems;
-	bool	   *nulls;
-	int			n;
-	bool		any = false;
-
-	if (!pvg_type_is_tagged(getBaseType(elemtype), get_namespace_oid("privacy_guard", false)))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("array elements must be of a tagged type, not %s", format_type_be(elemtype))));
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
-	for (int i = 0; i < n; i++)
-	{
-		if (nulls[i] || !pvg_tags_match(elems[i], test))
-			continue;
-		any = true;
-		if (!erase)
-			break;
-		nulls[i] = true;
-	}
-	if (!erase)
-		return BoolGetDatum(any);
-	if (!any)
-		return PointerGetDatum(arr);
-	return PointerGetDatum(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr), ARR_LBOUND(arr),
-											  elemtype, typlen, typbyval, typalign));
-}
-
-/* _tags_erasable(arr anyarray, subject text, secret bytea) -> boolean: any element's tag names the subject */
-Datum
-pvg_tags_erasable(PG_FUNCTION_ARGS)
-{
-	PvgTagsTest test = {0};
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_BOOL(false);
-	pvg_tag_require_key(fcinfo, 2);
-	test.subject = PG_GETARG_TEXT_PP(1);
-	return pvg_tags_apply(PG_GETARG_ARRAYTYPE_P(0), &test, false);
-}
-
-/* _tags_erase(arr anyarray, subject text, secret bytea) -> anyarray: the subject's elements set to NULL */
-Datum
-pvg_tags_erase(PG_FUNCTION_ARGS)
-{
-	PvgTagsTest test = {0};
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	if (PG_ARGISNULL(1))
-		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
-	pvg_tag_require_key(fcinfo, 2);
-	test.subject = PG_GETARG_TEXT_PP(1);
-	return pvg_tags_apply(PG_GETARG_ARRAYTYPE_P(0), &test, true);
-}
-
-/* _tags_expired(arr anyarray, at timestamptz) -> boolean: any element's retain-until has passed at `at` */
-Datum
-pvg_tags_expired(PG_FUNCTION_ARGS)
-{
-	PvgTagsTest test = {NULL, PG_GETARG_TIMESTAMPTZ(1)};
-
-	return pvg_tags_apply(PG_GETARG_ARRAYTYPE_P(0), &test, false);
-}
-
-/* _tags_expire(arr anyarray, at timestamptz) -> anyarray: elements past their retain-until set to NULL */
-Datum
-pvg_tags_expire(PG_FUNCTION_ARGS)
-{
-	PvgTagsTest test = {NULL, PG_GETARG_TIMESTAMPTZ(1)};
-
-	return pvg_tags_apply(PG_GETARG_ARRAYTYPE_P(0), &test, true);
-}
-
-/*
- * Tagged values inside a composite value (a column of a composite type, or
- * a domain over one, holding tagged values at any depth: in attributes, in
- * arrays, in composites within composites).  The walk visits every tagged
- * value; with erase, the matching ones are set to NULL and the value is
- * rebuilt around them, its type, its other attributes and its arrays'
- * shapes kept.  *any says whether one matched.  *isnull is set when the
- * value itself is a tagged value to be erased.
+ * Walk a value of type typid for tagged values (in attributes, in arrays,
+ * in composites within composites).  With erase, the ones that match test
+ * are set to NULL and the value is rebuilt around them; without, the walk
+ * stops at the first match.  *any says whether one matched; *isnull is set
+ * when the value itself is a tagged value to be erased.
  */
 static Datum
 pvg_tags_walk(Datum d, Oid typid, Oid nsp, const PvgTagsTest *test, bool erase, bool *any, bool *isnull)
@@ -833,67 +747,114 @@ pvg_tags_walk(Datum d, Oid typid, Oid nsp, const PvgTagsTest *test, bool erase, 
 	return d;
 }
 
-/* the walk over a value of the function's first argument's type (anyelement) */
+/*
+ * The SQL entry points: (v, subject text, secret bytea) for the forget
+ * test, (v, at timestamptz) for the expiry test; erase says whether the
+ * value is returned rebuilt or only whether a tagged value matched.  The
+ * _tags_* forms take arrays of tagged values only (the columns the round
+ * calls them for); the _tags_*_in forms any value.
+ */
 static Datum
-pvg_tags_walk_arg(FunctionCallInfo fcinfo, const PvgTagsTest *test, bool erase)
+pvg_tags_entry(FunctionCallInfo fcinfo, bool by_subject, bool erase, bool arrays_only)
 {
+	PvgTagsTest test = {0};
+	Oid			nsp = get_namespace_oid("privacy_guard", false);
+	Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
 	bool		any = false;
 	bool		gone;
 	Datum		result;
 
-	result = pvg_tags_walk(PG_GETARG_DATUM(0), get_fn_expr_argtype(fcinfo->flinfo, 0),
-						   get_namespace_oid("privacy_guard", false), test, erase, &any, &gone);
+	if (by_subject)
+	{
+		if (PG_ARGISNULL(0))
+		{
+			if (erase)
+				PG_RETURN_NULL();
+			PG_RETURN_BOOL(false);
+		}
+		if (PG_ARGISNULL(1))
+		{
+			if (erase)
+				PG_RETURN_DATUM(PG_GETARG_DATUM(0));
+			PG_RETURN_BOOL(false);
+		}
+		pvg_tag_require_key(fcinfo, 2);
+		test.subject = PG_GETARG_TEXT_PP(1);
+	}
+	else
+		test.at = PG_GETARG_TIMESTAMPTZ(1);	/* STRICT */
+	if (arrays_only)
+	{
+		Oid			elemtype = get_element_type(getBaseType(argtype));
+
+		if (!OidIsValid(elemtype) || !pvg_type_is_tagged(getBaseType(elemtype), nsp))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("array elements must be of a tagged type, not %s",
+							format_type_be(OidIsValid(elemtype) ? elemtype : argtype))));
+	}
+	result = pvg_tags_walk(PG_GETARG_DATUM(0), argtype, nsp, &test, erase, &any, &gone);
 	if (!erase)
-		return BoolGetDatum(any);
+		PG_RETURN_BOOL(any);
 	if (gone)
 		PG_RETURN_NULL();
 	return result;
+}
+
+/* _tags_erasable(arr anyarray, subject text, secret bytea) -> boolean: an element's tag names the subject */
+Datum
+pvg_tags_erasable(PG_FUNCTION_ARGS)
+{
+	return pvg_tags_entry(fcinfo, true, false, true);
+}
+
+/* _tags_erase(arr anyarray, subject text, secret bytea) -> anyarray: the subject's elements set to NULL */
+Datum
+pvg_tags_erase(PG_FUNCTION_ARGS)
+{
+	return pvg_tags_entry(fcinfo, true, true, true);
+}
+
+/* _tags_expired(arr anyarray, at timestamptz) -> boolean: an element's retain-until has passed at `at` */
+Datum
+pvg_tags_expired(PG_FUNCTION_ARGS)
+{
+	return pvg_tags_entry(fcinfo, false, false, true);
+}
+
+/* _tags_expire(arr anyarray, at timestamptz) -> anyarray: elements past their retain-until set to NULL */
+Datum
+pvg_tags_expire(PG_FUNCTION_ARGS)
+{
+	return pvg_tags_entry(fcinfo, false, true, true);
 }
 
 /* _tags_erasable_in(v anyelement, subject text, secret bytea) -> boolean: a tagged value inside names the subject */
 Datum
 pvg_tags_erasable_in(PG_FUNCTION_ARGS)
 {
-	PvgTagsTest test = {0};
-
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		PG_RETURN_BOOL(false);
-	pvg_tag_require_key(fcinfo, 2);
-	test.subject = PG_GETARG_TEXT_PP(1);
-	return pvg_tags_walk_arg(fcinfo, &test, false);
+	return pvg_tags_entry(fcinfo, true, false, false);
 }
 
 /* _tags_erase_in(v anyelement, subject text, secret bytea) -> anyelement: the subject's tagged values inside set to NULL */
 Datum
 pvg_tags_erase_in(PG_FUNCTION_ARGS)
 {
-	PvgTagsTest test = {0};
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	if (PG_ARGISNULL(1))
-		PG_RETURN_DATUM(PG_GETARG_DATUM(0));
-	pvg_tag_require_key(fcinfo, 2);
-	test.subject = PG_GETARG_TEXT_PP(1);
-	return pvg_tags_walk_arg(fcinfo, &test, true);
+	return pvg_tags_entry(fcinfo, true, true, false);
 }
 
 /* _tags_expired_in(v anyelement, at timestamptz) -> boolean: a tagged value inside is past its retain-until */
 Datum
 pvg_tags_expired_in(PG_FUNCTION_ARGS)
 {
-	PvgTagsTest test = {NULL, PG_GETARG_TIMESTAMPTZ(1)};
-
-	return pvg_tags_walk_arg(fcinfo, &test, false);
+	return pvg_tags_entry(fcinfo, false, false, false);
 }
 
 /* _tags_expire_in(v anyelement, at timestamptz) -> anyelement: tagged values inside past their retain-until set to NULL */
 Datum
 pvg_tags_expire_in(PG_FUNCTION_ARGS)
 {
-	PvgTagsTest test = {NULL, PG_GETARG_TIMESTAMPTZ(1)};
-
-	return pvg_tags_walk_arg(fcinfo, &test, true);
+	return pvg_tags_entry(fcinfo, false, true, false);
 }
 
 /* what the default-tag trigger needs for one table, per statement */
