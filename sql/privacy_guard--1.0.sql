@@ -2367,6 +2367,44 @@ $$;
 COMMENT ON FUNCTION privacy_guard._install_default_tag(regclass, boolean) IS 'Internal: add (protect, and tag the plain values stored) or remove (unprotect) the default-tag trigger';
 
 /* Every column of a tagged type (or a domain over one) in the database's tables. */
+/*
+ * Every type that holds tagged values, and how, found through pg_depend's
+ * index (columns and domains depend on their type, an array type on its
+ * element type, and a composite type's, or a table's row type's,
+ * attributes on theirs): 'value', a tagged type or a domain over one;
+ * 'array', an array of those or a domain over it; 'nested', anything else
+ * holding tagged values (composites, arrays of arrays, at any depth).
+ */
+CREATE FUNCTION privacy_guard._tagged_type_kinds()
+RETURNS TABLE (typid oid, kind text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE tagged(oid, kind) AS (
+		SELECT t.oid, 'value' FROM pg_type t
+		 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
+						 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
+		UNION
+		SELECT n.oid, n.kind
+		  FROM tagged
+		  JOIN pg_depend d ON d.refobjid = tagged.oid AND d.refclassid = 'pg_type'::regclass
+		 CROSS JOIN LATERAL (
+			SELECT x.oid, CASE WHEN x.typtype = 'd' THEN tagged.kind
+							   WHEN tagged.kind = 'value' THEN 'array' ELSE 'nested' END AS kind
+			  FROM pg_type x
+			 WHERE d.classid = 'pg_type'::regclass AND x.oid = d.objid
+			   AND ((x.typtype = 'd' AND x.typbasetype = tagged.oid)
+					OR (x.typelem = tagged.oid
+						AND x.typsubscript = 'pg_catalog.array_subscript_handler'::regproc))
+			UNION ALL
+			SELECT c.reltype, 'nested'
+			  FROM pg_class c
+			 WHERE d.classid = 'pg_class'::regclass AND d.objsubid > 0 AND c.oid = d.objid
+			   AND c.relkind IN ('c', 'r', 'p')) n)
+	SELECT tagged.oid, tagged.kind FROM tagged
+$$;
+COMMENT ON FUNCTION privacy_guard._tagged_type_kinds() IS 'Internal: every type holding tagged values, and how (value, array, nested)';
+
 CREATE FUNCTION privacy_guard._tagged_columns()
 RETURNS TABLE (relid regclass, colname name, is_array boolean, nested boolean)
 LANGUAGE plpgsql STABLE
@@ -2374,39 +2412,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	RETURN QUERY
-		/*
-		 * Through pg_depend's index: columns and domains depend on their
-		 * type, an array type on its element type, and a composite type's
-		 * (or a table's row type's) attributes on theirs.  A type's kind:
-		 * 'value' (a tagged type or a domain over one), 'array' (an array
-		 * of those, or a domain over it), 'nested' (anything else holding
-		 * tagged values: composites, arrays of arrays, at any depth).
-		 */
-		WITH RECURSIVE tagged(oid, kind) AS (
-			SELECT t.oid, 'value' FROM pg_type t
-			 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
-							 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
-			UNION
-			SELECT n.oid, n.kind
-			  FROM tagged
-			  JOIN pg_depend d ON d.refobjid = tagged.oid AND d.refclassid = 'pg_type'::regclass
-			 CROSS JOIN LATERAL (
-				SELECT x.oid, CASE WHEN x.typtype = 'd' THEN tagged.kind
-								   WHEN tagged.kind = 'value' THEN 'array' ELSE 'nested' END AS kind
-				  FROM pg_type x
-				 WHERE d.classid = 'pg_type'::regclass AND x.oid = d.objid
-				   AND ((x.typtype = 'd' AND x.typbasetype = tagged.oid)
-						OR (x.typelem = tagged.oid
-							AND x.typsubscript = 'pg_catalog.array_subscript_handler'::regproc))
-				UNION ALL
-				SELECT c.reltype, 'nested'
-				  FROM pg_class c
-				 WHERE d.classid = 'pg_class'::regclass AND d.objsubid > 0 AND c.oid = d.objid
-				   AND c.relkind IN ('c', 'r', 'p')) n)
+		/* through pg_depend's index: a column depends on its type */
 		SELECT c.oid::regclass, a.attname, tg.kind = 'array', tg.kind = 'nested'
-		  FROM pg_depend d
-		  JOIN tagged tg ON tg.oid = d.refobjid
-		  JOIN pg_attribute a ON a.attrelid = d.objid AND a.attnum = d.objsubid AND a.atttypid = tg.oid
+		  FROM privacy_guard._tagged_type_kinds() tg
+		  JOIN pg_depend d ON d.refobjid = tg.typid
+		  JOIN pg_attribute a ON a.attrelid = d.objid AND a.attnum = d.objsubid AND a.atttypid = tg.typid
 		  JOIN pg_class c ON c.oid = a.attrelid
 		 WHERE d.refclassid = 'pg_type'::regclass
 		   AND d.classid = 'pg_class'::regclass AND d.objsubid > 0
@@ -2627,13 +2637,7 @@ RETURNS SETOF oid
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	WITH RECURSIVE tagged(oid) AS (
-		SELECT t.oid FROM pg_type t
-		 WHERE t.oid IN ('privacy_guard.tagged_text'::regtype, 'privacy_guard.tagged_date'::regtype,
-						 'privacy_guard.tagged_numeric'::regtype, 'privacy_guard.tagged_jsonb'::regtype)
-		UNION
-		SELECT d.oid FROM pg_type d JOIN tagged ON d.typbasetype = tagged.oid WHERE d.typtype = 'd')
-	SELECT tagged.oid FROM tagged
+	SELECT k.typid FROM privacy_guard._tagged_type_kinds() k WHERE k.kind = 'value'
 $$;
 COMMENT ON FUNCTION privacy_guard._tagged_types() IS 'Internal: the tagged types and the domains over them';
 
@@ -2643,52 +2647,22 @@ RETURNS SETOF oid
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	WITH RECURSIVE arr(oid) AS (
-		SELECT y.oid FROM pg_type y
-		 WHERE y.typelem IN (SELECT privacy_guard._tagged_types())
-		   AND y.typsubscript = 'pg_catalog.array_subscript_handler'::regproc
-		UNION
-		SELECT d.oid FROM pg_type d JOIN arr ON d.typbasetype = arr.oid WHERE d.typtype = 'd')
-	SELECT arr.oid FROM arr
+	SELECT k.typid FROM privacy_guard._tagged_type_kinds() k WHERE k.kind = 'array'
 $$;
 COMMENT ON FUNCTION privacy_guard._tagged_array_types() IS 'Internal: the arrays of tagged types and the domains over them';
 
 /*
- * Composite types with a tagged value inside (an attribute of a tagged
- * type, an array of one, or such a composite, at any depth), arrays whose
+ * Composite types with a tagged value inside (at any depth), arrays whose
  * elements are themselves arrays of tagged values (an array of a domain
  * over one), with their arrays and the domains over them: tagged values
- * the erasure cannot reach.
+ * the erasure reaches, but the report and the register do not read.
  */
 CREATE FUNCTION privacy_guard._tagged_container_types()
 RETURNS SETOF oid
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	WITH RECURSIVE inner_type(oid) AS (
-		SELECT privacy_guard._tagged_types()
-		UNION
-		SELECT privacy_guard._tagged_array_types()),
-	holder(oid) AS (
-		SELECT t.oid FROM pg_type t
-		 WHERE t.typtype = 'c'
-		   AND EXISTS (SELECT 1 FROM pg_attribute a
-						WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
-						  AND a.atttypid IN (SELECT i.oid FROM inner_type i))
-		UNION
-		/* an array of a domain over an array of tagged values: arrays as elements */
-		SELECT y.oid FROM pg_type y
-		 WHERE y.typelem IN (SELECT privacy_guard._tagged_array_types())
-		   AND y.typsubscript = 'pg_catalog.array_subscript_handler'::regproc
-		UNION
-		SELECT x.oid FROM holder h
-		  JOIN pg_type x
-			ON (x.typtype = 'd' AND x.typbasetype = h.oid)
-			OR (x.typelem = h.oid AND x.typsubscript = 'pg_catalog.array_subscript_handler'::regproc)
-			OR (x.typtype = 'c' AND EXISTS (SELECT 1 FROM pg_attribute a
-											 WHERE a.attrelid = x.typrelid AND a.attnum > 0
-											   AND NOT a.attisdropped AND a.atttypid = h.oid)))
-	SELECT holder.oid FROM holder
+	SELECT k.typid FROM privacy_guard._tagged_type_kinds() k WHERE k.kind = 'nested'
 $$;
 COMMENT ON FUNCTION privacy_guard._tagged_container_types() IS 'Internal: composite types holding tagged values, their arrays and the domains over them';
 

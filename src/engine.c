@@ -171,6 +171,37 @@ pvg_plan_for(Oid relid, Oid owner, const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
+ * Become a table's owner for statements that may run the owner's code
+ * (triggers, rules, defaults, index expressions, type and domain
+ * functions): that code gets the owner's rights, never the extension
+ * owner's, in a restricted security context (no SET ROLE, no temporary
+ * objects, no changes to session state), with FORCE ROW LEVEL SECURITY
+ * lifted for the owner only (as PostgreSQL's own foreign-key checks do),
+ * the DDL guard and the ledger's lock on (pvg_guard_hold), and the given
+ * search_path in a GUC level of its own, which pvg_as_owner_end() (or the
+ * error path) undoes.
+ */
+void
+pvg_as_owner_begin(Oid owner, const char *search_path, PvgAsOwner *st)
+{
+	st->guard_was_off = pvg_guard_hold();
+	GetUserIdAndSecContext(&st->save_userid, &st->save_sec);
+	SetUserIdAndSecContext(owner, st->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
+	st->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", search_path,
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+void
+pvg_as_owner_end(PvgAsOwner *st)
+{
+	AtEOXact_GUC(true, st->save_nestlevel);
+	SetUserIdAndSecContext(st->save_userid, st->save_sec);
+	pvg_guard_restore(st->guard_was_off);
+}
+
+/*
  * Run sql with two parameters as the owner of relid, with the default
  * search_path the owner's triggers expect (the statement itself names
  * every table by its qualified name), waiting at most half a second for a
@@ -183,13 +214,10 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 {
 	HeapTuple	tup;
 	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
-	int			save_nestlevel;
+	PvgAsOwner	as_owner;
 	int			rc;
 	bool		cacheable;
 	SPIPlanPtr volatile plan;
-	bool		guard_was_off;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
@@ -206,14 +234,8 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 	cacheable = !((Form_pg_class) GETSTRUCT(tup))->relhasrules;
 	ReleaseSysCache(tup);
 
-	/* the owner's triggers never run with the DDL guard or the ledger's lock off */
-	guard_was_off = pvg_guard_hold();
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "\"$user\", public",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	/* the owner's own default search_path: the statement names every table in full */
+	pvg_as_owner_begin(owner, "\"$user\", public", &as_owner);
 	/* rows an application holds locked are left for the next round */
 	(void) set_config_option("lock_timeout", PVG_ENGINE_LOCK_TIMEOUT,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -245,9 +267,7 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 	if (rc < 0)
 		elog(ERROR, "executing an engine statement failed: %s", SPI_result_code_string(rc));
 
-	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	pvg_guard_restore(guard_was_off);
+	pvg_as_owner_end(&as_owner);
 	return rc;
 }
 

@@ -93,6 +93,17 @@ extern void pvg_audit_row(PvgAuditRead *r);
 extern void pvg_audit_row_int(PvgAuditRead *r, int64 subject);
 extern void pvg_audit_row_text(PvgAuditRead *r, const char *subject, int len);
 
+/* engine.c: code of a table's owner runs as that owner, never as ours */
+typedef struct PvgAsOwner
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			save_nestlevel;
+	bool		guard_was_off;
+} PvgAsOwner;
+extern void pvg_as_owner_begin(Oid owner, const char *search_path, PvgAsOwner *st);
+extern void pvg_as_owner_end(PvgAsOwner *st);
+
 /* ddl_guard.c */
 extern void pvg_ddl_guard_init(void);
 extern bool pvg_guard_hold(void);

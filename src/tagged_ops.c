@@ -542,10 +542,10 @@ pvg_tag_read_secret(MemoryContext cxt)
  * Error unless argument argno is the database's digest key, which only the
  * erasure engine and subject_report() hold: the matchers below run as a
  * table's owner, who must not learn whose a withheld value is.  The key is
- * read once per call site and compared in constant time.
+ * read once per call site (kept in *cached) and compared in constant time.
  */
 static void
-pvg_tag_require_key(FunctionCallInfo fcinfo, int argno)
+pvg_tag_check_key(FunctionCallInfo fcinfo, int argno, bytea **cached)
 {
 	bytea	   *secret;
 	bytea	   *given;
@@ -553,11 +553,11 @@ pvg_tag_require_key(FunctionCallInfo fcinfo, int argno)
 	int			len;
 	unsigned char diff = 0;
 
-	secret = (bytea *) fcinfo->flinfo->fn_extra;
+	secret = *cached;
 	if (secret == NULL)
 	{
 		secret = pvg_tag_read_secret(fcinfo->flinfo->fn_mcxt);
-		fcinfo->flinfo->fn_extra = secret;
+		*cached = secret;
 	}
 	given = PG_ARGISNULL(argno) ? NULL : PG_GETARG_BYTEA_PP(argno);
 	len = given ? VARSIZE_ANY_EXHDR(given) : -1;
@@ -572,6 +572,13 @@ pvg_tag_require_key(FunctionCallInfo fcinfo, int argno)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only privacy_guard itself may match tagged values by subject")));
+}
+
+/* pvg_tag_check_key with the key kept in the call site's fn_extra */
+static void
+pvg_tag_require_key(FunctionCallInfo fcinfo, int argno)
+{
+	pvg_tag_check_key(fcinfo, argno, (bytea **) &fcinfo->flinfo->fn_extra);
 }
 
 /* Whether the tag names exactly this subject key (bytes, as stored). */
@@ -656,6 +663,71 @@ pvg_tags_match(Datum elem, const PvgTagsTest *test)
 }
 
 /*
+ * What a walk needs to know of each type it meets, looked up once per call
+ * site (the erasure calls the function for every row of a column).
+ */
+typedef enum PvgTypeKind
+{
+	PVG_TK_TAGGED,				/* a tagged type, or a domain over one */
+	PVG_TK_ARRAY,				/* an array (or a domain over one) */
+	PVG_TK_ROW,					/* a composite type (or a domain over one) */
+	PVG_TK_OTHER				/* nothing that can hold tagged values */
+} PvgTypeKind;
+
+typedef struct PvgTypeInfo
+{
+	Oid			typid;
+	PvgTypeKind kind;
+	Oid			elemtype;		/* PVG_TK_ARRAY: the element type, and how it is stored */
+	int16		elemlen;
+	bool		elembyval;
+	char		elemalign;
+} PvgTypeInfo;
+
+#define PVG_TAGS_TYPES 32
+
+/* a call site's memory: the digest key and the types met */
+typedef struct PvgTagsCache
+{
+	bytea	   *secret;			/* see pvg_tag_check_key */
+	Oid			nsp;
+	bool		checked;		/* the _tags_* forms: the argument's type checked */
+	int			ntypes;
+	PvgTypeInfo types[PVG_TAGS_TYPES];
+	PvgTypeInfo spill;			/* a type met once the array is full */
+} PvgTagsCache;
+
+static const PvgTypeInfo *
+pvg_tags_type(PvgTagsCache *cache, Oid typid)
+{
+	PvgTypeInfo *t;
+	Oid			base;
+
+	for (int i = 0; i < cache->ntypes; i++)
+	{
+		if (cache->types[i].typid == typid)
+			return &cache->types[i];
+	}
+	t = cache->ntypes < PVG_TAGS_TYPES ? &cache->types[cache->ntypes++] : &cache->spill;
+	memset(t, 0, sizeof(PvgTypeInfo));
+	t->typid = typid;
+	base = getBaseType(typid);
+	t->elemtype = get_element_type(base);
+	if (pvg_type_is_tagged(base, cache->nsp))
+		t->kind = PVG_TK_TAGGED;
+	else if (OidIsValid(t->elemtype))
+	{
+		t->kind = PVG_TK_ARRAY;
+		get_typlenbyvalalign(t->elemtype, &t->elemlen, &t->elembyval, &t->elemalign);
+	}
+	else if (type_is_rowtype(base))
+		t->kind = PVG_TK_ROW;
+	else
+		t->kind = PVG_TK_OTHER;
+	return t;
+}
+
+/*
  * Walk a value of type typid for tagged values (in attributes, in arrays,
  * in composites within composites).  With erase, the ones that match test
  * are set to NULL and the value is rebuilt around them; without, the walk
@@ -663,14 +735,14 @@ pvg_tags_match(Datum elem, const PvgTagsTest *test)
  * when the value itself is a tagged value to be erased.
  */
 static Datum
-pvg_tags_walk(Datum d, Oid typid, Oid nsp, const PvgTagsTest *test, bool erase, bool *any, bool *isnull)
+pvg_tags_walk(Datum d, Oid typid, PvgTagsCache *cache, const PvgTagsTest *test, bool erase,
+			  bool *any, bool *isnull)
 {
-	Oid			base = getBaseType(typid);
-	Oid			elemtype;
+	const PvgTypeInfo *t = pvg_tags_type(cache, typid);
 
 	check_stack_depth();
 	*isnull = false;
-	if (pvg_type_is_tagged(base, nsp))
+	if (t->kind == PVG_TK_TAGGED)
 	{
 		if (pvg_tags_match(d, test))
 		{
@@ -679,20 +751,20 @@ pvg_tags_walk(Datum d, Oid typid, Oid nsp, const PvgTagsTest *test, bool erase, 
 		}
 		return d;
 	}
-	elemtype = get_element_type(base);
-	if (OidIsValid(elemtype))
+	if (t->kind == PVG_TK_ARRAY)
 	{
 		ArrayType  *arr = DatumGetArrayTypeP(d);
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
+		Oid			elemtype = t->elemtype;
+		int16		elemlen = t->elemlen;
+		bool		elembyval = t->elembyval;
+		char		elemalign = t->elemalign;
 		Datum	   *elems;
 		bool	   *nulls;
 		int			n;
 		bool		changed = false;
 
-		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-		deconstruct_array(arr, elemtype, typlen, typbyval, typalign, &elems, &nulls, &n);
+		/* t may be the spill entry, which the walk below reuses */
+		deconstruct_array(arr, elemtype, elemlen, elembyval, elemalign, &elems, &nulls, &n);
 		for (int i = 0; i < n && (erase || !*any); i++)
 		{
 			bool		sub = false;
@@ -700,7 +772,7 @@ pvg_tags_walk(Datum d, Oid typid, Oid nsp, const PvgTagsTest *test, bool erase, 
 
 			if (nulls[i])
 				continue;
-			elems[i] = pvg_tags_walk(elems[i], elemtype, nsp, test, erase, &sub, &gone);
+			elems[i] = pvg_tags_walk(elems[i], elemtype, cache, test, erase, &sub, &gone);
 			nulls[i] = gone;
 			if (sub)
 				*any = changed = true;
@@ -708,9 +780,9 @@ pvg_tags_walk(Datum d, Oid typid, Oid nsp, const PvgTagsTest *test, bool erase, 
 		if (!erase || !changed)
 			return d;
 		return PointerGetDatum(construct_md_array(elems, nulls, ARR_NDIM(arr), ARR_DIMS(arr),
-												  ARR_LBOUND(arr), elemtype, typlen, typbyval, typalign));
+												  ARR_LBOUND(arr), elemtype, elemlen, elembyval, elemalign));
 	}
-	if (type_is_rowtype(base))
+	if (t->kind == PVG_TK_ROW)
 	{
 		HeapTupleHeader th = DatumGetHeapTupleHeader(d);
 		TupleDesc	desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(th),
@@ -734,7 +806,7 @@ pvg_tags_walk(Datum d, Oid typid, Oid nsp, const PvgTagsTest *test, bool erase, 
 
 			if (att->attisdropped || nulls[i])
 				continue;
-			values[i] = pvg_tags_walk(values[i], att->atttypid, nsp, test, erase, &sub, &gone);
+			values[i] = pvg_tags_walk(values[i], att->atttypid, cache, test, erase, &sub, &gone);
 			nulls[i] = gone;
 			if (sub)
 				*any = changed = true;
@@ -752,18 +824,25 @@ pvg_tags_walk(Datum d, Oid typid, Oid nsp, const PvgTagsTest *test, bool erase, 
  * test, (v, at timestamptz) for the expiry test; erase says whether the
  * value is returned rebuilt or only whether a tagged value matched.  The
  * _tags_* forms take arrays of tagged values only (the columns the round
- * calls them for); the _tags_*_in forms any value.
+ * calls them for), checked once per call site; the _tags_*_in forms any
+ * value.
  */
 static Datum
 pvg_tags_entry(FunctionCallInfo fcinfo, bool by_subject, bool erase, bool arrays_only)
 {
 	PvgTagsTest test = {0};
-	Oid			nsp = get_namespace_oid("privacy_guard", false);
 	Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, 0);
+	PvgTagsCache *cache = (PvgTagsCache *) fcinfo->flinfo->fn_extra;
 	bool		any = false;
 	bool		gone;
 	Datum		result;
 
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PvgTagsCache));
+		cache->nsp = get_namespace_oid("privacy_guard", false);
+		fcinfo->flinfo->fn_extra = cache;
+	}
 	if (by_subject)
 	{
 		if (PG_ARGISNULL(0))
@@ -778,22 +857,24 @@ pvg_tags_entry(FunctionCallInfo fcinfo, bool by_subject, bool erase, bool arrays
 				PG_RETURN_DATUM(PG_GETARG_DATUM(0));
 			PG_RETURN_BOOL(false);
 		}
-		pvg_tag_require_key(fcinfo, 2);
+		pvg_tag_check_key(fcinfo, 2, &cache->secret);
 		test.subject = PG_GETARG_TEXT_PP(1);
 	}
 	else
 		test.at = PG_GETARG_TIMESTAMPTZ(1);	/* STRICT */
-	if (arrays_only)
+	if (arrays_only && !cache->checked)
 	{
-		Oid			elemtype = get_element_type(getBaseType(argtype));
+		const PvgTypeInfo *t = pvg_tags_type(cache, argtype);
+		const PvgTypeInfo *e = t->kind == PVG_TK_ARRAY ? pvg_tags_type(cache, t->elemtype) : NULL;
 
-		if (!OidIsValid(elemtype) || !pvg_type_is_tagged(getBaseType(elemtype), nsp))
+		if (e == NULL || e->kind != PVG_TK_TAGGED)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("array elements must be of a tagged type, not %s",
-							format_type_be(OidIsValid(elemtype) ? elemtype : argtype))));
+							format_type_be(e != NULL ? e->typid : argtype))));
+		cache->checked = true;
 	}
-	result = pvg_tags_walk(PG_GETARG_DATUM(0), argtype, nsp, &test, erase, &any, &gone);
+	result = pvg_tags_walk(PG_GETARG_DATUM(0), argtype, cache, &test, erase, &any, &gone);
 	if (!erase)
 		PG_RETURN_BOOL(any);
 	if (gone)
@@ -865,6 +946,9 @@ typedef struct PvgDefaultTag
 	int			ncols;
 	AttrNumber	cols[MaxHeapAttributeNumber];
 	Oid			elemtype[MaxHeapAttributeNumber];	/* an array column's element type, else InvalidOid */
+	int16		elemlen[MaxHeapAttributeNumber];	/* ... and how its elements are stored */
+	bool		elembyval[MaxHeapAttributeNumber];
+	char		elemalign[MaxHeapAttributeNumber];
 	int			npurposes;
 	int32		purposes[PVG_TAG_MAX_PURPOSES];
 	AttrNumber	subject_att;
@@ -929,6 +1013,8 @@ pvg_default_tag_setup(PvgDefaultTag *dt, Relation rel, MemoryContext cxt)
 		{
 			/* an array of tagged values: its plain elements get the default tag */
 			dt->elemtype[dt->ncols] = get_element_type(base);
+			get_typlenbyvalalign(dt->elemtype[dt->ncols], &dt->elemlen[dt->ncols],
+								 &dt->elembyval[dt->ncols], &dt->elemalign[dt->ncols]);
 			dt->cols[dt->ncols++] = att->attnum;
 		}
 	}
@@ -983,37 +1069,58 @@ pvg_default_retain_until(PvgDefaultTag *dt, Datum v)
 	return 0;
 }
 
+/* one row's default tag, built when the row's first plain value is met */
+typedef struct PvgRowTag
+{
+	bool		built;
+	PvgTag		tag;
+} PvgRowTag;
+
 /*
  * The value v with the column's default tag, if v is plain (awaiting one):
  * the table's purposes, the row's subject and retention_column + retention
- * (values and nulls are the row's).  NULL when v carries a tag of its own.
+ * (values and nulls are the row's; row keeps them for its other values).
+ * NULL when v carries a tag of its own.
  */
 static struct varlena *
-pvg_default_tagged(PvgDefaultTag *dt, Datum *values, bool *nulls, Datum v)
+pvg_default_tagged(PvgDefaultTag *dt, Datum *values, bool *nulls, PvgRowTag *row, Datum v)
 {
 	PvgTag		tag;
 
 	pvg_tag_decode(PG_DETOAST_DATUM_PACKED(v), &tag);
 	if (!(tag.flags & PVG_TAG_F_DEFAULT))
 		return NULL;
-	tag.flags = 0;
-	tag.npurposes = dt->npurposes;
-	memcpy(tag.purposes, dt->purposes, sizeof(int32) * dt->npurposes);
-	pvg_tag_sort_purposes(&tag);
-	if (dt->subject_att != InvalidAttrNumber && !nulls[dt->subject_att - 1])
+	if (!row->built)
 	{
-		char	   *s = OutputFunctionCall(&dt->subject_out, values[dt->subject_att - 1]);
+		PvgTag	   *d = &row->tag;
 
-		pvg_tag_check_subject(s, strlen(s));
-		tag.subject = s;
-		tag.subject_len = strlen(s);
-		tag.flags |= PVG_TAG_F_SUBJECT;
+		d->flags = 0;
+		d->npurposes = dt->npurposes;
+		memcpy(d->purposes, dt->purposes, sizeof(int32) * dt->npurposes);
+		pvg_tag_sort_purposes(d);
+		if (dt->subject_att != InvalidAttrNumber && !nulls[dt->subject_att - 1])
+		{
+			char	   *s = OutputFunctionCall(&dt->subject_out, values[dt->subject_att - 1]);
+
+			pvg_tag_check_subject(s, strlen(s));
+			d->subject = s;
+			d->subject_len = strlen(s);
+			d->flags |= PVG_TAG_F_SUBJECT;
+		}
+		if (dt->has_retention && !nulls[dt->retention_att - 1])
+		{
+			d->retain_until = pvg_default_retain_until(dt, values[dt->retention_att - 1]);
+			d->flags |= PVG_TAG_F_RETAIN;
+		}
+		row->built = true;
 	}
-	if (dt->has_retention && !nulls[dt->retention_att - 1])
-	{
-		tag.retain_until = pvg_default_retain_until(dt, values[dt->retention_att - 1]);
-		tag.flags |= PVG_TAG_F_RETAIN;
-	}
+	/* the plain value's own kind and payload, under the row's tag */
+	tag.flags = row->tag.flags;
+	tag.npurposes = row->tag.npurposes;
+	memcpy(tag.purposes, row->tag.purposes, sizeof(int32) * row->tag.npurposes);
+	tag.subject = row->tag.subject;
+	tag.subject_len = row->tag.subject_len;
+	tag.retain_until = row->tag.retain_until;
 	return pvg_tag_encode(&tag);
 }
 
@@ -1035,6 +1142,7 @@ pvg_tag_default_trigger(PG_FUNCTION_ARGS)
 	bool	   *nulls;
 	bool	   *replace;
 	bool		changed = false;
+	PvgRowTag	row = {false};
 	int			i;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
@@ -1068,21 +1176,18 @@ pvg_tag_default_trigger(PG_FUNCTION_ARGS)
 		{
 			/* an array: each plain element takes the default tag, the shape kept */
 			ArrayType  *arr = DatumGetArrayTypeP(values[a]);
-			int16		typlen;
-			bool		typbyval;
-			char		typalign;
 			Datum	   *elems;
 			bool	   *elemnulls;
 			int			n;
 			bool		elems_changed = false;
 
-			get_typlenbyvalalign(dt->elemtype[i], &typlen, &typbyval, &typalign);
-			deconstruct_array(arr, dt->elemtype[i], typlen, typbyval, typalign, &elems, &elemnulls, &n);
+			deconstruct_array(arr, dt->elemtype[i], dt->elemlen[i], dt->elembyval[i], dt->elemalign[i],
+							  &elems, &elemnulls, &n);
 			for (int j = 0; j < n; j++)
 			{
 				if (elemnulls[j])
 					continue;
-				tagged = pvg_default_tagged(dt, values, nulls, elems[j]);
+				tagged = pvg_default_tagged(dt, values, nulls, &row, elems[j]);
 				if (tagged == NULL)
 					continue;
 				elems[j] = PointerGetDatum(tagged);
@@ -1092,11 +1197,11 @@ pvg_tag_default_trigger(PG_FUNCTION_ARGS)
 				continue;
 			values[a] = PointerGetDatum(construct_md_array(elems, elemnulls, ARR_NDIM(arr), ARR_DIMS(arr),
 														   ARR_LBOUND(arr), dt->elemtype[i],
-														   typlen, typbyval, typalign));
+														   dt->elemlen[i], dt->elembyval[i], dt->elemalign[i]));
 		}
 		else
 		{
-			tagged = pvg_default_tagged(dt, values, nulls, values[a]);
+			tagged = pvg_default_tagged(dt, values, nulls, &row, values[a]);
 			if (tagged == NULL)
 				continue;
 			values[a] = PointerGetDatum(tagged);

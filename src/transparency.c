@@ -64,13 +64,10 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 	Form_pg_class cls;
 	Oid			owner;
 	char		relkind;
-	Oid			save_userid;
-	int			save_sec;
-	int			save_nestlevel;
+	PvgAsOwner	as_owner;
 	int			rc;
 	Datum		result = (Datum) 0;
 	bool		isnull = true;
-	bool		guard_was_off;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
@@ -96,13 +93,7 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("relation with OID %u is not a table", relid)));
 
-	guard_was_off = pvg_guard_hold();
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION | SECURITY_NOFORCE_RLS);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	pvg_as_owner_begin(owner, "pg_catalog, pg_temp", &as_owner);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -119,9 +110,7 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
-	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
-	pvg_guard_restore(guard_was_off);
+	pvg_as_owner_end(&as_owner);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
