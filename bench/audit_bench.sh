@@ -259,6 +259,7 @@ SUMMARY=$WORK/summary.md
 	echo "- preloaded; scans as bench_app in one session, \`$SCAN_QUERY <t>\`, $RUNS timed runs per variant after 2 warm-up"
 	echo "  rounds, rotating order; ms by psql \\timing; audit switched per statement (not timed)"
 	echo "- ratio = ratio of medians; paired = median over rounds of the same-round ratio"
+	bench_settings_md
 	echo
 	echo "| measurement | variant | runs | median | min | max | ratio | paired |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|"

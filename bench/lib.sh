@@ -31,7 +31,8 @@ bench_require_pg() {
 
 # A throwaway cluster in a private directory WORK (unix socket only, random
 # PORT), started with the settings every benchmark uses plus the lines on
-# stdin, and an empty RAW.  On exit it is stopped and removed, after the
+# stdin (durability is PostgreSQL's default: fsync, synchronous_commit and
+# full_page_writes on, as users run it), and an empty RAW.  On exit it is stopped and removed, after the
 # script's bench_on_exit if it defines one (KEEP=1 leaves it running after a
 # successful run).  Also changes into WORK, which the cluster owner can enter.
 bench_cluster() {				# mktemp prefix
@@ -55,9 +56,6 @@ bench_cluster() {				# mktemp prefix
 listen_addresses = ''
 unix_socket_directories = '$WORK'
 port = $PORT
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 shared_buffers = $SHARED_BUFFERS
 max_parallel_workers_per_gather = 0	# single-process plans for every variant
 jit = off
@@ -68,6 +66,26 @@ EOF
 		cat
 	} >>"$PGDATA/postgresql.conf"
 	as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
+	bench_settings >"$WORK/settings.txt"
+	log "settings: $(paste -sd';' "$WORK/settings.txt" | sed 's/;/; /g')"
+}
+
+# The settings a result depends on, as the server reports them (one
+# "name=value" a line); every report prints them.
+bench_settings() {
+	as_pg "$BINDIR/psql" -X -At -h "$WORK" -p "$PORT" -U postgres -d postgres -c "
+		SELECT name || '=' || pg_catalog.current_setting(name)
+		FROM pg_catalog.pg_settings
+		WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes', 'wal_level',
+					   'shared_buffers', 'max_parallel_workers_per_gather', 'jit',
+					   'autovacuum', 'max_wal_size', 'checkpoint_timeout',
+					   'shared_preload_libraries', 'server_version')
+		ORDER BY name"
+}
+
+# The settings block of a report (markdown), from bench_settings.
+bench_settings_md() {
+	echo "- server settings: $(paste -sd';' "$WORK/settings.txt" | sed 's/;/; /g')"
 }
 
 bench_cleanup() {

@@ -580,8 +580,8 @@ SUMMARY=$WORK/summary.md
 	echo
 	echo "- commit $GIT_REV$GIT_DIRTY; privacy_guard.so md5 $SO_SUM (preloaded); $SERVER_VERSION"
 	echo "- $(nproc 2>/dev/null || echo '?') CPUs; load average before $LOAD_BEFORE, after $LOAD_AFTER"
-	echo "- cluster: shared_buffers=$SHARED_BUFFERS (tables prewarmed: $PREWARM), fsync=off, synchronous_commit=off,"
-	echo "  autovacuum=off, no parallel query, jit=off; sizes: $SIZES"
+	echo "- cluster: shared_buffers=$SHARED_BUFFERS (tables prewarmed: $PREWARM); sizes: $SIZES"
+	bench_settings_md
 	echo "- purge data: $ROWS rows (id, customer_id, amount, note, created_at; primary key and indexes on"
 	echo "  customer_id and created_at), 25% older than the retention ($RETENTION), layout $LAYOUT; a fresh frozen,"
 	echo "  prewarmed copy per measurement; batch size $BATCH; $RUNS runs per variant, interleaved"

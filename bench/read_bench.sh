@@ -404,7 +404,8 @@ SUMMARY=$WORK/summary.md
 	echo "- data: $ROWS rows per table, $SUBJECTS subjects (customer_id bigint), $CONSENTING% consenting to marketing;"
 	echo "  prot_t = protect('prot_t', 'customer_id', ARRAY['billing','marketing'], '10 years', 'created_at'), all rows within retention"
 	echo "- visible rows as bench_app: $(for v in "${SCAN_VARIANTS[@]}"; do n=${v%%|*}; printf '%s %s; ' "$n" "${VISIBLE[$n]}"; done)"
-	echo "- cluster: shared_buffers=$SHARED_BUFFERS (data + indexes: $TOTAL_SIZE, prewarmed: $PREWARM), max_parallel_workers_per_gather=0 (no parallel scans, for fairness), jit=off, fsync=off, autovacuum=off (tables vacuumed after loading)"
+	echo "- cluster: shared_buffers=$SHARED_BUFFERS (data + indexes: $TOTAL_SIZE, prewarmed: $PREWARM), tables vacuumed after loading"
+	bench_settings_md
 	echo "- all reads as role bench_app (LOGIN, not superuser, not BYPASSRLS), over the unix socket"
 	echo "- scans: \`$SCAN_QUERY <t>\`, $RUNS timed runs per variant after 2 warm-up rounds, in one session,"
 	echo "  interleaved with rotating order; time = psql \\timing (client-side elapsed for the statement: parse,"

@@ -121,8 +121,24 @@ SELECT privacy_guard.set_anonymizer('shop_people', 'spend', 'generalize');
 SELECT privacy_guard.run_maintenance('shop_people');
 SELECT id, email ~ '^[0-9a-f]{64}$' AS email_hashed, nickname, born, spend
   FROM shop_people ORDER BY spend, born;
--- the hash is keyed and deterministic: equal inputs, equal outputs
 SELECT count(DISTINCT email) = count(*) AS distinct_hashes FROM shop_people;
+-- the hash is deterministic (equal inputs, equal outputs) and keyed (not the
+-- plain sha256 of the value, which anyone could recompute from a guess)
+SET ROLE regress_owner;
+CREATE TABLE shop_twins (id bigint, email text, added timestamptz NOT NULL);
+INSERT INTO shop_twins VALUES (1, 'twin@example.com', now() - interval '2 years'),
+	(2, 'twin@example.com', now() - interval '2 years'),
+	(3, 'other@example.com', now() - interval '2 years');
+RESET ROLE;
+SELECT privacy_guard.protect('shop_twins', 'id', ARRAY['billing'], interval '1 year', 'added',
+							 on_expiry => 'anonymize');
+SELECT privacy_guard.set_anonymizer('shop_twins', 'email', 'hash');
+SELECT privacy_guard.run_maintenance('shop_twins');
+SELECT count(*) AS rows, count(DISTINCT email) AS distinct_hashes,
+	   bool_and(email ~ '^[0-9a-f]{64}$') AS all_hashed,
+	   bool_and(email NOT IN (encode(sha256(convert_to('twin@example.com', 'UTF8')), 'hex'),
+							  encode(sha256(convert_to('other@example.com', 'UTF8')), 'hex'))) AS keyed
+  FROM shop_twins;
 -- a user function as anonymizer
 SELECT privacy_guard.set_anonymizer('shop_people', 'nickname', 'public.shop_initials');
 UPDATE shop_people SET id = 99, nickname = 'zelda' WHERE spend = 30;
@@ -131,7 +147,8 @@ SELECT nickname FROM shop_people WHERE spend = 30;
 SELECT privacy_guard.unprotect('shop_people');
 SELECT privacy_guard.unprotect('shop_orders');
 SELECT privacy_guard.unprotect('shop_customers');
-DROP TABLE shop_people, shop_tickets, shop_orders, shop_customers, shop_trigger_log;
+SELECT privacy_guard.unprotect('shop_twins');
+DROP TABLE shop_twins, shop_people, shop_tickets, shop_orders, shop_customers, shop_trigger_log;
 DROP FUNCTION public.shop_initials(varchar);
 
 -- a subject column of a domain over a domain: protect() looks under every

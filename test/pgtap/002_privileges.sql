@@ -312,7 +312,12 @@ SELECT throws_ok($$TRUNCATE privacy_guard.consent_ledger$$, '55000', NULL,
 SELECT throws_ok($$UPDATE privacy_guard.consent_ledger SET action = 'withdraw'
                     WHERE subject = 'pgtap-existing'$$, '55000', NULL,
                  'consent_ledger refuses UPDATE even from a superuser');
-SELECT is(current_user::text, session_user::text, 'back to the session user');
+-- the per-table checks above come from a catalog query: make sure it found
+-- the tables (a query finding none would shrink the plan, not fail it)
+SELECT cmp_ok((SELECT count(*)::int FROM pg_class c
+               WHERE c.relnamespace = 'privacy_guard'::regnamespace
+                 AND c.relkind IN ('r', 'p')), '>=', 11,
+              'the per-table privilege checks covered every table of the schema (at least the 11 of 1.0)');
 
 SELECT * FROM finish();
 ROLLBACK;
