@@ -12,11 +12,11 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 # pg_regress: its own throwaway instance (initdb, start, stop)
-REGRESS      = purposes consent protect rules promises read_paths inheritance rls_coexist forget cache_consistency attacks maintenance \
+REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks maintenance \
                purge_batches legal_hold register_notice subject_report check \
                attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit \
                tagged tagged_leaks tagged_erase \
-               tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds
+               tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/

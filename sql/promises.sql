@@ -1,7 +1,8 @@
 -- Promises of the README that no other file tested: rows with a NULL
 -- subject or retention value; smallint and uuid subject keys; objections to
 -- a public_task purpose and to an ancestor; an inheritance child that joins
--- a protected table after protect().  Needs only the extension.
+-- a protected table after protect().  Runs last: its round completes
+-- every pending request.
 \set VERBOSITY terse
 SELECT privacy_guard.define_purpose('pr_contract', 'contract');
 SELECT privacy_guard.define_purpose('pr_consent', 'consent');
@@ -15,15 +16,16 @@ SELECT privacy_guard.allow_purpose('regress_pr', p)
 -- NULL subject: exempt from rules 5 and 7, not from rule 6; NULL retention
 -- value: hidden
 CREATE TABLE pr_rows (id int, subject bigint, created timestamptz);
-INSERT INTO pr_rows VALUES (1, 1, now()), (2, NULL, now()), (3, 1, NULL), (4, NULL, NULL),
-	(5, 2, now()), (6, NULL, now() - interval '2 years'), (7, 1, now() - interval '2 years');
+INSERT INTO pr_rows VALUES (1, 9101, now()), (2, NULL, now()), (3, 9101, NULL), (4, NULL, NULL),
+	(5, 9102, now()), (6, NULL, now() - interval '2 years'), (7, 9101, now() - interval '2 years');
 GRANT SELECT ON pr_rows TO regress_pr;
 SELECT privacy_guard.protect('pr_rows', 'subject', ARRAY['pr_contract', 'pr_consent'],
 							 interval '1 year', 'created');
-SELECT privacy_guard.grant_consent('1', 'pr_consent');
-SELECT privacy_guard.forget('2') > 0 AS filed;
+SELECT privacy_guard.grant_consent('9101', 'pr_consent');
+SELECT privacy_guard.forget('9102') > 0 AS filed;
 SET ROLE regress_pr;
--- contract: 1 and 2 (the NULL subject; the forgotten 5 is hidden)
+-- contract: 1 and 2 (the NULL subject); not 3, 4 (NULL retention value), 5
+-- (forgotten), 6, 7 (past retention)
 SET privacy_guard.purpose = 'pr_contract';
 SELECT id FROM pr_rows ORDER BY id;
 -- consent: 1 (consented) and 2 (no subject, so no consent is asked)
@@ -33,8 +35,8 @@ RESET ROLE;
 -- a table that anonymises at expiry shows a NULL-subject row past retention
 -- (anonymised data), but still not a linked one
 CREATE TABLE pr_anon (id int, subject bigint, created timestamptz);
-INSERT INTO pr_anon VALUES (1, NULL, now() - interval '2 years'), (2, 1, now() - interval '2 years'),
-	(3, 1, now());
+INSERT INTO pr_anon VALUES (1, NULL, now() - interval '2 years'), (2, 9101, now() - interval '2 years'),
+	(3, 9101, now());
 GRANT SELECT ON pr_anon TO regress_pr;
 SELECT privacy_guard.protect('pr_anon', 'subject', ARRAY['pr_contract'], interval '1 year', 'created',
 							 on_expiry => 'anonymize');
@@ -45,15 +47,15 @@ RESET ROLE;
 
 -- smallint and uuid keys, in their canonical text form
 CREATE TABLE pr_small (k smallint, note text);
-INSERT INTO pr_small VALUES (7, 'seven'), (8, 'eight'), (-3, 'minus three');
+INSERT INTO pr_small VALUES (917, 'one'), (918, 'two'), (-913, 'minus three');
 CREATE TABLE pr_uuid (k uuid, note text);
 INSERT INTO pr_uuid VALUES ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'first'),
 	('b1ffcd00-0d1c-4ef8-bb6d-6bb9bd380a22', 'second');
 GRANT SELECT ON pr_small, pr_uuid TO regress_pr;
 SELECT privacy_guard.protect('pr_small', 'k', ARRAY['pr_consent']);
 SELECT privacy_guard.protect('pr_uuid', 'k', ARRAY['pr_consent', 'pr_contract']);
-SELECT privacy_guard.grant_consent('7', 'pr_consent');
-SELECT privacy_guard.grant_consent('-3', 'pr_consent');
+SELECT privacy_guard.grant_consent('917', 'pr_consent');
+SELECT privacy_guard.grant_consent('-913', 'pr_consent');
 SELECT privacy_guard.grant_consent('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'pr_consent');
 SET ROLE regress_pr;
 SET privacy_guard.purpose = 'pr_consent';
@@ -71,11 +73,11 @@ SELECT count(*) AS uuid_rows_left FROM pr_uuid;
 -- objections: public_task like legitimate_interests; an objection to a
 -- parent ends its children too
 CREATE TABLE pr_obj (k int, note text);
-INSERT INTO pr_obj SELECT g, 'row ' || g FROM generate_series(1, 4) g;
+INSERT INTO pr_obj SELECT g, 'row ' || g FROM generate_series(9201, 9204) g;
 GRANT SELECT ON pr_obj TO regress_pr;
 SELECT privacy_guard.protect('pr_obj', 'k', ARRAY['pr_task', 'pr_li']);
-SELECT privacy_guard.object_to('1', 'pr_task');
-SELECT privacy_guard.object_to('2', 'pr_li');
+SELECT privacy_guard.object_to('9201', 'pr_task');
+SELECT privacy_guard.object_to('9202', 'pr_li');
 SET ROLE regress_pr;
 SET privacy_guard.purpose = 'pr_task';
 SELECT k FROM pr_obj ORDER BY k;
@@ -89,7 +91,7 @@ RESET ROLE;
 -- an inheritance child that joins after protect() is held to the rules
 -- when queried directly
 CREATE TABLE pr_child (k int, note text);
-INSERT INTO pr_child VALUES (1, 'child row 1'), (3, 'child row 3');
+INSERT INTO pr_child VALUES (9201, 'child row 9201'), (9203, 'child row 9203');
 GRANT SELECT ON pr_child TO regress_pr;
 ALTER TABLE pr_child INHERIT pr_obj;
 SET ROLE regress_pr;
