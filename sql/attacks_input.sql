@@ -1,7 +1,8 @@
 -- Bad input: every SQL function with NULLs, empty strings, huge values,
 -- unknown purposes, subjects, roles and tables.  No crash, a clear error
 -- (or a documented NULL), nothing half-done, no subject key in any error.
-\set VERBOSITY terse
+-- DETAIL, HINT and CONTEXT are part of what must not leak: all are shown
+\set VERBOSITY default
 
 SET ROLE regress_owner;
 CREATE TABLE in_people (id bigint, email text, seen date);

@@ -1,7 +1,8 @@
 -- Read paths around the rules: statement forms, plans and catalogs that
 -- might show rows the rules hide.  rp-1 and rp-2 consent to marketing,
 -- rp-3 asked to be forgotten, rp-4 and rp-5 never consented.
-\set VERBOSITY terse
+-- DETAIL, HINT and CONTEXT are part of what must not leak: all are shown
+\set VERBOSITY default
 
 SET ROLE regress_owner;
 CREATE TABLE rp_people (id int PRIMARY KEY, subject text, email text);

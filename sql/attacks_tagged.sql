@@ -2,7 +2,8 @@
 -- tagged_leaks.sql: each block is named after the attack it tries.  The
 -- withheld values are distinctive (OKAPI-9931, 1961-08-13, 99.31, "MANGO")
 -- so that a leak would show in this file's output.
-\set VERBOSITY terse
+-- DETAIL, HINT and CONTEXT are part of what must not leak: all are shown
+\set VERBOSITY default
 SET search_path = public, privacy_guard;
 
 SELECT privacy_guard.define_purpose('at2_billing', 'contract');

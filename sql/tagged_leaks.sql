@@ -1,7 +1,8 @@
 -- Rule 3.4: no path gives a withheld tagged value or any part of it.  The
 -- withheld values are distinctive (ZEBRA, 4711, 1977-03-14, "KIWI") so that
 -- a leak would show in this file's output.
-\set VERBOSITY terse
+-- DETAIL, HINT and CONTEXT are part of what must not leak: all are shown
+\set VERBOSITY default
 SET search_path = public, privacy_guard;
 
 CREATE TABLE tg_leak (id int, t tagged_text, d tagged_date, n tagged_numeric, j tagged_jsonb);
