@@ -227,10 +227,32 @@ BEGIN
 END
 $$;
 CREATE TRIGGER aa_unguard BEFORE UPDATE ON aa_guarded FOR EACH STATEMENT EXECUTE FUNCTION aa_unguard();
-ALTER TABLE aa_guarded ADD COLUMN email tagged_text DEFAULT 'plain';
+-- the refusal comes from the trigger's DROP POLICY (its error context)
+DO $$
+DECLARE
+	ctx text;
+BEGIN
+	ALTER TABLE aa_guarded ADD COLUMN email tagged_text DEFAULT 'plain';
+	RAISE NOTICE 'ADD COLUMN succeeded';
+EXCEPTION WHEN OTHERS THEN
+	GET STACKED DIAGNOSTICS ctx = PG_EXCEPTION_CONTEXT;
+	RAISE NOTICE 'refused (%): %; raised inside aa_unguard: %', SQLSTATE, SQLERRM,
+		ctx LIKE '%DROP POLICY privacy_guard_rules%function aa_unguard()%';
+END
+$$;
 SELECT polname FROM pg_policy WHERE polrelid = 'aa_guarded'::regclass ORDER BY 1;
+SELECT count(*) AS email_column FROM pg_attribute
+ WHERE attrelid = 'aa_guarded'::regclass AND attname = 'email' AND NOT attisdropped;
 SET privacy_guard.purpose = 'aa_open';
 SELECT id, note FROM aa_guarded ORDER BY id;
+-- positive control: without the trigger the same ADD COLUMN succeeds
+DROP TRIGGER aa_unguard ON aa_guarded;
+RESET privacy_guard.purpose;
+ALTER TABLE aa_guarded ADD COLUMN email tagged_text DEFAULT 'plain';
+SELECT count(*) AS email_column FROM pg_attribute
+ WHERE attrelid = 'aa_guarded'::regclass AND attname = 'email' AND NOT attisdropped;
+SET privacy_guard.purpose = 'aa_open';
+CREATE TRIGGER aa_unguard BEFORE UPDATE ON aa_guarded FOR EACH STATEMENT EXECUTE FUNCTION aa_unguard();
 -- the same trigger during a round's array erasure and expiry (statements
 -- run as the owner): refused too, and the round reports the table
 DROP TRIGGER aa_unguard ON aa_guarded;
