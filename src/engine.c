@@ -180,6 +180,12 @@ pvg_plan_for(Oid relid, Oid owner, const char *sql, int nargs, Oid *argtypes)
  * the DDL guard and the ledger's lock on (pvg_guard_hold), and the given
  * search_path in a GUC level of its own, which pvg_as_owner_end() (or the
  * error path) undoes.
+ *
+ * pvg_as_owner_end() rolls back every setting changed at that level, as
+ * PostgreSQL's own sandboxes (VACUUM, ANALYZE, index builds) do: a
+ * set_config(..., false) in the owner's trigger must not outlive the
+ * statement, or it would plant a search_path or a timeout in the session
+ * of whoever runs the round, a superuser or the worker.
  */
 void
 pvg_as_owner_begin(Oid owner, const char *search_path, PvgAsOwner *st)
@@ -196,7 +202,7 @@ pvg_as_owner_begin(Oid owner, const char *search_path, PvgAsOwner *st)
 void
 pvg_as_owner_end(PvgAsOwner *st)
 {
-	AtEOXact_GUC(true, st->save_nestlevel);
+	AtEOXact_GUC(false, st->save_nestlevel);
 	SetUserIdAndSecContext(st->save_userid, st->save_sec);
 	pvg_guard_restore(st->guard_was_off);
 }
@@ -287,6 +293,10 @@ pvg_exec_as_owner(PG_FUNCTION_ARGS)
 	int			rc;
 	int64		result;
 
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table and statement must not be NULL")));
 	values[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[0] = PG_ARGISNULL(2) ? 'n' : ' ';
 	values[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
@@ -330,7 +340,9 @@ pvg_batch_as_owner(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		elog(ERROR, "table, statement and position must not be NULL");
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table, statement and position must not be NULL")));
 
 	values[0] = PG_GETARG_DATUM(2);
 	nulls[0] = ' ';
