@@ -683,9 +683,26 @@ pvg_audit_xact_callback(XactEvent event, void *arg)
 
 	if (pvg_audit_taken == NULL)
 		return;
+
+	/*
+	 * The entries a flush took out of shared memory live on only in this
+	 * transaction's rows: once prepared, a ROLLBACK PREPARED (in any
+	 * session) would lose them, and putting them back would count them
+	 * twice after a COMMIT PREPARED.  So such a transaction cannot be
+	 * prepared, as one that used temporary tables cannot.
+	 */
+	if (event == XACT_EVENT_PRE_PREPARE)
+	{
+		for (t = pvg_audit_taken; t != NULL; t = t->next)
+		{
+			if (t->n > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has flushed the access log")));
+		}
+	}
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
-		event != XACT_EVENT_PREPARE)
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
 	while ((t = pvg_audit_taken) != NULL)
 	{

@@ -51,12 +51,16 @@ static uint64 pvg_reg_generation = 0;
 
 /*
  * Free retired cache copies once no statement can point into them, and
- * drop what an aborted transaction may have let into the caches.
+ * drop what an aborted transaction may have let into the caches.  A
+ * prepared transaction counts as aborted here: its writes are not
+ * committed, ROLLBACK PREPARED may take them back and tells no one, and
+ * COMMIT PREPARED sends its invalidations like any commit.
  */
 static void
 pvg_xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
 		pvg_consent_abort();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE ||
