@@ -55,13 +55,16 @@
  */
 #include "privacy_guard.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_control.h"
 #include "common/controldata_utils.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/ilist.h"
+#include "nodes/parsenodes.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_crc32c.h"
@@ -152,6 +155,15 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static dlist_head pvg_audit_live = DLIST_STATIC_INIT(pvg_audit_live);
 static PvgAuditTaken *pvg_audit_taken = NULL;
 static bool pvg_audit_warned = false;
+
+/*
+ * The tables that statements of this transaction were allowed to read (in
+ * TopTransactionContext).  A read is logged only for them: row_visible()
+ * can be called directly by any role, and must not let one without access
+ * to a table write reads of it into the log.
+ */
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static List *pvg_audit_readable = NIL;
 
 static void pvg_audit_fold(const PvgAuditKey *key, TimestampTz bucket, int64 statements,
 						   int64 rows, const uint64 *few, int nfew, const uint64 *bloom);
@@ -579,6 +591,8 @@ pvg_audit_begin(Oid relid, const char *purpose, MemoryContext cxt)
 
 	if (!pvg_audit)
 		return NULL;
+	if (pvg_audit_shared != NULL && !list_member_oid(pvg_audit_readable, relid))
+		return NULL;			/* a direct call, not a read of the table */
 	if (pvg_audit_shared == NULL)
 	{
 		if (!pvg_audit_warned)
@@ -676,11 +690,44 @@ pvg_audit_restore(PvgAuditTaken *t)
 	LWLockRelease(pvg_audit_shared->lock);
 }
 
+/*
+ * After the executor has checked the statement's permissions, note the
+ * tables it reads (a view's tables included): every call of a table's
+ * policy comes from such a statement.
+ */
+static void
+pvg_audit_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	ListCell   *lc;
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+	if (!pvg_audit || pvg_audit_shared == NULL || IsParallelWorker())
+		return;
+	foreach(lc, queryDesc->plannedstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->rtekind == RTE_RELATION && !list_member_oid(pvg_audit_readable, rte->relid))
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+			pvg_audit_readable = lappend_oid(pvg_audit_readable, rte->relid);
+			MemoryContextSwitchTo(old);
+		}
+	}
+}
+
 static void
 pvg_audit_xact_callback(XactEvent event, void *arg)
 {
 	PvgAuditTaken *t;
 
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		pvg_audit_readable = NIL;	/* its memory goes with the transaction */
 	if (pvg_audit_taken == NULL)
 		return;
 
@@ -1024,6 +1071,8 @@ pvg_audit_init(void)
 		shmem_request_hook = pvg_audit_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = pvg_audit_shmem_startup;
+		prev_ExecutorStart = ExecutorStart_hook;
+		ExecutorStart_hook = pvg_audit_executor_start;
 	}
 	RegisterXactCallback(pvg_audit_xact_callback, NULL);
 	RegisterSubXactCallback(pvg_audit_subxact_callback, NULL);
