@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(time);
 
 my $node = PostgreSQL::Test::Cluster->new('sandbox');
 $node->init(extra => ['--no-locale']);
@@ -52,5 +53,60 @@ is($node->safe_psql('postgres', q{
 	  FROM seen}),
 	'"$user", public | 4MB | 0',
 	'every statement of the round started from the default settings, none from what the one before planted');
+
+# ---- an owner's trigger that swallows the engine's cancel and loops on:
+# at twice engine_time_limit (plus a second) the session running the round
+# is ended, whether it is an administrator's or the worker's; the row stays
+$node->append_conf('postgresql.conf', q{
+privacy_guard.engine_time_limit = 300
+privacy_guard.enabled = off
+});
+$node->reload;
+$node->safe_psql('postgres', q{
+	SET ROLE sb_owner;
+	CREATE TABLE stall (id int, customer_id int, happened timestamptz NOT NULL);
+	-- loops until cancelled twice over (bounded at 120 s should the fix fail)
+	CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS $$
+	DECLARE
+		t0 timestamptz := clock_timestamp();
+	BEGIN
+		LOOP
+			BEGIN
+				PERFORM pg_sleep(0.05);
+			EXCEPTION WHEN query_canceled THEN
+				INSERT INTO seen VALUES (-1, 'cancel swallowed', '', '');
+			END;
+			EXIT WHEN clock_timestamp() > t0 + interval '120 s';
+		END LOOP;
+		RETURN OLD;
+	END$$;
+	CREATE TRIGGER stall BEFORE DELETE ON stall FOR EACH ROW EXECUTE FUNCTION stall();
+	RESET ROLE;
+	SELECT privacy_guard.protect('stall', 'customer_id', ARRAY['billing'], interval '1 day', 'happened');
+	INSERT INTO stall VALUES (1, 1, now() - interval '3 days');
+});
+ok($node->poll_query_until('postgres', q{SELECT current_setting('privacy_guard.engine_time_limit') = '300ms'}),
+	'the time limit is 300 ms');
+my $t0 = time;
+my ($rc, $out, $err) = $node->psql('postgres', q{SELECT privacy_guard.run_maintenance('stall')});
+my $took = time - $t0;
+like($err, qr/terminating connection/, 'the administrator\'s session running the round is ended');
+cmp_ok($took, '<', 60, 'long before the owner\'s loop would have ended by itself');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM stall'), '1', 'the row is kept (the round did not finish it)');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE id = -1}), '0',
+	'the swallowed cancels rolled back with the session\'s transaction');
+
+# the worker's round: it ends too, and the next round starts
+$node->append_conf('postgresql.conf', 'privacy_guard.enabled = on');
+$node->reload;
+my $stuck_q = q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'privacy_guard worker'
+				  AND datname = 'postgres' AND wait_event = 'PgSleep'};
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($stuck_q) w"),
+	'a worker is inside the owner\'s loop');
+my $pid = $node->safe_psql('postgres', $stuck_q);
+ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid"),
+	'that worker is ended');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($stuck_q) w WHERE pid <> $pid"),
+	'and a later round runs');
 
 done_testing();
