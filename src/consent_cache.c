@@ -87,6 +87,7 @@ static PvgConsentStore *pvg_store = NULL;
 static MemoryContext pvg_store_cxt = NULL;
 static bool pvg_store_full_stale = true;	/* reload everything */
 static bool pvg_store_changed = false;	/* patch what changed */
+static PvgLoadStamp pvg_store_stamp;	/* a parallel-mode load's statement */
 
 /*
  * Set when this transaction read the store while it had written something:
@@ -99,6 +100,7 @@ void
 pvg_consent_mark_stale(void)
 {
 	pvg_store_full_stale = true;
+	pvg_store_stamp.valid = false;
 }
 
 /* A (sub)transaction aborted: forget what it may have let into the store. */
@@ -127,6 +129,7 @@ void
 pvg_consent_mark_changed(void)
 {
 	pvg_store_changed = true;
+	pvg_store_stamp.valid = false;
 }
 
 /* The snapshot's xmin as a full transaction id (it is recent, so in this epoch or the last). */
@@ -417,6 +420,7 @@ pvg_store_load(void)
 	 * (with the statement's snapshot) serves its statement only.
 	 */
 	pvg_store_full_stale = !pvg_load_is_current();
+	pvg_load_stamp_set(&pvg_store_stamp);
 	pvg_store_changed = false;
 	pvg_store_note_read();
 
@@ -447,6 +451,7 @@ pvg_store_load(void)
 	PG_CATCH();
 	{
 		pvg_store_full_stale = true;
+		pvg_store_stamp.valid = false;
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
@@ -563,6 +568,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg)
 	{
 		/* a half-patched store is not trusted */
 		pvg_store_full_stale = true;
+		pvg_store_stamp.valid = false;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -680,7 +686,7 @@ pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 	PvgConsentStore *store = pvg_store;
 	PvgSubjectSet *set;
 
-	if (store == NULL || pvg_store_full_stale ||
+	if (store == NULL || (pvg_store_full_stale && !pvg_load_stamp_serves(&pvg_store_stamp)) ||
 		(pvg_store_changed && !pvg_load_is_current()))
 		store = pvg_store_load();
 	else if (pvg_store_changed)

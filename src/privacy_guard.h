@@ -133,6 +133,22 @@ extern void pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec);
 extern void pvg_spi_as_owner_end(Oid save_userid, int save_sec);
 extern Snapshot pvg_load_snapshot(void);
 extern bool pvg_load_is_current(void);
+
+/*
+ * Which statement a load made in parallel mode serves (it is never
+ * current, see pvg_load_is_current): it is reused until that statement
+ * ends or an invalidation arrives, instead of being made again for every
+ * value.
+ */
+typedef struct PvgLoadStamp
+{
+	bool		valid;
+	LocalTransactionId lxid;
+	TimestampTz stmt_start;
+} PvgLoadStamp;
+
+extern void pvg_load_stamp_set(PvgLoadStamp *stamp);
+extern bool pvg_load_stamp_serves(const PvgLoadStamp *stamp);
 extern uint64 pvg_spi_read(const char *sql);
 extern uint64 pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
 									 Snapshot snap);

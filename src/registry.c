@@ -26,6 +26,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -45,6 +46,7 @@ static const char *const pvg_watched_names[PVG_NWATCH] = {
 static Oid	pvg_watched[PVG_NWATCH];
 static PvgRegistry *pvg_reg = NULL;
 static bool pvg_reg_valid = false;	/* false: reload before use */
+static PvgLoadStamp pvg_reg_stamp;	/* or still serving its statement */
 static MemoryContext pvg_reg_cxt = NULL;
 static MemoryContext pvg_retired_cxt = NULL;
 static uint64 pvg_reg_generation = 0;
@@ -89,6 +91,7 @@ pvg_relcache_callback(Datum arg, Oid relid)
 	if (!OidIsValid(relid))
 	{
 		pvg_reg_valid = false;
+		pvg_reg_stamp.valid = false;
 		pvg_consent_mark_stale();
 		return;
 	}
@@ -100,6 +103,7 @@ pvg_relcache_callback(Datum arg, Oid relid)
 			{
 				/* subject sets refer to purposes, so both go stale */
 				pvg_reg_valid = false;
+				pvg_reg_stamp.valid = false;
 				pvg_consent_mark_stale();
 			}
 			else
@@ -201,6 +205,22 @@ pvg_load_is_current(void)
 	return !IsInParallelMode();
 }
 
+void
+pvg_load_stamp_set(PvgLoadStamp *stamp)
+{
+	stamp->lxid = MyProc->lxid;
+	stamp->stmt_start = GetCurrentStatementStartTimestamp();
+	stamp->valid = true;
+}
+
+/* Whether a load made in parallel mode may serve the caller: same statement, still in parallel mode. */
+bool
+pvg_load_stamp_serves(const PvgLoadStamp *stamp)
+{
+	return stamp->valid && IsInParallelMode() && stamp->lxid == MyProc->lxid &&
+		stamp->stmt_start == GetCurrentStatementStartTimestamp();
+}
+
 /* Run one read-only query under the given snapshot; returns the row count. */
 uint64
 pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
@@ -286,6 +306,7 @@ pvg_registry_load(void)
 	 * A load in parallel mode serves its statement only.
 	 */
 	pvg_reg_valid = pvg_load_is_current();
+	pvg_load_stamp_set(&pvg_reg_stamp);
 
 	pvg_spi_as_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
@@ -393,6 +414,7 @@ pvg_registry_load(void)
 	PG_CATCH();
 	{
 		pvg_reg_valid = false;
+		pvg_reg_stamp.valid = false;
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
@@ -412,7 +434,7 @@ pvg_registry_load(void)
 PvgRegistry *
 pvg_registry(void)
 {
-	if (pvg_reg == NULL || !pvg_reg_valid)
+	if (pvg_reg == NULL || !(pvg_reg_valid || pvg_load_stamp_serves(&pvg_reg_stamp)))
 	{
 		/*
 		 * Subject sets refer to purposes by index: they are rebuilt after a

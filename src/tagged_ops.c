@@ -104,6 +104,7 @@ typedef struct PvgTagCheck
 	int			purpose;		/* registry index */
 	int			nchain;
 	int32		chain_ids[PVG_MAX_CHAIN];	/* ids of the purpose and its ancestors */
+	PvgRegistry *reg;			/* the registry purpose indexes refer to */
 	PvgSubjectSet *set;			/* the purpose's subjects, fetched when first needed */
 	PvgSubjectSet *intset;		/* the same for keys that are integers' text form */
 	TimestampTz now;			/* retain-until: transaction start, as now() */
@@ -144,6 +145,7 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 
 	pvg_cache_accept();
 	reg = pvg_registry();
+	chk->reg = reg;
 	chk->reg_generation = reg->generation;
 	chk->purpose = -1;
 	if (!chk->bypass && strlen(name) < sizeof(chk->purpose_name))
@@ -222,11 +224,11 @@ pvg_tag_visible(FunctionCallInfo fcinfo, const PvgTag *tag)
 		if (pvg_parse_canonical_int(tag->subject, tag->subject_len, &key))
 		{
 			if (chk->intset == NULL)
-				chk->intset = pvg_subject_set(pvg_registry(), chk->purpose, PVG_KEY_INT);
+				chk->intset = pvg_subject_set(chk->reg, chk->purpose, PVG_KEY_INT);
 			return pvg_set_allows_int(chk->intset, key, chk->stmt_now);
 		}
 		if (chk->set == NULL)
-			chk->set = pvg_subject_set(pvg_registry(), chk->purpose, PVG_KEY_TEXT);
+			chk->set = pvg_subject_set(chk->reg, chk->purpose, PVG_KEY_TEXT);
 		return pvg_set_allows_text(chk->set, tag->subject, tag->subject_len, chk->stmt_now);
 	}
 	return true;
