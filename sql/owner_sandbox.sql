@@ -57,3 +57,25 @@ SELECT privacy_guard._policy_state('sb_events', 'sb_events', NULL, NULL);
 SELECT privacy_guard._exec_as_owner('sb_events', NULL, NULL, NULL);
 SELECT privacy_guard._exec_as_owner(NULL, 'SELECT 1', NULL, NULL);
 SELECT count(*) AS still_connected FROM sb_events;
+
+-- retention arithmetic at the ends of the ranges (no int64 overflow): a
+-- retention longer than the timestamp range keeps every row but
+-- -infinity; a date past the timestamp range (294276 AD) is within any
+-- retention
+CREATE TABLE sb_far (id int, customer_id int, kept date NOT NULL);
+INSERT INTO sb_far VALUES (1, 1, '2000-01-01'), (2, 2, '1000000-01-01'), (3, 3, '-infinity'),
+	(4, 4, 'infinity');
+GRANT SELECT ON sb_far TO regress_app;
+SELECT privacy_guard.protect('sb_far', 'customer_id', ARRAY['billing'], interval '100000000 years', 'kept');
+SET ROLE regress_app;
+SET privacy_guard.purpose = 'billing';
+SELECT id FROM sb_far ORDER BY id;
+RESET ROLE;
+SELECT privacy_guard.unprotect('sb_far');
+SELECT privacy_guard.protect('sb_far', 'customer_id', ARRAY['billing'], interval '1 day', 'kept');
+SET ROLE regress_app;
+SELECT id FROM sb_far ORDER BY id;
+RESET privacy_guard.purpose;
+RESET ROLE;
+SELECT privacy_guard.unprotect('sb_far');
+DROP TABLE sb_far;

@@ -898,17 +898,22 @@ pvg_flush_write(void)
 		long		max;
 
 		pvg_audit_drop_gone();
+		/* room for a full table, allocated before the lock is taken */
+		max = pvg_audit_max_entries;
 		t = MemoryContextAllocZero(TopMemoryContext, sizeof(PvgAuditTaken));
+		t->entries = MemoryContextAllocHuge(TopMemoryContext, sizeof(PvgAuditEntry) * max);
 		t->subid = GetCurrentSubTransactionId();
 		LWLockAcquire(pvg_audit_shared->lock, LW_EXCLUSIVE);
-		max = hash_get_num_entries(pvg_audit_htab);
-		t->entries = MemoryContextAllocHuge(TopMemoryContext,
-											sizeof(PvgAuditEntry) * Max(max, 1));
 		hash_seq_init(&seq, pvg_audit_htab);
 		while ((e = hash_seq_search(&seq)) != NULL)
 		{
 			if (e->key.dbid != MyDatabaseId && e->key.dbid != InvalidOid)
 				continue;
+			if (t->n >= max)
+			{
+				hash_seq_term(&seq);
+				break;
+			}
 			memcpy(&t->entries[t->n++], e, sizeof(PvgAuditEntry));
 			hash_search(pvg_audit_htab, &e->key, HASH_REMOVE, NULL);
 		}

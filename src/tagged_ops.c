@@ -95,7 +95,6 @@ typedef struct PvgTagCheck
 	LocalTransactionId lxid;
 	TimestampTz stmt_now;		/* statement start: consent expiry, forget due */
 	Oid			userid;
-	const char *purpose_ptr;	/* pvg_purpose when set up: a SET allocates anew */
 	char		purpose_name[NAMEDATALEN * 4];
 	uint64		reg_generation;
 
@@ -118,7 +117,7 @@ pvg_tag_check_current(PvgTagCheck *chk, PvgRegistry **reg_out)
 	if (chk->lxid != MyProc->lxid ||
 		chk->stmt_now != GetCurrentStatementStartTimestamp() ||
 		chk->userid != GetUserId() ||
-		(chk->purpose_ptr != pvg_purpose && strcmp(chk->purpose_name, p) != 0))
+		strcmp(chk->purpose_name, p) != 0)
 		return false;
 	*reg_out = pvg_registry();
 	return (*reg_out)->generation == chk->reg_generation;
@@ -139,7 +138,6 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 	chk->stmt_now = GetCurrentStatementStartTimestamp();
 	chk->now = GetCurrentTransactionStartTimestamp();
 	chk->userid = userid;
-	chk->purpose_ptr = pvg_purpose;
 	strlcpy(chk->purpose_name, name, sizeof(chk->purpose_name));
 	chk->bypass = superuser_arg(userid) || has_bypassrls_privilege(userid);
 
@@ -1149,7 +1147,9 @@ pvg_tag_default_trigger(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "_tag_default must be a BEFORE ROW trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_tag_default() must be called as a BEFORE ROW trigger")));
 	tuple = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 
 	dt = (PvgDefaultTag *) fcinfo->flinfo->fn_extra;
