@@ -131,7 +131,7 @@ CREATE TABLE privacy_guard.erasure_request (
 	error		text,
 	touched		oid[] NOT NULL DEFAULT '{}',	/* tables the erasure wrote to */
 	unreachable_at timestamptz,	/* when all of them had been vacuumed since */
-	erased_at	timestamptz,	/* first full erasure; done once no older transaction is open */
+	erased_at	timestamptz,	/* first full erasure; done once no transaction in flight can commit or read the subject's rows */
 	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
@@ -1396,6 +1396,55 @@ $$;
 COMMENT ON FUNCTION privacy_guard._merge_counts(jsonb, jsonb) IS 'Internal: add up the receipt counts of two passes of a request';
 
 /*
+ * Whether no other transaction of the database can still commit, or read
+ * after the erasure, a row of the subject that this round's statements
+ * could not see.  A forget request becomes done only in a round for which
+ * this holds both before its statements take their snapshots and after
+ * they ran; otherwise it stays pending (its rows hidden) and the next
+ * round erases again.  Not settled while, in the database:
+ *  - a transaction is prepared (PREPARE TRANSACTION): its rows are
+ *	  invisible until COMMIT PREPARED, and when it began is not known;
+ *  - another transaction began before the request's first erasure
+ *	  (erased_at): it may have read the rows then and write them again;
+ *  - another transaction, whenever it began, has a transaction id and
+ *	  holds a write lock on a table the subject's rows can be in (rels):
+ *	  it may hold an uncommitted row of the subject;
+ *  - another transaction holds a snapshot between its statements (a
+ *	  REPEATABLE READ transaction, an open cursor): it may still see rows
+ *	  the round erases, and read them once the request no longer hides
+ *	  them.
+ * Autovacuum writes no rows of tables.
+ */
+CREATE FUNCTION privacy_guard._writers_settled(dboid oid, erased_at timestamptz, rels oid[])
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	/* the functions behind pg_stat_activity, pg_locks and pg_prepared_xacts, without their joins */
+	SELECT NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_prepared_xact() p
+			 WHERE p.dbid OPERATOR(pg_catalog.=) $1)
+	   AND NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_stat_get_activity(NULL) a
+			 WHERE a.datid OPERATOR(pg_catalog.=) $1
+			   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+			   AND a.backend_type OPERATOR(pg_catalog.<>) 'autovacuum worker'
+			   AND (a.xact_start OPERATOR(pg_catalog.<) $2
+					OR (a.backend_xmin IS NOT NULL
+						AND a.state OPERATOR(pg_catalog.~~) 'idle in transaction%')
+					OR (a.backend_xid IS NOT NULL
+						AND EXISTS (
+							SELECT 1 FROM pg_catalog.pg_lock_status() l
+							 WHERE l.pid OPERATOR(pg_catalog.=) a.pid
+							   AND l.locktype OPERATOR(pg_catalog.=) 'relation'
+							   AND l.database OPERATOR(pg_catalog.=) $1
+							   AND l.relation OPERATOR(pg_catalog.=) ANY ($3)
+							   AND l.mode OPERATOR(pg_catalog.=) ANY (ARRAY['RowExclusiveLock',
+									'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'])))))
+$$;
+COMMENT ON FUNCTION privacy_guard._writers_settled(oid, timestamptz, oid[]) IS 'Internal: whether no transaction of the database in flight can still commit or read rows of a subject being erased from the given tables (a forget request may close)';
+
+/*
  * Carry out one forget request in every protected table, or nothing: any
  * error (a foreign key from an unprotected table, a trigger or rule that
  * keeps rows) rolls the whole request back and leaves it blocked, its rows
@@ -1432,8 +1481,19 @@ DECLARE
 	v_relname text;
 	v_start timestamptz := clock_timestamp();
 	v_settled boolean;
+	v_rels oid[];
 	v_dboid oid := (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
 BEGIN
+	/*
+	 * Before any statement of this round takes its snapshot: a row committed
+	 * by a transaction that has ended by now is seen by every statement
+	 * below; one still in flight blocks the closing (see _writers_settled).
+	 */
+	v_rels := ARRAY(SELECT DISTINCT x FROM unnest(_erase_subject.targets) tg, unnest(tg.targets::oid[] || tg.leaves) x);
+	IF with_tagged THEN
+		v_rels := v_rels || ARRAY(SELECT c.relid::oid FROM privacy_guard._tagged_columns() c);
+	END IF;
+	v_settled := privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels);
 	BEGIN
 		FOREACH t IN ARRAY targets LOOP
 			v_table := t.relid;
@@ -1555,20 +1615,11 @@ BEGIN
 			 WHERE l.subject = req.subject RETURNING 1)
 		DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject;
 		/*
-		 * A transaction that began before the erasure and is still open may
-		 * yet commit rows of the subject that no snapshot here could see:
-		 * then the request stays pending, the rows hidden, and a later
-		 * round erases again and closes it once no such transaction is left.
+		 * Checked again now that the statements have run: a transaction that
+		 * began writing during them may hold an uncommitted row of the
+		 * subject that none of them could see (see _writers_settled).
 		 */
-		v_settled := NOT EXISTS (
-				/* the functions behind pg_stat_activity and pg_prepared_xacts, without their joins */
-				SELECT 1 FROM pg_stat_get_activity(NULL) a
-				 WHERE a.datid = v_dboid AND a.pid <> pg_backend_pid()
-				   AND a.backend_type <> 'autovacuum worker'
-				   AND a.xact_start < coalesce(req.erased_at, v_start))
-			AND NOT EXISTS (
-				SELECT 1 FROM pg_prepared_xact() p
-				 WHERE p.dbid = v_dboid AND p.prepared < coalesce(req.erased_at, v_start));
+		v_settled := v_settled AND privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels);
 		IF v_restricted > 0 OR NOT v_settled THEN
 			/* the raw key stays: later rounds finish the request */
 			UPDATE privacy_guard.erasure_request r
