@@ -1396,6 +1396,28 @@ $$;
 COMMENT ON FUNCTION privacy_guard._merge_counts(jsonb, jsonb) IS 'Internal: add up the receipt counts of two passes of a request';
 
 /*
+ * The condition an engine statement or subject_report finds a subject's
+ * rows by, for a subject column (expr, of base type typ) and the key as $1:
+ * the rules know a row's subject by its value's text form (its bytes for
+ * text and varchar), so the rows found must be exactly the rows the rules
+ * hide.  The type's own equality (which an index can serve) may be coarser:
+ * a column under a non-deterministic collation has 'BOB' = 'bob', numeric
+ * has 1.0 = 1.00, float8 has -0 = 0; so the text form must match too,
+ * compared byte by byte (COLLATE "C"), or another person's rows would be
+ * erased or reported.
+ */
+CREATE FUNCTION privacy_guard._subject_cond(expr text, typ regtype)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.format('(%1$s OPERATOR(pg_catalog.=) $1::%2$s AND '
+							 'pg_catalog.format(''%%s'', %1$s) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) $1)',
+							 $1, $2)
+$$;
+COMMENT ON FUNCTION privacy_guard._subject_cond(text, regtype) IS 'Internal: the condition finding a subject''s rows by the text form the rules know it by';
+
+/*
  * Whether no other transaction of the database can still commit, or read
  * after the erasure, a row of the subject that this round's statements
  * could not see.  A forget request becomes done only in a round for which
@@ -1514,7 +1536,7 @@ BEGIN
 			/* the rules hide a row by its value's text form: '078' is not subject 78 */
 			CONTINUE WHEN v_canon IS DISTINCT FROM req.subject;
 			/* operators named in full: the owner's schema may plant a closer match */
-			v_cond := format('%I OPERATOR(pg_catalog.=) $1::%s', t.subject_column, v_type);
+			v_cond := privacy_guard._subject_cond(quote_ident(t.subject_column), v_type);
 			v_held := 'false';
 			IF t.hold_keep IS NOT NULL THEN
 				/* rows within the legal hold are kept, restricted */
@@ -3336,8 +3358,9 @@ BEGIN
 		v_rows := privacy_guard._read_as_owner(t.relid,
 			format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
 				   '(SELECT pg_catalog.to_jsonb(y.*) AS r FROM '
-				   '(SELECT %s FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s) y) s',
-				   privacy_guard._report_columns(t.relid), t.relid, t.subject_column, v_base),
+				   '(SELECT %s FROM %s x WHERE %s) y) s',
+				   privacy_guard._report_columns(t.relid), t.relid,
+				   privacy_guard._subject_cond('x.' || quote_ident(t.subject_column), v_base)),
 			subject, v_secret, NULL);
 		CONTINUE WHEN v_rows IS NULL;
 		v_purposes := v_purposes || t.purposes || t.hold_purpose;
@@ -3361,7 +3384,7 @@ BEGIN
 		 */
 		v_walk := jsonb_build_array(jsonb_build_object(
 			'tbl', t.relid::oid, 'depth', 0, 'keys', NULL,
-			'pred', format('x.%I OPERATOR(pg_catalog.=) $1::%s', t.subject_column, v_base)));
+			'pred', privacy_guard._subject_cond('x.' || quote_ident(t.subject_column), v_base)));
 		v_seen := ARRAY[t.relid::oid];
 		WHILE jsonb_array_length(v_walk) > 0 LOOP
 			v_step := v_walk -> 0;

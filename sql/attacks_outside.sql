@@ -1,0 +1,61 @@
+-- Holes found by testing from outside (issue 12): each block is a promise
+-- of the README that an outside suite broke, tried again here.
+-- (Erasure completion against transactions in flight:
+-- test/specs/attacks_erasure_inflight.spec.)
+\set VERBOSITY terse
+
+-- 12.2: hiding, erasing and reporting agree on what "the same subject" is.
+-- The rules know a row's subject by its value's text form; a column whose
+-- equality is coarser must not make a round erase, or a report show,
+-- another person's rows.
+CREATE COLLATION ou_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+SET ROLE regress_owner;
+CREATE TABLE ou_nd (name text COLLATE ou_ci, note text);
+CREATE INDEX ON ou_nd (name);
+INSERT INTO ou_nd VALUES ('ou_bob', 'bob asked'), ('OU_BOB', 'another person'),
+	('ou_carol', 'carol'), ('OU_CAROL', 'not carol');
+GRANT SELECT ON ou_nd TO regress_app;
+CREATE DOMAIN ou_ci_name AS varchar(40) COLLATE ou_ci;
+CREATE TABLE ou_dom (name ou_ci_name PRIMARY KEY, note text);
+INSERT INTO ou_dom VALUES ('ou_dave', 'dave asked'), ('OU_Eve', 'eve');
+GRANT SELECT ON ou_dom TO regress_app;
+RESET ROLE;
+SELECT privacy_guard.protect('ou_nd', 'name', ARRAY['billing'], on_forget => 'delete');
+SELECT privacy_guard.protect('ou_dom', 'name', ARRAY['billing'], on_forget => 'delete');
+-- attack: a case-insensitive column; forget('ou_bob') must reach only ou_bob
+SELECT privacy_guard.forget('ou_bob') AS req \gset
+SET ROLE regress_app;
+SET privacy_guard.purpose = 'billing';
+SELECT name, note FROM ou_nd ORDER BY note;
+RESET ROLE;
+SELECT privacy_guard.run_maintenance() ->> 'requests_done' AS done;
+SELECT state, counts FROM privacy_guard.erasure_requests WHERE id = :req;
+SET ROLE regress_owner;
+SELECT name, note FROM ou_nd ORDER BY note;
+RESET ROLE;
+-- attack: subject_report of one person on that column lists only that person's rows
+SELECT jsonb_path_query_array(privacy_guard.subject_report('ou_carol'), '$.data[*].rows[*].note') AS carol_rows;
+SELECT jsonb_path_query_array(privacy_guard.subject_report('OU_CAROL'), '$.data[*].rows[*].note') AS other_rows;
+-- attack: a domain over varchar with that collation (a unique key: 'OU_DAVE'
+-- cannot be added while 'ou_dave' is there); a key of another case names
+-- nobody, so it erases and reports nothing
+SELECT privacy_guard.forget('OU_DAVE') AS req \gset
+SELECT jsonb_path_query_array(privacy_guard.subject_report('OU_DAVE'), '$.data[*].rows[*].note') AS rows_of_other_case;
+SELECT privacy_guard.run_maintenance() ->> 'requests_done' AS done;
+SELECT state, counts FROM privacy_guard.erasure_requests WHERE id = :req;
+SET ROLE regress_owner;
+SELECT name, note FROM ou_dom ORDER BY note;
+RESET ROLE;
+SELECT privacy_guard.forget('ou_dave') AS req \gset
+SELECT privacy_guard.run_maintenance() ->> 'requests_done' AS done;
+SELECT state, counts FROM privacy_guard.erasure_requests WHERE id = :req;
+SET ROLE regress_owner;
+SELECT name, note FROM ou_dom ORDER BY note;
+RESET ROLE;
+SELECT privacy_guard.unprotect('ou_nd');
+SELECT privacy_guard.unprotect('ou_dom');
+SET ROLE regress_owner;
+DROP TABLE ou_nd, ou_dom;
+DROP DOMAIN ou_ci_name;
+RESET ROLE;
+DROP COLLATION ou_ci;
