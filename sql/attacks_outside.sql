@@ -59,3 +59,41 @@ DROP TABLE ou_nd, ou_dom;
 DROP DOMAIN ou_ci_name;
 RESET ROLE;
 DROP COLLATION ou_ci;
+
+-- 12.3: a forgotten subject's tagged values stay withheld wherever they
+-- are, after the request is done too.  The round reaches every table it
+-- can; a session's own temporary tables and WITH HOLD cursors it cannot,
+-- and the done request has dropped its raw key, so the session withholds
+-- them by the receipt's digest.  (Another session's temporary table:
+-- test/specs/attacks_tagged_copies.spec.)
+SET ROLE regress_owner;
+CREATE TABLE ou_notes (k int, v privacy_guard.tagged_text);
+INSERT INTO ou_notes VALUES
+	(1, privacy_guard.tag('frank''s note'::text, ARRAY['billing'], 'ou_frank')),
+	(2, privacy_guard.tag('grace''s note'::text, ARRAY['billing'], 'ou_grace'));
+GRANT SELECT ON ou_notes TO regress_app;
+RESET ROLE;
+SET ROLE regress_app;
+SET privacy_guard.purpose = 'billing';
+BEGIN;
+DECLARE ou_held CURSOR WITH HOLD FOR SELECT k, v FROM ou_notes ORDER BY k;
+COMMIT;
+CREATE TEMP TABLE ou_copy AS SELECT k, v FROM ou_notes;
+SELECT k, privacy_guard.reveal(v) FROM ou_copy ORDER BY k;
+RESET ROLE;
+SELECT privacy_guard.forget('ou_frank') AS req \gset
+SELECT privacy_guard.run_maintenance() ->> 'requests_done' AS done;
+SELECT state, counts FROM privacy_guard.erasure_requests WHERE id = :req;
+SELECT k, privacy_guard.reveal(v) FROM ou_notes ORDER BY k;
+-- attack: the copy in the session's temporary table, and the held cursor
+SET ROLE regress_app;
+SET privacy_guard.purpose = 'billing';
+SELECT k, privacy_guard.reveal(v) FROM ou_copy ORDER BY k;
+SELECT k, privacy_guard.reveal(v) AS to_text, v::text AS cast_text FROM ou_copy ORDER BY k;
+FETCH ALL FROM ou_held;
+CLOSE ou_held;
+DROP TABLE ou_copy;
+RESET ROLE;
+SET ROLE regress_owner;
+DROP TABLE ou_notes;
+RESET ROLE;

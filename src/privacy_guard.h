@@ -146,6 +146,10 @@ extern void pvg_consent_end_xact(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
 
+/* forgotten.c */
+extern void pvg_forgotten_init(void);
+extern bool pvg_subject_forgotten_here(const char *subject, int len);
+
 /* worker.c */
 extern void pvg_worker_init(void);
 

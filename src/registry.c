@@ -111,6 +111,7 @@ pvg_cache_init(void)
 	CacheRegisterRelcacheCallback(pvg_relcache_callback, (Datum) 0);
 	RegisterXactCallback(pvg_xact_callback, NULL);
 	RegisterSubXactCallback(pvg_subxact_callback, NULL);
+	pvg_forgotten_init();
 }
 
 /*
