@@ -1128,6 +1128,78 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._subject_digest(text) IS 'Internal: keyed digest of a subject key';
 
+/*
+ * The base types of protected subject columns (other than text and
+ * varchar, which hold any key as it is) of which the key spells a value
+ * other than as the column shows it: ' 42', '+42', '042' for integers; an
+ * upper-case, brace-wrapped or unhyphenated uuid.  The rules, the erasure
+ * and the receipts know a subject by the column's text form, so a request
+ * for such a key hides and erases nothing in those columns.
+ */
+CREATE FUNCTION privacy_guard._key_misspellings(subject text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_type regtype;
+	v_canon text;
+	v_misspelt text[] := '{}';
+BEGIN
+	FOR v_type IN
+		SELECT DISTINCT privacy_guard._base_type(a.atttypid)
+		  FROM privacy_guard.protected_table p
+		  JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.subject_column
+		 WHERE NOT a.attisdropped
+	LOOP
+		CONTINUE WHEN v_type IN ('text'::regtype, 'varchar'::regtype);
+		BEGIN
+			EXECUTE format('SELECT ($1::%s)::text', v_type) INTO v_canon USING subject;
+		EXCEPTION WHEN data_exception THEN
+			CONTINUE;	/* no value of this type: not meant for these columns */
+		END;
+		IF v_canon <> subject THEN
+			v_misspelt := v_misspelt || v_type::text;
+		END IF;
+	END LOOP;
+	RETURN v_misspelt;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._key_misspellings(text) IS 'Internal: the subject column types of which a key spells a value non-canonically';
+
+/*
+ * forget() refuses a misspelt key (above) when no protected subject column
+ * could hold it as it is (a text or varchar one could: '042' may be a text
+ * key); else a round that finds nothing of it leaves it blocked (see
+ * _erase_subject), never done.  Neither the key nor its canonical form is
+ * named in the error.
+ */
+CREATE FUNCTION privacy_guard._check_key_form(subject text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_misspelt text[];
+BEGIN
+	IF EXISTS (SELECT 1 FROM privacy_guard.protected_table p
+				 JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.subject_column
+				WHERE NOT a.attisdropped
+				  AND privacy_guard._base_type(a.atttypid) IN ('text'::regtype, 'varchar'::regtype)) THEN
+		RETURN;
+	END IF;
+	v_misspelt := privacy_guard._key_misspellings(subject);
+	IF cardinality(v_misspelt) > 0 THEN
+		RAISE EXCEPTION 'subject key is not written the way the subject columns hold it'
+			USING ERRCODE = '22023',
+				  DETAIL = format('The key is another spelling of a %s value; subjects are known by the column''s text form, so a request for it would find nothing.',
+								  array_to_string(v_misspelt, ' or ')),
+				  HINT = 'Write integers without sign, leading zeros or spaces, and uuids in lower case with hyphens and without braces.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._check_key_form(text) IS 'Internal: refuse a key that spells a subject column''s value non-canonically and that no subject column could hold as it is';
+
 CREATE FUNCTION privacy_guard.forget(subject text, reason text DEFAULT NULL,
 									 due timestamptz DEFAULT now())
 RETURNS bigint
@@ -1138,6 +1210,7 @@ DECLARE
 	v_id bigint;
 BEGIN
 	PERFORM privacy_guard._check_subject(subject);
+	PERFORM privacy_guard._check_key_form(subject);
 	IF due IS NULL THEN
 		RAISE EXCEPTION 'due must not be null' USING ERRCODE = '22004';
 	END IF;
@@ -1504,6 +1577,7 @@ DECLARE
 	v_start timestamptz := clock_timestamp();
 	v_settled boolean;
 	v_rels oid[];
+	v_consents bigint;
 	v_dboid oid := (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
 BEGIN
 	/*
@@ -1634,8 +1708,10 @@ BEGIN
 		/* the receipt keeps the history, with the key replaced by its digest */
 		WITH ledger AS (
 			UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
-			 WHERE l.subject = req.subject RETURNING 1)
-		DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject;
+			 WHERE l.subject = req.subject RETURNING 1),
+		current AS (
+			DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject RETURNING 1)
+		SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM current) INTO v_consents;
 		/*
 		 * Checked again now that the statements have run: a transaction that
 		 * began writing during them may hold an uncommitted row of the
@@ -1652,6 +1728,21 @@ BEGIN
 				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x)
 			 WHERE r.id = req.id;
 			RETURN CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END;
+		ELSIF req.erased_at IS NULL AND req.counts = '{}' AND v_counts = '{}' AND v_consents = 0
+			  AND cardinality(privacy_guard._key_misspellings(req.subject)) > 0 THEN
+			/*
+			 * Nothing of the key anywhere, and it spells a value of a
+			 * subject column other than as the column shows it: the request
+			 * was meant for that value and erased nothing, so it must not
+			 * read done (forget() refuses such keys when no text subject
+			 * column could hold them).
+			 */
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked', changed_xid = pg_current_xact_id(),
+				   error = format('the key is another spelling of a %s value and nothing was found under it: file the request with the key as the subject column shows it',
+								  array_to_string(privacy_guard._key_misspellings(req.subject), ' or '))
+			 WHERE r.id = req.id;
+			RETURN 'blocked';
 		ELSE
 			UPDATE privacy_guard.erasure_request r
 			   SET state = 'done', completed_at = clock_timestamp(), changed_xid = pg_current_xact_id(),
