@@ -98,6 +98,72 @@ SET ROLE regress_owner;
 DROP TABLE ou_notes;
 RESET ROLE;
 
+-- 12.5: defining or redefining a purpose never widens what roles already
+-- authorised can read.  The rule: an authorisation for a purpose reaches
+-- its descendants of the same legal basis only; a child of another basis
+-- needs an authorisation of its own, and a changed basis withdraws the
+-- purpose's authorisations.
+CREATE ROLE regress_ou_app;
+SELECT privacy_guard.define_purpose('ou_mkt', 'consent');
+SELECT privacy_guard.define_purpose('ou_mkt.email', 'consent');
+SELECT privacy_guard.define_purpose('ou_stats', 'legitimate_interests');
+SELECT privacy_guard.allow_purpose('regress_ou_app', 'ou_mkt');
+SELECT privacy_guard.allow_purpose('regress_ou_app', 'ou_stats');
+SET ROLE regress_owner;
+CREATE TABLE ou_leads (id int, note text, v privacy_guard.tagged_text);
+INSERT INTO ou_leads SELECT g, 'lead ' || g, privacy_guard.tag(('tagged ' || g)::text, ARRAY['ou_mkt', 'ou_stats'], g::text)
+  FROM generate_series(9601, 9603) g;
+GRANT SELECT ON ou_leads TO regress_ou_app;
+RESET ROLE;
+SELECT privacy_guard.protect('ou_leads', 'id', ARRAY['ou_mkt', 'ou_stats']);
+-- 9601 consents to ou_mkt, 9602 never did, 9603 withdrew; 9602 objects to ou_stats
+SELECT privacy_guard.grant_consent('9601', 'ou_mkt');
+SELECT privacy_guard.grant_consent('9603', 'ou_mkt');
+SELECT privacy_guard.withdraw_consent('9603', 'ou_mkt');
+SELECT privacy_guard.object_to('9602', 'ou_stats');
+SET ROLE regress_ou_app;
+SET privacy_guard.purpose = 'ou_mkt';
+SELECT id, privacy_guard.reveal(v) FROM ou_leads ORDER BY id;
+SET privacy_guard.purpose = 'ou_stats';
+SELECT id, privacy_guard.reveal(v) FROM ou_leads ORDER BY id;
+RESET ROLE;
+-- attack: a contract child under the consent purpose would ask no consent
+SELECT privacy_guard.define_purpose('ou_mkt.all', 'contract');
+-- attack: a contract child under the legitimate_interests purpose would ignore the objection
+SELECT privacy_guard.define_purpose('ou_stats.all', 'contract');
+SET ROLE regress_ou_app;
+SET privacy_guard.purpose = 'ou_mkt.all';
+SELECT id FROM ou_leads ORDER BY id;
+SELECT id, privacy_guard.reveal(v) FROM (VALUES (9601, privacy_guard.tag('loose 9601'::text, ARRAY['ou_mkt'], '9601'))) x(id, v);
+SET privacy_guard.purpose = 'ou_stats.all';
+SELECT id FROM ou_leads ORDER BY id;
+-- a child of the same basis is reached, and asks what its basis asks
+SET privacy_guard.purpose = 'ou_mkt.email';
+SELECT id, privacy_guard.reveal(v) FROM ou_leads ORDER BY id;
+RESET ROLE;
+-- check() names the children no role may use (a parent's authorisation does not count)
+SELECT severity, object FROM privacy_guard.check() WHERE object LIKE 'purpose ''ou\_%' ORDER BY object;
+-- attack: redefine the consent purpose itself as contract
+SELECT privacy_guard.define_purpose('ou_mkt', 'contract');
+SELECT role, purpose FROM privacy_guard.purpose_roles WHERE purpose LIKE 'ou\_%' ORDER BY purpose;
+SET ROLE regress_ou_app;
+SET privacy_guard.purpose = 'ou_mkt';
+SELECT id FROM ou_leads ORDER BY id;
+RESET ROLE;
+-- given again, knowingly, it reads under the new basis
+SELECT privacy_guard.allow_purpose('regress_ou_app', 'ou_mkt');
+SET ROLE regress_ou_app;
+SET privacy_guard.purpose = 'ou_mkt';
+SELECT id FROM ou_leads ORDER BY id;
+RESET ROLE;
+SELECT privacy_guard.unprotect('ou_leads');
+SET ROLE regress_owner;
+DROP TABLE ou_leads;
+RESET ROLE;
+SELECT privacy_guard.disallow_purpose('regress_ou_app', p) FROM unnest(ARRAY['ou_mkt', 'ou_stats']) p;
+DROP ROLE regress_ou_app;
+SELECT privacy_guard.drop_purpose(p) FROM unnest(ARRAY['ou_mkt.all', 'ou_stats.all', 'ou_mkt.email']) p;
+
 -- 12.4: a key that no subject column could hold as it is — another
 -- spelling of an integer or a uuid — is refused by forget(), which would
 -- otherwise hide nothing, erase nothing and read done.  In a database of

@@ -53,7 +53,7 @@ CREATE TABLE privacy_guard.purpose_role (
 	purpose		text NOT NULL REFERENCES privacy_guard.purpose (name),
 	PRIMARY KEY (role, purpose)
 );
-COMMENT ON TABLE privacy_guard.purpose_role IS 'Roles authorised for a purpose (and its children)';
+COMMENT ON TABLE privacy_guard.purpose_role IS 'Roles authorised for a purpose (and its descendants of the same legal basis)';
 
 CREATE TABLE privacy_guard.consent_ledger (
 	id			bigint PRIMARY KEY
@@ -304,6 +304,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_parent text;
+	v_old_basis text;
+	v_withdrawn bigint;
 BEGIN
 	IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}(\.[a-z][a-z0-9_]{0,62})*$' THEN
 		RAISE EXCEPTION 'invalid purpose name'
@@ -324,10 +326,29 @@ BEGIN
 					  HINT = 'Define the parent purpose first.';
 		END IF;
 	END IF;
+	SELECT p.legal_basis INTO v_old_basis FROM privacy_guard.purpose p
+	 WHERE p.name = define_purpose.name FOR UPDATE;
 	INSERT INTO privacy_guard.purpose AS p (name, parent, legal_basis, description)
 	VALUES (define_purpose.name, v_parent, define_purpose.legal_basis, define_purpose.description)
 	ON CONFLICT ON CONSTRAINT purpose_pkey DO UPDATE
 		SET legal_basis = excluded.legal_basis, description = excluded.description;
+	/*
+	 * Another legal basis changes what a role authorised for the purpose
+	 * may read (consent asked or not, objections heeded or not): the
+	 * authorisations were given for the old one and are withdrawn, to be
+	 * given again.  (A descendant of another basis is never reached by an
+	 * authorisation of its ancestor: see the rules.)
+	 */
+	IF v_old_basis IS DISTINCT FROM define_purpose.legal_basis AND v_old_basis IS NOT NULL THEN
+		WITH gone AS (
+			DELETE FROM privacy_guard.purpose_role r WHERE r.purpose = define_purpose.name RETURNING 1)
+		SELECT count(*) INTO v_withdrawn FROM gone;
+		IF v_withdrawn > 0 THEN
+			RAISE NOTICE 'the legal basis of purpose "%" changed: its % authorisation% withdrawn',
+				define_purpose.name, v_withdrawn, CASE WHEN v_withdrawn = 1 THEN ' was' ELSE 's were' END
+				USING HINT = 'Authorise the roles again with privacy_guard.allow_purpose() if they may use it under the new basis.';
+		END IF;
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.define_purpose(text, text, text) IS 'Create or update a purpose of processing';
@@ -402,7 +423,7 @@ BEGIN
 	ON CONFLICT DO NOTHING;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard.allow_purpose(regrole, text) IS 'Authorise a role (and its members) for a purpose and its children';
+COMMENT ON FUNCTION privacy_guard.allow_purpose(regrole, text) IS 'Authorise a role (and its members) for a purpose and its descendants of the same legal basis';
 
 CREATE FUNCTION privacy_guard.disallow_purpose(role regrole, purpose text)
 RETURNS void
@@ -481,6 +502,27 @@ AS $$
 	SELECT chain.name FROM chain
 $$;
 COMMENT ON FUNCTION privacy_guard._purpose_chain(text) IS 'Internal: a purpose and its ancestors';
+
+/*
+ * The purposes whose authorisation lets a role use this one: itself and
+ * its ancestors up to the first of another legal basis (pvg_purpose_authorised).
+ */
+CREATE FUNCTION privacy_guard._authorising_purposes(purpose text)
+RETURNS SETOF text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE chain(name, basis) AS (
+		SELECT p.name, p.legal_basis FROM privacy_guard.purpose p WHERE p.name = $1
+		UNION ALL
+		SELECT q.name, q.legal_basis
+		  FROM chain
+		  JOIN privacy_guard.purpose p ON p.name = chain.name
+		  JOIN privacy_guard.purpose q ON q.name = p.parent
+		 WHERE q.legal_basis = chain.basis)
+	SELECT chain.name FROM chain
+$$;
+COMMENT ON FUNCTION privacy_guard._authorising_purposes(text) IS 'Internal: the purposes whose authorisation reaches this one (itself, and ancestors of the same legal basis)';
 
 CREATE FUNCTION privacy_guard.grant_consent(subject text, purpose text,
 											valid_until timestamptz DEFAULT NULL,
@@ -3773,11 +3815,11 @@ BEGIN
 		UNION ALL
 		/* purposes no role may use */
 		SELECT 'warning', 'purpose ' || quote_literal(p.name),
-			   format('no role is authorised for purpose %s or a parent of it: only superusers and BYPASSRLS roles can read data under it. Authorise a role with privacy_guard.allow_purpose(), or drop the purpose.',
+			   format('no role is authorised for purpose %s or a parent of it of the same legal basis: only superusers and BYPASSRLS roles can read data under it. Authorise a role with privacy_guard.allow_purpose(), or drop the purpose.',
 					  quote_literal(p.name))
 		  FROM privacy_guard.purpose p
 		 WHERE NOT EXISTS (SELECT 1 FROM privacy_guard.purpose_role r
-							WHERE r.purpose IN (SELECT privacy_guard._purpose_chain(p.name)))
+							WHERE r.purpose IN (SELECT privacy_guard._authorising_purposes(p.name)))
 		UNION ALL
 		/* protected tables without retention */
 		SELECT 'warning', 'table ' || t.relid::text,

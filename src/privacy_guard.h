@@ -129,6 +129,7 @@ extern PvgRegistry *pvg_registry(void);
 extern PvgTable *pvg_registry_table(PvgRegistry *reg, Oid relid);
 extern int	pvg_registry_purpose(PvgRegistry *reg, const char *name);
 extern bool pvg_purpose_within(PvgRegistry *reg, int purpose, int ancestor);
+extern bool pvg_purpose_authorised(PvgRegistry *reg, int purpose, int authorised);
 extern void pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec);
 extern void pvg_spi_as_owner_end(Oid save_userid, int save_sec);
 extern Snapshot pvg_load_snapshot(void);

@@ -152,7 +152,7 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 	{
 		for (i = 0; i < reg->nauth && !chk->usable; i++)
 		{
-			if (pvg_purpose_within(reg, chk->purpose, reg->auth[i].purpose) &&
+			if (pvg_purpose_authorised(reg, chk->purpose, reg->auth[i].purpose) &&
 				has_privs_of_role(userid, reg->auth[i].roleid))
 				chk->usable = true;
 		}
