@@ -164,6 +164,84 @@ SELECT privacy_guard.disallow_purpose('regress_ou_app', p) FROM unnest(ARRAY['ou
 DROP ROLE regress_ou_app;
 SELECT privacy_guard.drop_purpose(p) FROM unnest(ARRAY['ou_mkt.all', 'ou_stats.all', 'ou_mkt.email']) p;
 
+-- 12.6: a table's own row-level security keeps working however it is
+-- added or dropped, before or after protect(): privacy_guard's permissive
+-- base policy (USING true) stands in only while the table has no
+-- permissive policy of its own, else it would be OR-ed with them.
+SET ROLE regress_owner;
+CREATE TABLE ou_tenants (id bigint, tenant text, note text);
+INSERT INTO ou_tenants VALUES (9701, 'a', 'a one'), (9702, 'a', 'a two'), (9703, 'b', 'b one');
+GRANT SELECT, INSERT ON ou_tenants TO regress_app;
+RESET ROLE;
+SELECT privacy_guard.protect('ou_tenants', 'id', ARRAY['billing']);
+SELECT polname, polpermissive FROM pg_policy WHERE polrelid = 'ou_tenants'::regclass ORDER BY 1;
+-- attack: the owner's tenant policy, added after protect(), was cancelled by the base
+SET ROLE regress_owner;
+CREATE POLICY ou_own_tenant ON ou_tenants USING (tenant = current_setting('app.tenant', true))
+	WITH CHECK (tenant = current_setting('app.tenant', true));
+RESET ROLE;
+SELECT polname, polpermissive FROM pg_policy WHERE polrelid = 'ou_tenants'::regclass ORDER BY 1;
+SET ROLE regress_app;
+SET privacy_guard.purpose = 'billing';
+SET app.tenant = 'a';
+SELECT id, note FROM ou_tenants ORDER BY id;
+INSERT INTO ou_tenants VALUES (9704, 'b', 'written into another tenant');
+INSERT INTO ou_tenants VALUES (9704, 'a', 'a three');
+SELECT id, note FROM ou_tenants ORDER BY id;
+RESET ROLE;
+-- the rules still narrow it: a forgotten subject goes from the tenant's view
+SELECT privacy_guard.forget('9702') > 0 AS filed;
+SET ROLE regress_app;
+SELECT id, note FROM ou_tenants ORDER BY id;
+RESET ROLE;
+-- dropping the owner's last permissive policy brings the base back
+SET ROLE regress_owner;
+DROP POLICY ou_own_tenant ON ou_tenants;
+RESET ROLE;
+SELECT polname, polpermissive FROM pg_policy WHERE polrelid = 'ou_tenants'::regclass ORDER BY 1;
+SET ROLE regress_app;
+SELECT id, note FROM ou_tenants ORDER BY id;
+RESET ROLE;
+-- a restrictive policy of the owner narrows without touching the base
+SET ROLE regress_owner;
+CREATE POLICY ou_not_b ON ou_tenants AS RESTRICTIVE USING (tenant <> 'b');
+RESET ROLE;
+SET ROLE regress_app;
+SELECT id, note FROM ou_tenants ORDER BY id;
+RESET ROLE;
+-- unprotect leaves the owner's policies working: row-level security stays on
+SET ROLE regress_owner;
+DROP POLICY ou_not_b ON ou_tenants;
+CREATE POLICY ou_own_tenant ON ou_tenants USING (tenant = current_setting('app.tenant', true));
+RESET ROLE;
+SELECT privacy_guard.unprotect('ou_tenants');
+SELECT relrowsecurity FROM pg_class WHERE oid = 'ou_tenants'::regclass;
+SET ROLE regress_app;
+RESET privacy_guard.purpose;
+SELECT id, note FROM ou_tenants ORDER BY id;
+RESET app.tenant;
+RESET ROLE;
+-- and a table with an owner policy from before protect() (row-level
+-- security on) keeps it in charge, as before: no base
+SET ROLE regress_owner;
+ALTER TABLE ou_tenants ENABLE ROW LEVEL SECURITY;
+RESET ROLE;
+SELECT privacy_guard.protect('ou_tenants', 'id', ARRAY['billing']);
+SELECT polname, polpermissive FROM pg_policy WHERE polrelid = 'ou_tenants'::regclass ORDER BY 1;
+SET ROLE regress_owner;
+DROP POLICY ou_own_tenant ON ou_tenants;
+RESET ROLE;
+SELECT polname, polpermissive FROM pg_policy WHERE polrelid = 'ou_tenants'::regclass ORDER BY 1;
+SET ROLE regress_app;
+SET privacy_guard.purpose = 'billing';
+SELECT count(*) AS no_permissive_policy_no_rows FROM ou_tenants;
+RESET privacy_guard.purpose;
+RESET ROLE;
+SELECT privacy_guard.unprotect('ou_tenants');
+SET ROLE regress_owner;
+DROP TABLE ou_tenants;
+RESET ROLE;
+
 -- 12.4: a key that no subject column could hold as it is — another
 -- spelling of an integer or a uuid — is refused by forget(), which would
 -- otherwise hide nothing, erase nothing and read done.  In a database of

@@ -696,6 +696,50 @@ AS 'MODULE_PATHNAME', 'pvg_policy_state'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION privacy_guard._policy_state(regclass, regclass, name, name) IS 'Internal: intact, missing or tampered';
 
+/* Whether a table has permissive policies of its own (not privacy_guard's). */
+CREATE FUNCTION privacy_guard._has_own_permissive(target regclass)
+RETURNS boolean
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+					WHERE p.polrelid OPERATOR(pg_catalog.=) $1 AND p.polpermissive
+					  AND p.polname OPERATOR(pg_catalog.<>) ALL (ARRAY['privacy_guard_rules', 'privacy_guard_base']::name[]))
+$$;
+COMMENT ON FUNCTION privacy_guard._has_own_permissive(regclass) IS 'Internal: whether a table has permissive row-level security policies of its own';
+
+/*
+ * The permissive base policy (USING true) stands in for the permissive
+ * policies a table without row-level security of its own does not have:
+ * without one, row-level security would show no row at all.  Once the
+ * table has permissive policies of its own — added before protect() or
+ * after, the base would be OR-ed with them and cancel them (a tenant
+ * policy would show every tenant's rows) — it goes; when the last of them
+ * is dropped, it comes back (unless the table had row-level security of
+ * its own before protect(): then no permissive policy means no row, as
+ * PostgreSQL has it).  Run after every CREATE, ALTER and DROP POLICY.
+ */
+CREATE FUNCTION privacy_guard._sync_base_policy(target regclass, owner_rls boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_want boolean := NOT owner_rls AND NOT privacy_guard._has_own_permissive(target);
+	v_has boolean := EXISTS (SELECT 1 FROM pg_policy p
+							  WHERE p.polrelid = target AND p.polname = 'privacy_guard_base');
+BEGIN
+	IF v_has AND NOT v_want THEN
+		EXECUTE format('DROP POLICY privacy_guard_base ON %s', target);
+	ELSIF v_want AND NOT v_has THEN
+		EXECUTE format('CREATE POLICY privacy_guard_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
+					   'USING (''true''::privacy_guard.base_policy) WITH CHECK (''true''::privacy_guard.base_policy)',
+					   target);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._sync_base_policy(regclass, boolean) IS 'Internal: keep the permissive base policy exactly while a protected table has no permissive policy of its own';
+
 /*
  * Install the two policies on one table (the registered table or one of
  * its partitions or inheritance children).  The policy expressions always
@@ -721,7 +765,8 @@ BEGIN
 	EXECUTE format('CREATE POLICY privacy_guard_rules ON %s AS RESTRICTIVE FOR ALL TO PUBLIC '
 				   'USING (%s) WITH CHECK (privacy_guard.write_allowed(%L::regclass))',
 				   target, v_qual, root::oid);
-	IF with_base THEN
+	/* a table with permissive policies of its own keeps them in charge (see _sync_base_policy) */
+	IF with_base AND NOT privacy_guard._has_own_permissive(target) THEN
 		EXECUTE format('CREATE POLICY privacy_guard_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
 					   'USING (''true''::privacy_guard.base_policy) WITH CHECK (''true''::privacy_guard.base_policy)',
 					   target);
@@ -932,7 +977,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM privacy_guard._drop_policies(target);
-	IF NOT owner_rls THEN
+	/* policies the owner added while the table was protected keep working */
+	IF NOT owner_rls AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = target) THEN
 		EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', target);
 	END IF;
 	IF NOT owner_force THEN
@@ -1005,6 +1051,25 @@ BEGIN
 	IF privacy_guard._guard_suspended()
 	   OR NOT EXISTS (SELECT 1 FROM privacy_guard.protected_table) THEN
 		RETURN;
+	END IF;
+
+	/*
+	 * A table's own permissive policies, created or dropped: the base
+	 * policy goes or comes back (on tables whose rules are in place: during
+	 * a restore, pg_restore brings the policies as they were).
+	 */
+	IF TG_TAG IN ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY') THEN
+		PERFORM privacy_guard._guard_suspend(true);
+		FOR r IN
+			SELECT p.target, t.owner_rls
+			  FROM privacy_guard.protected_part p
+			  JOIN privacy_guard.protected_table t ON t.relid = p.root
+			 WHERE privacy_guard._policy_state(p.target, p.root, t.subject_column,
+											   t.retention_column) = 'intact'
+		LOOP
+			PERFORM privacy_guard._sync_base_policy(r.target, r.owner_rls);
+		END LOOP;
+		PERFORM privacy_guard._guard_suspend(false);
 	END IF;
 
 	/* the registration names the subject and retention columns */
