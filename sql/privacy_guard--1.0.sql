@@ -717,9 +717,13 @@ COMMENT ON FUNCTION privacy_guard._has_own_permissive(regclass) IS 'Internal: wh
  * policy would show every tenant's rows) — it goes; when the last of them
  * is dropped, it comes back (unless the table had row-level security of
  * its own before protect(): then no permissive policy means no row, as
- * PostgreSQL has it).  Run after every CREATE, ALTER and DROP POLICY.
+ * PostgreSQL has it).  Run after every CREATE, ALTER and DROP POLICY; a
+ * CREATE POLICY only ever takes the base away (may_create false), so that
+ * a restore, which creates the policies as they were in whatever order,
+ * never finds the base already there.
  */
-CREATE FUNCTION privacy_guard._sync_base_policy(target regclass, owner_rls boolean)
+CREATE FUNCTION privacy_guard._sync_base_policy(target regclass, owner_rls boolean,
+												may_create boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -731,14 +735,14 @@ DECLARE
 BEGIN
 	IF v_has AND NOT v_want THEN
 		EXECUTE format('DROP POLICY privacy_guard_base ON %s', target);
-	ELSIF v_want AND NOT v_has THEN
+	ELSIF v_want AND NOT v_has AND may_create THEN
 		EXECUTE format('CREATE POLICY privacy_guard_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
 					   'USING (''true''::privacy_guard.base_policy) WITH CHECK (''true''::privacy_guard.base_policy)',
 					   target);
 	END IF;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._sync_base_policy(regclass, boolean) IS 'Internal: keep the permissive base policy exactly while a protected table has no permissive policy of its own';
+COMMENT ON FUNCTION privacy_guard._sync_base_policy(regclass, boolean, boolean) IS 'Internal: keep the permissive base policy exactly while a protected table has no permissive policy of its own';
 
 /*
  * Install the two policies on one table (the registered table or one of
@@ -1067,7 +1071,7 @@ BEGIN
 			 WHERE privacy_guard._policy_state(p.target, p.root, t.subject_column,
 											   t.retention_column) = 'intact'
 		LOOP
-			PERFORM privacy_guard._sync_base_policy(r.target, r.owner_rls);
+			PERFORM privacy_guard._sync_base_policy(r.target, r.owner_rls, TG_TAG <> 'CREATE POLICY');
 		END LOOP;
 		PERFORM privacy_guard._guard_suspend(false);
 	END IF;
@@ -1112,12 +1116,18 @@ BEGIN
 		/*
 		 * A tagged column added to a protected table: plain values get its
 		 * default tag.  With the guard on: tagging the stored values runs the
-		 * owner's triggers, whose DDL must be checked like any other.
+		 * owner's triggers, whose DDL must be checked like any other.  Only
+		 * on a table whose rules are in place: during a restore the table's
+		 * ALTER TABLE commands (keys, constraints) come before its triggers,
+		 * and pg_restore brings the trigger itself (its policies come after
+		 * its triggers).
 		 */
 		FOR r IN
 			SELECT t.relid FROM privacy_guard.protected_table t
 			 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
 								WHERE g.tgrelid = t.relid AND g.tgname = 'privacy_guard_default_tag')
+			   AND privacy_guard._policy_state(t.relid, t.relid, t.subject_column,
+											   t.retention_column) = 'intact'
 		LOOP
 			PERFORM privacy_guard._install_default_tag(r.relid, true);
 		END LOOP;
