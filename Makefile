@@ -4,7 +4,7 @@ MODULE_big  = privacy_guard
 OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
-              src/tagged_io.o src/tagged_ops.o
+              src/tagged_io.o src/tagged_ops.o src/forgotten.o
 DATA        = sql/privacy_guard--1.0.sql
 PGFILEDESC  = "privacy_guard - purposes, consent, retention and erasure enforced in the database"
 
@@ -17,13 +17,14 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit \
                tagged tagged_leaks tagged_erase \
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
+               attacks_outside \
                owner_sandbox two_phase tagged_parallel
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/
 ISOLATION      = withdraw_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
                  tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis \
-                 restored_rows
+                 restored_rows attacks_erasure_inflight attacks_tagged_copies
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(srcdir)/test/regress.conf
 

@@ -53,7 +53,7 @@ CREATE TABLE privacy_guard.purpose_role (
 	purpose		text NOT NULL REFERENCES privacy_guard.purpose (name),
 	PRIMARY KEY (role, purpose)
 );
-COMMENT ON TABLE privacy_guard.purpose_role IS 'Roles authorised for a purpose (and its children)';
+COMMENT ON TABLE privacy_guard.purpose_role IS 'Roles authorised for a purpose (and its descendants of the same legal basis)';
 
 CREATE TABLE privacy_guard.consent_ledger (
 	id			bigint PRIMARY KEY
@@ -131,7 +131,7 @@ CREATE TABLE privacy_guard.erasure_request (
 	error		text,
 	touched		oid[] NOT NULL DEFAULT '{}',	/* tables the erasure wrote to */
 	unreachable_at timestamptz,	/* when all of them had been vacuumed since */
-	erased_at	timestamptz,	/* first full erasure; done once no older transaction is open */
+	erased_at	timestamptz,	/* first full erasure; done once no transaction in flight can commit or read the subject's rows */
 	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
@@ -304,6 +304,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_parent text;
+	v_old_basis text;
+	v_withdrawn bigint;
 BEGIN
 	IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}(\.[a-z][a-z0-9_]{0,62})*$' THEN
 		RAISE EXCEPTION 'invalid purpose name'
@@ -324,10 +326,29 @@ BEGIN
 					  HINT = 'Define the parent purpose first.';
 		END IF;
 	END IF;
+	SELECT p.legal_basis INTO v_old_basis FROM privacy_guard.purpose p
+	 WHERE p.name = define_purpose.name FOR UPDATE;
 	INSERT INTO privacy_guard.purpose AS p (name, parent, legal_basis, description)
 	VALUES (define_purpose.name, v_parent, define_purpose.legal_basis, define_purpose.description)
 	ON CONFLICT ON CONSTRAINT purpose_pkey DO UPDATE
 		SET legal_basis = excluded.legal_basis, description = excluded.description;
+	/*
+	 * Another legal basis changes what a role authorised for the purpose
+	 * may read (consent asked or not, objections heeded or not): the
+	 * authorisations were given for the old one and are withdrawn, to be
+	 * given again.  (A descendant of another basis is never reached by an
+	 * authorisation of its ancestor: see the rules.)
+	 */
+	IF v_old_basis IS DISTINCT FROM define_purpose.legal_basis AND v_old_basis IS NOT NULL THEN
+		WITH gone AS (
+			DELETE FROM privacy_guard.purpose_role r WHERE r.purpose = define_purpose.name RETURNING 1)
+		SELECT count(*) INTO v_withdrawn FROM gone;
+		IF v_withdrawn > 0 THEN
+			RAISE NOTICE 'the legal basis of purpose "%" changed: its % authorisation% withdrawn',
+				define_purpose.name, v_withdrawn, CASE WHEN v_withdrawn = 1 THEN ' was' ELSE 's were' END
+				USING HINT = 'Authorise the roles again with privacy_guard.allow_purpose() if they may use it under the new basis.';
+		END IF;
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.define_purpose(text, text, text) IS 'Create or update a purpose of processing';
@@ -402,7 +423,7 @@ BEGIN
 	ON CONFLICT DO NOTHING;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard.allow_purpose(regrole, text) IS 'Authorise a role (and its members) for a purpose and its children';
+COMMENT ON FUNCTION privacy_guard.allow_purpose(regrole, text) IS 'Authorise a role (and its members) for a purpose and its descendants of the same legal basis';
 
 CREATE FUNCTION privacy_guard.disallow_purpose(role regrole, purpose text)
 RETURNS void
@@ -481,6 +502,27 @@ AS $$
 	SELECT chain.name FROM chain
 $$;
 COMMENT ON FUNCTION privacy_guard._purpose_chain(text) IS 'Internal: a purpose and its ancestors';
+
+/*
+ * The purposes whose authorisation lets a role use this one: itself and
+ * its ancestors up to the first of another legal basis (pvg_purpose_authorised).
+ */
+CREATE FUNCTION privacy_guard._authorising_purposes(purpose text)
+RETURNS SETOF text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE chain(name, basis) AS (
+		SELECT p.name, p.legal_basis FROM privacy_guard.purpose p WHERE p.name = $1
+		UNION ALL
+		SELECT q.name, q.legal_basis
+		  FROM chain
+		  JOIN privacy_guard.purpose p ON p.name = chain.name
+		  JOIN privacy_guard.purpose q ON q.name = p.parent
+		 WHERE q.legal_basis = chain.basis)
+	SELECT chain.name FROM chain
+$$;
+COMMENT ON FUNCTION privacy_guard._authorising_purposes(text) IS 'Internal: the purposes whose authorisation reaches this one (itself, and ancestors of the same legal basis)';
 
 CREATE FUNCTION privacy_guard.grant_consent(subject text, purpose text,
 											valid_until timestamptz DEFAULT NULL,
@@ -654,6 +696,54 @@ AS 'MODULE_PATHNAME', 'pvg_policy_state'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION privacy_guard._policy_state(regclass, regclass, name, name) IS 'Internal: intact, missing or tampered';
 
+/* Whether a table has permissive policies of its own (not privacy_guard's). */
+CREATE FUNCTION privacy_guard._has_own_permissive(target regclass)
+RETURNS boolean
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+					WHERE p.polrelid OPERATOR(pg_catalog.=) $1 AND p.polpermissive
+					  AND p.polname OPERATOR(pg_catalog.<>) ALL (ARRAY['privacy_guard_rules', 'privacy_guard_base']::name[]))
+$$;
+COMMENT ON FUNCTION privacy_guard._has_own_permissive(regclass) IS 'Internal: whether a table has permissive row-level security policies of its own';
+
+/*
+ * The permissive base policy (USING true) stands in for the permissive
+ * policies a table without row-level security of its own does not have:
+ * without one, row-level security would show no row at all.  Once the
+ * table has permissive policies of its own — added before protect() or
+ * after, the base would be OR-ed with them and cancel them (a tenant
+ * policy would show every tenant's rows) — it goes; when the last of them
+ * is dropped, it comes back (unless the table had row-level security of
+ * its own before protect(): then no permissive policy means no row, as
+ * PostgreSQL has it).  Run after every CREATE, ALTER and DROP POLICY; a
+ * CREATE POLICY only ever takes the base away (may_create false), so that
+ * a restore, which creates the policies as they were in whatever order,
+ * never finds the base already there.
+ */
+CREATE FUNCTION privacy_guard._sync_base_policy(target regclass, owner_rls boolean,
+												may_create boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_want boolean := NOT owner_rls AND NOT privacy_guard._has_own_permissive(target);
+	v_has boolean := EXISTS (SELECT 1 FROM pg_policy p
+							  WHERE p.polrelid = target AND p.polname = 'privacy_guard_base');
+BEGIN
+	IF v_has AND NOT v_want THEN
+		EXECUTE format('DROP POLICY privacy_guard_base ON %s', target);
+	ELSIF v_want AND NOT v_has AND may_create THEN
+		EXECUTE format('CREATE POLICY privacy_guard_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
+					   'USING (''true''::privacy_guard.base_policy) WITH CHECK (''true''::privacy_guard.base_policy)',
+					   target);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._sync_base_policy(regclass, boolean, boolean) IS 'Internal: keep the permissive base policy exactly while a protected table has no permissive policy of its own';
+
 /*
  * Install the two policies on one table (the registered table or one of
  * its partitions or inheritance children).  The policy expressions always
@@ -679,7 +769,8 @@ BEGIN
 	EXECUTE format('CREATE POLICY privacy_guard_rules ON %s AS RESTRICTIVE FOR ALL TO PUBLIC '
 				   'USING (%s) WITH CHECK (privacy_guard.write_allowed(%L::regclass))',
 				   target, v_qual, root::oid);
-	IF with_base THEN
+	/* a table with permissive policies of its own keeps them in charge (see _sync_base_policy) */
+	IF with_base AND NOT privacy_guard._has_own_permissive(target) THEN
 		EXECUTE format('CREATE POLICY privacy_guard_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
 					   'USING (''true''::privacy_guard.base_policy) WITH CHECK (''true''::privacy_guard.base_policy)',
 					   target);
@@ -890,7 +981,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM privacy_guard._drop_policies(target);
-	IF NOT owner_rls THEN
+	/* policies the owner added while the table was protected keep working */
+	IF NOT owner_rls AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = target) THEN
 		EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', target);
 	END IF;
 	IF NOT owner_force THEN
@@ -965,6 +1057,25 @@ BEGIN
 		RETURN;
 	END IF;
 
+	/*
+	 * A table's own permissive policies, created or dropped: the base
+	 * policy goes or comes back (on tables whose rules are in place: during
+	 * a restore, pg_restore brings the policies as they were).
+	 */
+	IF TG_TAG IN ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY') THEN
+		PERFORM privacy_guard._guard_suspend(true);
+		FOR r IN
+			SELECT p.target, t.owner_rls
+			  FROM privacy_guard.protected_part p
+			  JOIN privacy_guard.protected_table t ON t.relid = p.root
+			 WHERE privacy_guard._policy_state(p.target, p.root, t.subject_column,
+											   t.retention_column) = 'intact'
+		LOOP
+			PERFORM privacy_guard._sync_base_policy(r.target, r.owner_rls, TG_TAG <> 'CREATE POLICY');
+		END LOOP;
+		PERFORM privacy_guard._guard_suspend(false);
+	END IF;
+
 	/* the registration names the subject and retention columns */
 	SELECT t.relid INTO v_bad
 	  FROM privacy_guard.protected_table t
@@ -1005,12 +1116,18 @@ BEGIN
 		/*
 		 * A tagged column added to a protected table: plain values get its
 		 * default tag.  With the guard on: tagging the stored values runs the
-		 * owner's triggers, whose DDL must be checked like any other.
+		 * owner's triggers, whose DDL must be checked like any other.  Only
+		 * on a table whose rules are in place: during a restore the table's
+		 * ALTER TABLE commands (keys, constraints) come before its triggers,
+		 * and pg_restore brings the trigger itself (its policies come after
+		 * its triggers).
 		 */
 		FOR r IN
 			SELECT t.relid FROM privacy_guard.protected_table t
 			 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
 								WHERE g.tgrelid = t.relid AND g.tgname = 'privacy_guard_default_tag')
+			   AND privacy_guard._policy_state(t.relid, t.relid, t.subject_column,
+											   t.retention_column) = 'intact'
 		LOOP
 			PERFORM privacy_guard._install_default_tag(r.relid, true);
 		END LOOP;
@@ -1128,6 +1245,78 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._subject_digest(text) IS 'Internal: keyed digest of a subject key';
 
+/*
+ * The base types of protected subject columns (other than text and
+ * varchar, which hold any key as it is) of which the key spells a value
+ * other than as the column shows it: ' 42', '+42', '042' for integers; an
+ * upper-case, brace-wrapped or unhyphenated uuid.  The rules, the erasure
+ * and the receipts know a subject by the column's text form, so a request
+ * for such a key hides and erases nothing in those columns.
+ */
+CREATE FUNCTION privacy_guard._key_misspellings(subject text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_type regtype;
+	v_canon text;
+	v_misspelt text[] := '{}';
+BEGIN
+	FOR v_type IN
+		SELECT DISTINCT privacy_guard._base_type(a.atttypid)
+		  FROM privacy_guard.protected_table p
+		  JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.subject_column
+		 WHERE NOT a.attisdropped
+	LOOP
+		CONTINUE WHEN v_type IN ('text'::regtype, 'varchar'::regtype);
+		BEGIN
+			EXECUTE format('SELECT ($1::%s)::text', v_type) INTO v_canon USING subject;
+		EXCEPTION WHEN data_exception THEN
+			CONTINUE;	/* no value of this type: not meant for these columns */
+		END;
+		IF v_canon <> subject THEN
+			v_misspelt := v_misspelt || v_type::text;
+		END IF;
+	END LOOP;
+	RETURN v_misspelt;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._key_misspellings(text) IS 'Internal: the subject column types of which a key spells a value non-canonically';
+
+/*
+ * forget() refuses a misspelt key (above) when no protected subject column
+ * could hold it as it is (a text or varchar one could: '042' may be a text
+ * key); else a round that finds nothing of it leaves it blocked (see
+ * _erase_subject), never done.  Neither the key nor its canonical form is
+ * named in the error.
+ */
+CREATE FUNCTION privacy_guard._check_key_form(subject text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_misspelt text[];
+BEGIN
+	IF EXISTS (SELECT 1 FROM privacy_guard.protected_table p
+				 JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.subject_column
+				WHERE NOT a.attisdropped
+				  AND privacy_guard._base_type(a.atttypid) IN ('text'::regtype, 'varchar'::regtype)) THEN
+		RETURN;
+	END IF;
+	v_misspelt := privacy_guard._key_misspellings(subject);
+	IF cardinality(v_misspelt) > 0 THEN
+		RAISE EXCEPTION 'subject key is not written the way the subject columns hold it'
+			USING ERRCODE = '22023',
+				  DETAIL = format('The key is another spelling of a %s value; subjects are known by the column''s text form, so a request for it would find nothing.',
+								  array_to_string(v_misspelt, ' or ')),
+				  HINT = 'Write integers without sign, leading zeros or spaces, and uuids in lower case with hyphens and without braces.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._check_key_form(text) IS 'Internal: refuse a key that spells a subject column''s value non-canonically and that no subject column could hold as it is';
+
 CREATE FUNCTION privacy_guard.forget(subject text, reason text DEFAULT NULL,
 									 due timestamptz DEFAULT now())
 RETURNS bigint
@@ -1138,6 +1327,7 @@ DECLARE
 	v_id bigint;
 BEGIN
 	PERFORM privacy_guard._check_subject(subject);
+	PERFORM privacy_guard._check_key_form(subject);
 	IF due IS NULL THEN
 		RAISE EXCEPTION 'due must not be null' USING ERRCODE = '22004';
 	END IF;
@@ -1396,6 +1586,77 @@ $$;
 COMMENT ON FUNCTION privacy_guard._merge_counts(jsonb, jsonb) IS 'Internal: add up the receipt counts of two passes of a request';
 
 /*
+ * The condition an engine statement or subject_report finds a subject's
+ * rows by, for a subject column (expr, of base type typ) and the key as $1:
+ * the rules know a row's subject by its value's text form (its bytes for
+ * text and varchar), so the rows found must be exactly the rows the rules
+ * hide.  The type's own equality (which an index can serve) may be coarser:
+ * a column under a non-deterministic collation has 'BOB' = 'bob', numeric
+ * has 1.0 = 1.00, float8 has -0 = 0; so the text form must match too,
+ * compared byte by byte (COLLATE "C"), or another person's rows would be
+ * erased or reported.
+ */
+CREATE FUNCTION privacy_guard._subject_cond(expr text, typ regtype)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.format('(%1$s OPERATOR(pg_catalog.=) $1::%2$s AND '
+							 'pg_catalog.format(''%%s'', %1$s) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) $1)',
+							 $1, $2)
+$$;
+COMMENT ON FUNCTION privacy_guard._subject_cond(text, regtype) IS 'Internal: the condition finding a subject''s rows by the text form the rules know it by';
+
+/*
+ * Whether no other transaction of the database can still commit, or read
+ * after the erasure, a row of the subject that this round's statements
+ * could not see.  A forget request becomes done only in a round for which
+ * this holds both before its statements take their snapshots and after
+ * they ran; otherwise it stays pending (its rows hidden) and the next
+ * round erases again.  Not settled while, in the database:
+ *  - a transaction is prepared (PREPARE TRANSACTION): its rows are
+ *	  invisible until COMMIT PREPARED, and when it began is not known;
+ *  - another transaction began before the request's first erasure
+ *	  (erased_at): it may have read the rows then and write them again;
+ *  - another transaction, whenever it began, has a transaction id and
+ *	  holds a write lock on a table the subject's rows can be in (rels):
+ *	  it may hold an uncommitted row of the subject;
+ *  - another transaction holds a snapshot between its statements (a
+ *	  REPEATABLE READ transaction, an open cursor): it may still see rows
+ *	  the round erases, and read them once the request no longer hides
+ *	  them.
+ * Autovacuum writes no rows of tables.
+ */
+CREATE FUNCTION privacy_guard._writers_settled(dboid oid, erased_at timestamptz, rels oid[])
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	/* the functions behind pg_stat_activity, pg_locks and pg_prepared_xacts, without their joins */
+	SELECT NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_prepared_xact() p
+			 WHERE p.dbid OPERATOR(pg_catalog.=) $1)
+	   AND NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_stat_get_activity(NULL) a
+			 WHERE a.datid OPERATOR(pg_catalog.=) $1
+			   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+			   AND a.backend_type OPERATOR(pg_catalog.<>) 'autovacuum worker'
+			   AND (a.xact_start OPERATOR(pg_catalog.<) $2
+					OR (a.backend_xmin IS NOT NULL
+						AND a.state OPERATOR(pg_catalog.~~) 'idle in transaction%')
+					OR (a.backend_xid IS NOT NULL
+						AND EXISTS (
+							SELECT 1 FROM pg_catalog.pg_lock_status() l
+							 WHERE l.pid OPERATOR(pg_catalog.=) a.pid
+							   AND l.locktype OPERATOR(pg_catalog.=) 'relation'
+							   AND l.database OPERATOR(pg_catalog.=) $1
+							   AND l.relation OPERATOR(pg_catalog.=) ANY ($3)
+							   AND l.mode OPERATOR(pg_catalog.=) ANY (ARRAY['RowExclusiveLock',
+									'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'])))))
+$$;
+COMMENT ON FUNCTION privacy_guard._writers_settled(oid, timestamptz, oid[]) IS 'Internal: whether no transaction of the database in flight can still commit or read rows of a subject being erased from the given tables (a forget request may close)';
+
+/*
  * Carry out one forget request in every protected table, or nothing: any
  * error (a foreign key from an unprotected table, a trigger or rule that
  * keeps rows) rolls the whole request back and leaves it blocked, its rows
@@ -1432,8 +1693,20 @@ DECLARE
 	v_relname text;
 	v_start timestamptz := clock_timestamp();
 	v_settled boolean;
+	v_rels oid[];
+	v_consents bigint;
 	v_dboid oid := (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
 BEGIN
+	/*
+	 * Before any statement of this round takes its snapshot: a row committed
+	 * by a transaction that has ended by now is seen by every statement
+	 * below; one still in flight blocks the closing (see _writers_settled).
+	 */
+	v_rels := ARRAY(SELECT DISTINCT x FROM unnest(_erase_subject.targets) tg, unnest(tg.targets::oid[] || tg.leaves) x);
+	IF with_tagged THEN
+		v_rels := v_rels || ARRAY(SELECT c.relid::oid FROM privacy_guard._tagged_columns() c);
+	END IF;
+	v_settled := privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels);
 	BEGIN
 		FOREACH t IN ARRAY targets LOOP
 			v_table := t.relid;
@@ -1454,7 +1727,7 @@ BEGIN
 			/* the rules hide a row by its value's text form: '078' is not subject 78 */
 			CONTINUE WHEN v_canon IS DISTINCT FROM req.subject;
 			/* operators named in full: the owner's schema may plant a closer match */
-			v_cond := format('%I OPERATOR(pg_catalog.=) $1::%s', t.subject_column, v_type);
+			v_cond := privacy_guard._subject_cond(quote_ident(t.subject_column), v_type);
 			v_held := 'false';
 			IF t.hold_keep IS NOT NULL THEN
 				/* rows within the legal hold are kept, restricted */
@@ -1552,23 +1825,16 @@ BEGIN
 		/* the receipt keeps the history, with the key replaced by its digest */
 		WITH ledger AS (
 			UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
-			 WHERE l.subject = req.subject RETURNING 1)
-		DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject;
+			 WHERE l.subject = req.subject RETURNING 1),
+		current AS (
+			DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject RETURNING 1)
+		SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM current) INTO v_consents;
 		/*
-		 * A transaction that began before the erasure and is still open may
-		 * yet commit rows of the subject that no snapshot here could see:
-		 * then the request stays pending, the rows hidden, and a later
-		 * round erases again and closes it once no such transaction is left.
+		 * Checked again now that the statements have run: a transaction that
+		 * began writing during them may hold an uncommitted row of the
+		 * subject that none of them could see (see _writers_settled).
 		 */
-		v_settled := NOT EXISTS (
-				/* the functions behind pg_stat_activity and pg_prepared_xacts, without their joins */
-				SELECT 1 FROM pg_stat_get_activity(NULL) a
-				 WHERE a.datid = v_dboid AND a.pid <> pg_backend_pid()
-				   AND a.backend_type <> 'autovacuum worker'
-				   AND a.xact_start < coalesce(req.erased_at, v_start))
-			AND NOT EXISTS (
-				SELECT 1 FROM pg_prepared_xact() p
-				 WHERE p.dbid = v_dboid AND p.prepared < coalesce(req.erased_at, v_start));
+		v_settled := v_settled AND privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels);
 		IF v_restricted > 0 OR NOT v_settled THEN
 			/* the raw key stays: later rounds finish the request */
 			UPDATE privacy_guard.erasure_request r
@@ -1579,6 +1845,21 @@ BEGIN
 				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x)
 			 WHERE r.id = req.id;
 			RETURN CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END;
+		ELSIF req.erased_at IS NULL AND req.counts = '{}' AND v_counts = '{}' AND v_consents = 0
+			  AND cardinality(privacy_guard._key_misspellings(req.subject)) > 0 THEN
+			/*
+			 * Nothing of the key anywhere, and it spells a value of a
+			 * subject column other than as the column shows it: the request
+			 * was meant for that value and erased nothing, so it must not
+			 * read done (forget() refuses such keys when no text subject
+			 * column could hold them).
+			 */
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked', changed_xid = pg_current_xact_id(),
+				   error = format('the key is another spelling of a %s value and nothing was found under it: file the request with the key as the subject column shows it',
+								  array_to_string(privacy_guard._key_misspellings(req.subject), ' or '))
+			 WHERE r.id = req.id;
+			RETURN 'blocked';
 		ELSE
 			UPDATE privacy_guard.erasure_request r
 			   SET state = 'done', completed_at = clock_timestamp(), changed_xid = pg_current_xact_id(),
@@ -3292,8 +3573,9 @@ BEGIN
 		v_rows := privacy_guard._read_as_owner(t.relid,
 			format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
 				   '(SELECT pg_catalog.to_jsonb(y.*) AS r FROM '
-				   '(SELECT %s FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s) y) s',
-				   privacy_guard._report_columns(t.relid), t.relid, t.subject_column, v_base),
+				   '(SELECT %s FROM %s x WHERE %s) y) s',
+				   privacy_guard._report_columns(t.relid), t.relid,
+				   privacy_guard._subject_cond('x.' || quote_ident(t.subject_column), v_base)),
 			subject, v_secret, NULL);
 		CONTINUE WHEN v_rows IS NULL;
 		v_purposes := v_purposes || t.purposes || t.hold_purpose;
@@ -3317,7 +3599,7 @@ BEGIN
 		 */
 		v_walk := jsonb_build_array(jsonb_build_object(
 			'tbl', t.relid::oid, 'depth', 0, 'keys', NULL,
-			'pred', format('x.%I OPERATOR(pg_catalog.=) $1::%s', t.subject_column, v_base)));
+			'pred', privacy_guard._subject_cond('x.' || quote_ident(t.subject_column), v_base)));
 		v_seen := ARRAY[t.relid::oid];
 		WHILE jsonb_array_length(v_walk) > 0 LOOP
 			v_step := v_walk -> 0;
@@ -3615,11 +3897,11 @@ BEGIN
 		UNION ALL
 		/* purposes no role may use */
 		SELECT 'warning', 'purpose ' || quote_literal(p.name),
-			   format('no role is authorised for purpose %s or a parent of it: only superusers and BYPASSRLS roles can read data under it. Authorise a role with privacy_guard.allow_purpose(), or drop the purpose.',
+			   format('no role is authorised for purpose %s or a parent of it of the same legal basis: only superusers and BYPASSRLS roles can read data under it. Authorise a role with privacy_guard.allow_purpose(), or drop the purpose.',
 					  quote_literal(p.name))
 		  FROM privacy_guard.purpose p
 		 WHERE NOT EXISTS (SELECT 1 FROM privacy_guard.purpose_role r
-							WHERE r.purpose IN (SELECT privacy_guard._purpose_chain(p.name)))
+							WHERE r.purpose IN (SELECT privacy_guard._authorising_purposes(p.name)))
 		UNION ALL
 		/* protected tables without retention */
 		SELECT 'warning', 'table ' || t.relid::text,

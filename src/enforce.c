@@ -110,7 +110,7 @@ pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid)
 	ok = false;
 	for (i = 0; i < reg->nauth && !ok; i++)
 	{
-		if (pvg_purpose_within(reg, purpose, reg->auth[i].purpose) &&
+		if (pvg_purpose_authorised(reg, purpose, reg->auth[i].purpose) &&
 			has_privs_of_role(userid, reg->auth[i].roleid))
 			ok = true;
 	}

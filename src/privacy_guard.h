@@ -129,6 +129,7 @@ extern PvgRegistry *pvg_registry(void);
 extern PvgTable *pvg_registry_table(PvgRegistry *reg, Oid relid);
 extern int	pvg_registry_purpose(PvgRegistry *reg, const char *name);
 extern bool pvg_purpose_within(PvgRegistry *reg, int purpose, int ancestor);
+extern bool pvg_purpose_authorised(PvgRegistry *reg, int purpose, int authorised);
 extern void pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec);
 extern void pvg_spi_as_owner_end(Oid save_userid, int save_sec);
 extern Snapshot pvg_load_snapshot(void);
@@ -161,6 +162,10 @@ extern void pvg_consent_abort(void);
 extern void pvg_consent_end_xact(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
+
+/* forgotten.c */
+extern void pvg_forgotten_init(void);
+extern bool pvg_subject_forgotten_here(const char *subject, int len);
 
 /* worker.c */
 extern void pvg_worker_init(void);

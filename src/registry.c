@@ -119,6 +119,7 @@ pvg_cache_init(void)
 	CacheRegisterRelcacheCallback(pvg_relcache_callback, (Datum) 0);
 	RegisterXactCallback(pvg_xact_callback, NULL);
 	RegisterSubXactCallback(pvg_subxact_callback, NULL);
+	pvg_forgotten_init();
 }
 
 /*
@@ -467,6 +468,33 @@ pvg_registry_purpose(PvgRegistry *reg, const char *name)
 			return i;
 	}
 	return -1;
+}
+
+/*
+ * Whether an authorisation for purpose authorised lets a role use purpose:
+ * purpose is authorised itself, or a descendant of it reached through
+ * purposes of the same legal basis only.  A child of another basis (a
+ * contract child under a consent parent would ask no consent, under a
+ * legitimate_interests parent it would ignore objections) needs an
+ * authorisation of its own, so defining one never widens what roles
+ * already authorised can read.
+ */
+bool
+pvg_purpose_authorised(PvgRegistry *reg, int purpose, int authorised)
+{
+	int			depth = 0;
+
+	if (authorised < 0)
+		return false;
+	while (purpose >= 0 && depth++ <= reg->npurposes)
+	{
+		if (reg->purposes[purpose].basis != reg->purposes[authorised].basis)
+			return false;
+		if (purpose == authorised)
+			return true;
+		purpose = reg->purposes[purpose].parent;
+	}
+	return false;
 }
 
 /* Whether purpose is ancestor or purpose itself, or one of its descendants. */

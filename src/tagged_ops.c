@@ -152,7 +152,7 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 	{
 		for (i = 0; i < reg->nauth && !chk->usable; i++)
 		{
-			if (pvg_purpose_within(reg, chk->purpose, reg->auth[i].purpose) &&
+			if (pvg_purpose_authorised(reg, chk->purpose, reg->auth[i].purpose) &&
 				has_privs_of_role(userid, reg->auth[i].roleid))
 				chk->usable = true;
 		}
@@ -223,11 +223,23 @@ pvg_tag_visible(FunctionCallInfo fcinfo, const PvgTag *tag)
 		{
 			if (chk->intset == NULL)
 				chk->intset = pvg_subject_set(chk->reg, chk->purpose, PVG_KEY_INT);
-			return pvg_set_allows_int(chk->intset, key, chk->stmt_now);
+			if (!pvg_set_allows_int(chk->intset, key, chk->stmt_now))
+				return false;
 		}
-		if (chk->set == NULL)
-			chk->set = pvg_subject_set(chk->reg, chk->purpose, PVG_KEY_TEXT);
-		return pvg_set_allows_text(chk->set, tag->subject, tag->subject_len, chk->stmt_now);
+		else
+		{
+			if (chk->set == NULL)
+				chk->set = pvg_subject_set(chk->reg, chk->purpose, PVG_KEY_TEXT);
+			if (!pvg_set_allows_text(chk->set, tag->subject, tag->subject_len, chk->stmt_now))
+				return false;
+		}
+
+		/*
+		 * A copy of a value erased while this session was open (its
+		 * temporary tables, WITH HOLD cursors): the request that erased it
+		 * is done and its key gone, but its digest still names the subject.
+		 */
+		return !pvg_subject_forgotten_here(tag->subject, tag->subject_len);
 	}
 	return true;
 }
