@@ -1619,7 +1619,8 @@ COMMENT ON FUNCTION privacy_guard._subject_cond(text, regtype) IS 'Internal: the
  *  - another transaction began before the request's first erasure
  *	  (erased_at): it may have read the rows then and write them again;
  *  - another transaction, whenever it began, has a transaction id and
- *	  holds a write lock on a table the subject's rows can be in (rels):
+ *	  holds a write lock on a table the subject's rows can be in (rels, and
+ *	  with with_tagged every table with a tagged column):
  *	  it may hold an uncommitted row of the subject;
  *  - another transaction holds a snapshot between its statements (a
  *	  REPEATABLE READ transaction, an open cursor): it may still see rows
@@ -1627,34 +1628,40 @@ COMMENT ON FUNCTION privacy_guard._subject_cond(text, regtype) IS 'Internal: the
  *	  them.
  * Autovacuum writes no rows of tables.
  */
-CREATE FUNCTION privacy_guard._writers_settled(dboid oid, erased_at timestamptz, rels oid[])
+CREATE FUNCTION privacy_guard._writers_settled(dboid oid, erased_at timestamptz, rels oid[],
+											   with_tagged boolean)
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
 	/* the functions behind pg_stat_activity, pg_locks and pg_prepared_xacts, without their joins */
-	SELECT NOT EXISTS (
-			SELECT 1 FROM pg_catalog.pg_prepared_xact() p
-			 WHERE p.dbid OPERATOR(pg_catalog.=) $1)
+	RETURN NOT EXISTS (
+			SELECT 1 FROM pg_prepared_xact() p
+			 WHERE p.dbid = _writers_settled.dboid)
 	   AND NOT EXISTS (
-			SELECT 1 FROM pg_catalog.pg_stat_get_activity(NULL) a
-			 WHERE a.datid OPERATOR(pg_catalog.=) $1
-			   AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
-			   AND a.backend_type OPERATOR(pg_catalog.<>) 'autovacuum worker'
-			   AND (a.xact_start OPERATOR(pg_catalog.<) $2
-					OR (a.backend_xmin IS NOT NULL
-						AND a.state OPERATOR(pg_catalog.~~) 'idle in transaction%')
+			SELECT 1 FROM pg_stat_get_activity(NULL) a
+			 WHERE a.datid = _writers_settled.dboid
+			   AND a.pid <> pg_backend_pid()
+			   AND a.backend_type <> 'autovacuum worker'
+			   AND (a.xact_start < _writers_settled.erased_at
+					OR (a.backend_xmin IS NOT NULL AND a.state LIKE 'idle in transaction%')
 					OR (a.backend_xid IS NOT NULL
 						AND EXISTS (
-							SELECT 1 FROM pg_catalog.pg_lock_status() l
-							 WHERE l.pid OPERATOR(pg_catalog.=) a.pid
-							   AND l.locktype OPERATOR(pg_catalog.=) 'relation'
-							   AND l.database OPERATOR(pg_catalog.=) $1
-							   AND l.relation OPERATOR(pg_catalog.=) ANY ($3)
-							   AND l.mode OPERATOR(pg_catalog.=) ANY (ARRAY['RowExclusiveLock',
-									'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'])))))
+							SELECT 1 FROM pg_lock_status() l
+							 WHERE l.pid = a.pid
+							   AND l.locktype = 'relation'
+							   AND l.database = _writers_settled.dboid
+							   AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock',
+											  'ExclusiveLock', 'AccessExclusiveLock')
+							   AND (l.relation = ANY (_writers_settled.rels)
+									/* tables with tagged columns: looked up only when someone writes */
+									OR (_writers_settled.with_tagged
+										AND l.relation IN (SELECT c.relid::oid
+															 FROM privacy_guard._tagged_columns() c)))))));
+END
 $$;
-COMMENT ON FUNCTION privacy_guard._writers_settled(oid, timestamptz, oid[]) IS 'Internal: whether no transaction of the database in flight can still commit or read rows of a subject being erased from the given tables (a forget request may close)';
+COMMENT ON FUNCTION privacy_guard._writers_settled(oid, timestamptz, oid[], boolean) IS 'Internal: whether no transaction of the database in flight can still commit or read rows of a subject being erased from the given tables (a forget request may close)';
 
 /*
  * Carry out one forget request in every protected table, or nothing: any
@@ -1703,10 +1710,7 @@ BEGIN
 	 * below; one still in flight blocks the closing (see _writers_settled).
 	 */
 	v_rels := ARRAY(SELECT DISTINCT x FROM unnest(_erase_subject.targets) tg, unnest(tg.targets::oid[] || tg.leaves) x);
-	IF with_tagged THEN
-		v_rels := v_rels || ARRAY(SELECT c.relid::oid FROM privacy_guard._tagged_columns() c);
-	END IF;
-	v_settled := privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels);
+	v_settled := privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels, with_tagged);
 	BEGIN
 		FOREACH t IN ARRAY targets LOOP
 			v_table := t.relid;
@@ -1834,7 +1838,8 @@ BEGIN
 		 * began writing during them may hold an uncommitted row of the
 		 * subject that none of them could see (see _writers_settled).
 		 */
-		v_settled := v_settled AND privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels);
+		v_settled := v_settled AND privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels,
+																	   with_tagged);
 		IF v_restricted > 0 OR NOT v_settled THEN
 			/* the raw key stays: later rounds finish the request */
 			UPDATE privacy_guard.erasure_request r
