@@ -271,8 +271,8 @@ pvg_database_wanted(void)
 #define PVG_DROP_CHECK_MS 100
 
 /*
- * Between batches: settings reloaded (a SIGHUP ends the pause), SIGTERM
- * obeyed, and the round given up, its committed work kept, when DROP
+ * Between batches: settings reloaded (a SIGHUP ends the pause, nothing else
+ * does), SIGTERM obeyed, and the round given up, its committed work kept, when DROP
  * DATABASE waits for it.
  */
 static void
@@ -283,19 +283,17 @@ pvg_worker_pause(long ms)
 	for (;;)
 	{
 		long		left;
-		int			rc;
 
 		CHECK_FOR_INTERRUPTS();
 		if (pvg_database_wanted())
 			proc_exit(0);
 		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
-		if (left <= 0)
+		/* new settings apply at once; another wake-up does not shorten the pause */
+		if (left <= 0 || ConfigReloadPending)
 			break;
-		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					   Min(left, PVG_DROP_CHECK_MS), PG_WAIT_EXTENSION);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(left, PVG_DROP_CHECK_MS), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		if (rc & WL_LATCH_SET)
-			break;
 	}
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
