@@ -136,7 +136,7 @@ cmp_ok($left, '>=', 1500, "the round has $left rows left: 10 s pauses would take
 $t0 = time;
 $node->safe_psql('postgres', q{ALTER SYSTEM SET privacy_guard.batch_delay = 0});
 $node->reload;
-my $took = timed_poll("SELECT ($expired_q) = 0", 120, $t0);
+my $took = timed_poll("SELECT ($expired_q) = 0", 40, $t0);
 cmp_ok($took // 999, '<', 30, 'after SIGHUP the running round purges the rest unpaced');
 ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $round_pid"),
 	'and that round ends');
