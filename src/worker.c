@@ -250,10 +250,12 @@ pvg_step_end(void)
 
 /*
  * Whether a command that needs the database to itself waits for this
- * worker: DROP DATABASE (also ALTER DATABASE RENAME or SET TABLESPACE)
- * holds the database's lock while it waits for the other sessions to
- * leave, up to five seconds, then fails.  PostgreSQL 15 does not signal
- * background workers then, so the worker looks.
+ * worker: DROP DATABASE (also ALTER DATABASE RENAME or SET TABLESPACE, and
+ * CREATE DATABASE copying it as a template) holds the database's lock
+ * while it waits for the other sessions to leave, up to five seconds, then
+ * fails.  PostgreSQL 15 does not signal background workers then, so the
+ * worker looks: with the lock a new connection takes, which such a
+ * command blocks.
  */
 static bool
 pvg_database_wanted(void)
@@ -261,9 +263,9 @@ pvg_database_wanted(void)
 	LOCKTAG		tag;
 
 	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
-	if (LockAcquire(&tag, AccessShareLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	if (LockAcquire(&tag, RowExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 		return true;
-	LockRelease(&tag, AccessShareLock, true);
+	LockRelease(&tag, RowExclusiveLock, true);
 	return false;
 }
 
@@ -303,16 +305,20 @@ pvg_worker_pause(long ms)
 	}
 }
 
+/* the extension the round began with */
+static Oid	pvg_round_extension = InvalidOid;
+
 /*
  * A step of a round under way: the round ends quietly, its committed work
- * kept, if the extension was dropped since it began (DROP EXTENSION does
- * not wait for a pausing worker, which holds no lock).
+ * kept, if the extension was dropped (or dropped and created again) since
+ * it began (DROP EXTENSION does not wait for a pausing worker, which holds
+ * no lock).
  */
 static void
 pvg_round_step_begin(void)
 {
 	pvg_step_begin();
-	if (!OidIsValid(get_extension_oid("privacy_guard", true)))
+	if (get_extension_oid("privacy_guard", true) != pvg_round_extension)
 	{
 		pvg_step_end();
 		proc_exit(0);
@@ -417,7 +423,9 @@ pvg_worker_main(Datum arg)
 
 	pvg_step_begin();
 	/* nothing to do where the extension is not installed, or on a standby */
-	if (!RecoveryInProgress() && OidIsValid(get_extension_oid("privacy_guard", true)))
+	if (!RecoveryInProgress())
+		pvg_round_extension = get_extension_oid("privacy_guard", true);
+	if (OidIsValid(pvg_round_extension))
 	{
 		MemoryContext old;
 		bool		isnull;
