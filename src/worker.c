@@ -14,8 +14,9 @@
  * picked up within one naptime, and DROP DATABASE and DROP EXTENSION are
  * not kept waiting: a worker holds a database only for the length of a
  * round, gives the round up between batches when DROP DATABASE waits for
- * it, and ends it quietly once the extension is gone.  The round runs the same SQL steps as run_maintenance(), the
- * synchronous twin, but commits after every purge batch and paces them.
+ * it, and ends it quietly once the extension is gone.  The round runs the
+ * same SQL steps as run_maintenance(), the synchronous twin, but commits
+ * after every purge batch and paces them.
  *
  * SIGTERM ends either process at its next interrupt check (within a
  * second: every statement checks); SIGHUP makes either reload settings
@@ -274,8 +275,8 @@ pvg_database_wanted(void)
 
 /*
  * Between batches: settings reloaded (a SIGHUP ends the pause, nothing else
- * does), SIGTERM obeyed, and the round given up, its committed work kept, when DROP
- * DATABASE waits for it.
+ * does), SIGTERM obeyed, and the round given up, its committed work kept,
+ * when DROP DATABASE waits for it.
  */
 static void
 pvg_worker_pause(long ms)
