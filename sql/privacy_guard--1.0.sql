@@ -634,7 +634,12 @@ CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON privacy_guard.consent_led
  * a subject key.
  */
 
-/* The checks of grant_consent() over the whole input; raises the first that fails. */
+/*
+ * The checks of grant_consent() over the whole input, in its order; raises
+ * the first that fails.  Arrays are read with set-returning functions in
+ * the select list, which stream, where unnest() in FROM would first copy
+ * every row into a tuplestore; row numbers are computed only for an error.
+ */
 CREATE FUNCTION privacy_guard._import_check(p_subjects text[], p_purposes text[],
 											p_valid_until timestamptz[])
 RETURNS void
@@ -643,37 +648,45 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_total bigint := cardinality(p_subjects);
+	v_bad bigint;
 	c record;
 	p record;
 	v_basis text;
 BEGIN
-	SELECT count(*) FILTER (WHERE u.s IS NULL OR u.s = '') AS no_subject,
-		   min(u.n) FILTER (WHERE u.s IS NULL OR u.s = '') AS no_subject_at,
-		   count(*) FILTER (WHERE octet_length(u.s) > 1024) AS long_subject,
-		   min(u.n) FILTER (WHERE octet_length(u.s) > 1024) AS long_subject_at,
-		   count(*) FILTER (WHERE u.p IS NULL) AS no_purpose,
-		   min(u.n) FILTER (WHERE u.p IS NULL) AS no_purpose_at,
-		   count(*) FILTER (WHERE u.v <= now()) AS past,
-		   min(u.n) FILTER (WHERE u.v <= now()) AS past_at
-	  INTO c
-	  FROM unnest(p_subjects, p_purposes, p_valid_until) WITH ORDINALITY AS u(s, p, v, n);
-	IF c.no_subject > 0 THEN
-		RAISE EXCEPTION 'subject must not be null or empty'
-			USING ERRCODE = '22023',
-				  DETAIL = format('%s of %s rows have no subject; the first is row %s.',
-								  c.no_subject, v_total, c.no_subject_at);
-	END IF;
-	IF c.long_subject > 0 THEN
-		RAISE EXCEPTION 'subject key is longer than 1024 bytes'
-			USING ERRCODE = '54000',
-				  DETAIL = format('%s of %s rows have such a subject; the first is row %s.',
-								  c.long_subject, v_total, c.long_subject_at);
-	END IF;
-	IF c.no_purpose > 0 THEN
-		RAISE EXCEPTION 'purpose must not be null'
-			USING ERRCODE = '22023',
-				  DETAIL = format('%s of %s rows have no purpose; the first is row %s.',
-								  c.no_purpose, v_total, c.no_purpose_at);
+	SELECT count(*) FILTER (WHERE x.s IS NULL OR x.s = '' OR octet_length(x.s) > 1024
+								  OR x.p IS NULL OR x.v <= now())
+	  INTO v_bad
+	  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p, unnest(p_valid_until) AS v) x;
+	IF v_bad > 0 THEN
+		SELECT count(*) FILTER (WHERE x.s IS NULL OR x.s = '') AS no_subject,
+			   min(x.n) FILTER (WHERE x.s IS NULL OR x.s = '') AS no_subject_at,
+			   count(*) FILTER (WHERE octet_length(x.s) > 1024) AS long_subject,
+			   min(x.n) FILTER (WHERE octet_length(x.s) > 1024) AS long_subject_at,
+			   count(*) FILTER (WHERE x.p IS NULL) AS no_purpose,
+			   min(x.n) FILTER (WHERE x.p IS NULL) AS no_purpose_at,
+			   count(*) FILTER (WHERE x.v <= now()) AS past,
+			   min(x.n) FILTER (WHERE x.v <= now()) AS past_at
+		  INTO c
+		  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p, unnest(p_valid_until) AS v,
+					   generate_series(1, v_total) AS n) x;
+		IF c.no_subject > 0 THEN
+			RAISE EXCEPTION 'subject must not be null or empty'
+				USING ERRCODE = '22023',
+					  DETAIL = format('%s of %s rows have no subject; the first is row %s.',
+									  c.no_subject, v_total, c.no_subject_at);
+		END IF;
+		IF c.long_subject > 0 THEN
+			RAISE EXCEPTION 'subject key is longer than 1024 bytes'
+				USING ERRCODE = '54000',
+					  DETAIL = format('%s of %s rows have such a subject; the first is row %s.',
+									  c.long_subject, v_total, c.long_subject_at);
+		END IF;
+		IF c.no_purpose > 0 THEN
+			RAISE EXCEPTION 'purpose must not be null'
+				USING ERRCODE = '22023',
+					  DETAIL = format('%s of %s rows have no purpose; the first is row %s.',
+									  c.no_purpose, v_total, c.no_purpose_at);
+		END IF;
 	END IF;
 
 	/*
@@ -682,10 +695,10 @@ BEGIN
 	 * dropped nor moved to another legal basis until this transaction ends.
 	 */
 	FOR p IN
-		SELECT u.p AS name, count(*) AS rows, min(u.n) AS first_at
-		  FROM unnest(p_purposes) WITH ORDINALITY AS u(p, n)
-		 GROUP BY u.p
-		 ORDER BY min(u.n)
+		SELECT x.p AS name, count(*) AS rows, min(x.n) AS first_at
+		  FROM (SELECT unnest(p_purposes) AS p, generate_series(1, v_total) AS n) x
+		 GROUP BY x.p
+		 ORDER BY min(x.n)
 	LOOP
 		SELECT pp.legal_basis INTO v_basis
 		  FROM privacy_guard.purpose pp WHERE pp.name = p.name
@@ -705,11 +718,13 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	IF c.past > 0 THEN
-		RAISE EXCEPTION 'valid_until must lie in the future'
-			USING ERRCODE = '22023',
-				  DETAIL = format('%s of %s rows have a valid_until that has passed; the first is row %s.',
-								  c.past, v_total, c.past_at);
+	IF v_bad > 0 THEN
+		IF c.past > 0 THEN
+			RAISE EXCEPTION 'valid_until must lie in the future'
+				USING ERRCODE = '22023',
+					  DETAIL = format('%s of %s rows have a valid_until that has passed; the first is row %s.',
+									  c.past, v_total, c.past_at);
+		END IF;
 	END IF;
 END
 $$;
@@ -732,20 +747,17 @@ AS $$
 BEGIN
 	BEGIN
 		INSERT INTO privacy_guard.consent_state (subject, purpose, status, valid_until)
-		SELECT u.s, u.p, 'granted', u.v
-		  FROM unnest(p_subjects, p_purposes, p_valid_until) AS u(s, p, v);
+		SELECT unnest(p_subjects), unnest(p_purposes), 'granted', unnest(p_valid_until);
 	EXCEPTION WHEN unique_violation THEN
 		INSERT INTO privacy_guard.consent_state AS c (subject, purpose, status, valid_until)
-		SELECT u.s, u.p, 'granted', u.v
-		  FROM unnest(p_subjects, p_purposes, p_valid_until) AS u(s, p, v)
+		SELECT unnest(p_subjects), unnest(p_purposes), 'granted', unnest(p_valid_until)
 		ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
 			SET status = excluded.status, valid_until = excluded.valid_until, changed_at = now(),
 				changed_xid = pg_current_xact_id();
 	END;
 	/* ids in input order, as one call per row would take them */
 	INSERT INTO privacy_guard.consent_ledger (subject, purpose, action, valid_until, evidence)
-	SELECT u.s, u.p, 'grant', u.v, u.e
-	  FROM unnest(p_subjects, p_purposes, p_valid_until, p_evidence) AS u(s, p, v, e);
+	SELECT unnest(p_subjects), unnest(p_purposes), 'grant', unnest(p_valid_until), unnest(p_evidence);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard._import_write(text[], text[], timestamptz[], jsonb[]) IS 'Internal: write a checked import into the current state and the ledger';
@@ -816,7 +828,8 @@ DECLARE
 BEGIN
 	SELECT w.n, w.first_n, count(*) OVER () AS repeats INTO d
 	  FROM (SELECT u.n, first_value(u.n) OVER k AS first_n, row_number() OVER k AS k
-			  FROM unnest(p_subjects, p_purposes) WITH ORDINALITY AS u(s, p, n)
+			  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p,
+						   generate_series(1, cardinality(p_subjects)) AS n) u
 			WINDOW k AS (PARTITION BY u.s, u.p ORDER BY u.n)) w
 	 WHERE w.k > 1
 	 ORDER BY w.n
