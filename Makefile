@@ -16,7 +16,7 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                purge_batches legal_hold register_notice subject_report check \
                attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit \
                tagged tagged_leaks tagged_erase \
-               tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises
+               tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises import
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/

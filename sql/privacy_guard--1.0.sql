@@ -837,7 +837,8 @@ BEGIN
 	IF FOUND THEN
 		RAISE EXCEPTION 'the input names the same subject and purpose more than once'
 			USING ERRCODE = '23505',
-				  DETAIL = format('Row %s repeats row %s (%s repeated rows in all).', d.n, d.first_n, d.repeats),
+				  DETAIL = format('Row %s repeats row %s; %s of %s rows repeat an earlier row.',
+								  d.n, d.first_n, d.repeats, cardinality(p_subjects)),
 				  HINT = 'Keep one row per subject and purpose, e.g. the newest with SELECT DISTINCT ON (subject, purpose) ... ORDER BY subject, purpose, <time> DESC.';
 	END IF;
 END
