@@ -21,7 +21,8 @@ REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.
 
 # isolation tester: specs and expected output under test/
 ISOLATION      = withdraw_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
-                 tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis
+                 tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis \
+                 import_visibility
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(srcdir)/test/regress.conf
 

@@ -645,6 +645,7 @@ CREATE FUNCTION privacy_guard._import_check(p_subjects text[], p_purposes text[]
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	v_total bigint := cardinality(p_subjects);
@@ -743,14 +744,21 @@ CREATE FUNCTION privacy_guard._import_write(p_subjects text[], p_purposes text[]
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET work_mem = '256MB'
 AS $$
 BEGIN
+	/* in key order: the primary key's index grows at its right edge, not all over */
 	BEGIN
 		INSERT INTO privacy_guard.consent_state (subject, purpose, status, valid_until)
-		SELECT unnest(p_subjects), unnest(p_purposes), 'granted', unnest(p_valid_until);
+		SELECT u.s, u.p, 'granted', u.v
+		  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p, unnest(p_valid_until) AS v) u
+		 ORDER BY u.s, u.p;
 	EXCEPTION WHEN unique_violation THEN
 		INSERT INTO privacy_guard.consent_state AS c (subject, purpose, status, valid_until)
-		SELECT unnest(p_subjects), unnest(p_purposes), 'granted', unnest(p_valid_until)
+		SELECT u.s, u.p, 'granted', u.v
+		  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p, unnest(p_valid_until) AS v) u
+		 ORDER BY u.s, u.p
 		ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
 			SET status = excluded.status, valid_until = excluded.valid_until, changed_at = now(),
 				changed_xid = pg_current_xact_id();
@@ -775,6 +783,7 @@ CREATE FUNCTION privacy_guard._import_write_untriggered(p_subjects text[], p_pur
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 SET session_replication_role = replica
 AS $$
 BEGIN
@@ -822,6 +831,7 @@ CREATE FUNCTION privacy_guard._import_refuse_repeats(p_subjects text[], p_purpos
 RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	d record;
@@ -851,6 +861,7 @@ CREATE FUNCTION privacy_guard.import_consents(subjects text[], purposes text[],
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	v_n bigint := coalesce(cardinality(subjects), 0);
@@ -918,6 +929,7 @@ CREATE FUNCTION privacy_guard.import_consents(source regclass)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
 	v_col text;
