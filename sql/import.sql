@@ -55,6 +55,8 @@ SELECT privacy_guard.import_consents(ARRAY['imp-ctl', 'imp-a', 'imp-ctl'],
 -- the same subject for two purposes is two consents
 SELECT privacy_guard.import_consents(ARRAY['imp-a', 'imp-a', 'imp-secret-1'],
 									 ARRAY['imp_news', 'imp_news.weekly', 'imp_nonexistent']);
+-- columns swapped: the "purposes" are subject keys, and are not echoed
+SELECT privacy_guard.import_consents(ARRAY['imp_news', 'imp_news'], ARRAY['imp-secret-2', 'imp-secret-3']);
 SELECT privacy_guard.import_consents(ARRAY['imp-a', 'imp-b'], ARRAY['imp_news']);
 SELECT privacy_guard.import_consents(ARRAY['imp-a', 'imp-b'], ARRAY['imp_news', 'imp_news'],
 									 ARRAY[NULL]::timestamptz[]);
