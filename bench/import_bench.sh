@@ -21,7 +21,7 @@
 #                 path), for the smallest size;
 #   grant_N       SELECT count(privacy_guard.grant_consent(...)) FROM src_N:
 #                 one statement calling grant_consent() per row, at GRANT_N.
-# Time by psql \timing; rate = consents / s.  Prints a markdown summary
+# Time by psql \timing, and the backend's CPU time; rate = consents / s.  Prints a markdown summary
 # (medians, min/max, the ratio to grant_consent per row in the same run)
 # and writes it to bench/results/import_<timestamp>.md.  The cluster is
 # removed on exit.
@@ -118,10 +118,14 @@ VARIANTS+=("array_$MAX|$MAX||SELECT privacy_guard.import_consents(array_agg(subj
 VARIANTS+=("regrant_$MIN|$MIN|SELECT privacy_guard.import_consents('src_$MIN');|SELECT privacy_guard.import_consents('src_$MIN');")
 VARIANTS+=("grant_$GRANT_N|$GRANT_N||SELECT count(privacy_guard.grant_consent(subject, purpose, valid_until, evidence)) FROM src_$GRANT_N;")
 
-# one psql per measurement: a fresh store, the preparation, a checkpoint, the timed statement
+# one psql per measurement: a fresh store, the preparation, a checkpoint, the
+# timed statement; besides the elapsed time, the backend's CPU time (utime +
+# stime from /proc, in clock ticks), which the load of other processes on a
+# shared machine disturbs far less
+CLK_TCK=$(getconf CLK_TCK)
 measure() {						# name rows prep timed round
-	local name=$1 rows=$2 prep=$3 timed=$4 round=$5 ms
-	ms=$(psql_su -At <<EOF | awk '/^@@TIMED/{t=1; next} t && /^Time: /{print $2; exit}'
+	local name=$1 rows=$2 prep=$3 timed=$4 round=$5 out ms cpu
+	out=$(psql_su -At <<EOF
 \o /dev/null
 $FRESH
 SET ROLE bench_rec;
@@ -130,15 +134,24 @@ RESET ROLE;
 CHECKPOINT;
 SET ROLE bench_rec;
 \o
+SELECT pg_backend_pid() AS bpid \gset
+\setenv BPID :bpid
+\! awk '{ print "@@CPU0", \$14 + \$15 }' /proc/\$BPID/stat
 \timing on
 \echo @@TIMED
 $timed
+\timing off
+\! awk '{ print "@@CPU1", \$14 + \$15 }' /proc/\$BPID/stat
 EOF
 )
-	[ -n "$ms" ] || die "no time for $name (round $round)"
+	ms=$(awk '/^@@TIMED/{t=1; next} t && /^Time: /{print $2; exit}' <<<"$out")
+	cpu=$(awk -v tck="$CLK_TCK" '/^@@CPU0/{a=$2} /^@@CPU1/{b=$2} END { if (a != "" && b != "") printf "%.0f\n", (b - a) * 1000 / tck }' <<<"$out")
+	[ -n "$ms" ] && [ -n "$cpu" ] || die "no time for $name (round $round): $out"
 	printf 'ms\t%s\t%s\t%s\n' "$name" "$round" "$ms" >>"$RAW"
 	printf 'rate\t%s\t%s\t%s\n' "$name" "$round" "$(awk -v n="$rows" -v ms="$ms" 'BEGIN { printf "%.1f\n", n / (ms / 1000) }')" >>"$RAW"
-	log "round $round: $name: $ms ms"
+	printf 'cpu\t%s\t%s\t%s\n' "$name" "$round" "$cpu" >>"$RAW"
+	printf 'cpurate\t%s\t%s\t%s\n' "$name" "$round" "$(awk -v n="$rows" -v ms="$cpu" 'BEGIN { printf "%.1f\n", (ms > 0 ? n / (ms / 1000) : 0) }')" >>"$RAW"
+	log "round $round: $name: $ms ms, backend CPU $cpu ms"
 }
 
 # a warm-up import at the smallest size, not recorded
@@ -170,22 +183,24 @@ read -r _ gmed _ _ <<<"$(stats rate "grant_$GRANT_N")"
 	echo "- commit $GIT_REV; $SERVER_VERSION; $(nproc 2>/dev/null || echo '?') CPUs; load average before $LOAD_BEFORE, after $LOAD_AFTER"
 	echo "- source rows: text keys, one consent purpose, valid_until on every other row, ~110-byte JSON evidence on every row"
 	echo "- each measurement on an empty consent store (extension dropped and created, CHECKPOINT), as the recording role;"
-	echo "  $RUNS rounds, rotating order; time by psql \\timing; rate = consents per second"
+	echo "  $RUNS rounds, rotating order; time by psql \\timing; rate = consents per second; per backend CPU-s: consents"
+	echo "  per second of the backend's CPU time (utime + stime; less disturbed by other load, WAL flushes not in it)"
 	echo "- regrant: the same import again over the consents it just recorded (the ON CONFLICT path)"
 	echo "- after the last measurement: consent_state/consent_ledger rows = $CHECK"
 	bench_settings_md
 	echo
-	echo "| variant | consents | runs | median consents/s | min | max | median s | vs grant_consent per row | bar ≥ 100,000/s |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+	echo "| variant | consents | runs | median consents/s | min | max | median s | vs grant_consent per row | bar ≥ 100,000/s | per backend CPU-s: median | min | max |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
 	for v in "${VARIANTS[@]}"; do
 		IFS='|' read -r name rows _ <<<"$v"
 		read -r cnt med mn mx <<<"$(stats rate "$name")"
 		read -r _ msmed _ _ <<<"$(stats ms "$name")"
+		read -r _ cmed cmn cmx <<<"$(stats cpurate "$name")"
 		case $name in
 			grant_*) bar='-' ;;
 			*) bar=$(verdict "$med" 100000 ge) ;;
 		esac
-		echo "| $name | $rows | $cnt | $(fmt "$med" 0) | $(fmt "$mn" 0) | $(fmt "$mx" 0) | $(awk -v m="$msmed" 'BEGIN { printf "%.2f\n", m / 1000 }') | $(ratio "$med" "$gmed")× | $bar |"
+		echo "| $name | $rows | $cnt | $(fmt "$med" 0) | $(fmt "$mn" 0) | $(fmt "$mx" 0) | $(awk -v m="$msmed" 'BEGIN { printf "%.2f\n", m / 1000 }') | $(ratio "$med" "$gmed")× | $bar | $(fmt "$cmed" 0) | $(fmt "$cmn" 0) | $(fmt "$cmx" 0) |"
 	done
 } >"$SUMMARY"
 
