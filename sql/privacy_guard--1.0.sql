@@ -921,8 +921,9 @@ BEGIN
 	 * Every session sees the import at its next statement: the statement
 	 * trigger on consent_state that the untriggered writes did not fire,
 	 * fired by a statement that writes no row.  An import larger than a
-	 * session would patch its consent store by (consent_cache.c) makes
-	 * them reload it instead, as a deletion does.
+	 * session would patch its consent store by (PVG_MAX_PATCHES in
+	 * consent_cache.c) makes sessions reload it at once, as a deletion
+	 * does, instead of patching every subject and then reloading anyway.
 	 */
 	IF v_untriggered THEN
 		INSERT INTO privacy_guard.consent_state SELECT * FROM privacy_guard.consent_state WHERE false;
@@ -963,7 +964,7 @@ BEGIN
 	IF source IS NULL THEN
 		RAISE EXCEPTION 'source must not be null' USING ERRCODE = '22023';
 	END IF;
-	/* the base type (under any domains) of each column the import reads, 0 when absent */
+	/* the base type (under any domains) of each column the import reads, NULL when absent */
 	FOREACH v_col IN ARRAY ARRAY['subject', 'purpose', 'valid_until', 'evidence'] LOOP
 		v_i := v_i + 1;
 		WITH RECURSIVE b(typ, base) AS (
