@@ -1001,7 +1001,13 @@ BEGIN
 					   'pg_catalog.array_agg(s.purpose::pg_catalog.text), %s, %s FROM %s s',
 					   v_valid, v_evidence, source)
 		   INTO v_subjects, v_purposes, v_valid_until, v_evidences;
-	EXCEPTION WHEN data_exception THEN
+	EXCEPTION WHEN program_limit_exceeded THEN
+		/* an array (so one call) holds at most 1 GB */
+		RAISE EXCEPTION 'source % is too large for one import', source
+			USING ERRCODE = '54000',
+				  DETAIL = 'Its rows take more than 1 GB as arrays.',
+				  HINT = 'Import it in parts, e.g. by ranges of subject, in one transaction: the whole stays all or nothing.';
+	WHEN data_exception THEN
 		/* evidence that is not JSON: find its row without echoing it (the usual error would) */
 		IF v_types[4] IS NOT NULL AND v_types[4] <> 'jsonb'::regtype THEN
 			FOR r IN EXECUTE format('SELECT s.evidence::pg_catalog.text AS e FROM %s s', source) LOOP
