@@ -33,6 +33,10 @@
 #   SIZES="100000 1000000"   import sizes (10000000 works; needs ~10 GB of disk)
 #   GRANT_N=50000            rows granted one by one (grant_consent is ~9k/s)
 #   RUNS=5                   rounds
+#   VARIANTS="import array regrant grant"   which variants to measure
+#   EVIDENCE=1               0: the source has no evidence column (an import of
+#                            ~7 million rows or more with evidence exceeds one
+#                            call's 1 GB of arrays)
 #   SHARED_BUFFERS=1GB
 #   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 #   PVG_PREFIX=              use the private install made by PVG_PREFIX=... bin/setup
@@ -45,6 +49,8 @@ REPO=$(dirname "$HERE")
 SIZES=${SIZES:-100000 1000000}
 GRANT_N=${GRANT_N:-50000}
 RUNS=${RUNS:-5}
+WANT=${VARIANTS:-import array regrant grant}
+EVIDENCE=${EVIDENCE:-1}
 SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
 if [ -n "${PVG_PREFIX:-}" ]; then
 	PG_CONFIG=${PG_CONFIG:-$PVG_PREFIX/usr/lib/postgresql/15/bin/pg_config}
@@ -91,13 +97,14 @@ CREATE ROLE bench_rec LOGIN;
 CREATE TABLE src_all AS
 SELECT g AS n, 'cust-' || g AS subject, 'newsletter'::text AS purpose,
 	   CASE WHEN g % 2 = 0 THEN now() + interval '2 years' END AS valid_until,
+	   CASE WHEN $EVIDENCE = 1 THEN
 	   jsonb_build_object('form', 'signup-v3', 'channel', 'web', 'ip', '192.0.2.' || (g % 250),
-						  'at', now() - (g % 1000) * interval '1 day') AS evidence
+						  'at', now() - (g % 1000) * interval '1 day') END AS evidence
   FROM generate_series(1, $ROWS) g;
 EOF
 for n in $SIZES $GRANT_N; do
 	psql_su >/dev/null <<EOF
-CREATE TABLE IF NOT EXISTS src_$n AS SELECT subject, purpose, valid_until, evidence FROM src_all WHERE n <= $n ORDER BY n;
+CREATE TABLE IF NOT EXISTS src_$n AS SELECT subject, purpose, valid_until$([ "$EVIDENCE" = 1 ] && echo ", evidence") FROM src_all WHERE n <= $n ORDER BY n;
 GRANT SELECT ON src_$n TO bench_rec;
 EOF
 done
@@ -110,13 +117,16 @@ SERVER_VERSION=$(psql_su -At -c "SELECT version()")
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 
 # name|rows|untimed preparation|timed statement (both run as bench_rec)
+EV_AGG=$([ "$EVIDENCE" = 1 ] && echo "array_agg(evidence)" || echo "NULL")
+EV_ARG=$([ "$EVIDENCE" = 1 ] && echo "evidence" || echo "NULL")
 VARIANTS=()
 for n in $SIZES; do
-	VARIANTS+=("import_$n|$n||SELECT privacy_guard.import_consents('src_$n');")
+	[[ " $WANT " == *" import "* ]] && VARIANTS+=("import_$n|$n||SELECT privacy_guard.import_consents('src_$n');")
 done
-VARIANTS+=("array_$MAX|$MAX||SELECT privacy_guard.import_consents(array_agg(subject), array_agg(purpose), array_agg(valid_until), array_agg(evidence)) FROM src_$MAX;")
-VARIANTS+=("regrant_$MIN|$MIN|SELECT privacy_guard.import_consents('src_$MIN');|SELECT privacy_guard.import_consents('src_$MIN');")
-VARIANTS+=("grant_$GRANT_N|$GRANT_N||SELECT count(privacy_guard.grant_consent(subject, purpose, valid_until, evidence)) FROM src_$GRANT_N;")
+[[ " $WANT " == *" array "* ]] && VARIANTS+=("array_$MAX|$MAX||SELECT privacy_guard.import_consents(array_agg(subject), array_agg(purpose), array_agg(valid_until), $EV_AGG) FROM src_$MAX;")
+[[ " $WANT " == *" regrant "* ]] && VARIANTS+=("regrant_$MIN|$MIN|SELECT privacy_guard.import_consents('src_$MIN');|SELECT privacy_guard.import_consents('src_$MIN');")
+[[ " $WANT " == *" grant "* ]] && VARIANTS+=("grant_$GRANT_N|$GRANT_N||SELECT count(privacy_guard.grant_consent(subject, purpose, valid_until, $EV_ARG)) FROM src_$GRANT_N;")
+[ "${#VARIANTS[@]}" -gt 0 ] || die "VARIANTS selects nothing (import array regrant grant)"
 
 # one psql per measurement: a fresh store, the preparation, a checkpoint, the
 # timed statement; besides the elapsed time, the backend's CPU time (utime +
@@ -181,7 +191,7 @@ read -r _ gmed _ _ <<<"$(stats rate "grant_$GRANT_N")"
 	echo "# privacy_guard bulk consent import benchmark ($TS)"
 	echo
 	echo "- commit $GIT_REV; $SERVER_VERSION; $(nproc 2>/dev/null || echo '?') CPUs; load average before $LOAD_BEFORE, after $LOAD_AFTER"
-	echo "- source rows: text keys, one consent purpose, valid_until on every other row, ~110-byte JSON evidence on every row"
+	echo "- source rows: text keys, one consent purpose, valid_until on every other row, $([ "$EVIDENCE" = 1 ] && echo "~110-byte JSON evidence on every row" || echo "no evidence column")"
 	echo "- each measurement on an empty consent store (extension dropped and created, CHECKPOINT), as the recording role;"
 	echo "  $RUNS rounds, rotating order; time by psql \\timing; rate = consents per second; per backend CPU-s: consents"
 	echo "  per second of the backend's CPU time (utime + stime; less disturbed by other load, WAL flushes not in it)"
