@@ -34,6 +34,7 @@ _PG_init(void)
 	pvg_preloaded_at_start = process_shared_preload_libraries_in_progress;
 	pvg_guc_init();
 	pvg_cache_init();
+	pvg_shared_init();
 	pvg_ddl_guard_init();
 	pvg_worker_init();
 	pvg_audit_init();
@@ -72,6 +73,7 @@ pvg_invalidate_cache(PG_FUNCTION_ARGS)
 	{
 		Oid			purpose_rel = get_relname_relid("purpose", RelationGetNamespace(rel));
 
+		pvg_consent_note_full_change();
 		if (OidIsValid(purpose_rel))
 			CacheInvalidateRelcacheByRelid(purpose_rel);
 	}

@@ -120,6 +120,7 @@ extern int	pvg_engine_time_limit;
 extern bool pvg_audit;
 extern int	pvg_audit_retention;
 extern int	pvg_audit_max_entries;
+extern int	pvg_shared_store_size;
 extern void pvg_guc_init(void);
 
 /* registry.c */
@@ -143,8 +144,14 @@ extern void pvg_consent_mark_stale(void);
 extern void pvg_consent_mark_changed(void);
 extern void pvg_consent_abort(void);
 extern void pvg_consent_end_xact(void);
+extern void pvg_consent_note_full_change(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
+
+/* shared_store.c (the rest is in subject_set.h) */
+extern void pvg_shared_init(void);
+extern void pvg_shared_note_full_change(void);
+extern void pvg_shared_end_xact(bool commit, bool prepare);
 
 /* worker.c */
 extern void pvg_worker_init(void);

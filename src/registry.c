@@ -58,6 +58,9 @@ pvg_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 		pvg_consent_abort();
+	/* after the commit is visible to new snapshots, before its invalidations go out */
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE || event == XACT_EVENT_ABORT)
+		pvg_shared_end_xact(event == XACT_EVENT_COMMIT, event == XACT_EVENT_PREPARE);
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
