@@ -28,7 +28,7 @@ endif
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(REGRESS_CONF)
 
 # isolation tester: specs and expected output under test/
-ISOLATION      = withdraw_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
+ISOLATION      = withdraw_visibility shared_store_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
                  tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(REGRESS_CONF)

@@ -1,0 +1,133 @@
+# The shared consent store (library preloaded): connections read one copy
+# of the subject sets in shared memory, so a new connection's first
+# protected query leaves its own memory small however many consents there
+# are; a kill -9 of a backend holding the store and the crash restart that
+# follows rebuild it from the tables; a store too small for a set
+# (privacy_guard.shared_store_size) falls back to private copies with the
+# same rows, and check() says so.  Everything is polled with a bound.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+
+# a protected table of 200,000 rows; subjects with an even id consent
+# (100,000 consents, written straight into the store's table for speed)
+sub setup_shop
+{
+	my ($node, $valid_until) = @_;
+	$node->safe_psql('postgres', 'CREATE DATABASE shop');
+	$node->safe_psql('shop', qq{
+		CREATE EXTENSION privacy_guard;
+		SELECT privacy_guard.define_purpose('newsletter', 'consent');
+		CREATE TABLE big (id int PRIMARY KEY, v text);
+		INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 200000) g;
+		CREATE ROLE app LOGIN;
+		GRANT SELECT ON big TO app;
+		SELECT privacy_guard.allow_purpose('app', 'newsletter');
+		SELECT privacy_guard.protect('big', 'id', ARRAY['newsletter']);
+		INSERT INTO privacy_guard.consent_state (subject, purpose, status, valid_until)
+		SELECT g::text, 'newsletter', 'granted', $valid_until
+		  FROM generate_series(2, 200000, 2) g;
+		ANALYZE big;
+	});
+}
+
+my $as_app = q{SET ROLE app; SET privacy_guard.purpose = 'newsletter';};
+my $count_q = "$as_app SELECT count(*) FROM big;";
+my $mem_q = q{SELECT coalesce(sum(total_bytes), 0) FROM pg_backend_memory_contexts
+			   WHERE name LIKE 'privacy_guard%'};
+
+my $node = PostgreSQL::Test::Cluster->new('shared');
+$node->init(extra => ['--no-locale']);
+$node->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'privacy_guard'
+privacy_guard.enabled = off
+restart_after_crash = on
+max_parallel_workers_per_gather = 0
+});
+$node->start;
+setup_shop($node, 'NULL');
+
+is($node->safe_psql('shop', 'SELECT privacy_guard._store_status()'), 'shared',
+	'preloaded: the consent store is shared');
+like($node->safe_psql('shop', q{SELECT message FROM privacy_guard.check() WHERE message LIKE 'consent store:%'}),
+	qr/^consent store: shared\./, 'check() says the store is shared');
+
+# the first connection builds the shared set; its memory stays small too
+my $first = $node->safe_psql('shop', "$count_q RESET ROLE; $mem_q");
+my ($n1, $mem1) = split /\n/, $first;
+is($n1, '100000', 'first connection: the consenting half of the rows');
+cmp_ok($mem1, '<', 1024 * 1024, "first connection: privacy_guard's memory stays under 1 MB ($mem1 bytes)");
+
+# a second connection reads the same set without copying it
+my ($n2, $mem2) = split /\n/, $node->safe_psql('shop', "$as_app SELECT count(*) FROM big WHERE id = 4; RESET ROLE; $mem_q");
+is($n2, '1', 'second connection: a point lookup finds a consenting subject');
+cmp_ok($mem2, '<', 1024 * 1024, "second connection: privacy_guard's memory stays under 1 MB ($mem2 bytes)");
+
+# the private store for comparison: the same query in a backend that may not share
+my ($n3, $mem3) = split /\n/, $node->safe_psql('shop', q{
+	BEGIN;
+	DELETE FROM privacy_guard.consent_state WHERE subject = 'none';
+	SET LOCAL ROLE app; SET LOCAL privacy_guard.purpose = 'newsletter';
+	SELECT count(*) FROM big;
+	RESET ROLE;
+	} . "$mem_q; COMMIT;");
+is($n3, '100000', 'private copy (a transaction that deleted consents): the same rows');
+cmp_ok($mem3, '>', 4 * 1024 * 1024, "private copy: privacy_guard's memory holds the store ($mem3 bytes)");
+
+# changes committed by one connection are seen by the next statement of another
+$node->safe_psql('shop', q{
+	SELECT privacy_guard.withdraw_consent('2', 'newsletter');
+	SELECT privacy_guard.grant_consent('3', 'newsletter');
+});
+is($node->safe_psql('shop', "$as_app SELECT string_agg(id::text, ',' ORDER BY id) FROM big WHERE id <= 4"),
+	'3,4', 'a withdrawal and a new consent are seen through the shared set');
+
+# kill -9 of a backend that holds the shared store, in the middle of a transaction
+my ($in, $out, $err) = ('', '', '');
+my $h = IPC::Run::start(
+	[ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('shop') ],
+	'<', \$in, '>', \$out, '2>', \$err);
+$in .= "$as_app BEGIN; SELECT privacy_guard.grant_consent('5', 'newsletter'); SELECT count(*) FROM big; SELECT 'pid=' || pg_backend_pid();\n";
+my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+$h->pump while $out !~ /pid=\d+/ && time() < $deadline;
+my ($victim) = $out =~ /pid=(\d+)/;
+ok(defined $victim, 'a backend holds the shared store in an open transaction');
+like($out, qr/^100001$/m, 'that backend sees its own uncommitted consent');
+kill 'KILL', $victim;
+$h->finish;
+ok($node->poll_query_until('shop', "SELECT privacy_guard._store_status() = 'shared'"),
+	'the server is back after the crash restart, still sharing');
+is($node->safe_psql('shop', "$as_app SELECT string_agg(id::text, ',' ORDER BY id) FROM big WHERE id <= 6"),
+	'3,4,6', 'after the crash: rebuilt from the tables, the killed transaction\'s consent is not there');
+is($node->safe_psql('shop', $count_q), '100000', 'after the crash: every row as before');
+$node->safe_psql('shop', q{SELECT privacy_guard.withdraw_consent('6', 'newsletter')});
+is($node->safe_psql('shop', "$as_app SELECT string_agg(id::text, ',' ORDER BY id) FROM big WHERE id <= 6"),
+	'3,4', 'after the crash: a new withdrawal is seen at once');
+$node->stop;
+
+# a shared store too small for the set: private copies, the same rows
+my $small = PostgreSQL::Test::Cluster->new('small');
+$small->init(extra => ['--no-locale']);
+$small->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'privacy_guard'
+privacy_guard.enabled = off
+privacy_guard.shared_store_size = 1
+max_parallel_workers_per_gather = 0
+});
+$small->start;
+setup_shop($small, q{'2999-01-01'::timestamptz});
+is($small->safe_psql('shop', $count_q), '100000', 'store full: the same rows from a private copy');
+$small->safe_psql('shop', q{SELECT privacy_guard.withdraw_consent('2', 'newsletter')});
+is($small->safe_psql('shop', "$as_app SELECT string_agg(id::text, ',' ORDER BY id) FROM big WHERE id <= 6"),
+	'4,6', 'store full: a withdrawal is seen at once');
+is($small->safe_psql('shop', 'SELECT privacy_guard._store_status()'), 'shared, full',
+	'store full: the status says so');
+like($small->safe_psql('shop', q{SELECT severity || ': ' || message FROM privacy_guard.check() WHERE message LIKE 'consent store:%'}),
+	qr/^warning: consent store: the shared store is full/, 'store full: check() warns');
+ok($small->log_contains('the shared consent store is full'), 'store full: the server log says so');
+$small->stop;
+
+done_testing();
