@@ -90,9 +90,10 @@ my ($in, $out, $err) = ('', '', '');
 my $h = IPC::Run::start(
 	[ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('shop') ],
 	'<', \$in, '>', \$out, '2>', \$err);
-$in .= "$as_app BEGIN; SELECT privacy_guard.grant_consent('5', 'newsletter'); SELECT count(*) FROM big; SELECT 'pid=' || pg_backend_pid();\n";
+$in .= "BEGIN; SELECT privacy_guard.grant_consent('5', 'newsletter'); $as_app SELECT count(*) FROM big; SELECT 'pid=' || pg_backend_pid();\n";
 my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
-$h->pump while $out !~ /pid=\d+/ && time() < $deadline;
+eval { $h->pump while $out !~ /pid=\d+/ && time() < $deadline; };
+diag("psql: $err") if $err ne '';
 my ($victim) = $out =~ /pid=(\d+)/;
 ok(defined $victim, 'a backend holds the shared store in an open transaction');
 like($out, qr/^100001$/m, 'that backend sees its own uncommitted consent');
