@@ -270,6 +270,12 @@ AS 'MODULE_PATHNAME', 'pvg_store_status'
 LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION privacy_guard._store_status() IS 'Internal: where connections read the consent store from: "shared" (preloaded), "shared, full" (some sets did not fit privacy_guard.shared_store_size) or "local: <why>"';
 
+CREATE FUNCTION privacy_guard._store_stats(OUT images bigint, OUT bytes bigint, OUT builds bigint, OUT refused bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pvg_store_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._store_stats() IS 'Internal: the shared consent store''s images now published, their bytes, the builds since server start and the images that did not fit privacy_guard.shared_store_size';
+
 CREATE FUNCTION privacy_guard._check_table_owner(tbl regclass)
 RETURNS void
 LANGUAGE plpgsql STABLE

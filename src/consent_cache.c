@@ -29,6 +29,7 @@
 #include "access/htup_details.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -904,6 +905,13 @@ pvg_overlay_create(void)
 	pvg_store_changed = false;
 	store->need_build = pvg_need_build;
 	store->need_full = pvg_shared_full_seq();
+
+	/*
+	 * On a standby, deletions arrive by WAL replay and nobody counts them in
+	 * full_seq: only a base read from now on is sure to reflect them.
+	 */
+	if (RecoveryInProgress())
+		store->need_build = Max(store->need_build, pvg_shared_build_seq());
 
 	pvg_retire_context(pvg_store_cxt);
 	pvg_store_cxt = cxt;

@@ -39,7 +39,9 @@
 #include "subject_set.h"
 
 #include "miscadmin.h"
+#include "access/htup_details.h"
 #include "access/xact.h"
+#include "funcapi.h"
 #include "pgstat.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
@@ -170,6 +172,19 @@ pvg_shared_full_seq(void)
 	if (pvg_store_shared == NULL)
 		return 0;
 	v = pg_atomic_read_u64(&pvg_store_shared->full_seq);
+	pg_memory_barrier();
+	return v;
+}
+
+/* The number of builds started so far: a build started later reads a newer snapshot. */
+uint64
+pvg_shared_build_seq(void)
+{
+	uint64		v;
+
+	if (pvg_store_shared == NULL)
+		return 0;
+	v = pg_atomic_read_u64(&pvg_store_shared->build_seq);
 	pg_memory_barrier();
 	return v;
 }
@@ -490,6 +505,19 @@ pvg_shared_slot(uint32 sighash, int kind)
 		if (free_slot == NULL && !DsaPointerIsValid(s->image) && s->builder == 0)
 			free_slot = s;
 	}
+	/* full: give up an image nobody uses (another database's, a dropped purpose's) */
+	for (i = 0; free_slot == NULL && i < PVG_MAX_BASES; i++)
+	{
+		PvgBaseSlot *s = &pvg_store_shared->slots[i];
+
+		if (s->builder == 0 && DsaPointerIsValid(s->image) &&
+			((PvgBaseImage *) dsa_get_address(pvg_area, s->image))->refcount <= 0)
+		{
+			dsa_free(pvg_area, s->image);
+			s->image = InvalidDsaPointer;
+			free_slot = s;
+		}
+	}
 	if (free_slot != NULL)
 	{
 		free_slot->db = MyDatabaseId;
@@ -706,4 +734,31 @@ pvg_shared_stats(int64 *images, int64 *bytes, int64 *builds, int64 *refused)
 	*builds = pvg_store_shared->builds;
 	*refused = pvg_store_shared->refused;
 	LWLockRelease(pvg_store_shared->lock);
+}
+
+/*
+ * _store_stats() -> (images, bytes, builds, refused): the shared images now
+ * published, their size, the builds since server start and the images that
+ * did not fit.  All zero when not preloaded.
+ */
+PG_FUNCTION_INFO_V1(pvg_store_stats);
+Datum
+pvg_store_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	int64		images,
+				bytes,
+				builds,
+				refused;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	pvg_shared_stats(&images, &bytes, &builds, &refused);
+	values[0] = Int64GetDatum(images);
+	values[1] = Int64GetDatum(bytes);
+	values[2] = Int64GetDatum(builds);
+	values[3] = Int64GetDatum(refused);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

@@ -164,6 +164,7 @@ typedef void (*pvg_base_build_fn) (PvgBaseBuild *b, void *arg);
 extern bool pvg_shared_ready(void);
 extern const char *pvg_shared_status(void);
 extern uint64 pvg_shared_full_seq(void);
+extern uint64 pvg_shared_build_seq(void);
 extern const PvgBaseImage *pvg_shared_base(const char *sig, int siglen, int kind,
 										   uint64 need_build, uint64 need_full,
 										   pvg_base_build_fn build, void *arg,
