@@ -646,9 +646,10 @@ pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64
 	}
 	PG_END_TRY();
 
-	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	/* the area has its own locking: lay the image out before taking ours */
 	dp = pvg_shared_layout(&b, sig, siglen, kind, build_seq);
 	MemoryContextDelete(buildcxt);
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
 
 	/* the slot may have been given up and reused meanwhile: find it again */
 	slot = pvg_shared_slot(sighash, kind);
