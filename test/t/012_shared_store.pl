@@ -107,6 +107,21 @@ is($node->safe_psql('shop', $count_q), '100000', 'after the crash: every row as 
 $node->safe_psql('shop', q{SELECT privacy_guard.withdraw_consent('6', 'newsletter')});
 is($node->safe_psql('shop', "$as_app SELECT string_agg(id::text, ',' ORDER BY id) FROM big WHERE id <= 6"),
 	'3,4', 'after the crash: a new withdrawal is seen at once');
+# many changes at once (an overlay of more than 20,000 subjects): every
+# session's count is still the truth, read as the superuser from the tables
+my $truth_q = q{SELECT count(*) FROM big b JOIN privacy_guard.consent_state c
+	ON c.subject = b.id::text AND c.purpose = 'newsletter' AND c.status = 'granted'};
+$node->safe_psql('shop', q{
+	INSERT INTO privacy_guard.consent_state (subject, purpose, status)
+	SELECT g::text, 'newsletter', 'granted' FROM generate_series(7, 60001, 2) g
+	ON CONFLICT DO NOTHING;
+	UPDATE privacy_guard.consent_state SET status = 'withdrawn' WHERE subject IN ('8', '10', '12');
+});
+my $truth = $node->safe_psql('shop', $truth_q);
+cmp_ok($truth, '>', 120000, "many changes: the truth moved ($truth consenting rows)");
+is($node->safe_psql('shop', $count_q), $truth, 'many changes: a new connection counts the truth');
+is($node->safe_psql('shop', "$count_q $count_q"), "$truth\n$truth",
+	'many changes: and so does its next statement');
 $node->stop;
 
 # a shared store too small for the set: private copies, the same rows
