@@ -50,6 +50,7 @@
 #include "storage/shmem.h"
 #include "utils/dsa.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #define PVG_MAX_BASES 256
 
@@ -323,6 +324,49 @@ pvg_image_matches(PvgBaseImage *img, const char *sig, int siglen, int kind)
 		memcmp((char *) img + img->sig_off, sig, siglen) == 0;
 }
 
+/*
+ * Allocate an image: InvalidDsaPointer when the area is at its size limit,
+ * and also when the operating system refuses a new segment (a small
+ * /dev/shm raises an ERROR deep in dsm_create; it is caught in a
+ * subtransaction and logged, and the caller falls back to a private copy
+ * instead of failing the reader's statement).
+ */
+static dsa_pointer
+pvg_shared_allocate(Size size)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	dsa_pointer dp = InvalidDsaPointer;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		dp = dsa_allocate_extended(pvg_area, size, DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ereport(LOG,
+				(errmsg("privacy_guard: could not allocate shared memory for the consent store: %s",
+						edata->message)));
+		FreeErrorData(edata);
+		dp = InvalidDsaPointer;
+	}
+	PG_END_TRY();
+	return dp;
+}
+
 /* Lay the built entries out as one image in the area; InvalidDsaPointer when it does not fit. */
 static dsa_pointer
 pvg_shared_layout(PvgBaseBuild *b, const char *sig, int siglen, int kind, uint64 build_seq)
@@ -393,7 +437,7 @@ pvg_shared_layout(PvgBaseBuild *b, const char *sig, int siglen, int kind, uint64
 	blob_off = size;
 	size += MAXALIGN(blob_len);
 
-	dp = dsa_allocate_extended(pvg_area, size, DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+	dp = pvg_shared_allocate(size);
 	if (!DsaPointerIsValid(dp))
 		return InvalidDsaPointer;
 	base = dsa_get_address(pvg_area, dp);
