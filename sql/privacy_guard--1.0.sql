@@ -276,6 +276,24 @@ AS 'MODULE_PATHNAME', 'pvg_store_stats'
 LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION privacy_guard._store_stats() IS 'Internal: the shared consent store''s images now published, their bytes, the builds since server start and the images that did not fit privacy_guard.shared_store_size';
 
+/* Subjects no row names any more, for readers of the shared consent store (privacy_guard.c). */
+CREATE FUNCTION privacy_guard._note_removed_subject()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'pvg_note_removed_subject'
+LANGUAGE C;
+COMMENT ON FUNCTION privacy_guard._note_removed_subject() IS 'Internal: record the subject of a deleted consent row or of a forget request that lost its subject, so sessions re-read it';
+CREATE TRIGGER note_removed_subject AFTER DELETE ON privacy_guard.consent_state
+	FOR EACH ROW EXECUTE FUNCTION privacy_guard._note_removed_subject();
+CREATE TRIGGER note_changed_subject AFTER UPDATE ON privacy_guard.consent_state
+	FOR EACH ROW WHEN (NEW.subject IS DISTINCT FROM OLD.subject)
+	EXECUTE FUNCTION privacy_guard._note_removed_subject();
+CREATE TRIGGER note_removed_subject AFTER DELETE ON privacy_guard.erasure_request
+	FOR EACH ROW WHEN (OLD.subject IS NOT NULL)
+	EXECUTE FUNCTION privacy_guard._note_removed_subject();
+CREATE TRIGGER note_changed_subject AFTER UPDATE ON privacy_guard.erasure_request
+	FOR EACH ROW WHEN (OLD.subject IS NOT NULL AND NEW.subject IS DISTINCT FROM OLD.subject)
+	EXECUTE FUNCTION privacy_guard._note_removed_subject();
+
 CREATE FUNCTION privacy_guard._check_table_owner(tbl regclass)
 RETURNS void
 LANGUAGE plpgsql STABLE

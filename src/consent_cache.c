@@ -121,6 +121,9 @@ static bool pvg_store_full_change = false;
 static uint64 pvg_need_build = 0;
 
 static PvgSubjectSet *pvg_subject_set_local(PvgRegistry *reg, int purpose, PvgKeyKind kind);
+static PvgSubjectSet *pvg_subject_set_anew(PvgRegistry *reg, int purpose, PvgKeyKind kind);
+static PvgSubjectSet *pvg_subject_set_shared(struct PvgConsentStore *store, PvgRegistry *reg,
+											 int purpose, PvgKeyKind kind);
 
 void
 pvg_consent_mark_stale(void)
@@ -531,13 +534,17 @@ pvg_store_load(void)
 /*
  * Bring the store up to date with the subjects written since from (its
  * horizon, or an older base's): re-read those subjects whole and patch them
- * into every set.
+ * into every set.  The subjects come from the rows' changed_xid and, for
+ * rows deleted or requests closed (no row names them any more), from the
+ * tombstones in shared memory.  Returns false when some tombstones were
+ * already overwritten: the store is then marked stale and must be read anew.
  */
-static void
+static bool
 pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from)
 {
 	Oid			save_userid;
 	int			save_sec;
+	bool		complete = true;
 
 	pvg_store_changed = false;
 	pvg_store_note_read();
@@ -547,25 +554,46 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	{
 		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 		FullTransactionId horizon = pvg_snapshot_horizon(snap);
-		Oid			argtypes[1];
-		Datum		args[1];
-		Datum		subjects;
-		bool		isnull;
+		Oid			argtypes[2];
+		Datum		args[2];
+		Datum		subjects = (Datum) 0;
+		bool		isnull = true;
 		MemoryContext old;
 		uint64		nchanged;
+		ArrayType  *removed = NULL;
+
+		/*
+		 * Removals recorded before the snapshot was taken are in the ring
+		 * now; later ones belong to transactions the next patch covers.
+		 */
+		complete = pvg_shared_removed_since(from, &removed);
 
 		/* which subjects were written since the last read */
 		argtypes[0] = XID8OID;
 		args[0] = FullTransactionIdGetDatum(from);
-		pvg_spi_read_snapshot("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
-							  "SELECT c.subject FROM privacy_guard.consent_state c "
-							  "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
-							  "UNION ALL "
-							  "SELECT r.subject FROM privacy_guard.erasure_request r "
-							  "WHERE r.changed_xid OPERATOR(pg_catalog.>=) $1 "
-							  "AND r.subject IS NOT NULL) s",
-							  1, argtypes, args, snap);
-		subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		argtypes[1] = TEXTARRAYOID;
+		args[1] = removed ? PointerGetDatum(removed) : (Datum) 0;
+		if (complete)
+		{
+			SPIPlanPtr	plan;
+
+			plan = SPI_prepare("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
+							   "SELECT c.subject FROM privacy_guard.consent_state c "
+							   "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
+							   "UNION ALL "
+							   "SELECT r.subject FROM privacy_guard.erasure_request r "
+							   "WHERE r.changed_xid OPERATOR(pg_catalog.>=) $1 "
+							   "AND r.subject IS NOT NULL "
+							   "UNION ALL "
+							   "SELECT pg_catalog.unnest($2)) s(subject)",
+							   2, argtypes);
+			if (plan == NULL ||
+				SPI_execute_snapshot(plan, args, removed ? "  " : " n", snap, InvalidSnapshot,
+									 true, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "reading the changed subjects failed");
+			SPI_freeplan(plan);
+			subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		}
 		if (!isnull)
 		{
 			Datum	   *keys;
@@ -626,7 +654,8 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 			MemoryContextSwitchTo(old);
 			store->patches += nchanged;
 		}
-		store->horizon = horizon;
+		if (complete)
+			store->horizon = horizon;
 		UnregisterSnapshot(snap);
 	}
 	PG_CATCH();
@@ -637,6 +666,14 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	}
 	PG_END_TRY();
 	pvg_spi_as_owner_end(save_userid, save_sec);
+
+	if (!complete)
+	{
+		/* read anew: a shared base from after now, or a private copy */
+		pvg_store_full_stale = true;
+		pvg_need_build = Max(pvg_need_build, pvg_shared_build_seq());
+		return false;
+	}
 
 	if (store->shared)
 	{
@@ -655,6 +692,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	}
 	else if (store->patches > PVG_MAX_PATCHES)
 		pvg_store_full_stale = true;
+	return true;
 }
 
 /*
@@ -768,8 +806,8 @@ pvg_subject_set_local(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 	if (store == NULL || store->shared || pvg_store_full_stale ||
 		(pvg_store_changed && !pvg_load_is_current()))
 		store = pvg_store_load();
-	else if (pvg_store_changed)
-		pvg_store_patch(store, reg, store->horizon);
+	else if (pvg_store_changed && !pvg_store_patch(store, reg, store->horizon))
+		store = pvg_store_load();
 
 	for (set = store->sets; set != NULL; set = set->next)
 	{
@@ -920,6 +958,32 @@ pvg_overlay_create(void)
 }
 
 /*
+ * The set again after a patch found removals it cannot follow (the store is
+ * marked stale): once more from a new overlay over bases read from now on,
+ * and if that cannot follow either, from a private copy.
+ */
+static PvgSubjectSet *
+pvg_subject_set_anew(PvgRegistry *reg, int purpose, PvgKeyKind kind)
+{
+	static int	depth = 0;
+	PvgSubjectSet *set;
+
+	if (depth > 0 || IsInParallelMode() || !pvg_shared_ready())
+		return pvg_subject_set_local(reg, purpose, kind);
+	depth++;
+	PG_TRY();
+	{
+		set = pvg_subject_set_shared(pvg_overlay_create(), reg, purpose, kind);
+	}
+	PG_FINALLY();
+	{
+		depth--;
+	}
+	PG_END_TRY();
+	return set;
+}
+
+/*
  * The subject set of a purpose for one key kind over a shared base: the
  * base (found or built, see shared_store.c) and an overlay of the subjects
  * written since its horizon.  Falls back to a private copy when no base
@@ -938,10 +1002,10 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 
 	if (pvg_store_changed)
 	{
-		if (store->ov_valid)
-			pvg_store_patch(store, reg, store->horizon);
-		else
+		if (!store->ov_valid)
 			pvg_store_changed = false;	/* nothing attached: the first attach reads all */
+		else if (!pvg_store_patch(store, reg, store->horizon))
+			return pvg_subject_set_anew(reg, purpose, kind);
 	}
 	for (set = store->sets; set != NULL; set = set->next)
 	{
@@ -973,7 +1037,8 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 	/* the overlay must hold every subject written since the base's horizon */
 	if (!store->ov_valid || FullTransactionIdPrecedes(base->horizon, store->ov_from))
 	{
-		pvg_store_patch(store, reg, base->horizon);
+		if (!pvg_store_patch(store, reg, base->horizon))
+			return pvg_subject_set_anew(reg, purpose, kind);
 		store->ov_from = base->horizon;
 		store->ov_valid = true;
 	}

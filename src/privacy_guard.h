@@ -151,6 +151,7 @@ extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
 /* shared_store.c (the rest is in subject_set.h) */
 extern void pvg_shared_init(void);
 extern void pvg_shared_note_full_change(void);
+extern bool pvg_shared_note_removed(const char *subject, int len);
 extern void pvg_shared_end_xact(bool commit, bool prepare);
 
 /* worker.c */

@@ -48,13 +48,20 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/dsa.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
 #define PVG_MAX_BASES 256
 
-/* a waiter gives up waiting for another backend's build after this long */
+/*
+ * A waiter gives up waiting for another backend's build after this long
+ * plus twice the last build's time (a build of ten million consents takes
+ * seconds; a builder blocked by a lock the waiter holds must not hang both).
+ */
 #define PVG_BUILD_WAIT_MS 5000
 
 typedef struct PvgBaseSlot
@@ -67,6 +74,22 @@ typedef struct PvgBaseSlot
 	uint64		building_seq;	/* its build_seq */
 } PvgBaseSlot;
 
+/*
+ * A subject whose consent row was deleted, or whose forget request lost its
+ * subject, by transaction xid: no row names it any more, so readers learn it
+ * here and re-read the subject (see pvg_shared_removed_since).
+ */
+#define PVG_TOMBSTONES 8192
+#define PVG_TOMBSTONE_LEN 112
+
+typedef struct PvgTombstone
+{
+	FullTransactionId xid;
+	Oid			db;
+	uint16		len;
+	char		subject[PVG_TOMBSTONE_LEN];
+} PvgTombstone;
+
 typedef struct PvgStoreShared
 {
 	LWLock	   *lock;
@@ -77,8 +100,15 @@ typedef struct PvgStoreShared
 	bool		disabled;		/* a prepared transaction made a full change */
 	uint64		refused;		/* images that did not fit */
 	uint64		builds;
+	long		last_build_ms;	/* how long the last build took */
 	ConditionVariable cv;
 	PvgBaseSlot slots[PVG_MAX_BASES];
+
+	/* a ring of tombstones; evicted: the newest xid of one overwritten */
+	uint64		tomb_next;
+	bool		tomb_evicted_any;
+	FullTransactionId tomb_evicted;
+	PvgTombstone tombs[PVG_TOMBSTONES];
 } PvgStoreShared;
 
 /* an image this backend holds a reference to */
@@ -188,6 +218,89 @@ pvg_shared_build_seq(void)
 	v = pg_atomic_read_u64(&pvg_store_shared->build_seq);
 	pg_memory_barrier();
 	return v;
+}
+
+/*
+ * Record that this transaction removed the last row naming a subject's
+ * consent or forget request.  False when it cannot (not preloaded, a key
+ * too long): the caller then counts a full change.
+ */
+bool
+pvg_shared_note_removed(const char *subject, int len)
+{
+	FullTransactionId xid;
+	PvgTombstone *t;
+
+	if (pvg_store_shared == NULL || len > PVG_TOMBSTONE_LEN || !IsUnderPostmaster)
+		return false;
+	xid = GetTopFullTransactionId();
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	if (pvg_store_shared->tomb_next > 0)
+	{
+		/* the rows of one subject usually come one after the other */
+		t = &pvg_store_shared->tombs[(pvg_store_shared->tomb_next - 1) % PVG_TOMBSTONES];
+		if (FullTransactionIdEquals(t->xid, xid) && t->db == MyDatabaseId && t->len == len &&
+			memcmp(t->subject, subject, len) == 0)
+		{
+			LWLockRelease(pvg_store_shared->lock);
+			return true;
+		}
+	}
+	t = &pvg_store_shared->tombs[pvg_store_shared->tomb_next % PVG_TOMBSTONES];
+	if (pvg_store_shared->tomb_next >= PVG_TOMBSTONES &&
+		(!pvg_store_shared->tomb_evicted_any ||
+		 FullTransactionIdFollows(t->xid, pvg_store_shared->tomb_evicted)))
+	{
+		pvg_store_shared->tomb_evicted = t->xid;
+		pvg_store_shared->tomb_evicted_any = true;
+	}
+	t->xid = xid;
+	t->db = MyDatabaseId;
+	t->len = len;
+	memcpy(t->subject, subject, len);
+	pvg_store_shared->tomb_next++;
+	LWLockRelease(pvg_store_shared->lock);
+	return true;
+}
+
+/*
+ * The subjects removed (see above) in this database by transactions not
+ * older than from, as a text[] (NULL when none).  Returns false when some
+ * may be missing (overwritten in the ring): the caller must read anew.
+ * Not preloaded: none, and true (the removal then counted a full change).
+ */
+bool
+pvg_shared_removed_since(FullTransactionId from, ArrayType **subjects)
+{
+	Datum	   *elems;
+	int			n = 0;
+	uint64		i,
+				count;
+
+	*subjects = NULL;
+	if (pvg_store_shared == NULL)
+		return true;
+	LWLockAcquire(pvg_store_shared->lock, LW_SHARED);
+	if (pvg_store_shared->tomb_evicted_any &&
+		FullTransactionIdFollowsOrEquals(pvg_store_shared->tomb_evicted, from))
+	{
+		LWLockRelease(pvg_store_shared->lock);
+		return false;
+	}
+	count = Min(pvg_store_shared->tomb_next, PVG_TOMBSTONES);
+	elems = palloc(sizeof(Datum) * (count + 1));
+	for (i = 0; i < count; i++)
+	{
+		PvgTombstone *t = &pvg_store_shared->tombs[i];
+
+		if (t->db == MyDatabaseId && FullTransactionIdFollowsOrEquals(t->xid, from))
+			elems[n++] = PointerGetDatum(cstring_to_text_with_len(t->subject, t->len));
+	}
+	LWLockRelease(pvg_store_shared->lock);
+	if (n > 0)
+		*subjects = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+	pfree(elems);
+	return true;
 }
 
 /* This transaction deletes rows or closes requests: bump full_seq at commit. */
@@ -590,6 +703,9 @@ pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64
 	dsa_pointer dp = InvalidDsaPointer;
 	PvgHeldBase *held;
 	TimestampTz wait_start = 0;
+	TimestampTz build_start;
+	long		secs;
+	int			usecs;
 	MemoryContext buildcxt;
 	MemoryContext old;
 
@@ -644,7 +760,8 @@ pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64
 		if (slot->builder != 0 && slot->building_seq > need_build &&
 			!TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
 			(wait_start == 0 ||
-			 !TimestampDifferenceExceeds(wait_start, GetCurrentTimestamp(), PVG_BUILD_WAIT_MS)))
+			 !TimestampDifferenceExceeds(wait_start, GetCurrentTimestamp(),
+										 PVG_BUILD_WAIT_MS + 2 * (int) Min(pvg_store_shared->last_build_ms, 600000))))
 		{
 			if (wait_start == 0)
 				wait_start = GetCurrentTimestamp();
@@ -668,6 +785,7 @@ pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64
 	}
 	LWLockRelease(pvg_store_shared->lock);
 
+	build_start = GetCurrentTimestamp();
 	buildcxt = AllocSetContextCreate(CurrentMemoryContext, "privacy_guard base build",
 									 ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
@@ -694,6 +812,9 @@ pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64
 	dp = pvg_shared_layout(&b, sig, siglen, kind, build_seq);
 	MemoryContextDelete(buildcxt);
 	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+
+	TimestampDifference(build_start, GetCurrentTimestamp(), &secs, &usecs);
+	pvg_store_shared->last_build_ms = secs * 1000 + usecs / 1000;
 
 	/* the slot may have been given up and reused meanwhile: find it again */
 	slot = pvg_shared_slot(sighash, kind);

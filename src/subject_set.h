@@ -20,6 +20,7 @@
 
 #include "access/transam.h"
 #include "common/hashfn.h"
+#include "utils/array.h"
 
 /* 64-bit finaliser (from MurmurHash3): spreads small integers well */
 static inline uint32
@@ -170,6 +171,7 @@ extern const PvgBaseImage *pvg_shared_base(const char *sig, int siglen, int kind
 										   pvg_base_build_fn build, void *arg,
 										   const void *owner);
 extern void pvg_shared_release(const void *owner);
+extern bool pvg_shared_removed_since(FullTransactionId from, ArrayType **subjects);
 extern void pvg_shared_stats(int64 *images, int64 *bytes, int64 *builds, int64 *refused);
 
 /* the limit of a key whose answer never changes */
