@@ -126,6 +126,18 @@ cmp_ok($truth, '>', 120000, "many changes: the truth moved ($truth consenting ro
 is($node->safe_psql('shop', $count_q), $truth, 'many changes: a new connection counts the truth');
 is($node->safe_psql('shop', "$count_q $count_q"), "$truth\n$truth",
 	'many changes: and so does its next statement');
+# more deletions in one transaction than the shared ring records (8,192):
+# a session that was reading before catches up by reading anew
+my $reader = $node->background_psql('shop');
+$reader->query_safe($as_app);
+is($reader->query_safe('SELECT count(*) FROM big'), $truth, 'a long-lived reader: the truth');
+$node->safe_psql('shop', q{
+	DELETE FROM privacy_guard.consent_state WHERE subject IN (SELECT g::text FROM generate_series(20002, 40000, 2) g)});
+$truth = $node->safe_psql('shop', $truth_q);
+is($reader->query_safe('SELECT count(*) FROM big'), $truth,
+	"after 10,000 deletions at once, the long-lived reader: the truth ($truth)");
+is($node->safe_psql('shop', $count_q), $truth, 'and a new connection');
+$reader->quit;
 $node->stop;
 
 # a shared store too small for the set: private copies, the same rows
