@@ -131,12 +131,15 @@ is($node->safe_psql('shop', "$count_q $count_q"), "$truth\n$truth",
 my $reader = $node->background_psql('shop');
 $reader->query_safe($as_app);
 is($reader->query_safe('SELECT count(*) FROM big'), $truth, 'a long-lived reader: the truth');
+my $builds_q = 'SELECT builds FROM privacy_guard._store_stats()';
+my $builds = $node->safe_psql('shop', $builds_q);
 $node->safe_psql('shop', q{
 	DELETE FROM privacy_guard.consent_state WHERE subject IN (SELECT g::text FROM generate_series(20002, 40000, 2) g)});
 $truth = $node->safe_psql('shop', $truth_q);
 is($reader->query_safe('SELECT count(*) FROM big'), $truth,
 	"after 10,000 deletions at once, the long-lived reader: the truth ($truth)");
 is($node->safe_psql('shop', $count_q), $truth, 'and a new connection');
+cmp_ok($node->safe_psql('shop', $builds_q), '>', $builds, 'the shared set was read anew for them');
 $reader->quit;
 $node->stop;
 
