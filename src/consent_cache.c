@@ -14,12 +14,25 @@
  * and patch their entries and every subject set built so far.  A reader
  * pays for a change in proportion to the change, not to the store.
  *
- * A full reload happens on first use, after a registry change, after rows
- * were deleted or a request was closed (they carry no subject to patch by),
- * and after many incremental patches (to return the memory they used).  A
- * store replaced by a full reload is retired, not freed, so a running
- * statement's set stays valid until the end of the transaction.  Memory is
- * proportional to the recorded consents, never to the rows scanned.
+ * Rows deleted or requests closed carry no subject to patch by: when
+ * preloaded, a row trigger records their subjects in shared memory
+ * (shared_store.c) and the patch re-reads those too; otherwise they make
+ * readers reload in full.
+ *
+ * Two ways to hold the store:
+ *	- private (not preloaded, parallel mode, shared memory full): the whole
+ *	  store in this backend, reloaded in full on first use, after a registry
+ *	  change or a change no patch can follow, and after many incremental
+ *	  patches (to return the memory they used);
+ *	- shared (preloaded): the store holds only an overlay, the subjects
+ *	  written since ov_from, and each set probes the overlay and then a
+ *	  shared base (shared_store.c) whose horizon is not older than ov_from.
+ *	  A base never holds uncommitted writes (it is read with a snapshot that
+ *	  hides the builder's own), so a rollback only drops the overlay.
+ * A store replaced is retired, not freed, so a running statement's set stays
+ * valid until the end of the transaction (a retired overlay releases its
+ * bases then).  Private memory is proportional to the recorded consents,
+ * shared-mode memory to the recent changes; never to the rows scanned.
  *
  *-------------------------------------------------------------------------
  */

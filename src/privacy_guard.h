@@ -6,7 +6,9 @@
  * Each backend keeps two caches, both rebuilt lazily:
  *	- the registry: purposes, role authorisations and protected tables;
  *	- the consent store: current consents and objections, and the subjects
- *	  with a forget request, from which per-purpose subject sets are derived.
+ *	  with a forget request, from which per-purpose subject sets are derived
+ *	  (when preloaded, the sets live in shared memory and the backend keeps
+ *	  only the changes made since they were read: shared_store.c).
  * Writes to privacy_guard's tables fire a statement trigger that queues a
  * relcache invalidation; every backend receives it at its next statement
  * (see pvg_cache_accept) and marks the matching cache stale (registry) or

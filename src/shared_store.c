@@ -22,12 +22,20 @@
  * must not hang both).  A crash restart reinitialises shared memory, so
  * everything is rebuilt from the tables.
  *
- * Two counters order builds against changes that cannot be patched
- * (deleted rows, closed forget requests): build_seq is taken before a
+ * A deleted consent row or a forget request that lost its subject leaves
+ * no row to find the subject by: a row trigger records the subject and the
+ * deleting transaction in a ring of tombstones here, and readers re-read
+ * those subjects like written ones (pvg_shared_removed_since; a reader that
+ * finds tombstones it needs overwritten reads anew).
+ *
+ * Two counters order builds against changes that cannot be followed so
+ * (TRUNCATE, keys too long for a tombstone): build_seq is taken before a
  * build's snapshot; full_seq is bumped by every transaction that made such
  * a change, after its commit became visible and before its invalidation is
  * sent.  A backend that creates a new overlay reads full_seq and accepts
  * only bases whose full_seq (read before their snapshot) is at least that.
+ * On a standby, where WAL replay runs no triggers and counts nothing, a new
+ * overlay accepts only bases built after it was created.
  *
  * When an image does not fit (privacy_guard.shared_store_size), or the
  * directory is full, the caller falls back to a private copy: slower and
