@@ -840,8 +840,9 @@ typedef struct PvgBaseArg
 } PvgBaseArg;
 
 /*
- * The signature of a set's content: the purpose's basis and the names of
- * the purpose and its ancestors (pvg_subject_limit reads nothing else of
+ * The signature of a set's content: the tables it is read from (a dropped
+ * and re-created extension has new ones), the purpose's basis and the names
+ * of the purpose and its ancestors (pvg_subject_limit reads nothing else of
  * the registry), so a base means the same in every backend.
  */
 static void
@@ -851,7 +852,8 @@ pvg_set_signature(PvgRegistry *reg, int purpose, StringInfo sig)
 	int			nchain = pvg_set_chain(reg, purpose, chain, lengthof(chain));
 	int			c;
 
-	appendStringInfo(sig, "%d;", (int) reg->purposes[purpose].basis);
+	appendStringInfo(sig, "%u,%u;%d;", reg->store_relids[0], reg->store_relids[1],
+					 (int) reg->purposes[purpose].basis);
 	for (c = 0; c < nchain; c++)
 		appendStringInfo(sig, "%d:%s;", (int) strlen(chain[c]), chain[c]);
 }

@@ -76,6 +76,7 @@ typedef struct PvgRegistry
 	int			nauth;
 	PvgRoleAuth *auth;
 	uint64		generation;		/* changes whenever the registry is reloaded */
+	Oid			store_relids[2];	/* consent_state, erasure_request */
 } PvgRegistry;
 
 /* how a subject column's values are looked up in a subject set */

@@ -292,6 +292,8 @@ pvg_registry_load(void)
 		nsp = get_namespace_oid("privacy_guard", false);
 		for (j = 0; j < PVG_NWATCH; j++)
 			pvg_watched[j] = get_relname_relid(pvg_watched_names[j], nsp);
+		reg->store_relids[0] = pvg_watched[PVG_NWATCH_REGISTRY];
+		reg->store_relids[1] = pvg_watched[PVG_NWATCH_REGISTRY + 1];
 
 		/* purposes; parents are resolved by name below */
 		n = pvg_spi_read("SELECT name, parent, legal_basis, id FROM privacy_guard.purpose");

@@ -140,6 +140,21 @@ is($reader->query_safe('SELECT count(*) FROM big'), $truth,
 	"after 10,000 deletions at once, the long-lived reader: the truth ($truth)");
 is($node->safe_psql('shop', $count_q), $truth, 'and a new connection');
 cmp_ok($node->safe_psql('shop', $builds_q), '>', $builds, 'the shared set was read anew for them');
+
+# a dropped and re-created extension: nothing of the old store is served,
+# to a session that read before or to a new one
+$node->safe_psql('shop', q{
+	SELECT privacy_guard.unprotect('big');
+	DROP EXTENSION privacy_guard;
+	CREATE EXTENSION privacy_guard;
+	SELECT privacy_guard.define_purpose('newsletter', 'consent');
+	SELECT privacy_guard.allow_purpose('app', 'newsletter');
+	SELECT privacy_guard.protect('big', 'id', ARRAY['newsletter']);
+	SELECT privacy_guard.grant_consent('4', 'newsletter');
+});
+is($reader->query_safe('SELECT count(*) FROM big'), '1',
+	're-created extension: the long-lived reader sees only the new consent');
+is($node->safe_psql('shop', $count_q), '1', 're-created extension: and so does a new connection');
 $reader->quit;
 $node->stop;
 
