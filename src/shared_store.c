@@ -653,6 +653,31 @@ pvg_shared_layout(PvgBaseBuild *b, const char *sig, int siglen, int kind, uint64
 	return dp;
 }
 
+/*
+ * Free every published image nobody uses (another database's, a dropped
+ * purpose's; one in use again is rebuilt when needed).  Lock held.
+ */
+static int
+pvg_shared_evict_unused(void)
+{
+	int			i;
+	int			n = 0;
+
+	for (i = 0; i < PVG_MAX_BASES; i++)
+	{
+		PvgBaseSlot *s = &pvg_store_shared->slots[i];
+
+		if (s->builder == 0 && DsaPointerIsValid(s->image) &&
+			((PvgBaseImage *) dsa_get_address(pvg_area, s->image))->refcount <= 0)
+		{
+			dsa_free(pvg_area, s->image);
+			s->image = InvalidDsaPointer;
+			n++;
+		}
+	}
+	return n;
+}
+
 /* Find the slot of a base, or claim a free one (NULL when the directory is full). Lock held. */
 static PvgBaseSlot *
 pvg_shared_slot(uint32 sighash, int kind)
@@ -670,17 +695,15 @@ pvg_shared_slot(uint32 sighash, int kind)
 		if (free_slot == NULL && !DsaPointerIsValid(s->image) && s->builder == 0)
 			free_slot = s;
 	}
-	/* full: give up an image nobody uses (another database's, a dropped purpose's) */
-	for (i = 0; free_slot == NULL && i < PVG_MAX_BASES; i++)
+	/* full: give up the images nobody uses (another database's, a dropped purpose's) */
+	if (free_slot == NULL && pvg_shared_evict_unused() > 0)
 	{
-		PvgBaseSlot *s = &pvg_store_shared->slots[i];
-
-		if (s->builder == 0 && DsaPointerIsValid(s->image) &&
-			((PvgBaseImage *) dsa_get_address(pvg_area, s->image))->refcount <= 0)
+		for (i = 0; free_slot == NULL && i < PVG_MAX_BASES; i++)
 		{
-			dsa_free(pvg_area, s->image);
-			s->image = InvalidDsaPointer;
-			free_slot = s;
+			PvgBaseSlot *s = &pvg_store_shared->slots[i];
+
+			if (!DsaPointerIsValid(s->image) && s->builder == 0)
+				free_slot = s;
 		}
 	}
 	if (free_slot != NULL)
@@ -818,6 +841,17 @@ pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64
 
 	/* the area has its own locking: lay the image out before taking ours */
 	dp = pvg_shared_layout(&b, sig, siglen, kind, build_seq);
+	if (!DsaPointerIsValid(dp))
+	{
+		int			evicted;
+
+		/* full: make room from images nobody uses, and try once more */
+		LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+		evicted = pvg_shared_evict_unused();
+		LWLockRelease(pvg_store_shared->lock);
+		if (evicted > 0)
+			dp = pvg_shared_layout(&b, sig, siglen, kind, build_seq);
+	}
 	MemoryContextDelete(buildcxt);
 	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
 
