@@ -16,14 +16,15 @@ use IPC::Run;
 # (100,000 consents, written straight into the store's table for speed)
 sub setup_shop
 {
-	my ($node, $valid_until) = @_;
-	$node->safe_psql('postgres', 'CREATE DATABASE shop');
-	$node->safe_psql('shop', qq{
+	my ($node, $valid_until, $db) = @_;
+	$db //= 'shop';
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, qq{
 		CREATE EXTENSION privacy_guard;
 		SELECT privacy_guard.define_purpose('newsletter', 'consent');
 		CREATE TABLE big (id int PRIMARY KEY, v text);
 		INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 200000) g;
-		CREATE ROLE app LOGIN;
+		DO \$\$BEGIN CREATE ROLE app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END\$\$;
 		GRANT SELECT ON big TO app;
 		SELECT privacy_guard.allow_purpose('app', 'newsletter');
 		SELECT privacy_guard.protect('big', 'id', ARRAY['newsletter']);
@@ -179,5 +180,27 @@ like($small->safe_psql('shop', q{SELECT severity || ': ' || message FROM privacy
 	qr/^warning: consent store: the shared store is full/, 'store full: check() warns');
 ok($small->log_contains('the shared consent store is full'), 'store full: the server log says so');
 $small->stop;
+
+# room for one set at a time: a set nobody uses any more (another
+# database's) is freed to make room for the one needed now
+my $evict = PostgreSQL::Test::Cluster->new('evict');
+$evict->init(extra => ['--no-locale']);
+$evict->append_conf('postgresql.conf', q{
+shared_preload_libraries = 'privacy_guard'
+privacy_guard.enabled = off
+privacy_guard.shared_store_size = 7
+max_parallel_workers_per_gather = 0
+});
+$evict->start;
+setup_shop($evict, q{'2999-01-01'::timestamptz}, 'shop');
+setup_shop($evict, q{'2999-01-01'::timestamptz}, 'shop2');
+is($evict->safe_psql('shop', $count_q), '100000', 'one set at a time: the first database');
+is($evict->safe_psql('shop2', $count_q), '100000', 'one set at a time: the second database');
+is($evict->safe_psql('shop2', 'SELECT privacy_guard._store_status()'), 'shared',
+	'one set at a time: both were shared (the unused one made room)');
+is($evict->safe_psql('shop', $count_q), '100000', 'one set at a time: the first database again');
+is($evict->safe_psql('shop', q{SELECT images || '/' || builds FROM privacy_guard._store_stats()}), '1/3',
+	'one set at a time: one set published, three built');
+$evict->stop;
 
 done_testing();
