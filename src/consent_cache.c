@@ -1065,6 +1065,15 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 	set->reg_generation = reg->generation;
 	set->allow_list = base->allow_list;
 	set->base = base;
+	set->base_has_map = (kind == PVG_KEY_INT)
+		? (base->nints > 0 || base->has_min_key) : base->ntexts > 0;
+	if (base->bits_len > 0)
+	{
+		/* probed in place, never written (pvg_set_apply keeps off it) */
+		set->bits = (uint64 *) ((char *) base + base->bits_off);
+		set->bits_base = base->bits_base;
+		set->bits_len = base->bits_len;
+	}
 	if (kind == PVG_KEY_INT)
 		set->ints = pvg_intmap_create(store->cxt, 64, NULL);
 	else

@@ -181,25 +181,16 @@ pvg_limit_unconditional(bool allow_list, TimestampTz limit)
 	return allow_list ? limit == DT_NOEND : limit == DT_NOBEGIN;
 }
 
-/* Look an integer key up in a base: its limit, or false when absent. */
+/*
+ * Look an integer key up in a base's hash table (its bitmap is probed
+ * through the set, see pvg_set_allows_int): its limit, or false when absent.
+ */
 static inline bool
 pvg_base_find_int(const PvgBaseImage *b, int64 key, TimestampTz *limit)
 {
-	const char *base = (const char *) b;
 	const PvgBaseInt *t;
 	uint64		s;
 
-	if (b->bits_len > 0)
-	{
-		uint64		off = (uint64) key - (uint64) b->bits_base;
-		const uint64 *bits = (const uint64 *) (base + b->bits_off);
-
-		if (off < b->bits_len && (bits[off >> 6] >> (off & 63)) & 1)
-		{
-			*limit = b->allow_list ? DT_NOEND : DT_NOBEGIN;
-			return true;
-		}
-	}
 	if (unlikely(key == PG_INT64_MIN))
 	{
 		*limit = b->min_key_limit;
@@ -207,7 +198,7 @@ pvg_base_find_int(const PvgBaseImage *b, int64 key, TimestampTz *limit)
 	}
 	if (b->nints == 0)
 		return false;
-	t = (const PvgBaseInt *) (base + b->int_off);
+	t = (const PvgBaseInt *) ((const char *) b + b->int_off);
 	s = pvg_hash_int64((uint64) key) & b->int_mask;
 	for (;;)
 	{
@@ -272,9 +263,11 @@ struct PvgSubjectSet
 	/*
 	 * Shared mode: the maps are an overlay (every subject written since the
 	 * base's horizon, absent ones with a limit that denies or allows as
-	 * absence would), probed first; then the base.
+	 * absence would), probed first; then the base: its bitmap through bits
+	 * above (read-only shared memory), then its hash tables when it has any.
 	 */
 	const PvgBaseImage *base;
+	bool		base_has_map;	/* the base has hash table entries */
 
 	struct PvgSubjectSet *next;
 };
@@ -292,6 +285,13 @@ pvg_set_allows_int(PvgSubjectSet *set, int64 key, TimestampTz now)
 	PvgIntEntry *e;
 	TimestampTz limit;
 
+	/* shared: the overlay comes first */
+	if (set->base != NULL && set->ints->members > 0)
+	{
+		e = pvg_intmap_lookup(set->ints, key);
+		if (e)
+			return now < e->limit;
+	}
 	if (set->bits != NULL)
 	{
 		uint64		off = (uint64) key - (uint64) set->bits_base;
@@ -299,15 +299,16 @@ pvg_set_allows_int(PvgSubjectSet *set, int64 key, TimestampTz now)
 		if (off < set->bits_len && (set->bits[off >> 6] >> (off & 63)) & 1)
 			return set->allow_list;
 	}
-	if (set->ints->members > 0)
+	if (set->base != NULL)
 	{
-		e = pvg_intmap_lookup(set->ints, key);
-		if (e)
-			return now < e->limit;
+		if (set->base_has_map && pvg_base_find_int(set->base, key, &limit))
+			return now < limit;
+		return !set->allow_list;
 	}
-	if (set->base != NULL && pvg_base_find_int(set->base, key, &limit))
-		return now < limit;
-	return !set->allow_list;
+	if (set->ints->members == 0)
+		return !set->allow_list;
+	e = pvg_intmap_lookup(set->ints, key);
+	return e ? now < e->limit : !set->allow_list;
 }
 
 static inline bool
@@ -325,7 +326,8 @@ pvg_set_allows_text(PvgSubjectSet *set, const char *str, int len, TimestampTz no
 		if (e)
 			return now < e->limit;
 	}
-	if (set->base != NULL && pvg_base_find_text(set->base, str, len, &limit))
+	if (set->base != NULL && set->base_has_map &&
+		pvg_base_find_text(set->base, str, len, &limit))
 		return now < limit;
 	return !set->allow_list;
 }
