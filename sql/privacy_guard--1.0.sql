@@ -264,6 +264,36 @@ AS 'MODULE_PATHNAME', 'pvg_preloaded'
 LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION privacy_guard._preloaded() IS 'Internal: whether the library was loaded at server start (shared_preload_libraries), so the background worker runs';
 
+CREATE FUNCTION privacy_guard._store_status()
+RETURNS text
+AS 'MODULE_PATHNAME', 'pvg_store_status'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._store_status() IS 'Internal: where connections read the consent store from: "shared" (preloaded), "shared, full" (some sets did not fit privacy_guard.shared_store_size) or "local: <why>"';
+
+CREATE FUNCTION privacy_guard._store_stats(OUT images bigint, OUT bytes bigint, OUT builds bigint, OUT refused bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pvg_store_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._store_stats() IS 'Internal: the shared consent store''s images now published, their bytes, the builds since server start and the images that did not fit privacy_guard.shared_store_size';
+
+/* Subjects no row names any more, for readers of the shared consent store (privacy_guard.c). */
+CREATE FUNCTION privacy_guard._note_removed_subject()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'pvg_note_removed_subject'
+LANGUAGE C;
+COMMENT ON FUNCTION privacy_guard._note_removed_subject() IS 'Internal: record the subject of a deleted consent row or of a forget request that lost its subject, so sessions re-read it';
+CREATE TRIGGER note_removed_subject AFTER DELETE ON privacy_guard.consent_state
+	FOR EACH ROW EXECUTE FUNCTION privacy_guard._note_removed_subject();
+CREATE TRIGGER note_changed_subject AFTER UPDATE ON privacy_guard.consent_state
+	FOR EACH ROW WHEN (NEW.subject IS DISTINCT FROM OLD.subject)
+	EXECUTE FUNCTION privacy_guard._note_removed_subject();
+CREATE TRIGGER note_removed_subject AFTER DELETE ON privacy_guard.erasure_request
+	FOR EACH ROW WHEN (OLD.subject IS NOT NULL)
+	EXECUTE FUNCTION privacy_guard._note_removed_subject();
+CREATE TRIGGER note_changed_subject AFTER UPDATE ON privacy_guard.erasure_request
+	FOR EACH ROW WHEN (OLD.subject IS NOT NULL AND NEW.subject IS DISTINCT FROM OLD.subject)
+	EXECUTE FUNCTION privacy_guard._note_removed_subject();
+
 CREATE FUNCTION privacy_guard._check_table_owner(tbl regclass)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -3323,6 +3353,10 @@ ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER invalidate_cache;
 ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER stamp_changed_xid;
 ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER stamp_changed_xid_insert;
 ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER invalidate_cache;
+ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER note_removed_subject;
+ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER note_changed_subject;
+ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER note_removed_subject;
+ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER note_changed_subject;
 
 /* ------------------------------------------------------------------ */
 /* Transparency: register, notice, subject report, compliance check     */
@@ -4343,6 +4377,17 @@ BEGIN
 		SELECT 'warning', 'server',
 			   'privacy_guard.enabled is off, so the background worker deletes no rows past their retention and carries out no forget requests (the rules still hide them). Turn it on, or call privacy_guard.run_maintenance() from a scheduler.'
 		 WHERE privacy_guard._preloaded() AND NOT current_setting('privacy_guard.enabled', true)::boolean
+		UNION ALL
+		/* where connections read the consent store from */
+		SELECT CASE WHEN st LIKE 'shared, full%' OR st LIKE 'local: disabled%' THEN 'warning' ELSE 'info' END,
+			   'server',
+			   CASE WHEN st = 'shared'
+					THEN 'consent store: shared. Connections read one copy of the consent store in shared memory and keep only the changes made since it was read.'
+					WHEN st LIKE 'shared, full%'
+					THEN 'consent store: the shared store is full (privacy_guard.shared_store_size), so some connections keep a private copy of the sets that did not fit, which costs each of them memory and time on its first protected statement. Raise privacy_guard.shared_store_size and restart the server.'
+					ELSE 'consent store: private copies (' || substr(st, 8) || '). Each connection reads the whole consent store into its own memory on its first protected statement; with privacy_guard in shared_preload_libraries they share one copy.'
+			   END
+		  FROM privacy_guard._store_status() AS st
 		UNION ALL
 		/* erasure owed for more than a day (GDPR Art. 12(3): without undue delay) */
 		SELECT 'error', 'erasure requests',

@@ -14,12 +14,25 @@
  * and patch their entries and every subject set built so far.  A reader
  * pays for a change in proportion to the change, not to the store.
  *
- * A full reload happens on first use, after a registry change, after rows
- * were deleted or a request was closed (they carry no subject to patch by),
- * and after many incremental patches (to return the memory they used).  A
- * store replaced by a full reload is retired, not freed, so a running
- * statement's set stays valid until the end of the transaction.  Memory is
- * proportional to the recorded consents, never to the rows scanned.
+ * Rows deleted or requests closed carry no subject to patch by: when
+ * preloaded, a row trigger records their subjects in shared memory
+ * (shared_store.c) and the patch re-reads those too; otherwise they make
+ * readers reload in full.
+ *
+ * Two ways to hold the store:
+ *	- private (not preloaded, parallel mode, shared memory full): the whole
+ *	  store in this backend, reloaded in full on first use, after a registry
+ *	  change or a change no patch can follow, and after many incremental
+ *	  patches (to return the memory they used);
+ *	- shared (preloaded): the store holds only an overlay, the subjects
+ *	  written since ov_from, and each set probes the overlay and then a
+ *	  shared base (shared_store.c) whose horizon is not older than ov_from.
+ *	  A base never holds uncommitted writes (it is read with a snapshot that
+ *	  hides the builder's own), so a rollback only drops the overlay.
+ * A store replaced is retired, not freed, so a running statement's set stays
+ * valid until the end of the transaction (a retired overlay releases its
+ * bases then).  Private memory is proportional to the recorded consents,
+ * shared-mode memory to the recent changes; never to the rows scanned.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,8 +42,11 @@
 #include "access/htup_details.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
@@ -39,6 +55,9 @@
 
 /* a full reload after this many patched subjects returns their memory */
 #define PVG_MAX_PATCHES 20000
+
+/* ... but an overlay asks for newer shared bases only when its own are older than this */
+#define PVG_MIN_BASE_AGE_MS 10000
 
 typedef struct PvgGrant
 {
@@ -81,6 +100,19 @@ typedef struct PvgConsentStore
 	char	  **purposes;		/* interned purpose names */
 	int			npurposes;
 	int			maxpurposes;
+
+	/*
+	 * Shared mode (preloaded): subjects holds only the subjects written
+	 * since ov_from (an overlay over shared bases, see shared_store.c), and
+	 * every set has a base whose horizon is not older than ov_from.
+	 */
+	bool		shared;
+	bool		ov_valid;		/* false until the first base is attached */
+	FullTransactionId ov_from;
+	uint64		need_build;		/* bases must have build_seq > this ... */
+	uint64		need_full;		/* ... and full_seq >= this */
+	uint64		max_build_seq;	/* of the bases attached */
+	TimestampTz newest_built_at;	/* when the newest of them was built */
 } PvgConsentStore;
 
 static PvgConsentStore *pvg_store = NULL;
@@ -95,6 +127,17 @@ static PvgLoadStamp pvg_store_stamp;	/* a parallel-mode load's statement */
  * without anything left to patch by.
  */
 static bool pvg_store_read_own_writes = false;
+
+/* this transaction deleted consents or closed requests: bases cannot serve it */
+static bool pvg_store_full_change = false;
+
+/* an overlay grown too big asks for bases newer than this */
+static uint64 pvg_need_build = 0;
+
+static PvgSubjectSet *pvg_subject_set_local(PvgRegistry *reg, int purpose, PvgKeyKind kind);
+static PvgSubjectSet *pvg_subject_set_anew(PvgRegistry *reg, int purpose, PvgKeyKind kind);
+static PvgSubjectSet *pvg_subject_set_shared(struct PvgConsentStore *store, PvgRegistry *reg,
+											 int purpose, PvgKeyKind kind);
 
 void
 pvg_consent_mark_stale(void)
@@ -115,6 +158,21 @@ void
 pvg_consent_end_xact(void)
 {
 	pvg_store_read_own_writes = false;
+	pvg_store_full_change = false;
+}
+
+/*
+ * This transaction deletes consents or closes forget requests (changes no
+ * patch can follow): shared bases, which never hold uncommitted changes,
+ * cannot serve it until it ends, and other backends need bases read after
+ * its commit (counted in shared_store.c).
+ */
+void
+pvg_consent_note_full_change(void)
+{
+	pvg_store_full_change = true;
+	pvg_store_full_stale = true;
+	pvg_shared_note_full_change();
 }
 
 /* Note a read of the store, and whether it may include our own writes. */
@@ -256,6 +314,22 @@ pvg_set_apply(PvgSubjectSet *set, PvgRegistry *reg, PvgSubjectEntry *e, bool pre
 
 	has = present && pvg_subject_limit(e, reg->purposes[set->purpose].basis, chain, nchain,
 									   &limit);
+	if (set->base != NULL)
+	{
+		/* an overlay: an absent subject masks the base's entry */
+		if (!has)
+			limit = set->allow_list ? DT_NOBEGIN : DT_NOEND;
+		if (set->kind == PVG_KEY_INT)
+		{
+			int64		key;
+
+			if (pvg_parse_canonical_int(e->key.str, e->key.len, &key))
+				pvg_intmap_insert(set->ints, key, &found)->limit = limit;
+		}
+		else
+			pvg_textmap_insert(set->texts, e->key, &found)->limit = limit;
+		return;
+	}
 	if (set->kind == PVG_KEY_INT)
 	{
 		int64		key;
@@ -398,12 +472,38 @@ pvg_store_add_forgets(PvgConsentStore *store)
 	}
 }
 
+/*
+ * Read the whole store (every consent and objection, every open forget
+ * request) under snap into store, in the store's memory.  SPI connected.
+ */
+static void
+pvg_store_read(PvgConsentStore *store, Snapshot snap)
+{
+	MemoryContext old;
+
+	pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until "
+						  "FROM privacy_guard.consent_state "
+						  "WHERE status OPERATOR(pg_catalog.<>) 'withdrawn'",
+						  0, NULL, NULL, snap);
+	old = MemoryContextSwitchTo(store->cxt);
+	store->subjects = pvg_subjmap_create(store->cxt, Max(SPI_processed, 64), NULL);
+	pvg_store_add_consents(store);
+	MemoryContextSwitchTo(old);
+
+	pvg_spi_read_snapshot("SELECT subject, due FROM privacy_guard.erasure_request "
+						  "WHERE subject IS NOT NULL "
+						  "AND state OPERATOR(pg_catalog.<>) 'done'",
+						  0, NULL, NULL, snap);
+	old = MemoryContextSwitchTo(store->cxt);
+	pvg_store_add_forgets(store);
+	MemoryContextSwitchTo(old);
+}
+
 /* Read the whole store; returns it.  Marks it fresh before reading (see below). */
 static PvgConsentStore *
 pvg_store_load(void)
 {
 	MemoryContext cxt;
-	MemoryContext old;
 	PvgConsentStore *store;
 	Oid			save_userid;
 	int			save_sec;
@@ -430,22 +530,7 @@ pvg_store_load(void)
 		Snapshot	snap = RegisterSnapshot(pvg_load_snapshot());
 
 		store->horizon = pvg_snapshot_horizon(snap);
-		pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until "
-							  "FROM privacy_guard.consent_state "
-							  "WHERE status OPERATOR(pg_catalog.<>) 'withdrawn'",
-							  0, NULL, NULL, snap);
-		old = MemoryContextSwitchTo(cxt);
-		store->subjects = pvg_subjmap_create(cxt, Max(SPI_processed, 64), NULL);
-		pvg_store_add_consents(store);
-		MemoryContextSwitchTo(old);
-
-		pvg_spi_read_snapshot("SELECT subject, due FROM privacy_guard.erasure_request "
-							  "WHERE subject IS NOT NULL "
-							  "AND state OPERATOR(pg_catalog.<>) 'done'",
-							  0, NULL, NULL, snap);
-		old = MemoryContextSwitchTo(cxt);
-		pvg_store_add_forgets(store);
-		MemoryContextSwitchTo(old);
+		pvg_store_read(store, snap);
 		UnregisterSnapshot(snap);
 	}
 	PG_CATCH();
@@ -465,14 +550,19 @@ pvg_store_load(void)
 }
 
 /*
- * Bring the store up to date with the subjects written since its horizon:
- * re-read those subjects whole and patch them into every set.
+ * Bring the store up to date with the subjects written since from (its
+ * horizon, or an older base's): re-read those subjects whole and patch them
+ * into every set.  The subjects come from the rows' changed_xid and, for
+ * rows deleted or requests closed (no row names them any more), from the
+ * tombstones in shared memory.  Returns false when some tombstones were
+ * already overwritten: the store is then marked stale and must be read anew.
  */
-static void
-pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg)
+static bool
+pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from)
 {
 	Oid			save_userid;
 	int			save_sec;
+	bool		complete = true;
 
 	pvg_store_changed = false;
 	pvg_store_note_read();
@@ -482,25 +572,46 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg)
 	{
 		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 		FullTransactionId horizon = pvg_snapshot_horizon(snap);
-		Oid			argtypes[1];
-		Datum		args[1];
-		Datum		subjects;
-		bool		isnull;
+		Oid			argtypes[2];
+		Datum		args[2];
+		Datum		subjects = (Datum) 0;
+		bool		isnull = true;
 		MemoryContext old;
 		uint64		nchanged;
+		ArrayType  *removed = NULL;
+
+		/*
+		 * Removals recorded before the snapshot was taken are in the ring
+		 * now; later ones belong to transactions the next patch covers.
+		 */
+		complete = pvg_shared_removed_since(from, &removed);
 
 		/* which subjects were written since the last read */
 		argtypes[0] = XID8OID;
-		args[0] = FullTransactionIdGetDatum(store->horizon);
-		pvg_spi_read_snapshot("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
-							  "SELECT c.subject FROM privacy_guard.consent_state c "
-							  "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
-							  "UNION ALL "
-							  "SELECT r.subject FROM privacy_guard.erasure_request r "
-							  "WHERE r.changed_xid OPERATOR(pg_catalog.>=) $1 "
-							  "AND r.subject IS NOT NULL) s",
-							  1, argtypes, args, snap);
-		subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		args[0] = FullTransactionIdGetDatum(from);
+		argtypes[1] = TEXTARRAYOID;
+		args[1] = removed ? PointerGetDatum(removed) : (Datum) 0;
+		if (complete)
+		{
+			SPIPlanPtr	plan;
+
+			plan = SPI_prepare("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
+							   "SELECT c.subject FROM privacy_guard.consent_state c "
+							   "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
+							   "UNION ALL "
+							   "SELECT r.subject FROM privacy_guard.erasure_request r "
+							   "WHERE r.changed_xid OPERATOR(pg_catalog.>=) $1 "
+							   "AND r.subject IS NOT NULL "
+							   "UNION ALL "
+							   "SELECT pg_catalog.unnest($2)) s(subject)",
+							   2, argtypes);
+			if (plan == NULL ||
+				SPI_execute_snapshot(plan, args, removed ? "  " : " n", snap, InvalidSnapshot,
+									 true, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "reading the changed subjects failed");
+			SPI_freeplan(plan);
+			subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		}
 		if (!isnull)
 		{
 			Datum	   *keys;
@@ -561,7 +672,8 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg)
 			MemoryContextSwitchTo(old);
 			store->patches += nchanged;
 		}
-		store->horizon = horizon;
+		if (complete)
+			store->horizon = horizon;
 		UnregisterSnapshot(snap);
 	}
 	PG_CATCH();
@@ -574,8 +686,32 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg)
 	PG_END_TRY();
 	pvg_spi_as_owner_end(save_userid, save_sec);
 
-	if (store->patches > PVG_MAX_PATCHES)
+	if (!complete)
+	{
+		/* read anew: a shared base from after now, or a private copy */
 		pvg_store_full_stale = true;
+		pvg_need_build = Max(pvg_need_build, pvg_shared_build_seq());
+		return false;
+	}
+
+	if (store->shared)
+	{
+		/*
+		 * An overlay this big asks for newer bases, unless its bases are
+		 * new (their horizon then is held back by an old transaction, and
+		 * a newer base would not be smaller).
+		 */
+		if (store->subjects->members > PVG_MAX_PATCHES &&
+			TimestampDifferenceExceeds(store->newest_built_at, GetCurrentTimestamp(),
+									   PVG_MIN_BASE_AGE_MS))
+		{
+			pvg_store_full_stale = true;
+			pvg_need_build = Max(pvg_need_build, store->max_build_seq);
+		}
+	}
+	else if (store->patches > PVG_MAX_PATCHES)
+		pvg_store_full_stale = true;
+	return true;
 }
 
 /*
@@ -676,21 +812,22 @@ pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind 
 }
 
 /*
- * The subject set of a purpose for one key kind, loading or patching the
- * store and building the set when needed.  Valid until the end of the
- * transaction.
+ * The subject set of a purpose for one key kind from a private copy of the
+ * whole store (not preloaded, in parallel mode, or when the shared store
+ * is full), loading or patching it and building the set when needed.
  */
-PvgSubjectSet *
-pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind)
+static PvgSubjectSet *
+pvg_subject_set_local(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 {
 	PvgConsentStore *store = pvg_store;
 	PvgSubjectSet *set;
 
-	if (store == NULL || (pvg_store_full_stale && !pvg_load_stamp_serves(&pvg_store_stamp)) ||
+	if (store == NULL || store->shared ||
+		(pvg_store_full_stale && !pvg_load_stamp_serves(&pvg_store_stamp)) ||
 		(pvg_store_changed && !pvg_load_is_current()))
 		store = pvg_store_load();
-	else if (pvg_store_changed)
-		pvg_store_patch(store, reg);
+	else if (pvg_store_changed && !pvg_store_patch(store, reg, store->horizon))
+		store = pvg_store_load();
 
 	for (set = store->sets; set != NULL; set = set->next)
 	{
@@ -699,4 +836,299 @@ pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 			return set;
 	}
 	return pvg_set_build(store, reg, purpose, kind);
+}
+
+/* what a base's build needs to know */
+typedef struct PvgBaseArg
+{
+	PvgRegistry *reg;
+	int			purpose;
+	PvgKeyKind	kind;
+} PvgBaseArg;
+
+/*
+ * The signature of a set's content: the tables it is read from (a dropped
+ * and re-created extension has new ones), the purpose's basis and the names
+ * of the purpose and its ancestors (pvg_subject_limit reads nothing else of
+ * the registry), so a base means the same in every backend.
+ */
+static void
+pvg_set_signature(PvgRegistry *reg, int purpose, StringInfo sig)
+{
+	const char *chain[64];
+	int			nchain = pvg_set_chain(reg, purpose, chain, lengthof(chain));
+	int			c;
+
+	appendStringInfo(sig, "%u,%u;%d;", reg->store_relids[0], reg->store_relids[1],
+					 (int) reg->purposes[purpose].basis);
+	for (c = 0; c < nchain; c++)
+		appendStringInfo(sig, "%d:%s;", (int) strlen(chain[c]), chain[c]);
+}
+
+/*
+ * Build callback of a base (shared_store.c calls it after taking the
+ * build's sequence number, in a temporary context): read the whole store
+ * with the newest snapshot, without this transaction's own writes (a base
+ * holds only committed state; the writer's own overlay holds its writes),
+ * and list the set's entries.
+ */
+static void
+pvg_base_fill(PvgBaseBuild *b, void *varg)
+{
+	PvgBaseArg *arg = varg;
+	PvgRegistry *reg = arg->reg;
+	PvgConsentStore *tmp;
+	const char *chain[64];
+	int			nchain = pvg_set_chain(reg, arg->purpose, chain, lengthof(chain));
+	PvgBasis	basis = reg->purposes[arg->purpose].basis;
+	Oid			save_userid;
+	int			save_sec;
+	pvg_subjmap_iterator it;
+	PvgSubjectEntry *e;
+
+	tmp = palloc0(sizeof(PvgConsentStore));
+	tmp->cxt = CurrentMemoryContext;
+	b->allow_list = (basis == PVG_BASIS_CONSENT);
+	/* before the snapshot: every full change counted here is in it */
+	b->full_seq = pvg_shared_full_seq();
+
+	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	{
+		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+
+		/* our own writes, whatever their command id, are invisible to it */
+		snap->curcid = FirstCommandId;
+		b->horizon = pvg_snapshot_horizon(snap);
+		pvg_store_read(tmp, snap);
+		UnregisterSnapshot(snap);
+	}
+	pvg_spi_as_owner_end(save_userid, save_sec);
+
+	if (arg->kind == PVG_KEY_INT)
+		b->ints = palloc(sizeof(PvgBaseEntryInt) * (tmp->subjects->members + 1));
+	else
+		b->texts = palloc(sizeof(PvgBaseEntryText) * (tmp->subjects->members + 1));
+	pvg_subjmap_start_iterate(tmp->subjects, &it);
+	while ((e = pvg_subjmap_iterate(tmp->subjects, &it)) != NULL)
+	{
+		TimestampTz limit;
+		int64		key;
+
+		if (!pvg_subject_limit(e, basis, chain, nchain, &limit))
+			continue;
+		if (arg->kind == PVG_KEY_INT)
+		{
+			if (!pvg_parse_canonical_int(e->key.str, e->key.len, &key))
+				continue;
+			b->ints[b->nints].key = key;
+			b->ints[b->nints].limit = limit;
+			b->nints++;
+		}
+		else
+		{
+			b->texts[b->ntexts].str = e->key.str;
+			b->texts[b->ntexts].len = e->key.len;
+			b->texts[b->ntexts].limit = limit;
+			b->ntexts++;
+		}
+	}
+}
+
+/* An overlay's context is going away: release the bases its sets use. */
+static void
+pvg_overlay_release(void *arg)
+{
+	pvg_shared_release(arg);
+}
+
+/* Start an empty overlay (no base attached yet); it replaces the current store. */
+static PvgConsentStore *
+pvg_overlay_create(void)
+{
+	MemoryContext cxt;
+	PvgConsentStore *store;
+	MemoryContextCallback *cb;
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "privacy_guard consent overlay",
+								ALLOCSET_SMALL_SIZES);
+	store = MemoryContextAllocZero(cxt, sizeof(PvgConsentStore));
+	store->cxt = cxt;
+	store->shared = true;
+	store->subjects = pvg_subjmap_create(cxt, 64, NULL);
+	cb = MemoryContextAlloc(cxt, sizeof(MemoryContextCallback));
+	cb->func = pvg_overlay_release;
+	cb->arg = store;
+	MemoryContextRegisterResetCallback(cxt, cb);
+
+	/* as in pvg_store_load: fresh from before anything is read */
+	pvg_store_full_stale = false;
+	pvg_store_changed = false;
+	store->need_build = pvg_need_build;
+	store->need_full = pvg_shared_full_seq();
+
+	/*
+	 * On a standby, deletions arrive by WAL replay and nobody counts them in
+	 * full_seq: only a base read from now on is sure to reflect them.
+	 */
+	if (RecoveryInProgress())
+		store->need_build = Max(store->need_build, pvg_shared_build_seq());
+
+	pvg_retire_context(pvg_store_cxt);
+	pvg_store_cxt = cxt;
+	pvg_store = store;
+	return store;
+}
+
+/*
+ * The set again after a patch found removals it cannot follow (the store is
+ * marked stale): once more from a new overlay over bases read from now on,
+ * and if that cannot follow either, from a private copy.
+ */
+static PvgSubjectSet *
+pvg_subject_set_anew(PvgRegistry *reg, int purpose, PvgKeyKind kind)
+{
+	static int	depth = 0;
+	PvgSubjectSet *set;
+
+	if (depth > 0 || IsInParallelMode() || !pvg_shared_ready())
+		return pvg_subject_set_local(reg, purpose, kind);
+	depth++;
+	PG_TRY();
+	{
+		set = pvg_subject_set_shared(pvg_overlay_create(), reg, purpose, kind);
+	}
+	PG_FINALLY();
+	{
+		depth--;
+	}
+	PG_END_TRY();
+	return set;
+}
+
+/*
+ * The subject set of a purpose for one key kind over a shared base: the
+ * base (found or built, see shared_store.c) and an overlay of the subjects
+ * written since its horizon.  Falls back to a private copy when no base
+ * can be shared.
+ */
+static PvgSubjectSet *
+pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind kind)
+{
+	PvgSubjectSet *set;
+	const PvgBaseImage *base;
+	StringInfoData sig;
+	PvgBaseArg arg;
+	MemoryContext old;
+	pvg_subjmap_iterator it;
+	PvgSubjectEntry *e;
+
+	if (pvg_store_changed)
+	{
+		if (!store->ov_valid)
+			pvg_store_changed = false;	/* nothing attached: the first attach reads all */
+		else if (!pvg_store_patch(store, reg, store->horizon))
+			return pvg_subject_set_anew(reg, purpose, kind);
+	}
+	for (set = store->sets; set != NULL; set = set->next)
+	{
+		if (set->purpose == purpose && set->kind == kind &&
+			set->reg_generation == reg->generation)
+			return set;
+	}
+
+	initStringInfo(&sig);
+	pvg_set_signature(reg, purpose, &sig);
+	arg.reg = reg;
+	arg.purpose = purpose;
+	arg.kind = kind;
+	base = pvg_shared_base(sig.data, sig.len, (int) kind, store->need_build, store->need_full,
+						   pvg_base_fill, &arg, store);
+	pfree(sig.data);
+	if (base == NULL)
+	{
+		/* no room to share: a private copy, until the next full reload */
+		pvg_store_full_stale = true;
+		return pvg_subject_set_local(reg, purpose, kind);
+	}
+	if (base->build_seq > store->max_build_seq)
+	{
+		store->max_build_seq = base->build_seq;
+		store->newest_built_at = base->built_at;
+	}
+
+	/* the overlay must hold every subject written since the base's horizon */
+	if (!store->ov_valid || FullTransactionIdPrecedes(base->horizon, store->ov_from))
+	{
+		if (!pvg_store_patch(store, reg, base->horizon))
+			return pvg_subject_set_anew(reg, purpose, kind);
+		store->ov_from = base->horizon;
+		store->ov_valid = true;
+	}
+
+	old = MemoryContextSwitchTo(store->cxt);
+	set = palloc0(sizeof(PvgSubjectSet));
+	set->purpose = purpose;
+	set->kind = kind;
+	set->reg_generation = reg->generation;
+	set->allow_list = base->allow_list;
+	set->base = base;
+	set->base_has_map = (kind == PVG_KEY_INT)
+		? (base->nints > 0 || base->has_min_key) : base->ntexts > 0;
+	if (base->bits_len > 0)
+	{
+		/* probed in place, never written (pvg_set_apply keeps off it) */
+		set->bits = (uint64 *) ((char *) base + base->bits_off);
+		set->bits_base = base->bits_base;
+		set->bits_len = base->bits_len;
+	}
+	if (kind == PVG_KEY_INT)
+		set->ints = pvg_intmap_create(store->cxt, 64, NULL);
+	else
+		set->texts = pvg_textmap_create(store->cxt, 64, NULL);
+	pvg_subjmap_start_iterate(store->subjects, &it);
+	while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
+		pvg_set_apply(set, reg, e, true);
+	set->next = store->sets;
+	store->sets = set;
+	MemoryContextSwitchTo(old);
+	return set;
+}
+
+/*
+ * The subject set of a purpose for one key kind, current as of this
+ * statement.  Valid until the end of the transaction.
+ */
+PvgSubjectSet *
+pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind)
+{
+	PvgConsentStore *store = pvg_store;
+	PvgSubjectSet *set;
+
+	if (store != NULL && store->shared && !pvg_store_full_stale)
+	{
+		if (!IsInParallelMode())
+			return pvg_subject_set_shared(store, reg, purpose, kind);
+		/* no new snapshot in parallel mode: only what is current already */
+		if (!pvg_store_changed)
+		{
+			for (set = store->sets; set != NULL; set = set->next)
+			{
+				if (set->purpose == purpose && set->kind == kind &&
+					set->reg_generation == reg->generation)
+					return set;
+			}
+		}
+	}
+	else if ((store == NULL || pvg_store_full_stale) && !IsInParallelMode() &&
+			 !pvg_store_full_change && pvg_shared_ready())
+		return pvg_subject_set_shared(pvg_overlay_create(), reg, purpose, kind);
+	return pvg_subject_set_local(reg, purpose, kind);
+}
+
+/* Which path serves subject sets (for check()). */
+PG_FUNCTION_INFO_V1(pvg_store_status);
+Datum
+pvg_store_status(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(pvg_shared_status()));
 }

@@ -39,6 +39,7 @@ int			pvg_engine_time_limit = 10000;
 bool		pvg_audit = false;
 int			pvg_audit_retention = 30 * 24 * 60;
 int			pvg_audit_max_entries = 256;
+int			pvg_shared_store_size = 1024;
 
 void
 pvg_guc_init(void)
@@ -124,6 +125,15 @@ pvg_guc_init(void)
 								256, 32, 65536,
 								PGC_POSTMASTER,
 								0,
+								NULL, NULL, NULL);
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("privacy_guard.shared_store_size",
+								"Most shared memory the consent store's subject sets may take (0: a private copy in each backend).",
+								"When a set does not fit, backends use private copies of it (slower, never wrong) and check() says so.",
+								&pvg_shared_store_size,
+								1024, 0, 1024 * 1024,
+								PGC_POSTMASTER,
+								GUC_UNIT_MB,
 								NULL, NULL, NULL);
 	MarkGUCPrefixReserved("privacy_guard");
 }

@@ -25,6 +25,7 @@ PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(pvg_invalidate_cache);
 PG_FUNCTION_INFO_V1(pvg_stamp_changed_xid);
+PG_FUNCTION_INFO_V1(pvg_note_removed_subject);
 PG_FUNCTION_INFO_V1(pvg_calling_role);
 PG_FUNCTION_INFO_V1(pvg_preloaded);
 
@@ -39,6 +40,7 @@ _PG_init(void)
 	pvg_preloaded_at_start = process_shared_preload_libraries_in_progress;
 	pvg_guc_init();
 	pvg_cache_init();
+	pvg_shared_init();
 	pvg_ddl_guard_init();
 	pvg_worker_init();
 	pvg_audit_init();
@@ -53,8 +55,10 @@ _PG_init(void)
  * New or changed consents and new forget requests invalidate their own
  * table: readers patch just the subjects written (consent_cache.c).  Deleted
  * rows and changed requests (closing one clears its subject, so nothing
- * names the subject to patch) invalidate the purpose table instead, which
- * makes readers reload everything.
+ * names the subject to patch) also invalidate the purpose table, which makes
+ * readers with a private copy reload everything; readers of the shared
+ * store (preloaded) patch the subjects the row trigger below recorded.
+ * TRUNCATE names no rows: it counts as a full change (shared_store.c).
  */
 Datum
 pvg_invalidate_cache(PG_FUNCTION_ARGS)
@@ -77,6 +81,8 @@ pvg_invalidate_cache(PG_FUNCTION_ARGS)
 	{
 		Oid			purpose_rel = get_relname_relid("purpose", RelationGetNamespace(rel));
 
+		if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+			pvg_consent_note_full_change();
 		if (OidIsValid(purpose_rel))
 			CacheInvalidateRelcacheByRelid(purpose_rel);
 	}
@@ -117,6 +123,41 @@ pvg_stamp_changed_xid(PG_FUNCTION_ARGS)
 						RelationGetRelationName(trigdata->tg_relation))));
 	value = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull));
+}
+
+/*
+ * Row trigger after a consent row is deleted or changes its subject, and
+ * after a forget request is deleted or loses its subject: record the old
+ * subject for readers of the shared store (they re-read it), or, when that
+ * cannot be done, count a full change.
+ */
+Datum
+pvg_note_removed_subject(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	int			attnum;
+	bool		isnull;
+	Datum		d;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_note_removed_subject() must be called as an AFTER ROW trigger")));
+	desc = RelationGetDescr(trigdata->tg_relation);
+	attnum = SPI_fnumber(desc, "subject");
+	if (attnum <= 0)
+		elog(ERROR, "_note_removed_subject(): no subject column");
+	d = heap_getattr(trigdata->tg_trigtuple, attnum, desc, &isnull);
+	if (!isnull)
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		if (!pvg_shared_note_removed(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
+			pvg_consent_note_full_change();
+	}
+	return PointerGetDatum(NULL);
 }
 
 /*

@@ -6,7 +6,9 @@
  * Each backend keeps two caches, both rebuilt lazily:
  *	- the registry: purposes, role authorisations and protected tables;
  *	- the consent store: current consents and objections, and the subjects
- *	  with a forget request, from which per-purpose subject sets are derived.
+ *	  with a forget request, from which per-purpose subject sets are derived
+ *	  (when preloaded, the sets live in shared memory and the backend keeps
+ *	  only the changes made since they were read: shared_store.c).
  * Writes to privacy_guard's tables fire a statement trigger that queues a
  * relcache invalidation; every backend receives it at its next statement
  * (see pvg_cache_accept) and marks the matching cache stale (registry) or
@@ -74,6 +76,7 @@ typedef struct PvgRegistry
 	int			nauth;
 	PvgRoleAuth *auth;
 	uint64		generation;		/* changes whenever the registry is reloaded */
+	Oid			store_relids[2];	/* consent_state, erasure_request */
 } PvgRegistry;
 
 /* how a subject column's values are looked up in a subject set */
@@ -120,6 +123,7 @@ extern int	pvg_engine_time_limit;
 extern bool pvg_audit;
 extern int	pvg_audit_retention;
 extern int	pvg_audit_max_entries;
+extern int	pvg_shared_store_size;
 extern void pvg_guc_init(void);
 
 /* registry.c */
@@ -160,12 +164,18 @@ extern void pvg_consent_mark_stale(void);
 extern void pvg_consent_mark_changed(void);
 extern void pvg_consent_abort(void);
 extern void pvg_consent_end_xact(void);
+extern void pvg_consent_note_full_change(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
 
 /* forgotten.c */
 extern void pvg_forgotten_init(void);
 extern bool pvg_subject_forgotten_here(const char *subject, int len);
+/* shared_store.c (the rest is in subject_set.h) */
+extern void pvg_shared_init(void);
+extern void pvg_shared_note_full_change(void);
+extern bool pvg_shared_note_removed(const char *subject, int len);
+extern void pvg_shared_end_xact(bool commit, bool prepare);
 
 /* worker.c */
 extern void pvg_worker_init(void);

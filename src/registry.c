@@ -64,6 +64,9 @@ pvg_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
 		pvg_consent_abort();
+	/* after the commit is visible to new snapshots, before its invalidations go out */
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE || event == XACT_EVENT_ABORT)
+		pvg_shared_end_xact(event == XACT_EVENT_COMMIT, event == XACT_EVENT_PREPARE);
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
@@ -315,6 +318,8 @@ pvg_registry_load(void)
 		nsp = get_namespace_oid("privacy_guard", false);
 		for (j = 0; j < PVG_NWATCH; j++)
 			pvg_watched[j] = get_relname_relid(pvg_watched_names[j], nsp);
+		reg->store_relids[0] = pvg_watched[PVG_NWATCH_REGISTRY];
+		reg->store_relids[1] = pvg_watched[PVG_NWATCH_REGISTRY + 1];
 
 		/* purposes; parents are resolved by name below */
 		n = pvg_spi_read("SELECT name, parent, legal_basis, id FROM privacy_guard.purpose");

@@ -18,7 +18,9 @@
 
 #include "privacy_guard.h"
 
+#include "access/transam.h"
 #include "common/hashfn.h"
+#include "utils/array.h"
 
 /* 64-bit finaliser (from MurmurHash3): spreads small integers well */
 static inline uint32
@@ -83,6 +85,161 @@ pvg_text_key_equal(PvgTextKey a, PvgTextKey b)
 #define SH_DEFINE
 #include "lib/simplehash.h"
 
+/*
+ * A shared base (shared_store.c): one immutable block in a DSA area, all
+ * references offsets from its start.  Integer keys whose answer never
+ * changes may be bits (as in a private set); the rest are in open
+ * addressing tables (integers: an empty slot holds PG_INT64_MIN, the key
+ * PG_INT64_MIN itself is kept apart; texts: an empty slot has str_off 0).
+ */
+typedef struct PvgBaseInt
+{
+	int64		key;
+	TimestampTz limit;
+} PvgBaseInt;
+
+typedef struct PvgBaseText
+{
+	uint32		hash;
+	uint32		len;
+	uint64		str_off;		/* from blob_off; 0: empty slot */
+	TimestampTz limit;
+} PvgBaseText;
+
+typedef struct PvgBaseImage
+{
+	Size		size;
+	Oid			db;
+	int			kind;			/* PvgKeyKind */
+	int32		refcount;		/* under the directory's lock */
+	bool		retired;		/* replaced: freed with its last reference */
+	bool		allow_list;
+	bool		has_min_key;	/* PG_INT64_MIN is in the set ... */
+	TimestampTz min_key_limit;	/* ... with this limit */
+	FullTransactionId horizon;	/* xmin of the snapshot it was read with */
+	uint64		build_seq;
+	uint64		full_seq;
+	TimestampTz built_at;
+	uint32		siglen;
+	Size		sig_off;
+	int64		bits_base;
+	uint64		bits_len;		/* 0: no bitmap */
+	Size		bits_off;
+	uint64		int_mask;
+	uint64		nints;
+	Size		int_off;
+	uint64		text_mask;
+	uint64		ntexts;
+	Size		text_off;
+	Size		blob_off;
+} PvgBaseImage;
+
+/* what a build callback fills (in a temporary context) */
+typedef struct PvgBaseEntryInt
+{
+	int64		key;
+	TimestampTz limit;
+} PvgBaseEntryInt;
+
+typedef struct PvgBaseEntryText
+{
+	const char *str;
+	int			len;
+	TimestampTz limit;
+} PvgBaseEntryText;
+
+typedef struct PvgBaseBuild
+{
+	bool		allow_list;
+	FullTransactionId horizon;
+	uint64		full_seq;
+	uint64		nints;
+	PvgBaseEntryInt *ints;
+	uint64		ntexts;
+	PvgBaseEntryText *texts;
+} PvgBaseBuild;
+
+typedef void (*pvg_base_build_fn) (PvgBaseBuild *b, void *arg);
+
+/* shared_store.c */
+extern bool pvg_shared_ready(void);
+extern const char *pvg_shared_status(void);
+extern uint64 pvg_shared_full_seq(void);
+extern uint64 pvg_shared_build_seq(void);
+extern const PvgBaseImage *pvg_shared_base(const char *sig, int siglen, int kind,
+										   uint64 need_build, uint64 need_full,
+										   pvg_base_build_fn build, void *arg,
+										   const void *owner);
+extern void pvg_shared_release(const void *owner);
+extern bool pvg_shared_removed_since(FullTransactionId from, ArrayType **subjects);
+extern void pvg_shared_stats(int64 *images, int64 *bytes, int64 *builds, int64 *refused);
+
+/* the limit of a key whose answer never changes */
+static inline bool
+pvg_limit_unconditional(bool allow_list, TimestampTz limit)
+{
+	return allow_list ? limit == DT_NOEND : limit == DT_NOBEGIN;
+}
+
+/*
+ * Look an integer key up in a base's hash table (its bitmap is probed
+ * through the set, see pvg_set_allows_int): its limit, or false when absent.
+ */
+static inline bool
+pvg_base_find_int(const PvgBaseImage *b, int64 key, TimestampTz *limit)
+{
+	const PvgBaseInt *t;
+	uint64		s;
+
+	if (unlikely(key == PG_INT64_MIN))
+	{
+		*limit = b->min_key_limit;
+		return b->has_min_key;
+	}
+	if (b->nints == 0)
+		return false;
+	t = (const PvgBaseInt *) ((const char *) b + b->int_off);
+	s = pvg_hash_int64((uint64) key) & b->int_mask;
+	for (;;)
+	{
+		if (t[s].key == key)
+		{
+			*limit = t[s].limit;
+			return true;
+		}
+		if (t[s].key == PG_INT64_MIN)
+			return false;
+		s = (s + 1) & b->int_mask;
+	}
+}
+
+static inline bool
+pvg_base_find_text(const PvgBaseImage *b, const char *str, int len, TimestampTz *limit)
+{
+	const char *base = (const char *) b;
+	const PvgBaseText *t;
+	uint32		h;
+	uint64		s;
+
+	if (b->ntexts == 0)
+		return false;
+	t = (const PvgBaseText *) (base + b->text_off);
+	h = hash_bytes((const unsigned char *) str, len);
+	s = h & b->text_mask;
+	for (;;)
+	{
+		if (t[s].str_off == 0)
+			return false;
+		if (t[s].hash == h && t[s].len == (uint32) len &&
+			memcmp(base + b->blob_off + t[s].str_off, str, len) == 0)
+		{
+			*limit = t[s].limit;
+			return true;
+		}
+		s = (s + 1) & b->text_mask;
+	}
+}
+
 struct PvgSubjectSet
 {
 	int			purpose;		/* index into the registry's purposes */
@@ -103,6 +260,15 @@ struct PvgSubjectSet
 	int64		bits_base;		/* key of bit 0 */
 	uint64		bits_len;		/* number of bits */
 
+	/*
+	 * Shared mode: the maps are an overlay (every subject written since the
+	 * base's horizon, absent ones with a limit that denies or allows as
+	 * absence would), probed first; then the base: its bitmap through bits
+	 * above (read-only shared memory), then its hash tables when it has any.
+	 */
+	const PvgBaseImage *base;
+	bool		base_has_map;	/* the base has hash table entries */
+
 	struct PvgSubjectSet *next;
 };
 
@@ -110,20 +276,34 @@ struct PvgSubjectSet
 static inline bool
 pvg_set_unconditional(PvgSubjectSet *set, TimestampTz limit)
 {
-	return set->allow_list ? limit == DT_NOEND : limit == DT_NOBEGIN;
+	return pvg_limit_unconditional(set->allow_list, limit);
 }
 
 static inline bool
 pvg_set_allows_int(PvgSubjectSet *set, int64 key, TimestampTz now)
 {
 	PvgIntEntry *e;
+	TimestampTz limit;
 
+	/* shared: the overlay comes first */
+	if (set->base != NULL && set->ints->members > 0)
+	{
+		e = pvg_intmap_lookup(set->ints, key);
+		if (e)
+			return now < e->limit;
+	}
 	if (set->bits != NULL)
 	{
 		uint64		off = (uint64) key - (uint64) set->bits_base;
 
 		if (off < set->bits_len && (set->bits[off >> 6] >> (off & 63)) & 1)
 			return set->allow_list;
+	}
+	if (set->base != NULL)
+	{
+		if (set->base_has_map && pvg_base_find_int(set->base, key, &limit))
+			return now < limit;
+		return !set->allow_list;
 	}
 	if (set->ints->members == 0)
 		return !set->allow_list;
@@ -136,13 +316,20 @@ pvg_set_allows_text(PvgSubjectSet *set, const char *str, int len, TimestampTz no
 {
 	PvgTextKey	k;
 	PvgTextEntry *e;
+	TimestampTz limit;
 
-	if (set->texts->members == 0)
-		return !set->allow_list;
-	k.str = str;
-	k.len = len;
-	e = pvg_textmap_lookup(set->texts, k);
-	return e ? now < e->limit : !set->allow_list;
+	if (set->texts->members > 0)
+	{
+		k.str = str;
+		k.len = len;
+		e = pvg_textmap_lookup(set->texts, k);
+		if (e)
+			return now < e->limit;
+	}
+	if (set->base != NULL && set->base_has_map &&
+		pvg_base_find_text(set->base, str, len, &limit))
+		return now < limit;
+	return !set->allow_list;
 }
 
 #endif							/* PVG_SUBJECT_SET_H */

@@ -54,6 +54,12 @@ $primary->safe_psql('postgres', q{SELECT privacy_guard.forget('2')});
 $primary->wait_for_catchup($standby);
 is($session->query_safe('SELECT count(*) FROM customers'), '3',
 	'standby session: the forgotten subject is hidden at its next statement');
+# deleted consents (which no patch can follow) replayed on the standby: its
+# shared consent store must not keep serving them
+$primary->safe_psql('postgres', q{DELETE FROM privacy_guard.consent_state WHERE subject = '4'});
+$primary->wait_for_catchup($standby);
+is($session->query_safe('SELECT count(*) FROM customers'), '2',
+	'standby session: a deleted consent is gone at its next statement');
 $session->quit;
 
 is($standby->safe_psql('postgres',
@@ -74,7 +80,7 @@ ok($standby->poll_query_until('postgres', "SELECT privacy_guard.erasure_status('
 is($standby->safe_psql('postgres', "SELECT count(*) FROM customers WHERE id = 2"), '0',
 	'after promotion the subject\'s rows are gone');
 ok($standby->poll_query_until('postgres', q{
-	SELECT format('%s|%s', sum(statements), sum(rows)) = '3|11' FROM privacy_guard.access_log
+	SELECT format('%s|%s', sum(statements), sum(rows)) = '4|13' FROM privacy_guard.access_log
 	 WHERE role = 'app' AND purpose = 'marketing' AND table_name = 'public.customers'}),
 	'the reads made on the standby, kept over its restart, are in the access log after promotion');
 

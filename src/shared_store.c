@@ -1,0 +1,972 @@
+/*-------------------------------------------------------------------------
+ *
+ * shared_store.c
+ *	  Subject set images shared by all backends (only when preloaded).
+ *
+ * A "base" is the subject set of one purpose (identified by its basis and
+ * the names of the purpose and its ancestors, so that a registry reload
+ * elsewhere cannot make it mean something else) for one key kind in one
+ * database, read from a snapshot whose xmin is the base's horizon.  It is
+ * one immutable, pointer-free block in a DSA area (offsets only, see
+ * PvgBaseImage in subject_set.h) that backends probe in place.  Each
+ * backend adds its own small overlay: the subjects written since the
+ * horizon (consent_cache.c).
+ *
+ * The directory of bases is a fixed array in the main shared memory,
+ * guarded by one LWLock, which also guards the images' reference counts.
+ * A new image replaces the old one in its slot; the old one is freed when
+ * its last user releases it (a backend releases its images when it drops
+ * its overlay, at the latest at exit).  One backend builds an image at a
+ * time per slot; others wanting the same image wait on a condition
+ * variable (with a bound: a builder blocked on a lock held by a waiter
+ * must not hang both).  A crash restart reinitialises shared memory, so
+ * everything is rebuilt from the tables.
+ *
+ * A deleted consent row or a forget request that lost its subject leaves
+ * no row to find the subject by: a row trigger records the subject and the
+ * deleting transaction in a ring of tombstones here, and readers re-read
+ * those subjects like written ones (pvg_shared_removed_since; a reader that
+ * finds tombstones it needs overwritten reads anew).
+ *
+ * Two counters order builds against changes that cannot be followed so
+ * (TRUNCATE, keys too long for a tombstone): build_seq is taken before a
+ * build's snapshot; full_seq is bumped by every transaction that made such
+ * a change, after its commit became visible and before its invalidation is
+ * sent.  A backend that creates a new overlay reads full_seq and accepts
+ * only bases whose full_seq (read before their snapshot) is at least that.
+ * On a standby, where WAL replay runs no triggers and counts nothing, a new
+ * overlay accepts only bases built after it was created.
+ *
+ * When an image does not fit (privacy_guard.shared_store_size), or the
+ * directory is full, the caller falls back to a private copy: slower and
+ * bigger, never wrong.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "privacy_guard.h"
+#include "subject_set.h"
+
+#include "miscadmin.h"
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "funcapi.h"
+#include "pgstat.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/dsa.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+
+#define PVG_MAX_BASES 256
+
+/*
+ * A waiter gives up waiting for another backend's build after this long
+ * plus twice the last build's time (a build of ten million consents takes
+ * seconds; a builder blocked by a lock the waiter holds must not hang both).
+ */
+#define PVG_BUILD_WAIT_MS 5000
+
+typedef struct PvgBaseSlot
+{
+	Oid			db;
+	int			kind;
+	uint32		sighash;
+	dsa_pointer image;			/* published image, or InvalidDsaPointer */
+	int			builder;		/* pid of a backend building one, or 0 */
+	uint64		building_seq;	/* its build_seq */
+} PvgBaseSlot;
+
+/*
+ * A subject whose consent row was deleted, or whose forget request lost its
+ * subject, by transaction xid: no row names it any more, so readers learn it
+ * here and re-read the subject (see pvg_shared_removed_since).
+ */
+#define PVG_TOMBSTONES 8192
+#define PVG_TOMBSTONE_LEN 112
+
+typedef struct PvgTombstone
+{
+	FullTransactionId xid;
+	Oid			db;
+	uint16		len;
+	char		subject[PVG_TOMBSTONE_LEN];
+} PvgTombstone;
+
+typedef struct PvgStoreShared
+{
+	LWLock	   *lock;
+	int			dsa_tranche;
+	dsa_handle	handle;			/* DSM_HANDLE_INVALID until first use */
+	pg_atomic_uint64 build_seq;
+	pg_atomic_uint64 full_seq;
+	bool		disabled;		/* a prepared transaction made a full change */
+	uint64		refused;		/* images that did not fit */
+	uint64		builds;
+	long		last_build_ms;	/* how long the last build took */
+	ConditionVariable cv;
+	PvgBaseSlot slots[PVG_MAX_BASES];
+
+	/* a ring of tombstones; evicted: the newest xid of one overwritten */
+	uint64		tomb_next;
+	bool		tomb_evicted_any;
+	FullTransactionId tomb_evicted;
+	PvgTombstone tombs[PVG_TOMBSTONES];
+} PvgStoreShared;
+
+/* an image this backend holds a reference to */
+typedef struct PvgHeldBase
+{
+	dsa_pointer dp;
+	const void *owner;
+	struct PvgHeldBase *next;
+} PvgHeldBase;
+
+static PvgStoreShared *pvg_store_shared = NULL;
+static dsa_area *pvg_area = NULL;
+static PvgHeldBase *pvg_held = NULL;
+static bool pvg_full_change = false;	/* this transaction made one */
+static bool pvg_exit_registered = false;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static void
+pvg_shared_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(PvgStoreShared)));
+	RequestNamedLWLockTranche("privacy_guard_store", 1);
+}
+
+static void
+pvg_shared_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	pvg_store_shared = ShmemInitStruct("privacy_guard consent store", sizeof(PvgStoreShared),
+									   &found);
+	if (!found)
+	{
+		memset(pvg_store_shared, 0, sizeof(PvgStoreShared));
+		pvg_store_shared->lock = &(GetNamedLWLockTranche("privacy_guard_store"))->lock;
+		pvg_store_shared->dsa_tranche = LWLockNewTrancheId();
+		pvg_store_shared->handle = DSM_HANDLE_INVALID;
+		pg_atomic_init_u64(&pvg_store_shared->build_seq, 0);
+		pg_atomic_init_u64(&pvg_store_shared->full_seq, 0);
+		ConditionVariableInit(&pvg_store_shared->cv);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+pvg_shared_init(void)
+{
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = pvg_shared_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = pvg_shared_shmem_startup;
+	}
+}
+
+/* Whether bases can be shared now: preloaded, and not disabled. */
+bool
+pvg_shared_ready(void)
+{
+	return pvg_store_shared != NULL && !pvg_store_shared->disabled && pvg_shared_store_size > 0 &&
+		IsUnderPostmaster && MyDatabaseId != InvalidOid;
+}
+
+/* Which path serves this backend's subject sets, for check(). */
+const char *
+pvg_shared_status(void)
+{
+	if (pvg_store_shared == NULL)
+		return "local: not preloaded";
+	if (pvg_shared_store_size == 0)
+		return "local: privacy_guard.shared_store_size is 0";
+	if (pvg_store_shared->disabled)
+		return "local: disabled by a prepared transaction";
+	if (pvg_store_shared->refused > 0)
+		return "shared, full";
+	return "shared";
+}
+
+uint64
+pvg_shared_full_seq(void)
+{
+	uint64		v;
+
+	if (pvg_store_shared == NULL)
+		return 0;
+	v = pg_atomic_read_u64(&pvg_store_shared->full_seq);
+	pg_memory_barrier();
+	return v;
+}
+
+/* The number of builds started so far: a build started later reads a newer snapshot. */
+uint64
+pvg_shared_build_seq(void)
+{
+	uint64		v;
+
+	if (pvg_store_shared == NULL)
+		return 0;
+	v = pg_atomic_read_u64(&pvg_store_shared->build_seq);
+	pg_memory_barrier();
+	return v;
+}
+
+/*
+ * Record that this transaction removed the last row naming a subject's
+ * consent or forget request.  False when it cannot (not preloaded, a key
+ * too long): the caller then counts a full change.
+ */
+bool
+pvg_shared_note_removed(const char *subject, int len)
+{
+	FullTransactionId xid;
+	PvgTombstone *t;
+
+	if (pvg_store_shared == NULL || len > PVG_TOMBSTONE_LEN || !IsUnderPostmaster)
+		return false;
+	xid = GetTopFullTransactionId();
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	if (pvg_store_shared->tomb_next > 0)
+	{
+		/* the rows of one subject usually come one after the other */
+		t = &pvg_store_shared->tombs[(pvg_store_shared->tomb_next - 1) % PVG_TOMBSTONES];
+		if (FullTransactionIdEquals(t->xid, xid) && t->db == MyDatabaseId && t->len == len &&
+			memcmp(t->subject, subject, len) == 0)
+		{
+			LWLockRelease(pvg_store_shared->lock);
+			return true;
+		}
+	}
+	t = &pvg_store_shared->tombs[pvg_store_shared->tomb_next % PVG_TOMBSTONES];
+	if (pvg_store_shared->tomb_next >= PVG_TOMBSTONES &&
+		(!pvg_store_shared->tomb_evicted_any ||
+		 FullTransactionIdFollows(t->xid, pvg_store_shared->tomb_evicted)))
+	{
+		pvg_store_shared->tomb_evicted = t->xid;
+		pvg_store_shared->tomb_evicted_any = true;
+	}
+	t->xid = xid;
+	t->db = MyDatabaseId;
+	t->len = len;
+	memcpy(t->subject, subject, len);
+	pvg_store_shared->tomb_next++;
+	LWLockRelease(pvg_store_shared->lock);
+	return true;
+}
+
+/*
+ * The subjects removed (see above) in this database by transactions not
+ * older than from, as a text[] (NULL when none).  Returns false when some
+ * may be missing (overwritten in the ring): the caller must read anew.
+ * Not preloaded: none, and true (the removal then counted a full change).
+ */
+bool
+pvg_shared_removed_since(FullTransactionId from, ArrayType **subjects)
+{
+	Datum	   *elems;
+	int			n = 0;
+	uint64		i,
+				count;
+
+	*subjects = NULL;
+	if (pvg_store_shared == NULL)
+		return true;
+	LWLockAcquire(pvg_store_shared->lock, LW_SHARED);
+	if (pvg_store_shared->tomb_evicted_any &&
+		FullTransactionIdFollowsOrEquals(pvg_store_shared->tomb_evicted, from))
+	{
+		LWLockRelease(pvg_store_shared->lock);
+		return false;
+	}
+	count = Min(pvg_store_shared->tomb_next, PVG_TOMBSTONES);
+	elems = palloc(sizeof(Datum) * (count + 1));
+	for (i = 0; i < count; i++)
+	{
+		PvgTombstone *t = &pvg_store_shared->tombs[i];
+
+		if (t->db == MyDatabaseId && FullTransactionIdFollowsOrEquals(t->xid, from))
+			elems[n++] = PointerGetDatum(cstring_to_text_with_len(t->subject, t->len));
+	}
+	LWLockRelease(pvg_store_shared->lock);
+	if (n > 0)
+		*subjects = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+	pfree(elems);
+	return true;
+}
+
+/* This transaction deletes rows or closes requests: bump full_seq at commit. */
+void
+pvg_shared_note_full_change(void)
+{
+	pvg_full_change = true;
+}
+
+/*
+ * At commit (called after the commit became visible to new snapshots and
+ * before its invalidations are sent): count the full change.  A prepared
+ * transaction's commit happens elsewhere, without us: sharing stops until
+ * the next restart rather than risk a base that misses it.
+ */
+void
+pvg_shared_end_xact(bool commit, bool prepare)
+{
+	if (pvg_full_change && pvg_store_shared != NULL)
+	{
+		if (prepare)
+		{
+			LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+			pvg_store_shared->disabled = true;
+			LWLockRelease(pvg_store_shared->lock);
+			ereport(LOG,
+					(errmsg("privacy_guard: shared consent store disabled until restart"),
+					 errdetail("A prepared transaction deleted consents or closed forget requests.")));
+		}
+		else if (commit)
+			pg_atomic_fetch_add_u64(&pvg_store_shared->full_seq, 1);
+	}
+	pvg_full_change = false;
+}
+
+/* Attach the DSA area, creating it on first use.  Caller holds the lock exclusively. */
+static void
+pvg_shared_attach(void)
+{
+	MemoryContext old;
+
+	if (pvg_area != NULL)
+		return;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	LWLockRegisterTranche(pvg_store_shared->dsa_tranche, "privacy_guard_store_dsa");
+	if (pvg_store_shared->handle == DSM_HANDLE_INVALID)
+	{
+		pvg_area = dsa_create(pvg_store_shared->dsa_tranche);
+		dsa_set_size_limit(pvg_area, (size_t) pvg_shared_store_size * 1024 * 1024);
+		dsa_pin(pvg_area);
+		dsa_pin_mapping(pvg_area);
+		pvg_store_shared->handle = dsa_get_handle(pvg_area);
+	}
+	else
+	{
+		pvg_area = dsa_attach(pvg_store_shared->handle);
+		dsa_pin_mapping(pvg_area);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* Drop one reference; free a replaced image with its last one.  Lock held. */
+static void
+pvg_shared_unref(dsa_pointer dp)
+{
+	PvgBaseImage *img = dsa_get_address(pvg_area, dp);
+
+	if (--img->refcount <= 0 && img->retired)
+		dsa_free(pvg_area, dp);
+}
+
+/* Release every image the given owner holds (all when owner is NULL). */
+void
+pvg_shared_release(const void *owner)
+{
+	PvgHeldBase **p;
+	bool		locked = false;
+
+	if (pvg_store_shared == NULL || pvg_area == NULL)
+		return;
+	p = &pvg_held;
+	while (*p != NULL)
+	{
+		PvgHeldBase *h = *p;
+
+		if (owner != NULL && h->owner != owner)
+		{
+			p = &h->next;
+			continue;
+		}
+		if (!locked)
+		{
+			LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+			locked = true;
+		}
+		pvg_shared_unref(h->dp);
+		*p = h->next;
+		pfree(h);
+	}
+	if (locked)
+		LWLockRelease(pvg_store_shared->lock);
+}
+
+/* At exit: release what we hold, and any build we had claimed. */
+static void
+pvg_shared_exit(int code, Datum arg)
+{
+	int			i;
+
+	if (pvg_store_shared == NULL || pvg_area == NULL)
+		return;
+	LWLockReleaseAll();
+	pvg_shared_release(NULL);
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < PVG_MAX_BASES; i++)
+	{
+		if (pvg_store_shared->slots[i].builder == MyProcPid)
+			pvg_store_shared->slots[i].builder = 0;
+	}
+	LWLockRelease(pvg_store_shared->lock);
+	ConditionVariableBroadcast(&pvg_store_shared->cv);
+}
+
+static uint32
+pvg_sig_hash(const char *sig, int siglen, int kind)
+{
+	return hash_bytes((const unsigned char *) sig, siglen) ^ (uint32) kind;
+}
+
+static bool
+pvg_image_matches(PvgBaseImage *img, const char *sig, int siglen, int kind)
+{
+	return img->db == MyDatabaseId && img->kind == kind && img->siglen == siglen &&
+		memcmp((char *) img + img->sig_off, sig, siglen) == 0;
+}
+
+/*
+ * Allocate an image: InvalidDsaPointer when the area is at its size limit,
+ * and also when the operating system refuses a new segment (a small
+ * /dev/shm raises an ERROR deep in dsm_create; it is caught in a
+ * subtransaction and logged, and the caller falls back to a private copy
+ * instead of failing the reader's statement).
+ */
+static dsa_pointer
+pvg_shared_allocate(Size size)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	dsa_pointer dp = InvalidDsaPointer;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		dp = dsa_allocate_extended(pvg_area, size, DSA_ALLOC_HUGE | DSA_ALLOC_NO_OOM);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ereport(LOG,
+				(errmsg("privacy_guard: could not allocate shared memory for the consent store: %s",
+						edata->message)));
+		FreeErrorData(edata);
+		dp = InvalidDsaPointer;
+	}
+	PG_END_TRY();
+	return dp;
+}
+
+/* Lay the built entries out as one image in the area; InvalidDsaPointer when it does not fit. */
+static dsa_pointer
+pvg_shared_layout(PvgBaseBuild *b, const char *sig, int siglen, int kind, uint64 build_seq)
+{
+	Size		size;
+	Size		sig_off,
+				bits_off,
+				int_off,
+				text_off,
+				blob_off;
+	uint64		int_slots = 0;
+	uint64		text_slots = 0;
+	uint64		nbits_words = 0;
+	Size		blob_len = 1;
+	uint64		i;
+	dsa_pointer dp;
+	PvgBaseImage *img;
+	char	   *base;
+	int64		lo = PG_INT64_MAX;
+	int64		hi = PG_INT64_MIN;
+	uint64		nfixed = 0;
+	bool		use_bits = false;
+	uint64		nints_left = 0;
+
+	/* the bitmap, when it pays (the same rule as for private sets) */
+	for (i = 0; i < b->nints; i++)
+	{
+		if (pvg_limit_unconditional(b->allow_list, b->ints[i].limit))
+		{
+			nfixed++;
+			lo = Min(lo, b->ints[i].key);
+			hi = Max(hi, b->ints[i].key);
+		}
+	}
+	if (nfixed >= 256 &&
+		(uint64) hi - (uint64) lo < Max((uint64) nfixed * 64, UINT64CONST(1) << 20))
+	{
+		use_bits = true;
+		nbits_words = ((uint64) hi - (uint64) lo + 1 + 63) / 64;
+		nints_left = b->nints - nfixed;
+	}
+	else
+		nints_left = b->nints;
+	if (nints_left > 0)
+	{
+		int_slots = 16;
+		while (int_slots < nints_left * 2)
+			int_slots <<= 1;
+	}
+	if (b->ntexts > 0)
+	{
+		text_slots = 16;
+		while (text_slots < b->ntexts * 2)
+			text_slots <<= 1;
+		for (i = 0; i < b->ntexts; i++)
+			blob_len += b->texts[i].len;
+	}
+
+	size = MAXALIGN(sizeof(PvgBaseImage));
+	sig_off = size;
+	size += MAXALIGN(siglen + 1);
+	bits_off = size;
+	size += nbits_words * sizeof(uint64);
+	int_off = size;
+	size += int_slots * sizeof(PvgBaseInt);
+	text_off = size;
+	size += text_slots * sizeof(PvgBaseText);
+	blob_off = size;
+	size += MAXALIGN(blob_len);
+
+	dp = pvg_shared_allocate(size);
+	if (!DsaPointerIsValid(dp))
+		return InvalidDsaPointer;
+	base = dsa_get_address(pvg_area, dp);
+	img = (PvgBaseImage *) base;
+	memset(img, 0, sizeof(PvgBaseImage));
+	img->size = size;
+	img->db = MyDatabaseId;
+	img->kind = kind;
+	img->allow_list = b->allow_list;
+	img->horizon = b->horizon;
+	img->build_seq = build_seq;
+	img->full_seq = b->full_seq;
+	img->built_at = GetCurrentTimestamp();
+	img->siglen = siglen;
+	img->sig_off = sig_off;
+	memcpy(base + sig_off, sig, siglen);
+	base[sig_off + siglen] = '\0';
+
+	if (use_bits)
+	{
+		img->bits_base = lo;
+		img->bits_len = (uint64) hi - (uint64) lo + 1;
+		img->bits_off = bits_off;
+		memset(base + bits_off, 0, nbits_words * sizeof(uint64));
+	}
+	img->int_off = int_off;
+	img->int_mask = int_slots > 0 ? int_slots - 1 : 0;
+	img->nints = 0;
+	if (int_slots > 0)
+	{
+		PvgBaseInt *t = (PvgBaseInt *) (base + int_off);
+
+		for (i = 0; i < int_slots; i++)
+			t[i].key = PG_INT64_MIN;
+	}
+	for (i = 0; i < b->nints; i++)
+	{
+		int64		key = b->ints[i].key;
+		TimestampTz limit = b->ints[i].limit;
+
+		if (use_bits && pvg_limit_unconditional(b->allow_list, limit))
+		{
+			uint64		off = (uint64) key - (uint64) lo;
+			uint64	   *bits = (uint64 *) (base + bits_off);
+
+			bits[off >> 6] |= UINT64CONST(1) << (off & 63);
+		}
+		else if (key == PG_INT64_MIN)
+		{
+			img->has_min_key = true;
+			img->min_key_limit = limit;
+		}
+		else
+		{
+			PvgBaseInt *t = (PvgBaseInt *) (base + int_off);
+			uint64		s = pvg_hash_int64((uint64) key) & img->int_mask;
+
+			while (t[s].key != PG_INT64_MIN && t[s].key != key)
+				s = (s + 1) & img->int_mask;
+			t[s].key = key;
+			t[s].limit = limit;
+			img->nints++;
+		}
+	}
+
+	img->text_off = text_off;
+	img->text_mask = text_slots > 0 ? text_slots - 1 : 0;
+	img->blob_off = blob_off;
+	if (text_slots > 0)
+	{
+		PvgBaseText *t = (PvgBaseText *) (base + text_off);
+		Size		pos = 1;
+
+		memset(t, 0, text_slots * sizeof(PvgBaseText));
+		base[blob_off] = '\0';
+		for (i = 0; i < b->ntexts; i++)
+		{
+			uint32		h = hash_bytes((const unsigned char *) b->texts[i].str, b->texts[i].len);
+			uint64		s = h & img->text_mask;
+
+			while (t[s].str_off != 0)
+				s = (s + 1) & img->text_mask;
+			t[s].hash = h;
+			t[s].len = b->texts[i].len;
+			t[s].str_off = pos;
+			t[s].limit = b->texts[i].limit;
+			memcpy(base + blob_off + pos, b->texts[i].str, b->texts[i].len);
+			pos += b->texts[i].len;
+		}
+		img->ntexts = b->ntexts;
+	}
+	return dp;
+}
+
+/*
+ * Free every published image nobody uses (another database's, a dropped
+ * purpose's; one in use again is rebuilt when needed).  Lock held.
+ */
+static int
+pvg_shared_evict_unused(void)
+{
+	int			i;
+	int			n = 0;
+
+	for (i = 0; i < PVG_MAX_BASES; i++)
+	{
+		PvgBaseSlot *s = &pvg_store_shared->slots[i];
+
+		if (s->builder == 0 && DsaPointerIsValid(s->image) &&
+			((PvgBaseImage *) dsa_get_address(pvg_area, s->image))->refcount <= 0)
+		{
+			dsa_free(pvg_area, s->image);
+			s->image = InvalidDsaPointer;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Find the slot of a base, or claim a free one (NULL when the directory is full). Lock held. */
+static PvgBaseSlot *
+pvg_shared_slot(uint32 sighash, int kind)
+{
+	PvgBaseSlot *free_slot = NULL;
+	int			i;
+
+	for (i = 0; i < PVG_MAX_BASES; i++)
+	{
+		PvgBaseSlot *s = &pvg_store_shared->slots[i];
+
+		if (s->db == MyDatabaseId && s->kind == kind && s->sighash == sighash &&
+			(DsaPointerIsValid(s->image) || s->builder != 0))
+			return s;
+		if (free_slot == NULL && !DsaPointerIsValid(s->image) && s->builder == 0)
+			free_slot = s;
+	}
+	/* full: give up the images nobody uses (another database's, a dropped purpose's) */
+	if (free_slot == NULL && pvg_shared_evict_unused() > 0)
+	{
+		for (i = 0; free_slot == NULL && i < PVG_MAX_BASES; i++)
+		{
+			PvgBaseSlot *s = &pvg_store_shared->slots[i];
+
+			if (!DsaPointerIsValid(s->image) && s->builder == 0)
+				free_slot = s;
+		}
+	}
+	if (free_slot != NULL)
+	{
+		free_slot->db = MyDatabaseId;
+		free_slot->kind = kind;
+		free_slot->sighash = sighash;
+	}
+	return free_slot;
+}
+
+/*
+ * A base for the signature (see consent_cache.c) and key kind in this
+ * database, with build_seq > need_build and full_seq >= need_full: an
+ * existing one, or one built now with the callback.  The reference is held
+ * for owner until pvg_shared_release(owner).  NULL when no image can be
+ * shared (the directory or the area is full): the caller builds a private
+ * set.  Can ERROR (from the callback); then nothing is held.
+ */
+const PvgBaseImage *
+pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64 need_full,
+				pvg_base_build_fn build, void *arg, const void *owner)
+{
+	uint32		sighash = pvg_sig_hash(sig, siglen, kind);
+	PvgBaseSlot *slot;
+	uint64		build_seq;
+	PvgBaseBuild b;
+	dsa_pointer dp = InvalidDsaPointer;
+	PvgHeldBase *held;
+	TimestampTz wait_start = 0;
+	TimestampTz build_start;
+	long		secs;
+	int			usecs;
+	MemoryContext buildcxt;
+	MemoryContext old;
+
+	if (!pvg_shared_ready())
+		return NULL;
+	if (!pvg_exit_registered)
+	{
+		before_shmem_exit(pvg_shared_exit, (Datum) 0);
+		pvg_exit_registered = true;
+	}
+	held = MemoryContextAllocZero(TopMemoryContext, sizeof(PvgHeldBase));
+
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	pvg_shared_attach();
+	for (;;)
+	{
+		slot = pvg_shared_slot(sighash, kind);
+		if (slot == NULL)
+		{
+			pvg_store_shared->refused++;
+			LWLockRelease(pvg_store_shared->lock);
+			pfree(held);
+			return NULL;
+		}
+		if (DsaPointerIsValid(slot->image))
+		{
+			PvgBaseImage *img = dsa_get_address(pvg_area, slot->image);
+
+			if (!pvg_image_matches(img, sig, siglen, kind))
+			{
+				/* a hash collision: not shareable */
+				LWLockRelease(pvg_store_shared->lock);
+				pfree(held);
+				return NULL;
+			}
+			if (img->build_seq > need_build && img->full_seq >= need_full)
+			{
+				img->refcount++;
+				held->dp = slot->image;
+				held->owner = owner;
+				held->next = pvg_held;
+				pvg_held = held;
+				LWLockRelease(pvg_store_shared->lock);
+				return img;
+			}
+		}
+
+		/*
+		 * Someone is building one that will do: wait for it, unless we have
+		 * written (we may hold a lock the builder waits for) or waited long.
+		 */
+		if (slot->builder != 0 && slot->building_seq > need_build &&
+			!TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
+			(wait_start == 0 ||
+			 !TimestampDifferenceExceeds(wait_start, GetCurrentTimestamp(),
+										 PVG_BUILD_WAIT_MS + 2 * (int) Min(pvg_store_shared->last_build_ms, 600000))))
+		{
+			if (wait_start == 0)
+				wait_start = GetCurrentTimestamp();
+			ConditionVariablePrepareToSleep(&pvg_store_shared->cv);
+			LWLockRelease(pvg_store_shared->lock);
+			(void) ConditionVariableTimedSleep(&pvg_store_shared->cv, 100, PG_WAIT_EXTENSION);
+			ConditionVariableCancelSleep();
+			CHECK_FOR_INTERRUPTS();
+			LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+			continue;
+		}
+		break;
+	}
+
+	/* build it ourselves; build_seq is taken before the build's snapshot */
+	build_seq = pg_atomic_add_fetch_u64(&pvg_store_shared->build_seq, 1);
+	if (slot->builder == 0)
+	{
+		slot->builder = MyProcPid;
+		slot->building_seq = build_seq;
+	}
+	LWLockRelease(pvg_store_shared->lock);
+
+	build_start = GetCurrentTimestamp();
+	buildcxt = AllocSetContextCreate(CurrentMemoryContext, "privacy_guard base build",
+									 ALLOCSET_DEFAULT_SIZES);
+	PG_TRY();
+	{
+		memset(&b, 0, sizeof(b));
+		old = MemoryContextSwitchTo(buildcxt);
+		build(&b, arg);
+		MemoryContextSwitchTo(old);
+	}
+	PG_CATCH();
+	{
+		LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+		slot = pvg_shared_slot(sighash, kind);
+		if (slot != NULL && slot->builder == MyProcPid)
+			slot->builder = 0;
+		LWLockRelease(pvg_store_shared->lock);
+		ConditionVariableBroadcast(&pvg_store_shared->cv);
+		pfree(held);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/* the area has its own locking: lay the image out before taking ours */
+	dp = pvg_shared_layout(&b, sig, siglen, kind, build_seq);
+	if (!DsaPointerIsValid(dp))
+	{
+		int			evicted;
+
+		/* full: make room from images nobody uses, and try once more */
+		LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+		evicted = pvg_shared_evict_unused();
+		LWLockRelease(pvg_store_shared->lock);
+		if (evicted > 0)
+			dp = pvg_shared_layout(&b, sig, siglen, kind, build_seq);
+	}
+	MemoryContextDelete(buildcxt);
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+
+	TimestampDifference(build_start, GetCurrentTimestamp(), &secs, &usecs);
+	pvg_store_shared->last_build_ms = secs * 1000 + usecs / 1000;
+
+	/* the slot may have been given up and reused meanwhile: find it again */
+	slot = pvg_shared_slot(sighash, kind);
+	if (slot != NULL && slot->builder == MyProcPid)
+		slot->builder = 0;
+	if (slot == NULL && DsaPointerIsValid(dp))
+	{
+		dsa_free(pvg_area, dp);
+		dp = InvalidDsaPointer;
+	}
+
+	/* lock held: publish (unless a newer one was published meanwhile) */
+	if (!DsaPointerIsValid(dp))
+	{
+		pvg_store_shared->refused++;
+		LWLockRelease(pvg_store_shared->lock);
+		ConditionVariableBroadcast(&pvg_store_shared->cv);
+		ereport(LOG,
+				(errmsg("privacy_guard: the shared consent store is full, this backend uses a private copy"),
+				 errhint("Raise privacy_guard.shared_store_size.")));
+		pfree(held);
+		return NULL;
+	}
+	else
+	{
+		PvgBaseImage *img = dsa_get_address(pvg_area, dp);
+		PvgBaseImage *cur = DsaPointerIsValid(slot->image)
+			? dsa_get_address(pvg_area, slot->image) : NULL;
+
+		pvg_store_shared->builds++;
+		img->refcount = 1;		/* ours */
+		if (cur == NULL || cur->build_seq < build_seq)
+		{
+			if (cur != NULL)
+			{
+				cur->retired = true;
+				if (cur->refcount <= 0)
+					dsa_free(pvg_area, slot->image);
+			}
+			slot->image = dp;
+			slot->db = MyDatabaseId;
+			slot->kind = kind;
+			slot->sighash = sighash;
+		}
+		else
+			img->retired = true;	/* only ours */
+		held->dp = dp;
+		held->owner = owner;
+		held->next = pvg_held;
+		pvg_held = held;
+		LWLockRelease(pvg_store_shared->lock);
+		ConditionVariableBroadcast(&pvg_store_shared->cv);
+		return img;
+	}
+}
+
+/* Statistics for check() and tests: images, bytes, builds, refused. */
+void
+pvg_shared_stats(int64 *images, int64 *bytes, int64 *builds, int64 *refused)
+{
+	int			i;
+
+	*images = *bytes = *builds = *refused = 0;
+	if (pvg_store_shared == NULL)
+		return;
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	if (pvg_store_shared->handle != DSM_HANDLE_INVALID)
+	{
+		pvg_shared_attach();
+		for (i = 0; i < PVG_MAX_BASES; i++)
+		{
+			PvgBaseSlot *s = &pvg_store_shared->slots[i];
+
+			if (DsaPointerIsValid(s->image))
+			{
+				PvgBaseImage *img = dsa_get_address(pvg_area, s->image);
+
+				(*images)++;
+				*bytes += img->size;
+			}
+		}
+	}
+	*builds = pvg_store_shared->builds;
+	*refused = pvg_store_shared->refused;
+	LWLockRelease(pvg_store_shared->lock);
+}
+
+/*
+ * _store_stats() -> (images, bytes, builds, refused): the shared images now
+ * published, their size, the builds since server start and the images that
+ * did not fit.  All zero when not preloaded.
+ */
+PG_FUNCTION_INFO_V1(pvg_store_stats);
+Datum
+pvg_store_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+	int64		images,
+				bytes,
+				builds,
+				refused;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	pvg_shared_stats(&images, &bytes, &builds, &refused);
+	values[0] = Int64GetDatum(images);
+	values[1] = Int64GetDatum(bytes);
+	values[2] = Int64GetDatum(builds);
+	values[3] = Int64GetDatum(refused);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
