@@ -2453,6 +2453,23 @@ CREATE VIEW privacy_guard.worker_status AS
 	  FROM privacy_guard.worker_round w;
 COMMENT ON VIEW privacy_guard.worker_status IS 'The background worker''s rounds in this database';
 
+CREATE FUNCTION privacy_guard.launcher_status(OUT workers_running integer, OUT workers_started bigint,
+		OUT found_no_extension bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pvg_launcher_status'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard.launcher_status() IS 'The launcher''s counters since the server started, for the whole cluster: workers running now, workers started, and workers that found no extension in their database (NULLs without shared_preload_libraries)';
+REVOKE ALL ON FUNCTION privacy_guard.launcher_status() FROM PUBLIC;
+
+CREATE FUNCTION privacy_guard._extension_created()
+RETURNS void
+AS 'MODULE_PATHNAME', 'pvg_extension_created'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._extension_created() IS 'Internal: have the launcher look again, once this transaction commits, at the databases where it found no extension';
+REVOKE ALL ON FUNCTION privacy_guard._extension_created() FROM PUBLIC;
+/* this database now has the extension: the launcher's next look finds it */
+SELECT privacy_guard._extension_created();
+
 /* ------------------------------------------------------------------ */
 /* Consent-tagged types (SPEC 1 "Tagged value", 2, 3.4; src/tagged.h)  */
 /* ------------------------------------------------------------------ */
@@ -4007,6 +4024,7 @@ BEGIN
 		privacy_guard.subject_report(text),
 		privacy_guard.check(),
 		privacy_guard.access_history(text, timestamptz),
+		privacy_guard.launcher_status(),
 		privacy_guard._tagged_column_purposes(),
 		privacy_guard.grant_recorder(regrole) TO %s', role);
 	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,

@@ -9,10 +9,10 @@
  * value set by ALTER ROLE, ALTER DATABASE, connection options or before the
  * library was loaded is held to exactly the same rules.
  *
- * privacy_guard.enabled, naptime, batch_size and batch_delay steer the
- * background worker (worker.c), and log_retention bounds privacy_guard's
- * own receipts; they are defined in every backend so that SHOW works and
- * run_maintenance() uses the same batch size.
+ * privacy_guard.enabled, naptime, max_workers, databases, batch_size and
+ * batch_delay steer the background worker (worker.c), and log_retention
+ * bounds privacy_guard's own receipts; they are defined in every backend
+ * so that SHOW works and run_maintenance() uses the same batch size.
  *
  * privacy_guard.audit (superuser only, so that a reader cannot switch off
  * the record of its own reads) turns the access log on (audit.c);
@@ -27,7 +27,9 @@
 #include <limits.h>
 
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 char	   *pvg_purpose = NULL;
 bool		pvg_enabled = true;
@@ -39,6 +41,23 @@ int			pvg_engine_time_limit = 10000;
 bool		pvg_audit = false;
 int			pvg_audit_retention = 30 * 24 * 60;
 int			pvg_audit_max_entries = 256;
+int			pvg_max_workers = 3;
+char	   *pvg_databases = NULL;
+
+/* privacy_guard.databases: a list of names, as search_path is written */
+static bool
+pvg_check_databases(char **newval, void **extra, GucSource source)
+{
+	char	   *copy = pstrdup(*newval);
+	List	   *names;
+	bool		ok = SplitIdentifierString(copy, ',', &names);
+
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid.");
+	list_free(names);
+	pfree(copy);
+	return ok;
+}
 
 void
 pvg_guc_init(void)
@@ -67,6 +86,22 @@ pvg_guc_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("privacy_guard.max_workers",
+							"Most background enforcement workers running at once.",
+							"They come out of max_worker_processes, beside the launcher and parallel query workers.",
+							&pvg_max_workers,
+							3, 1, 1024,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("privacy_guard.databases",
+							   "Databases the background worker runs rounds in (empty: all).",
+							   "A comma-separated list of database names, quoted as identifiers.",
+							   &pvg_databases,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT | GUC_LIST_QUOTE,
+							   pvg_check_databases, NULL, NULL);
 	DefineCustomIntVariable("privacy_guard.batch_size",
 							"Rows purged per transaction by the background worker.",
 							"run_maintenance() uses the same batches in the caller's transaction.",

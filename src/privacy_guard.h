@@ -120,6 +120,8 @@ extern int	pvg_engine_time_limit;
 extern bool pvg_audit;
 extern int	pvg_audit_retention;
 extern int	pvg_audit_max_entries;
+extern int	pvg_max_workers;
+extern char *pvg_databases;
 extern void pvg_guc_init(void);
 
 /* registry.c */
