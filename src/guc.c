@@ -100,7 +100,7 @@ pvg_guc_init(void)
 							   &pvg_databases,
 							   "",
 							   PGC_SIGHUP,
-							   GUC_LIST_INPUT | GUC_LIST_QUOTE,
+							   GUC_LIST_INPUT,
 							   pvg_check_databases, NULL, NULL);
 	DefineCustomIntVariable("privacy_guard.batch_size",
 							"Rows purged per transaction by the background worker.",
