@@ -18,7 +18,7 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                tagged tagged_leaks tagged_erase \
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
-               owner_sandbox two_phase tagged_parallel
+               owner_sandbox two_phase tagged_parallel round_history
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/

@@ -11,7 +11,8 @@
  *
  * privacy_guard.enabled, naptime, max_workers, databases, batch_size and
  * batch_delay steer the background worker (worker.c), and log_retention
- * bounds privacy_guard's own receipts; they are defined in every backend
+ * and history_retention bound privacy_guard's own receipts and round
+ * history; they are defined in every backend
  * so that SHOW works and run_maintenance() uses the same batch size.
  *
  * privacy_guard.audit (superuser only, so that a reader cannot switch off
@@ -42,6 +43,7 @@ bool		pvg_audit = false;
 int			pvg_audit_retention = 30 * 24 * 60;
 int			pvg_audit_max_entries = 256;
 int			pvg_max_workers = 3;
+int			pvg_history_retention = 30 * 24 * 60;
 char	   *pvg_databases = NULL;
 
 /* privacy_guard.databases: a list of names, as search_path is written */
@@ -125,6 +127,14 @@ pvg_guc_init(void)
 							3 * 365 * 24 * 3600, 3600, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("privacy_guard.history_retention",
+							"How long privacy_guard.round_history keeps its rows.",
+							"Older rows are deleted by the enforcement rounds.",
+							&pvg_history_retention,
+							30 * 24 * 60, 1, PG_INT32_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("privacy_guard.engine_time_limit",
 							"Longest time one erasure or purge statement may take, the table owner's triggers included.",

@@ -135,6 +135,27 @@ is($no_ext, $n_plain + 1, "each of the $n_plain + 1 databases without the extens
 cmp_ok($started, '>=', 3 * $n_ext + $n_plain + 1, "workers started: $started");
 cmp_ok($running, '<=', $cap, 'launcher_status: workers running within the cap');
 
+# the worker's rounds are in round_history, one row each
+is($node->safe_psql('ext_01', q{
+	SELECT count(*) FILTER (WHERE run_by = 'worker') = (SELECT rounds FROM privacy_guard.worker_status)
+	  FROM privacy_guard.round_history}), 't', 'round_history: a row for each of the worker\'s rounds');
+
+# the Prometheus query file (contrib/postgres_exporter_queries.yaml): every
+# query runs, and the worker's counters come out
+my $yaml = slurp_file('contrib/postgres_exporter_queries.yaml');
+my @queries;
+while ($yaml =~ /^(\w+):\n(?:  \w+: [^\n]*\n)*  query: \|\n((?:    [^\n]*\n)+)/mg)
+{
+	push @queries, [ $1, $2 ];
+}
+is(scalar(@queries), 4, 'postgres_exporter query file: four queries');
+for my $q (@queries)
+{
+	my ($rc, $out, $err) = $node->psql('ext_01', $q->[1]);
+	is($rc, 0, "postgres_exporter query $q->[0] runs") or diag($err);
+	like($out, qr/^ext_01\|[1-9]/, "$q->[0]: the rounds counted") if $q->[0] eq 'pg_privacy_guard_worker';
+}
+
 my $log = slurp_file($node->logfile, $log_pos);
 my @bad = grep { /\b(ERROR|FATAL|PANIC|WARNING):/ } split /\n/, $log;
 is(scalar(@bad), 0, 'no error or warning in the server log')
