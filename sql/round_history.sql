@@ -40,11 +40,11 @@ CREATE VIEW rh_last AS
 SELECT count(*) AS rounds_before FROM privacy_guard.round_history \gset
 
 -- rows deleted, anonymised, restricted under a hold: one table per round
-SELECT privacy_guard.run_maintenance('rh_visits') -> 'expired' -> 'rh_visits' AS visits;
+SELECT privacy_guard.run_maintenance('rh_visits') -> 'expired' AS expired;
 SELECT * FROM rh_last;
-SELECT privacy_guard.run_maintenance('rh_notes') -> 'expired' -> 'rh_notes' AS notes;
+SELECT privacy_guard.run_maintenance('rh_notes') -> 'expired' AS expired;
 SELECT * FROM rh_last;
-SELECT privacy_guard.run_maintenance('rh_ledger') -> 'expired' -> 'rh_ledger' AS ledger;
+SELECT privacy_guard.run_maintenance('rh_ledger') -> 'expired' AS expired;
 SELECT * FROM rh_last;
 
 -- an owner's trigger that fails: counted under its SQLSTATE, the message
