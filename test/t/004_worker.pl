@@ -304,4 +304,4 @@ $node->restart;
 forgotten_ok('shop_a', 6, 'after a restart');
 
 $node->stop;
-done_testing(50);
+done_testing(51);
