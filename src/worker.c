@@ -7,14 +7,27 @@
  * With shared_preload_libraries = 'privacy_guard' the postmaster starts
  * the launcher once recovery has finished (so nothing runs on a hot
  * standby).  The launcher connects to no database; every naptime it lists
- * the databases that accept connections and starts, for each one whose
- * previous worker has finished, a worker that connects to it, runs
- * privacy_guard._worker_round() if the extension is installed there, and
- * exits.  No setting names the databases, a newly created extension is
- * picked up within one naptime, and DROP DATABASE and DROP EXTENSION are
- * not kept waiting: a worker holds a database only for the length of a
- * round, gives the round up between batches when DROP DATABASE waits for
- * it, and ends it quietly once the extension is gone.  The round runs the
+ * the databases that accept connections (those privacy_guard.databases
+ * names, if it is set) and keeps, in its own memory, what it knows of
+ * each: when its last round began and whether a worker found the
+ * extension there.  A round is due in a database a naptime after the last
+ * one there began; the due databases are served the least recently served
+ * first, by at most privacy_guard.max_workers workers at once.  A worker
+ * connects to its database, runs a round if the extension is installed
+ * there, tells the launcher what it found through its slot in shared
+ * memory (PvgWorkerSlot), and exits.  A database found without the
+ * extension gets no worker again until CREATE EXTENSION privacy_guard
+ * commits somewhere in the cluster (the install script's
+ * _extension_created() bumps a counter at commit), so a new extension is
+ * picked up within a naptime (and its wait in the queue) while hundreds
+ * of other databases cost one short connection each after the launcher
+ * starts.  A launcher that is restarted forgets what it knew (and does
+ * not count the workers of its predecessor still at work).
+ *
+ * DROP DATABASE and DROP EXTENSION are not kept waiting: a worker holds a
+ * database only for the length of a round, gives the round up between
+ * batches when DROP DATABASE waits for it, and ends it quietly once the
+ * extension is gone.  The round runs the
  * same SQL steps as run_maintenance(), the synchronous twin, but commits
  * after every purge batch and paces them.
  *
