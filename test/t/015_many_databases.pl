@@ -198,5 +198,15 @@ while (time - $t0 < 60)
 }
 ok(defined $picked, sprintf('CREATE EXTENSION in a database found without it: first round after %.1f s', $picked // -1));
 
+# ---- privacy_guard.max_workers lowered on a running server (sighup)
+set_sighup('privacy_guard.max_workers', '1', '1');
+# the workers started before the reload end with their rounds
+ok($node->poll_query_until('postgres', 'SELECT most_workers(1) <= 1'), 'max_workers = 1: the extra workers end');
+my $before = $node->safe_psql('ext_01', 'SELECT workers_started FROM privacy_guard.launcher_status()');
+$most = $node->safe_psql('postgres', 'SELECT most_workers(200)');
+cmp_ok($most, '<=', 1, "then never more than one worker at once (most seen: $most in 200 samples)");
+cmp_ok($node->safe_psql('ext_01', 'SELECT workers_started FROM privacy_guard.launcher_status()'), '>', $before,
+	'while workers kept being started');
+
 $node->stop;
 done_testing();
