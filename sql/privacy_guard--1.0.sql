@@ -2565,6 +2565,12 @@ AS 'MODULE_PATHNAME', 'pvg_extension_created'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION privacy_guard._extension_created() IS 'Internal: have the launcher look again, once this transaction commits, at the databases where it found no extension';
 REVOKE ALL ON FUNCTION privacy_guard._extension_created() FROM PUBLIC;
+CREATE FUNCTION privacy_guard._database_chosen()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_database_chosen_here'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._database_chosen() IS 'Internal: whether privacy_guard.databases lets the background worker run rounds in this database';
+
 /* this database now has the extension: the launcher's next look finds it */
 SELECT privacy_guard._extension_created();
 
@@ -4047,6 +4053,10 @@ BEGIN
 		SELECT 'warning', 'server',
 			   'privacy_guard.enabled is off, so the background worker deletes no rows past their retention and carries out no forget requests (the rules still hide them). Turn it on, or call privacy_guard.run_maintenance() from a scheduler.'
 		 WHERE privacy_guard._preloaded() AND NOT current_setting('privacy_guard.enabled', true)::boolean
+		UNION ALL
+		SELECT 'warning', 'server',
+			   'privacy_guard.databases does not name this database, so the background worker deletes no rows past their retention here and carries out no forget requests (the rules still hide them). Add the database to the setting, or call privacy_guard.run_maintenance() from a scheduler.'
+		 WHERE privacy_guard._preloaded() AND NOT privacy_guard._database_chosen()
 		UNION ALL
 		/* erasure owed for more than a day (GDPR Art. 12(3): without undue delay) */
 		SELECT 'error', 'erasure requests',

@@ -47,6 +47,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -74,6 +75,7 @@ PGDLLEXPORT void pvg_worker_main(Datum arg);
 
 PG_FUNCTION_INFO_V1(pvg_launcher_status);
 PG_FUNCTION_INFO_V1(pvg_extension_created);
+PG_FUNCTION_INFO_V1(pvg_database_chosen_here);
 
 /* what a worker found, told to the launcher through its slot */
 #define PVG_OUTCOME_STARTED		0	/* ended before it looked (an error, a drop) */
@@ -361,6 +363,28 @@ pvg_database_chosen(List *chosen, const char *name)
 		if (strcmp((char *) lfirst(lc), name) == 0)
 			return true;
 	return false;
+}
+
+/*
+ * _database_chosen() -> whether privacy_guard.databases lets the
+ * background worker run rounds in this database (check() warns if not).
+ */
+Datum
+pvg_database_chosen_here(PG_FUNCTION_ARGS)
+{
+	char	   *names = pstrdup(pvg_databases);
+	char	   *here = get_database_name(MyDatabaseId);
+	List	   *chosen = NIL;
+	bool		result;
+
+	if (!SplitIdentifierString(names, ',', &chosen))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in privacy_guard.databases")));
+	result = here != NULL && pvg_database_chosen(chosen, here);
+	list_free(chosen);
+	pfree(names);
+	PG_RETURN_BOOL(result);
 }
 
 /* the least recently served first; never served before all */

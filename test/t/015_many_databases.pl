@@ -174,6 +174,10 @@ my $r1 = rounds();
 ok($node->poll_query_until('ext_01', "SELECT rounds >= $r1->{ext_01} + 3 FROM privacy_guard.worker_status"),
 	'ext_01: three more rounds');
 my $r2 = rounds();
+like($node->safe_psql('ext_03', q{SELECT string_agg(message, ' | ') FROM privacy_guard.check() WHERE object = 'server'}),
+	qr/privacy_guard.databases does not name this database/, 'check() in a database left out says so');
+is($node->safe_psql('ext_01', q{SELECT count(*) FROM privacy_guard.check() WHERE message LIKE 'privacy_guard.databases%'}),
+	'0', 'and not in one it names');
 my @moved = grep { $_ ne 'ext_01' && $_ ne 'ext_02' && $r2->{$_} != $r1->{$_} } @ext;
 is(scalar(@moved), 0, 'no round in the 58 databases left out of privacy_guard.databases')
   or diag("rounds in: @moved");
