@@ -27,9 +27,9 @@
  * DROP DATABASE and DROP EXTENSION are not kept waiting: a worker holds a
  * database only for the length of a round, gives the round up between
  * batches when DROP DATABASE waits for it, and ends it quietly once the
- * extension is gone.  The round runs the
- * same SQL steps as run_maintenance(), the synchronous twin, but commits
- * after every purge batch and paces them.
+ * extension is gone.  The round runs the same SQL steps as
+ * run_maintenance(), the synchronous twin, but commits after every purge
+ * batch and paces them.
  *
  * SIGTERM ends either process at its next interrupt check (within a
  * second: every statement checks); SIGHUP makes either reload settings
@@ -50,11 +50,11 @@
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "funcapi.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
