@@ -18,13 +18,14 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                tagged tagged_leaks tagged_erase \
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
-               owner_sandbox two_phase tagged_parallel round_history
+               owner_sandbox two_phase tagged_parallel import round_history
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/
 ISOLATION      = withdraw_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
                  tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis \
-                 restored_rows attacks_erasure_inflight attacks_tagged_copies
+                 restored_rows attacks_erasure_inflight attacks_tagged_copies \
+                 import_visibility
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(srcdir)/test/regress.conf
 

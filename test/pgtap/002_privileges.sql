@@ -9,7 +9,7 @@
 BEGIN;
 
 -- 5 checks (SELECT, INSERT, UPDATE, DELETE, TRUNCATE) per table of the schema
-SELECT plan(93 + 5 * (SELECT count(*)::int FROM pg_class c
+SELECT plan(97 + 5 * (SELECT count(*)::int FROM pg_class c
                        WHERE c.relnamespace = 'privacy_guard'::regnamespace
                          AND c.relkind IN ('r', 'p')));
 
@@ -103,8 +103,9 @@ SELECT is_empty($$
        AND p.proname IN ('define_purpose', 'drop_purpose', 'allow_purpose', 'disallow_purpose',
                          'protect', 'unprotect', 'set_anonymizer', 'set_legal_hold',
                          'run_maintenance', 'subject_report', 'check',
-                         'grant_consent', 'withdraw_consent', 'object_to', 'forget',
-                         'grant_admin', 'grant_recorder', 'access_history', '_flush_access_log')$$,
+                         'grant_consent', 'import_consents', 'withdraw_consent', 'object_to', 'forget',
+                         'grant_admin', 'grant_recorder', 'access_history', '_flush_access_log',
+                         '_import_write', '_import_write_untriggered')$$,
     'no administration, recording or level-granting function is executable by PUBLIC');
 
 -- ================================================================ a plain role
@@ -130,6 +131,10 @@ SELECT throws_ok($$SELECT privacy_guard.unprotect('public.pgtap_foreign_prot_t')
                  'plain role cannot unprotect');
 SELECT throws_ok($$SELECT privacy_guard.grant_consent('pgtap-s', 'pgtap_consent')$$, '42501', NULL,
                  'plain role cannot grant_consent');
+SELECT throws_ok($$SELECT privacy_guard.import_consents(ARRAY['pgtap-s'], ARRAY['pgtap_consent'])$$, '42501', NULL,
+                 'plain role cannot import_consents');
+SELECT throws_ok($$SELECT privacy_guard.import_consents('privacy_guard.purpose'::regclass)$$, '42501', NULL,
+                 'plain role cannot import_consents from a table');
 SELECT throws_ok($$SELECT privacy_guard.withdraw_consent('pgtap-s', 'pgtap_consent')$$, '42501', NULL,
                  'plain role cannot withdraw_consent');
 SELECT throws_ok($$SELECT privacy_guard.object_to('pgtap-s', 'pgtap_li')$$, '42501', NULL,
@@ -217,6 +222,14 @@ SET ROLE pgtap_rec;
 SELECT lives_ok($$SELECT privacy_guard.grant_consent('pgtap-rec', 'pgtap_consent',
                                                      now() + interval '1 day', '{"form": "signup"}')$$,
                 'recorder can grant_consent');
+SELECT is(privacy_guard.import_consents(ARRAY['pgtap-rec-i1', 'pgtap-rec-i2'],
+                                        ARRAY['pgtap_consent', 'pgtap_consent'],
+                                        ARRAY[now() + interval '1 day', NULL],
+                                        ARRAY['{"form": "paper"}'::jsonb, NULL]),
+          2::bigint, 'recorder can import_consents');
+CREATE TEMP TABLE pgtap_rec_src AS SELECT 'pgtap-rec-i3'::text AS subject, 'pgtap_consent'::text AS purpose;
+SELECT is(privacy_guard.import_consents('pgtap_rec_src'), 1::bigint,
+          'recorder can import_consents from its own table');
 SELECT lives_ok($$SELECT privacy_guard.withdraw_consent('pgtap-rec', 'pgtap_consent')$$,
                 'recorder can withdraw_consent');
 SELECT lives_ok($$SELECT privacy_guard.object_to('pgtap-rec', 'pgtap_li')$$,
