@@ -124,6 +124,9 @@ extern bool pvg_audit;
 extern int	pvg_audit_retention;
 extern int	pvg_audit_max_entries;
 extern int	pvg_shared_store_size;
+extern int	pvg_max_workers;
+extern int	pvg_history_retention;
+extern char *pvg_databases;
 extern void pvg_guc_init(void);
 
 /* registry.c */
