@@ -17,7 +17,8 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit \
                tagged tagged_leaks tagged_erase \
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
-               owner_sandbox two_phase tagged_parallel
+               owner_sandbox two_phase tagged_parallel \
+               purge_order erasure_prepared
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # isolation tester: specs and expected output under test/
