@@ -3,10 +3,10 @@
 -- transaction (it may commit at any time, from any session).  A forget
 -- request carried out while a transaction that wrote a row of the subject
 -- is prepared stays pending (the row hidden); after COMMIT PREPARED the
--- next round erases that row too and closes the request.  (Issue 18's
--- mutation check: a completion check that ignored prepared transactions
--- closed the request at once and left the row stored and visible; no other
--- test noticed.)
+-- next round erases that row too and closes the request.  A completion
+-- check that ignores prepared transactions closes the request at once and
+-- leaves the row stored and visible; before this file no test noticed
+-- (docs/mutation_check.md, 4b).
 CREATE TABLE ep_members (id bigint, note text);
 INSERT INTO ep_members VALUES (820001, 'first'), (820002, 'other');
 GRANT SELECT ON ep_members TO regress_app;

@@ -1,9 +1,9 @@
 -- Purging follows foreign keys (SPEC 4): when rows of a protected table and
 -- the rows of another protected table that refer to them expire together,
 -- one round removes both, the referencing rows first, with no error.
--- (Issue 18's mutation check: a purge order that ignores foreign keys
--- deleted the referenced rows first, failed on them, and left them stored
--- until a later round; no other test noticed.)
+-- A purge order that ignores foreign keys deletes the referenced rows
+-- first, fails on them and leaves them stored until a later round; before
+-- this file no test noticed (docs/mutation_check.md, 6c).
 SET ROLE regress_owner;
 -- created parent first, so neither creation order (OIDs) nor names put the
 -- referencing table first: only the foreign key does
