@@ -4,7 +4,7 @@ MODULE_big  = privacy_guard
 OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
-              src/tagged_io.o src/tagged_ops.o src/shared_store.o
+              src/tagged_io.o src/tagged_ops.o src/forgotten.o src/shared_store.o
 DATA        = sql/privacy_guard--1.0.sql
 PGFILEDESC  = "privacy_guard - purposes, consent, retention and erasure enforced in the database"
 
@@ -16,7 +16,9 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                purge_batches legal_hold register_notice subject_report check \
                attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit \
                tagged tagged_leaks tagged_erase \
-               tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises
+               tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
+               attacks_outside \
+               owner_sandbox two_phase tagged_parallel import
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1
@@ -29,7 +31,9 @@ REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(REGRESS_CONF)
 
 # isolation tester: specs and expected output under test/
 ISOLATION      = withdraw_visibility shared_store_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
-                 tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis
+                 tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis \
+                 restored_rows attacks_erasure_inflight attacks_tagged_copies \
+                 import_visibility
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(REGRESS_CONF)
 

@@ -152,9 +152,13 @@ SET ROLE regress_app;
 SET privacy_guard.purpose = 'billing';
 SELECT count(*) AS visible_before FROM er_people WHERE id = 78;
 RESET ROLE;
-SELECT privacy_guard.run_maintenance() ->> 'requests_done' AS done;
-SELECT state, counts FROM privacy_guard.erasure_requests WHERE id = :req;
+SELECT privacy_guard.run_maintenance() ->> 'requests_blocked' AS blocked;
+-- and the request, which found nothing under that spelling, does not read
+-- done: it is blocked with an error that names the type, never the key
+-- (issue 12.4); withdrawn here, as it would stay blocked in every round
+SELECT state, counts, error FROM privacy_guard.erasure_requests WHERE id = :req;
 SELECT count(*) AS rows_of_78 FROM er_people WHERE id = 78;
+DELETE FROM privacy_guard.erasure_request WHERE id = :req;
 
 -- attack: the owner detaches a partition holding a subject's rows; the
 -- detached partition still carries the rules, and the engine erases from it

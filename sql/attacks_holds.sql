@@ -16,6 +16,8 @@ SELECT privacy_guard.define_purpose('at2h_law.vat.promo', 'consent');
 SELECT privacy_guard.define_purpose('at2h_law2', 'legal_obligation');
 SELECT privacy_guard.allow_purpose('regress_at2h_app', 'at2h_billing');
 SELECT privacy_guard.allow_purpose('regress_at2h_app', 'at2h_law');
+-- a child of another basis is not reached by its parent's authorisation (issue 12.5)
+SELECT privacy_guard.allow_purpose('regress_at2h_app', 'at2h_law.vat.promo');
 SELECT privacy_guard.allow_purpose('regress_at2h_app', 'at2h_law2');
 SELECT privacy_guard.allow_purpose('regress_at2h_other', 'at2h_billing');
 

@@ -232,6 +232,8 @@ SELECT role, purpose FROM privacy_guard.purpose_roles WHERE role::text LIKE '%pv
 SELECT count(*) AS accounts_intact FROM pv_accounts;
 SELECT privacy_guard.disallow_purpose('"pv role""; DROP TABLE pv_accounts; --"', 'billing');
 REVOKE EXECUTE ON FUNCTION privacy_guard.grant_consent(text, text, timestamptz, jsonb),
+	privacy_guard.import_consents(text[], text[], timestamptz[], jsonb[]),
+	privacy_guard.import_consents(regclass),
 	privacy_guard.withdraw_consent(text, text), privacy_guard.object_to(text, text),
 	privacy_guard.forget(text, text, timestamptz), privacy_guard.erasure_status(text)
 	FROM "pv role""; DROP TABLE pv_accounts; --";

@@ -162,8 +162,11 @@ SELECT privacy_guard.protect('shop_dd', 'id', ARRAY['billing']);
 SELECT privacy_guard.forget('987654321', 'domain over domain') > 0 AS filed;
 SELECT privacy_guard.forget('0987654322', 'not the canonical form') > 0 AS filed;
 SELECT r -> 'requests_done' AS done FROM privacy_guard.run_maintenance() r;
-SELECT reason, state, counts FROM privacy_guard.erasure_requests
+SELECT reason, state, counts, error FROM privacy_guard.erasure_requests
  WHERE reason IN ('domain over domain', 'not the canonical form') ORDER BY reason;
+-- the request for another spelling found nothing and is blocked, never done
+-- (issue 12.4); it would stay blocked in every later round: withdrawn here
+DELETE FROM privacy_guard.erasure_request WHERE reason = 'not the canonical form';
 SELECT id, note FROM shop_dd ORDER BY id;
 SELECT privacy_guard.unprotect('shop_dd');
 DROP TABLE shop_dd;

@@ -53,7 +53,7 @@ CREATE TABLE privacy_guard.purpose_role (
 	purpose		text NOT NULL REFERENCES privacy_guard.purpose (name),
 	PRIMARY KEY (role, purpose)
 );
-COMMENT ON TABLE privacy_guard.purpose_role IS 'Roles authorised for a purpose (and its children)';
+COMMENT ON TABLE privacy_guard.purpose_role IS 'Roles authorised for a purpose (and its descendants of the same legal basis)';
 
 CREATE TABLE privacy_guard.consent_ledger (
 	id			bigint PRIMARY KEY
@@ -131,7 +131,7 @@ CREATE TABLE privacy_guard.erasure_request (
 	error		text,
 	touched		oid[] NOT NULL DEFAULT '{}',	/* tables the erasure wrote to */
 	unreachable_at timestamptz,	/* when all of them had been vacuumed since */
-	erased_at	timestamptz,	/* first full erasure; done once no older transaction is open */
+	erased_at	timestamptz,	/* first full erasure; done once no transaction in flight can commit or read the subject's rows */
 	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
 );
 CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
@@ -293,6 +293,11 @@ CREATE TRIGGER note_removed_subject AFTER DELETE ON privacy_guard.erasure_reques
 CREATE TRIGGER note_changed_subject AFTER UPDATE ON privacy_guard.erasure_request
 	FOR EACH ROW WHEN (OLD.subject IS NOT NULL AND NEW.subject IS DISTINCT FROM OLD.subject)
 	EXECUTE FUNCTION privacy_guard._note_removed_subject();
+/* like the stamp and the invalidation: in replica mode too (logical replication's apply) */
+ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER note_removed_subject;
+ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER note_changed_subject;
+ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER note_removed_subject;
+ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER note_changed_subject;
 
 CREATE FUNCTION privacy_guard._check_table_owner(tbl regclass)
 RETURNS void
@@ -334,6 +339,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_parent text;
+	v_old_basis text;
+	v_withdrawn bigint;
 BEGIN
 	IF name IS NULL OR name !~ '^[a-z][a-z0-9_]{0,62}(\.[a-z][a-z0-9_]{0,62})*$' THEN
 		RAISE EXCEPTION 'invalid purpose name'
@@ -354,10 +361,29 @@ BEGIN
 					  HINT = 'Define the parent purpose first.';
 		END IF;
 	END IF;
+	SELECT p.legal_basis INTO v_old_basis FROM privacy_guard.purpose p
+	 WHERE p.name = define_purpose.name FOR UPDATE;
 	INSERT INTO privacy_guard.purpose AS p (name, parent, legal_basis, description)
 	VALUES (define_purpose.name, v_parent, define_purpose.legal_basis, define_purpose.description)
 	ON CONFLICT ON CONSTRAINT purpose_pkey DO UPDATE
 		SET legal_basis = excluded.legal_basis, description = excluded.description;
+	/*
+	 * Another legal basis changes what a role authorised for the purpose
+	 * may read (consent asked or not, objections heeded or not): the
+	 * authorisations were given for the old one and are withdrawn, to be
+	 * given again.  (A descendant of another basis is never reached by an
+	 * authorisation of its ancestor: see the rules.)
+	 */
+	IF v_old_basis IS DISTINCT FROM define_purpose.legal_basis AND v_old_basis IS NOT NULL THEN
+		WITH gone AS (
+			DELETE FROM privacy_guard.purpose_role r WHERE r.purpose = define_purpose.name RETURNING 1)
+		SELECT count(*) INTO v_withdrawn FROM gone;
+		IF v_withdrawn > 0 THEN
+			RAISE NOTICE 'the legal basis of purpose "%" changed: its % authorisation% withdrawn',
+				define_purpose.name, v_withdrawn, CASE WHEN v_withdrawn = 1 THEN ' was' ELSE 's were' END
+				USING HINT = 'Authorise the roles again with privacy_guard.allow_purpose() if they may use it under the new basis.';
+		END IF;
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.define_purpose(text, text, text) IS 'Create or update a purpose of processing';
@@ -432,7 +458,7 @@ BEGIN
 	ON CONFLICT DO NOTHING;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard.allow_purpose(regrole, text) IS 'Authorise a role (and its members) for a purpose and its children';
+COMMENT ON FUNCTION privacy_guard.allow_purpose(regrole, text) IS 'Authorise a role (and its members) for a purpose and its descendants of the same legal basis';
 
 CREATE FUNCTION privacy_guard.disallow_purpose(role regrole, purpose text)
 RETURNS void
@@ -511,6 +537,27 @@ AS $$
 	SELECT chain.name FROM chain
 $$;
 COMMENT ON FUNCTION privacy_guard._purpose_chain(text) IS 'Internal: a purpose and its ancestors';
+
+/*
+ * The purposes whose authorisation lets a role use this one: itself and
+ * its ancestors up to the first of another legal basis (pvg_purpose_authorised).
+ */
+CREATE FUNCTION privacy_guard._authorising_purposes(purpose text)
+RETURNS SETOF text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	WITH RECURSIVE chain(name, basis) AS (
+		SELECT p.name, p.legal_basis FROM privacy_guard.purpose p WHERE p.name = $1
+		UNION ALL
+		SELECT q.name, q.legal_basis
+		  FROM chain
+		  JOIN privacy_guard.purpose p ON p.name = chain.name
+		  JOIN privacy_guard.purpose q ON q.name = p.parent
+		 WHERE q.legal_basis = chain.basis)
+	SELECT chain.name FROM chain
+$$;
+COMMENT ON FUNCTION privacy_guard._authorising_purposes(text) IS 'Internal: the purposes whose authorisation reaches this one (itself, and ancestors of the same legal basis)';
 
 CREATE FUNCTION privacy_guard.grant_consent(subject text, purpose text,
 											valid_until timestamptz DEFAULT NULL,
@@ -651,6 +698,421 @@ CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON privacy_guard.consent_led
 	FOR EACH STATEMENT EXECUTE FUNCTION privacy_guard._ledger_append_only();
 
 /* ------------------------------------------------------------------ */
+/* Bulk consent import                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * import_consents() records many grants at once, all or nothing, with the
+ * effect of calling grant_consent() for each row in input order: the same
+ * checks (all made before anything is written), one ledger entry per row,
+ * the same current state.  It writes with a few set-based statements
+ * instead of two single-row statements and a foreign-key check per row.
+ * Errors count rows and name row numbers (positions in the input), never
+ * a subject key.
+ */
+
+/*
+ * The checks of grant_consent() over the whole input, in its order; raises
+ * the first that fails.  Arrays are read with set-returning functions in
+ * the select list, which stream, where unnest() in FROM would first copy
+ * every row into a tuplestore; row numbers are computed only for an error.
+ */
+CREATE FUNCTION privacy_guard._import_check(p_subjects text[], p_purposes text[],
+											p_valid_until timestamptz[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	v_total bigint := cardinality(p_subjects);
+	v_bad bigint;
+	c record;
+	p record;
+	v_basis text;
+	v_unknown bigint := 0;
+	v_unknown_at bigint;
+	v_other record;
+	v_other_basis text;
+BEGIN
+	SELECT count(*) FILTER (WHERE x.s IS NULL OR x.s = '' OR octet_length(x.s) > 1024
+								  OR x.p IS NULL OR x.v <= now())
+	  INTO v_bad
+	  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p, unnest(p_valid_until) AS v) x;
+	IF v_bad > 0 THEN
+		SELECT count(*) FILTER (WHERE x.s IS NULL OR x.s = '') AS no_subject,
+			   min(x.n) FILTER (WHERE x.s IS NULL OR x.s = '') AS no_subject_at,
+			   count(*) FILTER (WHERE octet_length(x.s) > 1024) AS long_subject,
+			   min(x.n) FILTER (WHERE octet_length(x.s) > 1024) AS long_subject_at,
+			   count(*) FILTER (WHERE x.p IS NULL) AS no_purpose,
+			   min(x.n) FILTER (WHERE x.p IS NULL) AS no_purpose_at,
+			   count(*) FILTER (WHERE x.v <= now()) AS past,
+			   min(x.n) FILTER (WHERE x.v <= now()) AS past_at
+		  INTO c
+		  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p, unnest(p_valid_until) AS v,
+					   generate_series(1, v_total) AS n) x;
+		IF c.no_subject > 0 THEN
+			RAISE EXCEPTION 'subject must not be null or empty'
+				USING ERRCODE = '22023',
+					  DETAIL = format('%s of %s rows have no subject; the first is row %s.',
+									  c.no_subject, v_total, c.no_subject_at);
+		END IF;
+		IF c.long_subject > 0 THEN
+			RAISE EXCEPTION 'subject key is longer than 1024 bytes'
+				USING ERRCODE = '54000',
+					  DETAIL = format('%s of %s rows have such a subject; the first is row %s.',
+									  c.long_subject, v_total, c.long_subject_at);
+		END IF;
+		IF c.no_purpose > 0 THEN
+			RAISE EXCEPTION 'purpose must not be null'
+				USING ERRCODE = '22023',
+					  DETAIL = format('%s of %s rows have no purpose; the first is row %s.',
+									  c.no_purpose, v_total, c.no_purpose_at);
+		END IF;
+	END IF;
+
+	/*
+	 * Every purpose named, in the order of first use.  Each is locked as
+	 * grant_consent()'s foreign key locks it, and more: it can be neither
+	 * dropped nor moved to another legal basis until this transaction ends.
+	 */
+	FOR p IN
+		SELECT x.p AS name, count(*) AS rows, min(x.n) AS first_at
+		  FROM (SELECT unnest(p_purposes) AS p, generate_series(1, v_total) AS n) x
+		 GROUP BY x.p
+		 ORDER BY min(x.n)
+	LOOP
+		SELECT pp.legal_basis INTO v_basis
+		  FROM privacy_guard.purpose pp WHERE pp.name = p.name
+		   FOR SHARE;
+		IF v_basis IS NULL THEN
+			v_unknown := v_unknown + p.rows;
+			v_unknown_at := least(v_unknown_at, p.first_at);
+		ELSIF v_basis <> 'consent' AND v_other IS NULL THEN
+			v_other := p;
+			v_other_basis := v_basis;
+		END IF;
+	END LOOP;
+	/*
+	 * An unknown purpose is not named: in an export with its columns
+	 * swapped, the "purpose" would be a subject key.
+	 */
+	IF v_unknown > 0 THEN
+		RAISE EXCEPTION 'unknown privacy_guard purpose'
+			USING ERRCODE = '22023',
+				  DETAIL = format('%s of %s rows name a purpose that is not defined; the first is row %s.',
+								  v_unknown, v_total, v_unknown_at),
+				  HINT = 'See privacy_guard.purposes for the defined purposes.';
+	END IF;
+	IF v_other IS NOT NULL THEN
+		RAISE EXCEPTION 'purpose "%" rests on %, not on consent', v_other.name, v_other_basis
+			USING ERRCODE = '22023',
+				  DETAIL = format('%s of %s rows name it; the first is row %s.',
+								  v_other.rows, v_total, v_other.first_at);
+	END IF;
+
+	IF v_bad > 0 THEN
+		IF c.past > 0 THEN
+			RAISE EXCEPTION 'valid_until must lie in the future'
+				USING ERRCODE = '22023',
+					  DETAIL = format('%s of %s rows have a valid_until that has passed; the first is row %s.',
+									  c.past, v_total, c.past_at);
+		END IF;
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._import_check(text[], text[], timestamptz[]) IS 'Internal: grant_consent()''s checks over a whole import, before anything is written';
+
+/*
+ * The writes of an import: the current state, then the ledger.  Most
+ * imports record subjects that have no state for the purpose yet, so a
+ * plain INSERT is tried first; if a subject already has one (or a
+ * concurrent session just recorded one), that attempt is undone and one
+ * INSERT ... ON CONFLICT sets the state as grant_consent() does.  A pair
+ * repeated within the input fails it with cardinality_violation.
+ */
+CREATE FUNCTION privacy_guard._import_write(p_subjects text[], p_purposes text[],
+											p_valid_until timestamptz[], p_evidence jsonb[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET work_mem = '256MB'
+AS $$
+BEGIN
+	/* in key order: the primary key's index grows at its right edge, not all over */
+	BEGIN
+		INSERT INTO privacy_guard.consent_state (subject, purpose, status, valid_until)
+		SELECT u.s, u.p, 'granted', u.v
+		  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p, unnest(p_valid_until) AS v) u
+		 ORDER BY u.s, u.p;
+	EXCEPTION WHEN unique_violation THEN
+		INSERT INTO privacy_guard.consent_state AS c (subject, purpose, status, valid_until)
+		SELECT u.s, u.p, 'granted', u.v
+		  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p, unnest(p_valid_until) AS v) u
+		 ORDER BY u.s, u.p
+		ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
+			SET status = excluded.status, valid_until = excluded.valid_until, changed_at = now(),
+				changed_xid = pg_current_xact_id();
+	END;
+	/* ids in input order, as one call per row would take them */
+	INSERT INTO privacy_guard.consent_ledger (subject, purpose, action, valid_until, evidence)
+	SELECT unnest(p_subjects), unnest(p_purposes), 'grant', unnest(p_valid_until), unnest(p_evidence);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._import_write(text[], text[], timestamptz[], jsonb[]) IS 'Internal: write a checked import into the current state and the ledger';
+
+/*
+ * The same writes without firing the consent tables' triggers, whose work
+ * the import does itself, once per import instead of once per row: the
+ * purpose foreign key (_import_check has found and locked every purpose),
+ * the changed_xid stamp (set by _import_write) and the statement-level
+ * invalidation (fired by import_consents afterwards).  Used only while
+ * those are the only triggers there (_import_triggers_known).
+ */
+CREATE FUNCTION privacy_guard._import_write_untriggered(p_subjects text[], p_purposes text[],
+														p_valid_until timestamptz[], p_evidence jsonb[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+SET session_replication_role = replica
+AS $$
+BEGIN
+	PERFORM privacy_guard._import_write(p_subjects, p_purposes, p_valid_until, p_evidence);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._import_write_untriggered(text[], text[], timestamptz[], jsonb[]) IS 'Internal: _import_write without the consent tables'' per-row triggers, whose work the import does itself';
+
+/*
+ * Whether the triggers on consent_state and consent_ledger are exactly the
+ * ones whose work the import does itself: any other trigger there (added
+ * later, by a newer version or by hand, one with transition tables, one
+ * enabled for replicas) makes the import fire every trigger as usual; one
+ * enabled always fires anyway.  Writing without triggers needs a superuser, which the
+ * extension's owner is.  Functions are compared by name: some are created
+ * further down this script.
+ */
+CREATE FUNCTION privacy_guard._import_triggers_known()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user), false)
+	   AND NOT EXISTS (
+		SELECT 1 FROM pg_trigger t
+		 WHERE t.tgrelid IN ('privacy_guard.consent_state'::regclass,
+							 'privacy_guard.consent_ledger'::regclass)
+		   AND t.tgenabled <> 'D'
+		   /* ENABLE ALWAYS triggers (the stamp and the invalidation) fire in replica mode too */
+		   AND t.tgenabled <> 'A'
+		   AND NOT (t.tgenabled = 'O' AND t.tgoldtable IS NULL AND t.tgnewtable IS NULL
+					AND ((t.tgrelid = 'privacy_guard.consent_state'::regclass
+						  AND t.tgfoid::regprocedure::text IN ('privacy_guard._invalidate_cache()',
+															   'privacy_guard._stamp_changed_xid()'))
+						 /* the removed-subject record (shared_store.c): never on INSERT */
+						 OR (t.tgrelid = 'privacy_guard.consent_state'::regclass
+							 AND t.tgfoid::regprocedure::text = 'privacy_guard._note_removed_subject()'
+							 AND (t.tgtype & 4) = 0)
+						 /* the ledger's own triggers: none fires on INSERT (tgtype bit 4) */
+						 OR (t.tgrelid = 'privacy_guard.consent_ledger'::regclass
+							 AND t.tgfoid::regprocedure::text = 'privacy_guard._ledger_append_only()'
+							 AND (t.tgtype & 4) = 0)
+						 OR t.tgconstraint = (SELECT k.oid FROM pg_constraint k
+											   WHERE k.conrelid = 'privacy_guard.consent_state'::regclass
+												 AND k.conname = 'consent_state_purpose_fkey'))))
+$$;
+COMMENT ON FUNCTION privacy_guard._import_triggers_known() IS 'Internal: whether an import may write without the consent tables'' per-row triggers (it does their work itself)';
+
+/* Refuse an input that names a subject and purpose twice, saying where. */
+CREATE FUNCTION privacy_guard._import_refuse_repeats(p_subjects text[], p_purposes text[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	d record;
+BEGIN
+	SELECT w.n, w.first_n, count(*) OVER () AS repeats INTO d
+	  FROM (SELECT u.n, first_value(u.n) OVER k AS first_n, row_number() OVER k AS k
+			  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p,
+						   generate_series(1, cardinality(p_subjects)) AS n) u
+			WINDOW k AS (PARTITION BY u.s, u.p ORDER BY u.n)) w
+	 WHERE w.k > 1
+	 ORDER BY w.n
+	 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'the input names the same subject and purpose more than once'
+			USING ERRCODE = '23505',
+				  DETAIL = format('Row %s repeats row %s; %s of %s rows repeat an earlier row.',
+								  d.n, d.first_n, d.repeats, cardinality(p_subjects)),
+				  HINT = 'Keep one row per subject and purpose, e.g. the newest with SELECT DISTINCT ON (subject, purpose) ... ORDER BY subject, purpose, <time> DESC.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._import_refuse_repeats(text[], text[]) IS 'Internal: refuse an import that repeats a subject and purpose, naming row numbers only';
+
+CREATE FUNCTION privacy_guard.import_consents(subjects text[], purposes text[],
+											  valid_until timestamptz[] DEFAULT NULL,
+											  evidence jsonb[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	v_n bigint := coalesce(cardinality(subjects), 0);
+	v_untriggered boolean;
+BEGIN
+	IF subjects IS NULL OR purposes IS NULL THEN
+		RAISE EXCEPTION 'subjects and purposes must not be null' USING ERRCODE = '22023';
+	END IF;
+	IF array_ndims(subjects) > 1 OR array_ndims(purposes) > 1
+	   OR array_ndims(valid_until) > 1 OR array_ndims(evidence) > 1 THEN
+		RAISE EXCEPTION 'subjects, purposes, valid_until and evidence must be one-dimensional arrays'
+			USING ERRCODE = '22023';
+	END IF;
+	IF cardinality(purposes) <> v_n
+	   OR coalesce(cardinality(valid_until), v_n) <> v_n
+	   OR coalesce(cardinality(evidence), v_n) <> v_n THEN
+		RAISE EXCEPTION 'subjects, purposes, valid_until and evidence must have the same number of elements'
+			USING ERRCODE = '22023',
+				  DETAIL = format('subjects has %s, purposes %s, valid_until %s, evidence %s.', v_n,
+								  cardinality(purposes), coalesce(cardinality(valid_until)::text, 'none (NULL)'),
+								  coalesce(cardinality(evidence)::text, 'none (NULL)'));
+	END IF;
+	IF v_n = 0 THEN
+		RETURN 0;
+	END IF;
+
+	PERFORM privacy_guard._import_check(subjects, purposes, valid_until);
+
+	v_untriggered := privacy_guard._import_triggers_known();
+	BEGIN
+		IF v_untriggered THEN
+			PERFORM privacy_guard._import_write_untriggered(subjects, purposes, valid_until, evidence);
+		ELSE
+			PERFORM privacy_guard._import_write(subjects, purposes, valid_until, evidence);
+		END IF;
+	EXCEPTION WHEN cardinality_violation THEN
+		PERFORM privacy_guard._import_refuse_repeats(subjects, purposes);
+		RAISE;
+	END;
+
+	/*
+	 * Every session sees the import at its next statement: the statement
+	 * trigger on consent_state that the untriggered writes did not fire,
+	 * fired by a statement that writes no row.  An import larger than a
+	 * session would patch its consent store by (PVG_MAX_PATCHES in
+	 * consent_cache.c) makes sessions reload it at once, as a deletion
+	 * does, instead of patching every subject and then reloading anyway.
+	 */
+	IF v_untriggered THEN
+		INSERT INTO privacy_guard.consent_state SELECT * FROM privacy_guard.consent_state WHERE false;
+	END IF;
+	IF v_n > 20000 THEN
+		DELETE FROM privacy_guard.consent_state WHERE false;
+	END IF;
+	RETURN v_n;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.import_consents(text[], text[], timestamptz[], jsonb[]) IS 'Record many consents at once, all or nothing, as grant_consent() would one by one (element i of each array is row i)';
+
+/*
+ * The table form reads the source with the caller's rights (SECURITY
+ * INVOKER: the caller's privileges and row-level security apply to it) and
+ * hands the rows to the array form.
+ */
+CREATE FUNCTION privacy_guard.import_consents(source regclass)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+	v_col text;
+	v_types regtype[] := '{}';
+	v_type regtype;
+	v_valid text := 'NULL::pg_catalog.timestamptz[]';
+	v_evidence text := 'NULL::pg_catalog.jsonb[]';
+	v_subjects text[];
+	v_purposes text[];
+	v_valid_until timestamptz[];
+	v_evidences jsonb[];
+	v_row bigint := 0;
+	v_i integer := 0;
+	r record;
+BEGIN
+	IF source IS NULL THEN
+		RAISE EXCEPTION 'source must not be null' USING ERRCODE = '22023';
+	END IF;
+	/* the base type (under any domains) of each column the import reads, NULL when absent */
+	FOREACH v_col IN ARRAY ARRAY['subject', 'purpose', 'valid_until', 'evidence'] LOOP
+		v_i := v_i + 1;
+		WITH RECURSIVE b(typ, base) AS (
+			SELECT t.oid::regtype, t.typbasetype
+			  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+			 WHERE a.attrelid = source AND a.attname = v_col AND a.attnum > 0 AND NOT a.attisdropped
+			UNION ALL
+			SELECT t.oid::regtype, t.typbasetype FROM pg_type t JOIN b ON t.oid = b.base)
+		SELECT b.typ INTO v_type FROM b WHERE b.base = 0;
+		v_types[v_i] := v_type;
+		IF v_i <= 2 AND v_type IS NULL THEN
+			RAISE EXCEPTION 'source % has no column "%"', source, v_col
+				USING ERRCODE = '42703',
+					  HINT = 'The source needs columns subject and purpose, and may have valid_until (timestamptz) and evidence (jsonb).';
+		END IF;
+	END LOOP;
+	IF v_types[3] IS NOT NULL THEN
+		IF v_types[3] NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+			RAISE EXCEPTION 'column valid_until of % has type %, not timestamptz', source, v_types[3]
+				USING ERRCODE = '42804';
+		END IF;
+		v_valid := 'pg_catalog.array_agg(s.valid_until::pg_catalog.timestamptz)';
+	END IF;
+	IF v_types[4] IS NOT NULL THEN
+		IF v_types[4] NOT IN ('jsonb'::regtype, 'json'::regtype, 'text'::regtype) THEN
+			RAISE EXCEPTION 'column evidence of % has type %, not jsonb', source, v_types[4]
+				USING ERRCODE = '42804';
+		END IF;
+		v_evidence := 'pg_catalog.array_agg(s.evidence::pg_catalog.jsonb)';
+	END IF;
+
+	BEGIN
+		EXECUTE format('SELECT pg_catalog.array_agg(s.subject::pg_catalog.text), '
+					   'pg_catalog.array_agg(s.purpose::pg_catalog.text), %s, %s FROM %s s',
+					   v_valid, v_evidence, source)
+		   INTO v_subjects, v_purposes, v_valid_until, v_evidences;
+	EXCEPTION WHEN program_limit_exceeded THEN
+		/* an array (so one call) holds at most 1 GB */
+		RAISE EXCEPTION 'source % is too large for one import', source
+			USING ERRCODE = '54000',
+				  DETAIL = 'Its rows take more than 1 GB as arrays.',
+				  HINT = 'Import it in parts, e.g. by ranges of subject, in one transaction: the whole stays all or nothing.';
+	WHEN data_exception THEN
+		/* evidence that is not JSON: find its row without echoing it (the usual error would) */
+		IF v_types[4] IS NOT NULL AND v_types[4] <> 'jsonb'::regtype THEN
+			FOR r IN EXECUTE format('SELECT s.evidence::pg_catalog.text AS e FROM %s s', source) LOOP
+				v_row := v_row + 1;
+				BEGIN
+					PERFORM r.e::jsonb;
+				EXCEPTION WHEN data_exception THEN
+					RAISE EXCEPTION 'evidence must be valid JSON'
+						USING ERRCODE = '22P02',
+							  DETAIL = format('Row %s of the source has evidence that is not.', v_row);
+				END;
+			END LOOP;
+		END IF;
+		RAISE;
+	END;
+	RETURN privacy_guard.import_consents(coalesce(v_subjects, '{}'), coalesce(v_purposes, '{}'),
+										 v_valid_until, v_evidences);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.import_consents(regclass) IS 'Record the consents listed in a table or view (columns subject, purpose, and optionally valid_until and evidence), all or nothing, as grant_consent() would one by one';
+
+/* ------------------------------------------------------------------ */
 /* Protected tables                                                     */
 /* ------------------------------------------------------------------ */
 
@@ -684,6 +1146,54 @@ AS 'MODULE_PATHNAME', 'pvg_policy_state'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION privacy_guard._policy_state(regclass, regclass, name, name) IS 'Internal: intact, missing or tampered';
 
+/* Whether a table has permissive policies of its own (not privacy_guard's). */
+CREATE FUNCTION privacy_guard._has_own_permissive(target regclass)
+RETURNS boolean
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+					WHERE p.polrelid OPERATOR(pg_catalog.=) $1 AND p.polpermissive
+					  AND p.polname OPERATOR(pg_catalog.<>) ALL (ARRAY['privacy_guard_rules', 'privacy_guard_base']::name[]))
+$$;
+COMMENT ON FUNCTION privacy_guard._has_own_permissive(regclass) IS 'Internal: whether a table has permissive row-level security policies of its own';
+
+/*
+ * The permissive base policy (USING true) stands in for the permissive
+ * policies a table without row-level security of its own does not have:
+ * without one, row-level security would show no row at all.  Once the
+ * table has permissive policies of its own — added before protect() or
+ * after, the base would be OR-ed with them and cancel them (a tenant
+ * policy would show every tenant's rows) — it goes; when the last of them
+ * is dropped, it comes back (unless the table had row-level security of
+ * its own before protect(): then no permissive policy means no row, as
+ * PostgreSQL has it).  Run after every CREATE, ALTER and DROP POLICY; a
+ * CREATE POLICY only ever takes the base away (may_create false), so that
+ * a restore, which creates the policies as they were in whatever order,
+ * never finds the base already there.
+ */
+CREATE FUNCTION privacy_guard._sync_base_policy(target regclass, owner_rls boolean,
+												may_create boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_want boolean := NOT owner_rls AND NOT privacy_guard._has_own_permissive(target);
+	v_has boolean := EXISTS (SELECT 1 FROM pg_policy p
+							  WHERE p.polrelid = target AND p.polname = 'privacy_guard_base');
+BEGIN
+	IF v_has AND NOT v_want THEN
+		EXECUTE format('DROP POLICY privacy_guard_base ON %s', target);
+	ELSIF v_want AND NOT v_has AND may_create THEN
+		EXECUTE format('CREATE POLICY privacy_guard_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
+					   'USING (''true''::privacy_guard.base_policy) WITH CHECK (''true''::privacy_guard.base_policy)',
+					   target);
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._sync_base_policy(regclass, boolean, boolean) IS 'Internal: keep the permissive base policy exactly while a protected table has no permissive policy of its own';
+
 /*
  * Install the two policies on one table (the registered table or one of
  * its partitions or inheritance children).  The policy expressions always
@@ -709,7 +1219,8 @@ BEGIN
 	EXECUTE format('CREATE POLICY privacy_guard_rules ON %s AS RESTRICTIVE FOR ALL TO PUBLIC '
 				   'USING (%s) WITH CHECK (privacy_guard.write_allowed(%L::regclass))',
 				   target, v_qual, root::oid);
-	IF with_base THEN
+	/* a table with permissive policies of its own keeps them in charge (see _sync_base_policy) */
+	IF with_base AND NOT privacy_guard._has_own_permissive(target) THEN
 		EXECUTE format('CREATE POLICY privacy_guard_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC '
 					   'USING (''true''::privacy_guard.base_policy) WITH CHECK (''true''::privacy_guard.base_policy)',
 					   target);
@@ -920,7 +1431,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
 	PERFORM privacy_guard._drop_policies(target);
-	IF NOT owner_rls THEN
+	/* policies the owner added while the table was protected keep working */
+	IF NOT owner_rls AND NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = target) THEN
 		EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', target);
 	END IF;
 	IF NOT owner_force THEN
@@ -995,6 +1507,25 @@ BEGIN
 		RETURN;
 	END IF;
 
+	/*
+	 * A table's own permissive policies, created or dropped: the base
+	 * policy goes or comes back (on tables whose rules are in place: during
+	 * a restore, pg_restore brings the policies as they were).
+	 */
+	IF TG_TAG IN ('CREATE POLICY', 'ALTER POLICY', 'DROP POLICY') THEN
+		PERFORM privacy_guard._guard_suspend(true);
+		FOR r IN
+			SELECT p.target, t.owner_rls
+			  FROM privacy_guard.protected_part p
+			  JOIN privacy_guard.protected_table t ON t.relid = p.root
+			 WHERE privacy_guard._policy_state(p.target, p.root, t.subject_column,
+											   t.retention_column) = 'intact'
+		LOOP
+			PERFORM privacy_guard._sync_base_policy(r.target, r.owner_rls, TG_TAG <> 'CREATE POLICY');
+		END LOOP;
+		PERFORM privacy_guard._guard_suspend(false);
+	END IF;
+
 	/* the registration names the subject and retention columns */
 	SELECT t.relid INTO v_bad
 	  FROM privacy_guard.protected_table t
@@ -1035,12 +1566,18 @@ BEGIN
 		/*
 		 * A tagged column added to a protected table: plain values get its
 		 * default tag.  With the guard on: tagging the stored values runs the
-		 * owner's triggers, whose DDL must be checked like any other.
+		 * owner's triggers, whose DDL must be checked like any other.  Only
+		 * on a table whose rules are in place: during a restore the table's
+		 * ALTER TABLE commands (keys, constraints) come before its triggers,
+		 * and pg_restore brings the trigger itself (its policies come after
+		 * its triggers).
 		 */
 		FOR r IN
 			SELECT t.relid FROM privacy_guard.protected_table t
 			 WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
 								WHERE g.tgrelid = t.relid AND g.tgname = 'privacy_guard_default_tag')
+			   AND privacy_guard._policy_state(t.relid, t.relid, t.subject_column,
+											   t.retention_column) = 'intact'
 		LOOP
 			PERFORM privacy_guard._install_default_tag(r.relid, true);
 		END LOOP;
@@ -1158,6 +1695,78 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._subject_digest(text) IS 'Internal: keyed digest of a subject key';
 
+/*
+ * The base types of protected subject columns (other than text and
+ * varchar, which hold any key as it is) of which the key spells a value
+ * other than as the column shows it: ' 42', '+42', '042' for integers; an
+ * upper-case, brace-wrapped or unhyphenated uuid.  The rules, the erasure
+ * and the receipts know a subject by the column's text form, so a request
+ * for such a key hides and erases nothing in those columns.
+ */
+CREATE FUNCTION privacy_guard._key_misspellings(subject text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_type regtype;
+	v_canon text;
+	v_misspelt text[] := '{}';
+BEGIN
+	FOR v_type IN
+		SELECT DISTINCT privacy_guard._base_type(a.atttypid)
+		  FROM privacy_guard.protected_table p
+		  JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.subject_column
+		 WHERE NOT a.attisdropped
+	LOOP
+		CONTINUE WHEN v_type IN ('text'::regtype, 'varchar'::regtype);
+		BEGIN
+			EXECUTE format('SELECT ($1::%s)::text', v_type) INTO v_canon USING subject;
+		EXCEPTION WHEN data_exception THEN
+			CONTINUE;	/* no value of this type: not meant for these columns */
+		END;
+		IF v_canon <> subject THEN
+			v_misspelt := v_misspelt || v_type::text;
+		END IF;
+	END LOOP;
+	RETURN v_misspelt;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._key_misspellings(text) IS 'Internal: the subject column types of which a key spells a value non-canonically';
+
+/*
+ * forget() refuses a misspelt key (above) when no protected subject column
+ * could hold it as it is (a text or varchar one could: '042' may be a text
+ * key); else a round that finds nothing of it leaves it blocked (see
+ * _erase_subject), never done.  Neither the key nor its canonical form is
+ * named in the error.
+ */
+CREATE FUNCTION privacy_guard._check_key_form(subject text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_misspelt text[];
+BEGIN
+	IF EXISTS (SELECT 1 FROM privacy_guard.protected_table p
+				 JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.subject_column
+				WHERE NOT a.attisdropped
+				  AND privacy_guard._base_type(a.atttypid) IN ('text'::regtype, 'varchar'::regtype)) THEN
+		RETURN;
+	END IF;
+	v_misspelt := privacy_guard._key_misspellings(subject);
+	IF cardinality(v_misspelt) > 0 THEN
+		RAISE EXCEPTION 'subject key is not written the way the subject columns hold it'
+			USING ERRCODE = '22023',
+				  DETAIL = format('The key is another spelling of a %s value; subjects are known by the column''s text form, so a request for it would find nothing.',
+								  array_to_string(v_misspelt, ' or ')),
+				  HINT = 'Write integers without sign, leading zeros or spaces, and uuids in lower case with hyphens and without braces.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._check_key_form(text) IS 'Internal: refuse a key that spells a subject column''s value non-canonically and that no subject column could hold as it is';
+
 CREATE FUNCTION privacy_guard.forget(subject text, reason text DEFAULT NULL,
 									 due timestamptz DEFAULT now())
 RETURNS bigint
@@ -1168,6 +1777,7 @@ DECLARE
 	v_id bigint;
 BEGIN
 	PERFORM privacy_guard._check_subject(subject);
+	PERFORM privacy_guard._check_key_form(subject);
 	IF due IS NULL THEN
 		RAISE EXCEPTION 'due must not be null' USING ERRCODE = '22004';
 	END IF;
@@ -1426,6 +2036,84 @@ $$;
 COMMENT ON FUNCTION privacy_guard._merge_counts(jsonb, jsonb) IS 'Internal: add up the receipt counts of two passes of a request';
 
 /*
+ * The condition an engine statement or subject_report finds a subject's
+ * rows by, for a subject column (expr, of base type typ) and the key as $1:
+ * the rules know a row's subject by its value's text form (its bytes for
+ * text and varchar), so the rows found must be exactly the rows the rules
+ * hide.  The type's own equality (which an index can serve) may be coarser:
+ * a column under a non-deterministic collation has 'BOB' = 'bob', numeric
+ * has 1.0 = 1.00, float8 has -0 = 0; so the text form must match too,
+ * compared byte by byte (COLLATE "C"), or another person's rows would be
+ * erased or reported.
+ */
+CREATE FUNCTION privacy_guard._subject_cond(expr text, typ regtype)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.format('(%1$s OPERATOR(pg_catalog.=) $1::%2$s AND '
+							 'pg_catalog.format(''%%s'', %1$s) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) $1)',
+							 $1, $2)
+$$;
+COMMENT ON FUNCTION privacy_guard._subject_cond(text, regtype) IS 'Internal: the condition finding a subject''s rows by the text form the rules know it by';
+
+/*
+ * Whether no other transaction of the database can still commit, or read
+ * after the erasure, a row of the subject that this round's statements
+ * could not see.  A forget request becomes done only in a round for which
+ * this holds both before its statements take their snapshots and after
+ * they ran; otherwise it stays pending (its rows hidden) and the next
+ * round erases again.  Not settled while, in the database:
+ *  - a transaction is prepared (PREPARE TRANSACTION): its rows are
+ *	  invisible until COMMIT PREPARED, and when it began is not known;
+ *  - another transaction began before the request's first erasure
+ *	  (erased_at): it may have read the rows then and write them again;
+ *  - another transaction, whenever it began, has a transaction id and
+ *	  holds a write lock on a table the subject's rows can be in (rels, and
+ *	  with with_tagged every table with a tagged column):
+ *	  it may hold an uncommitted row of the subject;
+ *  - another transaction holds a snapshot between its statements (a
+ *	  REPEATABLE READ transaction, an open cursor): it may still see rows
+ *	  the round erases, and read them once the request no longer hides
+ *	  them.
+ * Autovacuum writes no rows of tables.
+ */
+CREATE FUNCTION privacy_guard._writers_settled(dboid oid, erased_at timestamptz, rels oid[],
+											   with_tagged boolean)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	/* the functions behind pg_stat_activity, pg_locks and pg_prepared_xacts, without their joins */
+	RETURN NOT EXISTS (
+			SELECT 1 FROM pg_prepared_xact() p
+			 WHERE p.dbid = _writers_settled.dboid)
+	   AND NOT EXISTS (
+			SELECT 1 FROM pg_stat_get_activity(NULL) a
+			 WHERE a.datid = _writers_settled.dboid
+			   AND a.pid <> pg_backend_pid()
+			   AND a.backend_type <> 'autovacuum worker'
+			   AND (a.xact_start < _writers_settled.erased_at
+					OR (a.backend_xmin IS NOT NULL AND a.state LIKE 'idle in transaction%')
+					OR (a.backend_xid IS NOT NULL
+						AND EXISTS (
+							SELECT 1 FROM pg_lock_status() l
+							 WHERE l.pid = a.pid
+							   AND l.locktype = 'relation'
+							   AND l.database = _writers_settled.dboid
+							   AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock',
+											  'ExclusiveLock', 'AccessExclusiveLock')
+							   AND (l.relation = ANY (_writers_settled.rels)
+									/* tables with tagged columns: looked up only when someone writes */
+									OR (_writers_settled.with_tagged
+										AND l.relation IN (SELECT c.relid::oid
+															 FROM privacy_guard._tagged_columns() c)))))));
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._writers_settled(oid, timestamptz, oid[], boolean) IS 'Internal: whether no transaction of the database in flight can still commit or read rows of a subject being erased from the given tables (a forget request may close)';
+
+/*
  * Carry out one forget request in every protected table, or nothing: any
  * error (a foreign key from an unprotected table, a trigger or rule that
  * keeps rows) rolls the whole request back and leaves it blocked, its rows
@@ -1462,8 +2150,17 @@ DECLARE
 	v_relname text;
 	v_start timestamptz := clock_timestamp();
 	v_settled boolean;
+	v_rels oid[];
+	v_consents bigint;
 	v_dboid oid := (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
 BEGIN
+	/*
+	 * Before any statement of this round takes its snapshot: a row committed
+	 * by a transaction that has ended by now is seen by every statement
+	 * below; one still in flight blocks the closing (see _writers_settled).
+	 */
+	v_rels := ARRAY(SELECT DISTINCT x FROM unnest(_erase_subject.targets) tg, unnest(tg.targets::oid[] || tg.leaves) x);
+	v_settled := privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels, with_tagged);
 	BEGIN
 		FOREACH t IN ARRAY targets LOOP
 			v_table := t.relid;
@@ -1484,7 +2181,7 @@ BEGIN
 			/* the rules hide a row by its value's text form: '078' is not subject 78 */
 			CONTINUE WHEN v_canon IS DISTINCT FROM req.subject;
 			/* operators named in full: the owner's schema may plant a closer match */
-			v_cond := format('%I OPERATOR(pg_catalog.=) $1::%s', t.subject_column, v_type);
+			v_cond := privacy_guard._subject_cond(quote_ident(t.subject_column), v_type);
 			v_held := 'false';
 			IF t.hold_keep IS NOT NULL THEN
 				/* rows within the legal hold are kept, restricted */
@@ -1582,23 +2279,17 @@ BEGIN
 		/* the receipt keeps the history, with the key replaced by its digest */
 		WITH ledger AS (
 			UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
-			 WHERE l.subject = req.subject RETURNING 1)
-		DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject;
+			 WHERE l.subject = req.subject RETURNING 1),
+		current AS (
+			DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject RETURNING 1)
+		SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM current) INTO v_consents;
 		/*
-		 * A transaction that began before the erasure and is still open may
-		 * yet commit rows of the subject that no snapshot here could see:
-		 * then the request stays pending, the rows hidden, and a later
-		 * round erases again and closes it once no such transaction is left.
+		 * Checked again now that the statements have run: a transaction that
+		 * began writing during them may hold an uncommitted row of the
+		 * subject that none of them could see (see _writers_settled).
 		 */
-		v_settled := NOT EXISTS (
-				/* the functions behind pg_stat_activity and pg_prepared_xacts, without their joins */
-				SELECT 1 FROM pg_stat_get_activity(NULL) a
-				 WHERE a.datid = v_dboid AND a.pid <> pg_backend_pid()
-				   AND a.backend_type <> 'autovacuum worker'
-				   AND a.xact_start < coalesce(req.erased_at, v_start))
-			AND NOT EXISTS (
-				SELECT 1 FROM pg_prepared_xact() p
-				 WHERE p.dbid = v_dboid AND p.prepared < coalesce(req.erased_at, v_start));
+		v_settled := v_settled AND privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels,
+																	   with_tagged);
 		IF v_restricted > 0 OR NOT v_settled THEN
 			/* the raw key stays: later rounds finish the request */
 			UPDATE privacy_guard.erasure_request r
@@ -1609,6 +2300,21 @@ BEGIN
 				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x)
 			 WHERE r.id = req.id;
 			RETURN CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END;
+		ELSIF req.erased_at IS NULL AND req.counts = '{}' AND v_counts = '{}' AND v_consents = 0
+			  AND cardinality(privacy_guard._key_misspellings(req.subject)) > 0 THEN
+			/*
+			 * Nothing of the key anywhere, and it spells a value of a
+			 * subject column other than as the column shows it: the request
+			 * was meant for that value and erased nothing, so it must not
+			 * read done (forget() refuses such keys when no text subject
+			 * column could hold them).
+			 */
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked', changed_xid = pg_current_xact_id(),
+				   error = format('the key is another spelling of a %s value and nothing was found under it: file the request with the key as the subject column shows it',
+								  array_to_string(privacy_guard._key_misspellings(req.subject), ' or '))
+			 WHERE r.id = req.id;
+			RETURN 'blocked';
 		ELSE
 			UPDATE privacy_guard.erasure_request r
 			   SET state = 'done', completed_at = clock_timestamp(), changed_xid = pg_current_xact_id(),
@@ -2631,24 +3337,31 @@ CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 CREATE TRIGGER invalidate_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON privacy_guard.erasure_request FOR EACH STATEMENT EXECUTE FUNCTION privacy_guard._invalidate_cache();
 
-/* Sessions catch up by the transaction that last wrote a row (consent_cache.c). */
+/*
+ * Sessions catch up by the transaction that last wrote a row
+ * (consent_cache.c): every insert is stamped, whatever xid it brings (a
+ * COPY from a dump would bring the source cluster's), and every update.
+ * The engine stamps its own updates of requests (saving the trigger's call
+ * in every round).  The triggers fire under session_replication_role =
+ * replica too, so rows applied by logical replication are seen.
+ */
 CREATE FUNCTION privacy_guard._stamp_changed_xid()
 RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	NEW.changed_xid := pg_current_xact_id();
-	RETURN NEW;
-END
-$$;
+AS 'MODULE_PATHNAME', 'pvg_stamp_changed_xid'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION privacy_guard._stamp_changed_xid() IS 'Internal: record which transaction last wrote a row';
-CREATE TRIGGER stamp_changed_xid BEFORE UPDATE ON privacy_guard.consent_state
+CREATE TRIGGER stamp_changed_xid BEFORE INSERT OR UPDATE ON privacy_guard.consent_state
 	FOR EACH ROW EXECUTE FUNCTION privacy_guard._stamp_changed_xid();
-/* the engine stamps its own updates (saving the trigger's call in every round) */
 CREATE TRIGGER stamp_changed_xid BEFORE UPDATE ON privacy_guard.erasure_request
 	FOR EACH ROW WHEN (NEW.changed_xid IS NOT DISTINCT FROM OLD.changed_xid)
 	EXECUTE FUNCTION privacy_guard._stamp_changed_xid();
+CREATE TRIGGER stamp_changed_xid_insert BEFORE INSERT ON privacy_guard.erasure_request
+	FOR EACH ROW EXECUTE FUNCTION privacy_guard._stamp_changed_xid();
+ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER stamp_changed_xid;
+ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER invalidate_cache;
+ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER stamp_changed_xid;
+ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER stamp_changed_xid_insert;
+ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER invalidate_cache;
 
 /* ------------------------------------------------------------------ */
 /* Transparency: register, notice, subject report, compliance check     */
@@ -3315,8 +4028,9 @@ BEGIN
 		v_rows := privacy_guard._read_as_owner(t.relid,
 			format('SELECT pg_catalog.jsonb_agg(s.r ORDER BY s.r) FROM '
 				   '(SELECT pg_catalog.to_jsonb(y.*) AS r FROM '
-				   '(SELECT %s FROM %s x WHERE x.%I OPERATOR(pg_catalog.=) $1::%s) y) s',
-				   privacy_guard._report_columns(t.relid), t.relid, t.subject_column, v_base),
+				   '(SELECT %s FROM %s x WHERE %s) y) s',
+				   privacy_guard._report_columns(t.relid), t.relid,
+				   privacy_guard._subject_cond('x.' || quote_ident(t.subject_column), v_base)),
 			subject, v_secret, NULL);
 		CONTINUE WHEN v_rows IS NULL;
 		v_purposes := v_purposes || t.purposes || t.hold_purpose;
@@ -3340,7 +4054,7 @@ BEGIN
 		 */
 		v_walk := jsonb_build_array(jsonb_build_object(
 			'tbl', t.relid::oid, 'depth', 0, 'keys', NULL,
-			'pred', format('x.%I OPERATOR(pg_catalog.=) $1::%s', t.subject_column, v_base)));
+			'pred', privacy_guard._subject_cond('x.' || quote_ident(t.subject_column), v_base)));
 		v_seen := ARRAY[t.relid::oid];
 		WHILE jsonb_array_length(v_walk) > 0 LOOP
 			v_step := v_walk -> 0;
@@ -3638,11 +4352,11 @@ BEGIN
 		UNION ALL
 		/* purposes no role may use */
 		SELECT 'warning', 'purpose ' || quote_literal(p.name),
-			   format('no role is authorised for purpose %s or a parent of it: only superusers and BYPASSRLS roles can read data under it. Authorise a role with privacy_guard.allow_purpose(), or drop the purpose.',
+			   format('no role is authorised for purpose %s or a parent of it of the same legal basis: only superusers and BYPASSRLS roles can read data under it. Authorise a role with privacy_guard.allow_purpose(), or drop the purpose.',
 					  quote_literal(p.name))
 		  FROM privacy_guard.purpose p
 		 WHERE NOT EXISTS (SELECT 1 FROM privacy_guard.purpose_role r
-							WHERE r.purpose IN (SELECT privacy_guard._purpose_chain(p.name)))
+							WHERE r.purpose IN (SELECT privacy_guard._authorising_purposes(p.name)))
 		UNION ALL
 		/* protected tables without retention */
 		SELECT 'warning', 'table ' || t.relid::text,
@@ -3771,6 +4485,8 @@ AS $$
 BEGIN
 	EXECUTE format('GRANT EXECUTE ON FUNCTION
 		privacy_guard.grant_consent(text, text, timestamptz, jsonb),
+		privacy_guard.import_consents(text[], text[], timestamptz[], jsonb[]),
+		privacy_guard.import_consents(regclass),
 		privacy_guard.withdraw_consent(text, text),
 		privacy_guard.object_to(text, text),
 		privacy_guard.forget(text, text, timestamptz),

@@ -55,13 +55,16 @@
  */
 #include "privacy_guard.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/pg_control.h"
 #include "common/controldata_utils.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "lib/ilist.h"
+#include "nodes/parsenodes.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "port/pg_crc32c.h"
@@ -152,6 +155,15 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static dlist_head pvg_audit_live = DLIST_STATIC_INIT(pvg_audit_live);
 static PvgAuditTaken *pvg_audit_taken = NULL;
 static bool pvg_audit_warned = false;
+
+/*
+ * The tables that statements of this transaction were allowed to read (in
+ * TopTransactionContext).  A read is logged only for them: row_visible()
+ * can be called directly by any role, and must not let one without access
+ * to a table write reads of it into the log.
+ */
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static List *pvg_audit_readable = NIL;
 
 static void pvg_audit_fold(const PvgAuditKey *key, TimestampTz bucket, int64 statements,
 						   int64 rows, const uint64 *few, int nfew, const uint64 *bloom);
@@ -579,6 +591,8 @@ pvg_audit_begin(Oid relid, const char *purpose, MemoryContext cxt)
 
 	if (!pvg_audit)
 		return NULL;
+	if (pvg_audit_shared != NULL && !list_member_oid(pvg_audit_readable, relid))
+		return NULL;			/* a direct call, not a read of the table */
 	if (pvg_audit_shared == NULL)
 	{
 		if (!pvg_audit_warned)
@@ -676,16 +690,66 @@ pvg_audit_restore(PvgAuditTaken *t)
 	LWLockRelease(pvg_audit_shared->lock);
 }
 
+/*
+ * After the executor has checked the statement's permissions, note the
+ * tables it reads (a view's tables included): every call of a table's
+ * policy comes from such a statement.
+ */
+static void
+pvg_audit_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	ListCell   *lc;
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+	if (!pvg_audit || pvg_audit_shared == NULL || IsParallelWorker())
+		return;
+	foreach(lc, queryDesc->plannedstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+
+		if (rte->rtekind == RTE_RELATION && !list_member_oid(pvg_audit_readable, rte->relid))
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+			pvg_audit_readable = lappend_oid(pvg_audit_readable, rte->relid);
+			MemoryContextSwitchTo(old);
+		}
+	}
+}
+
 static void
 pvg_audit_xact_callback(XactEvent event, void *arg)
 {
 	PvgAuditTaken *t;
 
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		pvg_audit_readable = NIL;	/* its memory goes with the transaction */
 	if (pvg_audit_taken == NULL)
 		return;
+
+	/*
+	 * The entries a flush took out of shared memory live on only in this
+	 * transaction's rows: once prepared, a ROLLBACK PREPARED (in any
+	 * session) would lose them, and putting them back would count them
+	 * twice after a COMMIT PREPARED.  So such a transaction cannot be
+	 * prepared, as one that used temporary tables cannot.
+	 */
+	if (event == XACT_EVENT_PRE_PREPARE)
+	{
+		for (t = pvg_audit_taken; t != NULL; t = t->next)
+		{
+			if (t->n > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that has flushed the access log")));
+		}
+	}
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT &&
-		event != XACT_EVENT_PREPARE)
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
 	while ((t = pvg_audit_taken) != NULL)
 	{
@@ -834,17 +898,22 @@ pvg_flush_write(void)
 		long		max;
 
 		pvg_audit_drop_gone();
+		/* room for a full table, allocated before the lock is taken */
+		max = pvg_audit_max_entries;
 		t = MemoryContextAllocZero(TopMemoryContext, sizeof(PvgAuditTaken));
+		t->entries = MemoryContextAllocHuge(TopMemoryContext, sizeof(PvgAuditEntry) * max);
 		t->subid = GetCurrentSubTransactionId();
 		LWLockAcquire(pvg_audit_shared->lock, LW_EXCLUSIVE);
-		max = hash_get_num_entries(pvg_audit_htab);
-		t->entries = MemoryContextAllocHuge(TopMemoryContext,
-											sizeof(PvgAuditEntry) * Max(max, 1));
 		hash_seq_init(&seq, pvg_audit_htab);
 		while ((e = hash_seq_search(&seq)) != NULL)
 		{
 			if (e->key.dbid != MyDatabaseId && e->key.dbid != InvalidOid)
 				continue;
+			if (t->n >= max)
+			{
+				hash_seq_term(&seq);
+				break;
+			}
 			memcpy(&t->entries[t->n++], e, sizeof(PvgAuditEntry));
 			hash_search(pvg_audit_htab, &e->key, HASH_REMOVE, NULL);
 		}
@@ -1007,6 +1076,8 @@ pvg_audit_init(void)
 		shmem_request_hook = pvg_audit_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = pvg_audit_shmem_startup;
+		prev_ExecutorStart = ExecutorStart_hook;
+		ExecutorStart_hook = pvg_audit_executor_start;
 	}
 	RegisterXactCallback(pvg_audit_xact_callback, NULL);
 	RegisterSubXactCallback(pvg_audit_subxact_callback, NULL);

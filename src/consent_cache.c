@@ -119,6 +119,7 @@ static PvgConsentStore *pvg_store = NULL;
 static MemoryContext pvg_store_cxt = NULL;
 static bool pvg_store_full_stale = true;	/* reload everything */
 static bool pvg_store_changed = false;	/* patch what changed */
+static PvgLoadStamp pvg_store_stamp;	/* a parallel-mode load's statement */
 
 /*
  * Set when this transaction read the store while it had written something:
@@ -142,6 +143,7 @@ void
 pvg_consent_mark_stale(void)
 {
 	pvg_store_full_stale = true;
+	pvg_store_stamp.valid = false;
 }
 
 /* A (sub)transaction aborted: forget what it may have let into the store. */
@@ -185,6 +187,7 @@ void
 pvg_consent_mark_changed(void)
 {
 	pvg_store_changed = true;
+	pvg_store_stamp.valid = false;
 }
 
 /* The snapshot's xmin as a full transaction id (it is recent, so in this epoch or the last). */
@@ -517,6 +520,7 @@ pvg_store_load(void)
 	 * (with the statement's snapshot) serves its statement only.
 	 */
 	pvg_store_full_stale = !pvg_load_is_current();
+	pvg_load_stamp_set(&pvg_store_stamp);
 	pvg_store_changed = false;
 	pvg_store_note_read();
 
@@ -532,6 +536,7 @@ pvg_store_load(void)
 	PG_CATCH();
 	{
 		pvg_store_full_stale = true;
+		pvg_store_stamp.valid = false;
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
@@ -675,6 +680,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	{
 		/* a half-patched store is not trusted */
 		pvg_store_full_stale = true;
+		pvg_store_stamp.valid = false;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -816,7 +822,8 @@ pvg_subject_set_local(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 	PvgConsentStore *store = pvg_store;
 	PvgSubjectSet *set;
 
-	if (store == NULL || store->shared || pvg_store_full_stale ||
+	if (store == NULL || store->shared ||
+		(pvg_store_full_stale && !pvg_load_stamp_serves(&pvg_store_stamp)) ||
 		(pvg_store_changed && !pvg_load_is_current()))
 		store = pvg_store_load();
 	else if (pvg_store_changed && !pvg_store_patch(store, reg, store->horizon))
@@ -956,6 +963,7 @@ pvg_overlay_create(void)
 	/* as in pvg_store_load: fresh from before anything is read */
 	pvg_store_full_stale = false;
 	pvg_store_changed = false;
+	pvg_store_stamp.valid = false;
 	store->need_build = pvg_need_build;
 	store->need_full = pvg_shared_full_seq();
 

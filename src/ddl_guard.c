@@ -155,10 +155,10 @@ pvg_is_guard_call(Node *node, const char *fname, Oid nsp, Oid root,
 Datum
 pvg_policy_state(PG_FUNCTION_ARGS)
 {
-	Oid			target = PG_GETARG_OID(0);
-	Oid			root = PG_GETARG_OID(1);
-	Name		subject = PG_GETARG_NAME(2);
-	Oid			nsp = get_namespace_oid("privacy_guard", false);
+	Oid			target;
+	Oid			root;
+	Name		subject;
+	Oid			nsp;
 	Relation	rel;
 	ScanKeyData key[2];
 	SysScanDesc scan;
@@ -166,6 +166,16 @@ pvg_policy_state(PG_FUNCTION_ARGS)
 	const char *state = "missing";
 	AttrNumber	attnums[2];
 	int			nattnums = 1;
+
+	/* a table, its root and its subject column are needed to judge anything */
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table, root and subject column must not be NULL")));
+	target = PG_GETARG_OID(0);
+	root = PG_GETARG_OID(1);
+	subject = PG_GETARG_NAME(2);
+	nsp = get_namespace_oid("privacy_guard", false);
 
 	attnums[0] = get_attnum(target, NameStr(*subject));
 	if (!PG_ARGISNULL(3))

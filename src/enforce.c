@@ -26,6 +26,8 @@
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
+
+#include "common/int.h"
 #include "subject_set.h"
 
 #include "access/xact.h"
@@ -108,7 +110,7 @@ pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid)
 	ok = false;
 	for (i = 0; i < reg->nauth && !ok; i++)
 	{
-		if (pvg_purpose_within(reg, purpose, reg->auth[i].purpose) &&
+		if (pvg_purpose_authorised(reg, purpose, reg->auth[i].purpose) &&
 			has_privs_of_role(userid, reg->auth[i].roleid))
 			ok = true;
 	}
@@ -220,6 +222,9 @@ pvg_cutoff_value(PvgCutoff *cut, Datum d)
 			return DT_NOBEGIN;
 		if (DATE_IS_NOEND(date))
 			return DT_NOEND;
+		/* beyond the timestamp range (after 294276 AD): later than any cut-off */
+		if (date >= (DateADT) (PG_INT64_MAX / USECS_PER_DAY))
+			return DT_NOEND - 1;
 		return (int64) date * USECS_PER_DAY;	/* both count from 2000-01-01 */
 	}
 	return DatumGetInt64(d);
@@ -259,13 +264,26 @@ pvg_cutoff_init(PvgCutoff *cut, Oid type, Interval *span, TimestampTz now)
 	if (type != TIMESTAMPTZOID)
 		local_now = DatumGetTimestamp(DirectFunctionCall1(timestamptz_timestamp,
 														  TimestampTzGetDatum(now)));
-	naive = span->time + (int64) span->day * USECS_PER_DAY +
-		(int64) span->month * DAYS_PER_MONTH * USECS_PER_DAY;
 	/* a year of months is 360 naive days but up to 366 real ones */
 	margin += (int64) (Abs(span->month) / 12 + 1) * 7 * USECS_PER_DAY;
+	if (pg_mul_s64_overflow((int64) span->month, DAYS_PER_MONTH * USECS_PER_DAY, &naive) ||
+		pg_add_s64_overflow(naive, (int64) span->day * USECS_PER_DAY, &naive) ||
+		pg_add_s64_overflow(naive, span->time, &naive) ||
+		pg_sub_s64_overflow(local_now, naive, &cut->cut_hi) ||
+		pg_add_s64_overflow(cut->cut_hi, margin, &cut->cut_hi) ||
+		pg_sub_s64_overflow(cut->cut_hi, 2 * margin, &cut->cut_lo))
+	{
+		/*
+		 * A span beyond the timestamp range: every finite value is within
+		 * a longer one than that, none within a shorter one (-infinity
+		 * never is).  The exact test would only say "out of range".
+		 */
+		bool		longer = span->month > 0 || (span->month == 0 && span->day > 0);
 
-	cut->cut_hi = local_now - naive + margin;
-	cut->cut_lo = local_now - naive - margin;
+		cut->cut_hi = longer ? DT_NOBEGIN : DT_NOEND;
+		cut->cut_lo = longer ? DT_NOBEGIN : DT_NOEND;
+		return;
+	}
 	if (!pvg_within_exact(cut, cut->cut_hi) || pvg_within_exact(cut, cut->cut_lo))
 	{
 		/* unexpected: fall back to the exact test for every value */

@@ -80,6 +80,16 @@ static TimeoutId pvg_engine_timeout_id = MAX_TIMEOUTS;
 static volatile sig_atomic_t pvg_engine_timed_out = false;
 static int	pvg_engine_depth = 0;
 
+/*
+ * The owner's code can catch the cancel (PL/pgSQL's EXCEPTION WHEN
+ * query_canceled) and go on.  So a second timer, at twice the limit plus a
+ * second, ends the session (a FATAL nothing can catch, as
+ * pg_terminate_backend would): the worker's round then ends and the next
+ * one starts, instead of the owner's loop holding up every erasure in the
+ * database for ever.
+ */
+static TimeoutId pvg_engine_kill_id = MAX_TIMEOUTS;
+
 PG_FUNCTION_INFO_V1(pvg_engine_timed_out_fn);
 
 static void
@@ -89,6 +99,58 @@ pvg_engine_timeout_handler(void)
 	QueryCancelPending = true;
 	InterruptPending = true;
 	SetLatch(MyLatch);
+}
+
+static void
+pvg_engine_kill_handler(void)
+{
+	ProcDiePending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+/* Arm both timers for the outermost engine statement. */
+static void
+pvg_engine_timers_start(void)
+{
+	EnableTimeoutParams timeouts[2];
+
+	if (pvg_engine_timeout_id == MAX_TIMEOUTS)
+	{
+		pvg_engine_timeout_id = RegisterTimeout(USER_TIMEOUT, pvg_engine_timeout_handler);
+		pvg_engine_kill_id = RegisterTimeout(USER_TIMEOUT, pvg_engine_kill_handler);
+	}
+	pvg_engine_timed_out = false;
+	timeouts[0].id = pvg_engine_timeout_id;
+	timeouts[0].type = TMPARAM_AFTER;
+	timeouts[0].delay_ms = pvg_engine_time_limit;
+	timeouts[1].id = pvg_engine_kill_id;
+	timeouts[1].type = TMPARAM_AFTER;
+	timeouts[1].delay_ms = 2 * pvg_engine_time_limit + 1000;
+	enable_timeouts(timeouts, 2);
+}
+
+/*
+ * Disarm them.  When the statement succeeded although the limit passed
+ * (the timer fired after it had done its work, before we got here), the
+ * cancel it left pending is ours and dropped: the next statement, or the
+ * caller's handler, must not take it for a cancel of theirs.
+ */
+static void
+pvg_engine_timers_stop(bool succeeded)
+{
+	DisableTimeoutParams timeouts[2];
+
+	timeouts[0].id = pvg_engine_timeout_id;
+	timeouts[0].keep_indicator = false;
+	timeouts[1].id = pvg_engine_kill_id;
+	timeouts[1].keep_indicator = false;
+	disable_timeouts(timeouts, 2);
+	if (succeeded && pvg_engine_timed_out)
+	{
+		pvg_engine_timed_out = false;
+		QueryCancelPending = false;
+	}
 }
 
 /*
@@ -145,8 +207,20 @@ pvg_plan_for(Oid relid, Oid owner, const char *sql, int nargs, Oid *argtypes)
 	bool		found;
 	SPIPlanPtr volatile plan;
 
-	if (pvg_plans == NULL || hash_get_num_entries(pvg_plans) >= PVG_PLAN_CACHE_MAX)
+	/*
+	 * A full cache is emptied, but never under a running engine statement
+	 * (an owner's trigger may call run_maintenance()): that would free the
+	 * plan the outer statement is executing.  Until it ends, new
+	 * statements run unprepared.
+	 */
+	if (pvg_plans == NULL)
 		pvg_plan_cache_reset();
+	else if (hash_get_num_entries(pvg_plans) >= PVG_PLAN_CACHE_MAX)
+	{
+		if (pvg_engine_depth > 0)
+			return NULL;
+		pvg_plan_cache_reset();
+	}
 	memset(&key, 0, sizeof(key));
 	key.relid = relid;
 	key.owner = owner;
@@ -180,6 +254,12 @@ pvg_plan_for(Oid relid, Oid owner, const char *sql, int nargs, Oid *argtypes)
  * the DDL guard and the ledger's lock on (pvg_guard_hold), and the given
  * search_path in a GUC level of its own, which pvg_as_owner_end() (or the
  * error path) undoes.
+ *
+ * pvg_as_owner_end() rolls back every setting changed at that level, as
+ * PostgreSQL's own sandboxes (VACUUM, ANALYZE, index builds) do: a
+ * set_config(..., false) in the owner's trigger must not outlive the
+ * statement, or it would plant a search_path or a timeout in the session
+ * of whoever runs the round, a superuser or the worker.
  */
 void
 pvg_as_owner_begin(Oid owner, const char *search_path, PvgAsOwner *st)
@@ -196,7 +276,7 @@ pvg_as_owner_begin(Oid owner, const char *search_path, PvgAsOwner *st)
 void
 pvg_as_owner_end(PvgAsOwner *st)
 {
-	AtEOXact_GUC(true, st->save_nestlevel);
+	AtEOXact_GUC(false, st->save_nestlevel);
 	SetUserIdAndSecContext(st->save_userid, st->save_sec);
 	pvg_guard_restore(st->guard_was_off);
 }
@@ -244,13 +324,8 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 		elog(ERROR, "SPI_connect failed");
 	plan = cacheable ? pvg_plan_for(relid, owner, sql, 2, argtypes) : NULL;
 
-	if (pvg_engine_timeout_id == MAX_TIMEOUTS)
-		pvg_engine_timeout_id = RegisterTimeout(USER_TIMEOUT, pvg_engine_timeout_handler);
 	if (pvg_engine_depth++ == 0)
-	{
-		pvg_engine_timed_out = false;
-		enable_timeout_after(pvg_engine_timeout_id, pvg_engine_time_limit);
-	}
+		pvg_engine_timers_start();
 	PG_TRY();
 	{
 		if (plan != NULL)
@@ -258,12 +333,15 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 		else
 			rc = SPI_execute_with_args(sql, 2, argtypes, values, nulls, false, 0);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		if (--pvg_engine_depth == 0)
-			disable_timeout(pvg_engine_timeout_id, false);
+			pvg_engine_timers_stop(false);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	if (--pvg_engine_depth == 0)
+		pvg_engine_timers_stop(true);
 	if (rc < 0)
 		elog(ERROR, "executing an engine statement failed: %s", SPI_result_code_string(rc));
 
@@ -287,6 +365,10 @@ pvg_exec_as_owner(PG_FUNCTION_ARGS)
 	int			rc;
 	int64		result;
 
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table and statement must not be NULL")));
 	values[0] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
 	nulls[0] = PG_ARGISNULL(2) ? 'n' : ' ';
 	values[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
@@ -330,7 +412,9 @@ pvg_batch_as_owner(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		elog(ERROR, "table, statement and position must not be NULL");
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table, statement and position must not be NULL")));
 
 	values[0] = PG_GETARG_DATUM(2);
 	nulls[0] = ' ';

@@ -12,17 +12,20 @@
 #include "privacy_guard.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/inval.h"
+#include "utils/xid8.h"
 
 PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(pvg_invalidate_cache);
 PG_FUNCTION_INFO_V1(pvg_note_removed_subject);
+PG_FUNCTION_INFO_V1(pvg_stamp_changed_xid);
 PG_FUNCTION_INFO_V1(pvg_calling_role);
 PG_FUNCTION_INFO_V1(pvg_preloaded);
 
@@ -120,6 +123,41 @@ pvg_note_removed_subject(PG_FUNCTION_ARGS)
 			pvg_consent_note_full_change();
 	}
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * Row trigger (BEFORE INSERT or UPDATE) on consent_state and
+ * erasure_request: stamp the row with the transaction writing it, whatever
+ * the row says.  Sessions catch up by that stamp (consent_cache.c), so a
+ * row written with an older one (COPY of a dump, pg_restore --data-only)
+ * must not keep it, or sessions already running would never see it.
+ */
+Datum
+pvg_stamp_changed_xid(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	int			attnum;
+	Datum		value;
+	bool		isnull = false;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(trigdata->tg_event) || TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_stamp_changed_xid() must be called as a BEFORE INSERT or UPDATE row trigger")));
+	desc = RelationGetDescr(trigdata->tg_relation);
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	attnum = SPI_fnumber(desc, "changed_xid");
+	if (attnum <= 0 || TupleDescAttr(desc, attnum - 1)->atttypid != XID8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("table \"%s\" has no column changed_xid of type xid8",
+						RelationGetRelationName(trigdata->tg_relation))));
+	value = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull));
 }
 
 /*

@@ -133,10 +133,27 @@ extern PvgRegistry *pvg_registry(void);
 extern PvgTable *pvg_registry_table(PvgRegistry *reg, Oid relid);
 extern int	pvg_registry_purpose(PvgRegistry *reg, const char *name);
 extern bool pvg_purpose_within(PvgRegistry *reg, int purpose, int ancestor);
+extern bool pvg_purpose_authorised(PvgRegistry *reg, int purpose, int authorised);
 extern void pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec);
 extern void pvg_spi_as_owner_end(Oid save_userid, int save_sec);
 extern Snapshot pvg_load_snapshot(void);
 extern bool pvg_load_is_current(void);
+
+/*
+ * Which statement a load made in parallel mode serves (it is never
+ * current, see pvg_load_is_current): it is reused until that statement
+ * ends or an invalidation arrives, instead of being made again for every
+ * value.
+ */
+typedef struct PvgLoadStamp
+{
+	bool		valid;
+	LocalTransactionId lxid;
+	TimestampTz stmt_start;
+} PvgLoadStamp;
+
+extern void pvg_load_stamp_set(PvgLoadStamp *stamp);
+extern bool pvg_load_stamp_serves(const PvgLoadStamp *stamp);
 extern uint64 pvg_spi_read(const char *sql);
 extern uint64 pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
 									 Snapshot snap);
@@ -150,6 +167,10 @@ extern void pvg_consent_end_xact(void);
 extern void pvg_consent_note_full_change(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
+
+/* forgotten.c */
+extern void pvg_forgotten_init(void);
+extern bool pvg_subject_forgotten_here(const char *subject, int len);
 
 /* shared_store.c (the rest is in subject_set.h) */
 extern void pvg_shared_init(void);

@@ -26,6 +26,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -45,18 +46,23 @@ static const char *const pvg_watched_names[PVG_NWATCH] = {
 static Oid	pvg_watched[PVG_NWATCH];
 static PvgRegistry *pvg_reg = NULL;
 static bool pvg_reg_valid = false;	/* false: reload before use */
+static PvgLoadStamp pvg_reg_stamp;	/* or still serving its statement */
 static MemoryContext pvg_reg_cxt = NULL;
 static MemoryContext pvg_retired_cxt = NULL;
 static uint64 pvg_reg_generation = 0;
 
 /*
  * Free retired cache copies once no statement can point into them, and
- * drop what an aborted transaction may have let into the caches.
+ * drop what an aborted transaction may have let into the caches.  A
+ * prepared transaction counts as aborted here: its writes are not
+ * committed, ROLLBACK PREPARED may take them back and tells no one, and
+ * COMMIT PREPARED sends its invalidations like any commit.
  */
 static void
 pvg_xact_callback(XactEvent event, void *arg)
 {
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
 		pvg_consent_abort();
 	/* after the commit is visible to new snapshots, before its invalidations go out */
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE || event == XACT_EVENT_ABORT)
@@ -88,6 +94,7 @@ pvg_relcache_callback(Datum arg, Oid relid)
 	if (!OidIsValid(relid))
 	{
 		pvg_reg_valid = false;
+		pvg_reg_stamp.valid = false;
 		pvg_consent_mark_stale();
 		return;
 	}
@@ -99,6 +106,7 @@ pvg_relcache_callback(Datum arg, Oid relid)
 			{
 				/* subject sets refer to purposes, so both go stale */
 				pvg_reg_valid = false;
+				pvg_reg_stamp.valid = false;
 				pvg_consent_mark_stale();
 			}
 			else
@@ -114,6 +122,7 @@ pvg_cache_init(void)
 	CacheRegisterRelcacheCallback(pvg_relcache_callback, (Datum) 0);
 	RegisterXactCallback(pvg_xact_callback, NULL);
 	RegisterSubXactCallback(pvg_subxact_callback, NULL);
+	pvg_forgotten_init();
 }
 
 /*
@@ -198,6 +207,22 @@ bool
 pvg_load_is_current(void)
 {
 	return !IsInParallelMode();
+}
+
+void
+pvg_load_stamp_set(PvgLoadStamp *stamp)
+{
+	stamp->lxid = MyProc->lxid;
+	stamp->stmt_start = GetCurrentStatementStartTimestamp();
+	stamp->valid = true;
+}
+
+/* Whether a load made in parallel mode may serve the caller: same statement, still in parallel mode. */
+bool
+pvg_load_stamp_serves(const PvgLoadStamp *stamp)
+{
+	return stamp->valid && IsInParallelMode() && stamp->lxid == MyProc->lxid &&
+		stamp->stmt_start == GetCurrentStatementStartTimestamp();
 }
 
 /* Run one read-only query under the given snapshot; returns the row count. */
@@ -285,6 +310,7 @@ pvg_registry_load(void)
 	 * A load in parallel mode serves its statement only.
 	 */
 	pvg_reg_valid = pvg_load_is_current();
+	pvg_load_stamp_set(&pvg_reg_stamp);
 
 	pvg_spi_as_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
@@ -394,6 +420,7 @@ pvg_registry_load(void)
 	PG_CATCH();
 	{
 		pvg_reg_valid = false;
+		pvg_reg_stamp.valid = false;
 		MemoryContextDelete(cxt);
 		PG_RE_THROW();
 	}
@@ -413,7 +440,7 @@ pvg_registry_load(void)
 PvgRegistry *
 pvg_registry(void)
 {
-	if (pvg_reg == NULL || !pvg_reg_valid)
+	if (pvg_reg == NULL || !(pvg_reg_valid || pvg_load_stamp_serves(&pvg_reg_stamp)))
 	{
 		/*
 		 * Subject sets refer to purposes by index: they are rebuilt after a
@@ -446,6 +473,33 @@ pvg_registry_purpose(PvgRegistry *reg, const char *name)
 			return i;
 	}
 	return -1;
+}
+
+/*
+ * Whether an authorisation for purpose authorised lets a role use purpose:
+ * purpose is authorised itself, or a descendant of it reached through
+ * purposes of the same legal basis only.  A child of another basis (a
+ * contract child under a consent parent would ask no consent, under a
+ * legitimate_interests parent it would ignore objections) needs an
+ * authorisation of its own, so defining one never widens what roles
+ * already authorised can read.
+ */
+bool
+pvg_purpose_authorised(PvgRegistry *reg, int purpose, int authorised)
+{
+	int			depth = 0;
+
+	if (authorised < 0)
+		return false;
+	while (purpose >= 0 && depth++ <= reg->npurposes)
+	{
+		if (reg->purposes[purpose].basis != reg->purposes[authorised].basis)
+			return false;
+		if (purpose == authorised)
+			return true;
+		purpose = reg->purposes[purpose].parent;
+	}
+	return false;
 }
 
 /* Whether purpose is ancestor or purpose itself, or one of its descendants. */

@@ -95,7 +95,6 @@ typedef struct PvgTagCheck
 	LocalTransactionId lxid;
 	TimestampTz stmt_now;		/* statement start: consent expiry, forget due */
 	Oid			userid;
-	const char *purpose_ptr;	/* pvg_purpose when set up: a SET allocates anew */
 	char		purpose_name[NAMEDATALEN * 4];
 	uint64		reg_generation;
 
@@ -104,6 +103,7 @@ typedef struct PvgTagCheck
 	int			purpose;		/* registry index */
 	int			nchain;
 	int32		chain_ids[PVG_MAX_CHAIN];	/* ids of the purpose and its ancestors */
+	PvgRegistry *reg;			/* the registry purpose indexes refer to */
 	PvgSubjectSet *set;			/* the purpose's subjects, fetched when first needed */
 	PvgSubjectSet *intset;		/* the same for keys that are integers' text form */
 	TimestampTz now;			/* retain-until: transaction start, as now() */
@@ -117,7 +117,7 @@ pvg_tag_check_current(PvgTagCheck *chk, PvgRegistry **reg_out)
 	if (chk->lxid != MyProc->lxid ||
 		chk->stmt_now != GetCurrentStatementStartTimestamp() ||
 		chk->userid != GetUserId() ||
-		(chk->purpose_ptr != pvg_purpose && strcmp(chk->purpose_name, p) != 0))
+		strcmp(chk->purpose_name, p) != 0)
 		return false;
 	*reg_out = pvg_registry();
 	return (*reg_out)->generation == chk->reg_generation;
@@ -138,12 +138,12 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 	chk->stmt_now = GetCurrentStatementStartTimestamp();
 	chk->now = GetCurrentTransactionStartTimestamp();
 	chk->userid = userid;
-	chk->purpose_ptr = pvg_purpose;
 	strlcpy(chk->purpose_name, name, sizeof(chk->purpose_name));
 	chk->bypass = superuser_arg(userid) || has_bypassrls_privilege(userid);
 
 	pvg_cache_accept();
 	reg = pvg_registry();
+	chk->reg = reg;
 	chk->reg_generation = reg->generation;
 	chk->purpose = -1;
 	if (!chk->bypass && strlen(name) < sizeof(chk->purpose_name))
@@ -152,7 +152,7 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 	{
 		for (i = 0; i < reg->nauth && !chk->usable; i++)
 		{
-			if (pvg_purpose_within(reg, chk->purpose, reg->auth[i].purpose) &&
+			if (pvg_purpose_authorised(reg, chk->purpose, reg->auth[i].purpose) &&
 				has_privs_of_role(userid, reg->auth[i].roleid))
 				chk->usable = true;
 		}
@@ -222,12 +222,24 @@ pvg_tag_visible(FunctionCallInfo fcinfo, const PvgTag *tag)
 		if (pvg_parse_canonical_int(tag->subject, tag->subject_len, &key))
 		{
 			if (chk->intset == NULL)
-				chk->intset = pvg_subject_set(pvg_registry(), chk->purpose, PVG_KEY_INT);
-			return pvg_set_allows_int(chk->intset, key, chk->stmt_now);
+				chk->intset = pvg_subject_set(chk->reg, chk->purpose, PVG_KEY_INT);
+			if (!pvg_set_allows_int(chk->intset, key, chk->stmt_now))
+				return false;
 		}
-		if (chk->set == NULL)
-			chk->set = pvg_subject_set(pvg_registry(), chk->purpose, PVG_KEY_TEXT);
-		return pvg_set_allows_text(chk->set, tag->subject, tag->subject_len, chk->stmt_now);
+		else
+		{
+			if (chk->set == NULL)
+				chk->set = pvg_subject_set(chk->reg, chk->purpose, PVG_KEY_TEXT);
+			if (!pvg_set_allows_text(chk->set, tag->subject, tag->subject_len, chk->stmt_now))
+				return false;
+		}
+
+		/*
+		 * A copy of a value erased while this session was open (its
+		 * temporary tables, WITH HOLD cursors): the request that erased it
+		 * is done and its key gone, but its digest still names the subject.
+		 */
+		return !pvg_subject_forgotten_here(tag->subject, tag->subject_len);
 	}
 	return true;
 }
@@ -1147,7 +1159,9 @@ pvg_tag_default_trigger(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
-		elog(ERROR, "_tag_default must be a BEFORE ROW trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_tag_default() must be called as a BEFORE ROW trigger")));
 	tuple = TRIGGER_FIRED_BY_UPDATE(td->tg_event) ? td->tg_newtuple : td->tg_trigtuple;
 
 	dt = (PvgDefaultTag *) fcinfo->flinfo->fn_extra;

@@ -11,10 +11,12 @@
  * previous worker has finished, a worker that connects to it, runs
  * privacy_guard._worker_round() if the extension is installed there, and
  * exits.  No setting names the databases, a newly created extension is
- * picked up within one naptime, and since a worker holds a database only
- * for the length of a round, DROP DATABASE and DROP EXTENSION are not kept
- * waiting.  The round runs the same SQL steps as run_maintenance(), the
- * synchronous twin, but commits after every purge batch and paces them.
+ * picked up within one naptime, and DROP DATABASE and DROP EXTENSION are
+ * not kept waiting: a worker holds a database only for the length of a
+ * round, gives the round up between batches when DROP DATABASE waits for
+ * it, and ends it quietly once the extension is gone.  The round runs the
+ * same SQL steps as run_maintenance(), the synchronous twin, but commits
+ * after every purge batch and paces them.
  *
  * SIGTERM ends either process at its next interrupt check (within a
  * second: every statement checks); SIGHUP makes either reload settings
@@ -40,6 +42,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -246,14 +249,53 @@ pvg_step_end(void)
 	pgstat_report_stat(false);
 }
 
-/* Between batches: settings reloaded, and SIGTERM obeyed. */
+/*
+ * Whether a command that needs the database to itself waits for this
+ * worker: DROP DATABASE (also ALTER DATABASE RENAME or SET TABLESPACE, and
+ * CREATE DATABASE copying it as a template) holds the database's lock
+ * while it waits for the other sessions to leave, up to five seconds, then
+ * fails.  PostgreSQL 15 does not signal background workers then, so the
+ * worker looks: with the lock a new connection takes, which such a
+ * command blocks.
+ */
+static bool
+pvg_database_wanted(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	if (LockAcquire(&tag, RowExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	LockRelease(&tag, RowExclusiveLock, true);
+	return false;
+}
+
+/* how often a pausing worker looks for a DROP DATABASE waiting for it */
+#define PVG_DROP_CHECK_MS 100
+
+/*
+ * Between batches: settings reloaded (a SIGHUP ends the pause, nothing else
+ * does), SIGTERM obeyed, and the round given up, its committed work kept,
+ * when DROP DATABASE waits for it.
+ */
 static void
 pvg_worker_pause(long ms)
 {
-	if (ms > 0)
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
 	{
+		long		left;
+
+		CHECK_FOR_INTERRUPTS();
+		if (pvg_database_wanted())
+			proc_exit(0);
+		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+		/* new settings apply at once; another wake-up does not shorten the pause */
+		if (left <= 0 || ConfigReloadPending)
+			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ms, PG_WAIT_EXTENSION);
+						 Min(left, PVG_DROP_CHECK_MS), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 	CHECK_FOR_INTERRUPTS();
@@ -261,6 +303,26 @@ pvg_worker_pause(long ms)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/* the extension the round began with */
+static Oid	pvg_round_extension = InvalidOid;
+
+/*
+ * A step of a round under way: the round ends quietly, its committed work
+ * kept, if the extension was dropped (or dropped and created again) since
+ * it began (DROP EXTENSION does not wait for a pausing worker, which holds
+ * no lock).
+ */
+static void
+pvg_round_step_begin(void)
+{
+	pvg_step_begin();
+	if (get_extension_oid("privacy_guard", true) != pvg_round_extension)
+	{
+		pvg_step_end();
+		proc_exit(0);
 	}
 }
 
@@ -292,7 +354,7 @@ pvg_worker_forget(Datum round_at)
 		values[0] = round_at;
 		values[1] = Int64GetDatum(after);
 		values[2] = Int32GetDatum(PVG_FORGET_CHUNK);
-		pvg_step_begin();
+		pvg_round_step_begin();
 		pgstat_report_activity(STATE_RUNNING, "privacy_guard round: forget requests");
 		if (SPI_execute_with_args("SELECT f.done, f.blocked, f.restricted, f.last_id, f.failed "
 								  "FROM privacy_guard._worker_forget($1, $2, $3) f",
@@ -362,7 +424,9 @@ pvg_worker_main(Datum arg)
 
 	pvg_step_begin();
 	/* nothing to do where the extension is not installed, or on a standby */
-	if (!RecoveryInProgress() && OidIsValid(get_extension_oid("privacy_guard", true)))
+	if (!RecoveryInProgress())
+		pvg_round_extension = get_extension_oid("privacy_guard", true);
+	if (OidIsValid(pvg_round_extension))
 	{
 		MemoryContext old;
 		bool		isnull;
@@ -419,7 +483,7 @@ pvg_worker_main(Datum arg)
 			values[5] = CStringGetTextDatum(result);
 
 			batch_start = GetCurrentTimestamp();
-			pvg_step_begin();
+			pvg_round_step_begin();
 			pgstat_report_activity(STATE_RUNNING, "privacy_guard round: purging");
 			if (SPI_execute_with_args("SELECT b.matched, b.last, b.error IS NOT NULL, "
 									  "privacy_guard._add_batch($6::pg_catalog.jsonb, $2, b.action, b.processed, b.error)::pg_catalog.text, "
@@ -466,7 +530,7 @@ pvg_worker_main(Datum arg)
 finish:
 	forgotten = pvg_worker_forget(round_at);
 
-	pvg_step_begin();
+	pvg_round_step_begin();
 	pgstat_report_activity(STATE_RUNNING, "privacy_guard round: receipts");
 	{
 		Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};

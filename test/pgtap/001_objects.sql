@@ -7,7 +7,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(67);
+SELECT plan(72);
 
 -- ---------------------------------------------------------------- schema
 SELECT has_schema('privacy_guard', 'schema privacy_guard exists');
@@ -42,6 +42,16 @@ SELECT has_function('privacy_guard', 'object_to', ARRAY['text', 'text'],
                     'object_to(subject text, purpose text)');
 SELECT has_function('privacy_guard', 'has_consent', ARRAY['text', 'text'],
                     'has_consent(subject text, purpose text)');
+-- bulk consent import (issue 11)
+SELECT has_function('privacy_guard', 'import_consents',
+                    ARRAY['text[]', 'text[]', 'timestamp with time zone[]', 'jsonb[]'],
+                    'import_consents(subjects text[], purposes text[], valid_until timestamptz[], evidence jsonb[])');
+SELECT function_returns('privacy_guard', 'import_consents',
+                        ARRAY['text[]', 'text[]', 'timestamp with time zone[]', 'jsonb[]'], 'bigint',
+                        'import_consents(arrays) returns bigint (the consents recorded)');
+SELECT has_function('privacy_guard', 'import_consents', ARRAY['regclass'], 'import_consents(source regclass)');
+SELECT function_returns('privacy_guard', 'import_consents', ARRAY['regclass'], 'bigint',
+                        'import_consents(source) returns bigint (the consents recorded)');
 SELECT function_returns('privacy_guard', 'has_consent', ARRAY['text', 'text'], 'boolean',
                         'has_consent() returns boolean');
 -- tables
@@ -68,6 +78,9 @@ SELECT is((SELECT pg_get_function_arguments('privacy_guard.define_purpose(text,t
 SELECT is((SELECT pg_get_function_arguments('privacy_guard.grant_consent(text,text,timestamptz,jsonb)'::regprocedure)),
           'subject text, purpose text, valid_until timestamp with time zone DEFAULT NULL::timestamp with time zone, evidence jsonb DEFAULT NULL::jsonb',
           'grant_consent: argument names and defaults as in SPEC §2');
+SELECT is((SELECT pg_get_function_arguments('privacy_guard.import_consents(text[],text[],timestamptz[],jsonb[])'::regprocedure)),
+          'subjects text[], purposes text[], valid_until timestamp with time zone[] DEFAULT NULL::timestamp with time zone[], evidence jsonb[] DEFAULT NULL::jsonb[]',
+          'import_consents: argument names and defaults (grant_consent''s, one array each)');
 SELECT is((SELECT pg_get_function_arguments('privacy_guard.protect(regclass,name,text[],interval,name,text,text)'::regprocedure)),
           $$tbl regclass, subject_column name, purposes text[], retention interval DEFAULT NULL::interval, retention_column name DEFAULT NULL::name, on_expiry text DEFAULT 'delete'::text, on_forget text DEFAULT 'delete'::text$$,
           'protect: argument names and defaults as in SPEC §2');

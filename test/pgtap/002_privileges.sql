@@ -9,7 +9,7 @@
 BEGIN;
 
 -- 5 checks (SELECT, INSERT, UPDATE, DELETE, TRUNCATE) per table of the schema
-SELECT plan(79 + 5 * (SELECT count(*)::int FROM pg_class c
+SELECT plan(92 + 5 * (SELECT count(*)::int FROM pg_class c
                        WHERE c.relnamespace = 'privacy_guard'::regnamespace
                          AND c.relkind IN ('r', 'p')));
 
@@ -30,6 +30,9 @@ $$;
 
 CREATE TABLE public.pgtap_admin_t (id int, subject text);
 ALTER TABLE public.pgtap_admin_t OWNER TO pgtap_admin;
+CREATE TABLE public.pgtap_admin_kept (id int, subject text, note text, made timestamptz NOT NULL DEFAULT now());
+ALTER TABLE public.pgtap_admin_kept OWNER TO pgtap_admin;
+DO $$ BEGIN PERFORM privacy_guard.define_purpose('pgtap_legal', 'legal_obligation'); END $$;
 CREATE TABLE public.pgtap_foreign_t (id int, subject text);
 ALTER TABLE public.pgtap_foreign_t OWNER TO pgtap_other;
 CREATE TABLE public.pgtap_foreign_prot_t (id int, subject text);
@@ -100,13 +103,16 @@ SELECT is_empty($$
        AND p.proname IN ('define_purpose', 'drop_purpose', 'allow_purpose', 'disallow_purpose',
                          'protect', 'unprotect', 'set_anonymizer', 'set_legal_hold',
                          'run_maintenance', 'subject_report', 'check',
-                         'grant_consent', 'withdraw_consent', 'object_to', 'forget',
-                         'grant_admin', 'grant_recorder', 'access_history', '_flush_access_log')$$,
+                         'grant_consent', 'import_consents', 'withdraw_consent', 'object_to', 'forget',
+                         'grant_admin', 'grant_recorder', 'access_history', '_flush_access_log',
+                         '_import_write', '_import_write_untriggered')$$,
     'no administration, recording or level-granting function is executable by PUBLIC');
 
 -- ================================================================ a plain role
 SET ROLE pgtap_plain;
 
+SELECT throws_ok($$SELECT * FROM privacy_guard.worker_status$$, '42501', NULL,
+                 'plain role cannot read worker_status');
 SELECT throws_ok($$SELECT privacy_guard.define_purpose('pgtap_plain_p')$$, '42501', NULL,
                  'plain role cannot define_purpose');
 SELECT throws_ok($$SELECT privacy_guard.drop_purpose('pgtap_contract')$$, '42501', NULL,
@@ -121,6 +127,10 @@ SELECT throws_ok($$SELECT privacy_guard.unprotect('public.pgtap_foreign_prot_t')
                  'plain role cannot unprotect');
 SELECT throws_ok($$SELECT privacy_guard.grant_consent('pgtap-s', 'pgtap_consent')$$, '42501', NULL,
                  'plain role cannot grant_consent');
+SELECT throws_ok($$SELECT privacy_guard.import_consents(ARRAY['pgtap-s'], ARRAY['pgtap_consent'])$$, '42501', NULL,
+                 'plain role cannot import_consents');
+SELECT throws_ok($$SELECT privacy_guard.import_consents('privacy_guard.purpose'::regclass)$$, '42501', NULL,
+                 'plain role cannot import_consents from a table');
 SELECT throws_ok($$SELECT privacy_guard.withdraw_consent('pgtap-s', 'pgtap_consent')$$, '42501', NULL,
                  'plain role cannot withdraw_consent');
 SELECT throws_ok($$SELECT privacy_guard.object_to('pgtap-s', 'pgtap_li')$$, '42501', NULL,
@@ -208,6 +218,14 @@ SET ROLE pgtap_rec;
 SELECT lives_ok($$SELECT privacy_guard.grant_consent('pgtap-rec', 'pgtap_consent',
                                                      now() + interval '1 day', '{"form": "signup"}')$$,
                 'recorder can grant_consent');
+SELECT is(privacy_guard.import_consents(ARRAY['pgtap-rec-i1', 'pgtap-rec-i2'],
+                                        ARRAY['pgtap_consent', 'pgtap_consent'],
+                                        ARRAY[now() + interval '1 day', NULL],
+                                        ARRAY['{"form": "paper"}'::jsonb, NULL]),
+          2::bigint, 'recorder can import_consents');
+CREATE TEMP TABLE pgtap_rec_src AS SELECT 'pgtap-rec-i3'::text AS subject, 'pgtap_consent'::text AS purpose;
+SELECT is(privacy_guard.import_consents('pgtap_rec_src'), 1::bigint,
+          'recorder can import_consents from its own table');
 SELECT lives_ok($$SELECT privacy_guard.withdraw_consent('pgtap-rec', 'pgtap_consent')$$,
                 'recorder can withdraw_consent');
 SELECT lives_ok($$SELECT privacy_guard.object_to('pgtap-rec', 'pgtap_li')$$,
@@ -279,6 +297,17 @@ SELECT lives_ok($$SELECT * FROM privacy_guard.access_log$$, 'admin can read acce
 SELECT lives_ok($$SELECT * FROM privacy_guard.access_history('pgtap-existing', '-infinity')$$,
                 'admin can call access_history');
 
+-- README "Privileges": an administrator's own calls on its own tables
+SELECT lives_ok($$SELECT privacy_guard.protect('public.pgtap_admin_kept', 'subject', ARRAY['pgtap_contract'],
+                                                 interval '1 year', 'made')$$,
+                'admin can protect a table it owns with a retention rule');
+SELECT lives_ok($$SELECT privacy_guard.set_anonymizer('public.pgtap_admin_kept', 'note', 'redact')$$,
+                'admin can set_anonymizer on its table');
+SELECT lives_ok($$SELECT privacy_guard.set_legal_hold('public.pgtap_admin_kept', interval '10 years', 'pgtap_legal')$$,
+                'admin can set_legal_hold on its table');
+SELECT is(privacy_guard.erasure_status('pgtap-existing'), NULL, 'admin can call erasure_status');
+SELECT lives_ok($$SELECT * FROM privacy_guard.worker_status$$, 'admin can read worker_status');
+
 SELECT throws_ok($$SELECT privacy_guard.grant_admin('pgtap_plain')$$, '42501', NULL,
                  'admin cannot grant_admin');
 -- SPEC §3.3: recording "is for the roles an administrator hands it to"
@@ -303,6 +332,12 @@ SELECT throws_ok($$UPDATE privacy_guard.consent_ledger SET purpose = purpose$$, 
                  'admin cannot UPDATE consent_ledger');
 
 RESET ROLE;
+SELECT is((SELECT count(*)::int FROM privacy_guard.anonymizer
+            WHERE relid = 'public.pgtap_admin_kept'::regclass AND column_name = 'note' AND method = 'redact'),
+          1, 'the admin''s anonymizer is recorded');
+SELECT is((SELECT hold_keep FROM privacy_guard.protected_table
+            WHERE relid = 'public.pgtap_admin_kept'::regclass),
+          interval '10 years', 'the admin''s legal hold is recorded');
 
 -- ================================================================ superuser and the ledger
 SELECT throws_ok($$DELETE FROM privacy_guard.consent_ledger$$, '55000', NULL,
@@ -312,6 +347,11 @@ SELECT throws_ok($$TRUNCATE privacy_guard.consent_ledger$$, '55000', NULL,
 SELECT throws_ok($$UPDATE privacy_guard.consent_ledger SET action = 'withdraw'
                     WHERE subject = 'pgtap-existing'$$, '55000', NULL,
                  'consent_ledger refuses UPDATE even from a superuser');
+-- README "Privileges": the extension creates no roles (test/run_pgtap.sh makes a
+-- fresh cluster and installs it; the only other roles are this file's fixtures)
+SELECT is((SELECT string_agg(rolname, ', ') FROM pg_roles
+            WHERE rolname NOT LIKE 'pg\_%' AND rolname NOT LIKE 'pgtap\_%' AND oid <> 10),
+          NULL, 'the extension created no roles');
 -- the per-table checks above come from a catalog query: make sure it found
 -- the tables (a query finding none would shrink the plan, not fail it)
 SELECT cmp_ok((SELECT count(*)::int FROM pg_class c

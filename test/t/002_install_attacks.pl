@@ -76,6 +76,12 @@ $node->safe_psql('victim', q{
 });
 is($node->safe_psql('victim', 'SELECT count(*) FROM public.trap_log'), '0',
 	'no planted function or operator ran during install or in the API');
+# positive control: the traps are live, an unqualified call in that search_path hits them
+is($node->safe_psql('victim', q{
+	SET search_path = public, pg_catalog;
+	SELECT 'x'::text = 'x'::text, left('ab', 1), now() IS NOT NULL;
+	SELECT count(*) FROM public.trap_log;
+}), "t|g|t\n3", 'control: the same calls unqualified run the planted function and operators');
 
 $node->stop;
 done_testing();

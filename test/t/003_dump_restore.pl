@@ -65,6 +65,9 @@ is($node->safe_psql('dst', "SELECT privacy_guard.erasure_status('5') IS NULL"), 
 
 my ($r, $o, $e) = $node->psql('dst', 'DROP POLICY privacy_guard_rules ON orders_1');
 isnt($r, 0, 'restored: the DDL guard still refuses dropping the rules');
+like($e, qr/table public\.orders_1 is protected by privacy_guard/, '... with the guard\'s own refusal');
+is($node->safe_psql('dst', q{SELECT count(*) FROM pg_policy WHERE polname = 'privacy_guard_rules'
+							  AND polrelid = 'orders_1'::regclass}), '1', '... and the policy is there');
 
 # new writes after the restore do not collide with restored ids
 $node->safe_psql('dst', q{

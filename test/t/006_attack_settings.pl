@@ -75,6 +75,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE mallorydb OWNER mallory');
 my ($rc, $out, $err) = $node->psql('mallorydb', 'CREATE EXTENSION privacy_guard',
 	extra_params => [ '-U', 'mallory' ]);
 isnt($rc, 0, 'attack: a non-superuser database owner cannot CREATE EXTENSION privacy_guard');
+like($err, qr/permission denied to create extension "privacy_guard"/, '... refused for want of privilege');
 
 # attack: objects planted in pg_temp of the installing session (temporary
 # views shadowing the catalogs, tables named like internal tables) and a
@@ -126,10 +127,16 @@ $node->safe_psql('victim', q{
 	SELECT privacy_guard.run_maintenance();
 	SELECT privacy_guard.erasure_status('2');
 	SELECT privacy_guard.unprotect('vt');
+	CREATE TEMP TABLE api_done AS SELECT count(*) AS n FROM public.trap_log;
+	-- positive control: the traps are live for unqualified references in this session
+	SELECT count(*) > 0 FROM pg_class;
+	SELECT 'a'::text = ROW('b')::public.hostile;
+	SELECT format('%s', n) FROM api_done;
 });
-is($node->safe_psql('victim', q{SELECT coalesce(string_agg(DISTINCT what, ', '), 'none') FROM public.trap_log}),
-	'none',
-	'attack: nothing planted in pg_temp or through a hostile implicit cast ran during install or in the API');
+is($node->safe_psql('victim', q{SELECT coalesce(string_agg(DISTINCT what, ', ' ORDER BY what), 'none') FROM public.trap_log}),
+	'operator, pg_temp.pg_class',
+	'attack: nothing planted in pg_temp or through a hostile implicit cast ran during install or in the API; '
+	  . 'control: the pg_temp view and the operator do run when named unqualified');
 is($node->safe_psql('victim', q{SELECT count(*) FROM pg_extension WHERE extname = 'privacy_guard'}), '1',
 	'... and the extension was installed regardless');
 $node->stop;
@@ -166,19 +173,21 @@ $log->safe_psql('postgres', qq{
 		\$\$BEGIN RAISE EXCEPTION 'no' USING ERRCODE = 'P0001'; END\$\$;
 	CREATE TRIGGER refuse BEFORE UPDATE ON people FOR EACH ROW EXECUTE FUNCTION refuse();
 });
-# calls that fail, each with the key or value as an argument
-for my $sql (
-	"SELECT privacy_guard.grant_consent('$key', 'billing')",
-	"SELECT privacy_guard.grant_consent('$key', 'nonexistent')",
-	"SELECT privacy_guard.object_to('$key', 'news')",
-	"SELECT privacy_guard.has_consent('$key', 'nonexistent')",
-	"SELECT privacy_guard.grant_consent('$key', 'news', now() - interval '1 day')",
-	"SELECT privacy_guard.forget('$key', due => NULL)",
-	"SET ROLE app; SET privacy_guard.purpose = 'billing'; SELECT * FROM people WHERE v = '$value'",
-	"SET ROLE app; UPDATE people SET v = '$value'")
+# calls that fail, each with the key or value as an argument, each for its own reason
+for my $case (
+	[ "SELECT privacy_guard.grant_consent('$key', 'billing')", qr/purpose "billing" rests on contract, not on consent/ ],
+	[ "SELECT privacy_guard.grant_consent('$key', 'nonexistent')", qr/unknown privacy_guard purpose "nonexistent"/ ],
+	[ "SELECT privacy_guard.object_to('$key', 'news')", qr/purpose "news" rests on consent; an objection applies only to/ ],
+	[ "SELECT privacy_guard.has_consent('$key', 'nonexistent')", qr/unknown privacy_guard purpose "nonexistent"/ ],
+	[ "SELECT privacy_guard.grant_consent('$key', 'news', now() - interval '1 day')", qr/valid_until must lie in the future/ ],
+	[ "SELECT privacy_guard.forget('$key', due => NULL)", qr/due must not be null/ ],
+	[ "SET ROLE app; SET privacy_guard.purpose = 'billing'; SELECT * FROM people WHERE v = '$value'", qr/role "app" is not authorised for purpose "billing"/ ],
+	[ "SET ROLE app; UPDATE people SET v = '$value'", qr/no purpose is declared for table people/ ])
 {
-	my ($frc) = $log->psql('postgres', $sql);
+	my ($sql, $why) = @$case;
+	my ($frc, $fout, $ferr) = $log->psql('postgres', $sql);
 	isnt($frc, 0, "a failing call fails: " . substr($sql, 0, 60));
+	like($ferr, $why, '... for its own reason');
 }
 # the worker meets a trigger that refuses the anonymisation, then finishes
 $log->safe_psql('postgres', "SELECT privacy_guard.forget('$key')");

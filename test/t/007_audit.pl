@@ -21,6 +21,7 @@ shared_preload_libraries = 'privacy_guard'
 privacy_guard.enabled = off
 privacy_guard.naptime = 1
 privacy_guard.audit = on
+max_prepared_transactions = 2
 });
 $node->start;
 
@@ -111,6 +112,18 @@ $node->safe_psql('postgres', q{
 	ROLLBACK TO SAVEPOINT s;
 	COMMIT;
 });
+# a transaction that flushed entries cannot be prepared (a ROLLBACK
+# PREPARED would lose them); it rolls back and puts them back
+my ($prep_out, $prep_err) = ('', '');
+$node->psql('postgres', q{
+	BEGIN;
+	SELECT privacy_guard._flush_access_log() > 0 AS took;
+	PREPARE TRANSACTION 'audit_flush';
+}, stdout => \$prep_out, stderr => \$prep_err, on_error_stop => 1);
+like($prep_err, qr/cannot PREPARE a transaction that has flushed the access log/,
+	'PREPARE TRANSACTION after a flush that took entries is refused');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0',
+	'nothing was prepared');
 $node->safe_psql('postgres', 'SELECT privacy_guard.run_maintenance()');
 
 is($node->safe_psql('postgres', $log_q), join("\n",
@@ -120,7 +133,7 @@ is($node->safe_psql('postgres', $log_q), join("\n",
 		'app2|billing|public.customers|1|5',
 		'app2|billing|public.notes|2|4'),
 	'reads aggregated by role, purpose and table; a partitioned table counts one statement; rows are those the policy let through (before the own WHERE); '
-	  . 'the rolled-back and the failed reads are there; the rolled-back flushes lost nothing');
+	  . 'the rolled-back and the failed reads are there; the rolled-back flushes and the refused PREPARE lost nothing');
 
 # ---- access_history
 is(history('7'), 'app|billing|public.customers',

@@ -32,7 +32,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 10) g;
 	SELECT privacy_guard.protect('customers', 'id', ARRAY['billing']);
 	GRANT SELECT ON customers TO app, mallory, hopper;
-	GRANT CREATE ON SCHEMA public TO hopper;
+	GRANT CREATE ON SCHEMA public TO hopper, app;
 });
 
 # psql as a role in a new backend, with connection options
@@ -130,6 +130,38 @@ $node->safe_psql('postgres', q{
 is($out, 'c9', 'the function read the row');
 is(logged('hopper'), 'hopper|billing|public.customers|1|1', 'the read is logged under the function owner');
 clear_log();
+
+# ---- attack: forge reads of a table one cannot read, by calling the
+# policy's function directly; while a read through a view owned by a role
+# that may read the table (the reader has no privilege on the table) is
+# logged as usual
+$node->safe_psql('postgres', q{
+	CREATE ROLE forger LOGIN;
+	CREATE ROLE viewer LOGIN;
+	SELECT privacy_guard.allow_purpose(r, 'billing') FROM unnest(ARRAY['forger', 'viewer']::regrole[]) r;
+	SET ROLE app;
+	CREATE VIEW customer_ids AS SELECT id FROM customers;
+	GRANT SELECT ON customer_ids TO viewer;
+	RESET ROLE;
+});
+($out, $err) = as_role('forger', '-c privacy_guard.purpose=billing', q{
+	SELECT count(*) FROM customers;
+});
+like($err, qr/permission denied for table customers/, 'the forger cannot read the table');
+($out, $err) = as_role('forger', '-c privacy_guard.purpose=billing', q{
+	SELECT count(*) FILTER (WHERE privacy_guard.row_visible('customers'::regclass, 4242::bigint))
+	  FROM generate_series(1, 1000);
+});
+is($err, '', 'the forger called row_visible directly');
+is(logged('forger'), '', 'direct calls are not logged as reads of the table');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM privacy_guard.access_history('4242', '-infinity')}),
+	'0', 'and the subject they named was not read');
+($out, $err) = as_role('viewer', '-c privacy_guard.purpose=billing', q{
+	SELECT count(*) FROM customer_ids WHERE id <= 3;
+});
+is($out, '3', 'the viewer read three rows through the view');
+like(logged('viewer'), qr/^viewer\|billing\|public\.customers\|1\|\d+$/,
+	'a read through a view is logged under the reader');
 
 # ---- attack: flood the log so that another role's reads are dropped.
 # mallory reads 20 tables (32 entries, 16 reserved for overflow), then app
