@@ -155,6 +155,32 @@ CREATE TABLE privacy_guard.worker_round (
 );
 COMMENT ON TABLE privacy_guard.worker_round IS 'What the background worker did in this database';
 
+/*
+ * One row per enforcement round in this database, by the worker or
+ * run_maintenance(), kept for privacy_guard.history_retention (the rounds
+ * prune it).  Counts, table names and SQLSTATEs only: never data.
+ */
+CREATE SEQUENCE privacy_guard.round_history_id_seq;
+CREATE TABLE privacy_guard.round_history (
+	id			bigint PRIMARY KEY
+				DEFAULT pg_catalog.nextval('privacy_guard.round_history_id_seq'::pg_catalog.regclass),
+	started_at	timestamptz NOT NULL,
+	duration	interval NOT NULL,
+	run_by		text NOT NULL CHECK (run_by OPERATOR(pg_catalog.=) ANY (ARRAY['worker', 'run_maintenance'])),
+	tables		jsonb NOT NULL DEFAULT '{}',	/* per table: rows deleted, anonymized, restricted */
+	rows_deleted bigint NOT NULL DEFAULT 0,
+	rows_anonymized bigint NOT NULL DEFAULT 0,
+	rows_restricted bigint NOT NULL DEFAULT 0,	/* kept under legal holds at the round's end */
+	tagged_expired bigint NOT NULL DEFAULT 0,	/* tagged values past their retain-until */
+	requests_done integer NOT NULL DEFAULT 0,
+	requests_blocked integer NOT NULL DEFAULT 0,
+	requests_restricted integer NOT NULL DEFAULT 0,
+	errors		jsonb NOT NULL DEFAULT '{}'		/* SQLSTATE: how many */
+);
+CREATE INDEX round_history_started ON privacy_guard.round_history (started_at);
+COMMENT ON TABLE privacy_guard.round_history IS 'One row per enforcement round in this database (worker and run_maintenance), kept for privacy_guard.history_retention';
+ALTER SEQUENCE privacy_guard.round_history_id_seq OWNED BY privacy_guard.round_history.id;
+
 CREATE TABLE privacy_guard.secret (
 	onerow		boolean PRIMARY KEY DEFAULT true CHECK (onerow),
 	key			bytea NOT NULL
@@ -174,6 +200,8 @@ SELECT pg_catalog.pg_extension_config_dump('privacy_guard.secret', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_guard.purpose_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_guard.consent_ledger_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('privacy_guard.erasure_request_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('privacy_guard.round_history', '');
+SELECT pg_catalog.pg_extension_config_dump('privacy_guard.round_history_id_seq', '');
 ALTER SEQUENCE privacy_guard.purpose_id_seq OWNED BY privacy_guard.purpose.id;
 ALTER SEQUENCE privacy_guard.consent_ledger_id_seq OWNED BY privacy_guard.consent_ledger.id;
 ALTER SEQUENCE privacy_guard.erasure_request_id_seq OWNED BY privacy_guard.erasure_request.id;
@@ -293,11 +321,6 @@ CREATE TRIGGER note_removed_subject AFTER DELETE ON privacy_guard.erasure_reques
 CREATE TRIGGER note_changed_subject AFTER UPDATE ON privacy_guard.erasure_request
 	FOR EACH ROW WHEN (OLD.subject IS NOT NULL AND NEW.subject IS DISTINCT FROM OLD.subject)
 	EXECUTE FUNCTION privacy_guard._note_removed_subject();
-/* like the stamp and the invalidation: in replica mode too (logical replication's apply) */
-ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER note_removed_subject;
-ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER note_changed_subject;
-ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER note_removed_subject;
-ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER note_changed_subject;
 
 CREATE FUNCTION privacy_guard._check_table_owner(tbl regclass)
 RETURNS void
@@ -910,10 +933,6 @@ AS $$
 					AND ((t.tgrelid = 'privacy_guard.consent_state'::regclass
 						  AND t.tgfoid::regprocedure::text IN ('privacy_guard._invalidate_cache()',
 															   'privacy_guard._stamp_changed_xid()'))
-						 /* the removed-subject record (shared_store.c): never on INSERT */
-						 OR (t.tgrelid = 'privacy_guard.consent_state'::regclass
-							 AND t.tgfoid::regprocedure::text = 'privacy_guard._note_removed_subject()'
-							 AND (t.tgtype & 4) = 0)
 						 /* the ledger's own triggers: none fires on INSERT (tgtype bit 4) */
 						 OR (t.tgrelid = 'privacy_guard.consent_ledger'::regclass
 							 AND t.tgfoid::regprocedure::text = 'privacy_guard._ledger_append_only()'
@@ -2686,6 +2705,73 @@ $$;
 COMMENT ON FUNCTION privacy_guard._count_batch(text, bigint) IS 'Internal: count a committed purge batch in worker_status';
 
 /*
+ * Keep a round in round_history, and drop rows older than
+ * privacy_guard.history_retention.  result is the round's outcome as
+ * run_maintenance() returns it; tbl the one table it was limited to (rows
+ * restricted are counted in it only), or NULL; failed an SQLSTATE that ended a step of
+ * the round early (or NULL).  Errors are counted by SQLSTATE: a purge
+ * batch's error names it; a batch over privacy_guard.engine_time_limit
+ * counts as 57014 (query_canceled), rows a trigger or rule kept from the
+ * purge as 09000 (triggered_action_exception).  Blocked forget requests
+ * are counted in requests_blocked (their reasons are in erasure_requests).
+ */
+CREATE FUNCTION privacy_guard._record_round(result jsonb, tbl regclass, started timestamptz, run_by text, failed text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	/* the setting (shown with its unit, which interval input reads), or its default */
+	v_horizon timestamptz := now() - coalesce(pg_catalog.current_setting('privacy_guard.history_retention', true)::interval,
+											  interval '30 days');
+	v_tables jsonb;
+	v_restricted jsonb;
+	v_errors jsonb;
+BEGIN
+	SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO v_tables
+	  FROM jsonb_each(result -> 'expired') e
+	 WHERE e.key NOT IN ('tagged', 'tagged_errors') AND jsonb_typeof(e.value) = 'object';
+	SELECT coalesce(jsonb_object_agg(t.relid::text, jsonb_build_object('restricted', t.n)), '{}') INTO v_restricted
+	  FROM (SELECT p.relid, privacy_guard._restricted_rows(p.relid) AS n
+			  FROM privacy_guard.protected_table p
+			 WHERE p.hold_keep IS NOT NULL AND (tbl IS NULL OR p.relid = tbl)) t
+	 WHERE t.n > 0;
+	SELECT coalesce(jsonb_object_agg(x.code, x.n), '{}') INTO v_errors
+	  FROM (SELECT c.code, count(*) AS n
+			  FROM (SELECT CASE WHEN e.value ~ '^error [0-9A-Z]{5} '
+								THEN substring(e.value FROM 7 FOR 5)
+								WHEN e.value ~ 'took longer than privacy_guard.engine_time_limit' THEN '57014'
+								WHEN e.value ~ 'a trigger or rule prevented the purge' THEN '09000'
+								ELSE 'XX000' END AS code
+					  FROM jsonb_each_text(result -> 'errors') e
+					UNION ALL
+					SELECT e.value FROM jsonb_each_text(result #> '{expired,tagged_errors}') e
+					UNION ALL
+					SELECT failed WHERE failed IS NOT NULL) c
+			 GROUP BY c.code) x;
+	/* a table's restricted rows beside what was purged from it */
+	SELECT coalesce(jsonb_object_agg(k.key, coalesce(v_tables -> k.key, '{}') || coalesce(v_restricted -> k.key, '{}')), '{}')
+	  INTO v_tables
+	  FROM (SELECT jsonb_object_keys(v_tables) UNION SELECT jsonb_object_keys(v_restricted)) AS k(key);
+
+	INSERT INTO privacy_guard.round_history (started_at, duration, run_by, tables, rows_deleted, rows_anonymized,
+											 rows_restricted, tagged_expired, requests_done, requests_blocked,
+											 requests_restricted, errors)
+	SELECT started, clock_timestamp() - started, run_by, v_tables,
+		   (SELECT coalesce(sum((v.value ->> 'deleted')::bigint), 0) FROM jsonb_each(v_tables) v),
+		   (SELECT coalesce(sum((v.value ->> 'anonymized')::bigint), 0) FROM jsonb_each(v_tables) v),
+		   (SELECT coalesce(sum((v.value ->> 'restricted')::bigint), 0) FROM jsonb_each(v_tables) v),
+		   (SELECT coalesce(sum(v.value::text::bigint), 0) FROM jsonb_each(result #> '{expired,tagged}') v),
+		   coalesce((result ->> 'requests_done')::integer, 0),
+		   coalesce((result ->> 'requests_blocked')::integer, 0),
+		   coalesce((result ->> 'requests_restricted')::integer, 0),
+		   v_errors;
+	DELETE FROM privacy_guard.round_history h WHERE h.started_at < v_horizon;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._record_round(jsonb, regclass, timestamptz, text, text) IS 'Internal: keep a round in round_history and drop rows past privacy_guard.history_retention';
+
+/*
  * The steps of run_maintenance()'s round after its purge batches: tagged
  * values past their retain-until, the forget requests due at round_at, and
  * the receipts.  The worker runs the same steps, the forget requests in
@@ -2741,7 +2827,9 @@ BEGIN
 		END LOOP;
 	END LOOP;
 
-	RETURN privacy_guard._finish_round(v_result, tbl, v_now, v_secret);
+	v_result := privacy_guard._finish_round(v_result, tbl, v_now, v_secret);
+	PERFORM privacy_guard._record_round(v_result, tbl, v_now, 'run_maintenance', NULL);
+	RETURN v_result;
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement round now, in this session: expire rows past retention, carry out due forget requests';
@@ -2824,6 +2912,7 @@ BEGIN
 		   last_error_at = CASE WHEN v_failed IS NOT NULL OR v_result -> 'errors' <> '{}'
 									 OR (v_result ->> 'requests_blocked')::int > 0
 								THEN now() ELSE w.last_error_at END;
+	PERFORM privacy_guard._record_round(v_result, NULL, started, 'worker', v_failed);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard._worker_round(jsonb, timestamptz, jsonb) IS 'Internal: the end of the background worker''s round';
@@ -2902,6 +2991,29 @@ CREATE VIEW privacy_guard.worker_status AS
 		   w.last_error_at
 	  FROM privacy_guard.worker_round w;
 COMMENT ON VIEW privacy_guard.worker_status IS 'The background worker''s rounds in this database';
+
+CREATE FUNCTION privacy_guard.launcher_status(OUT workers_running integer, OUT workers_started bigint,
+		OUT found_no_extension bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pvg_launcher_status'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard.launcher_status() IS 'The launcher''s counters since the server started, for the whole cluster: workers running now, workers started, and workers that found no extension in their database (NULLs without shared_preload_libraries)';
+REVOKE ALL ON FUNCTION privacy_guard.launcher_status() FROM PUBLIC;
+
+CREATE FUNCTION privacy_guard._extension_created()
+RETURNS void
+AS 'MODULE_PATHNAME', 'pvg_extension_created'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._extension_created() IS 'Internal: have the launcher look again, once this transaction commits, at the databases where it found no extension';
+REVOKE ALL ON FUNCTION privacy_guard._extension_created() FROM PUBLIC;
+CREATE FUNCTION privacy_guard._database_chosen()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_database_chosen_here'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._database_chosen() IS 'Internal: whether privacy_guard.databases lets the background worker run rounds in this database';
+
+/* this database now has the extension: the launcher's next look finds it */
+SELECT privacy_guard._extension_created();
 
 /* ------------------------------------------------------------------ */
 /* Consent-tagged types (SPEC 1 "Tagged value", 2, 3.4; src/tagged.h)  */
@@ -3362,6 +3474,10 @@ ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER invalidate_cache;
 ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER stamp_changed_xid;
 ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER stamp_changed_xid_insert;
 ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER invalidate_cache;
+ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER note_removed_subject;
+ALTER TABLE privacy_guard.consent_state ENABLE ALWAYS TRIGGER note_changed_subject;
+ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER note_removed_subject;
+ALTER TABLE privacy_guard.erasure_request ENABLE ALWAYS TRIGGER note_changed_subject;
 
 /* ------------------------------------------------------------------ */
 /* Transparency: register, notice, subject report, compliance check     */
@@ -4394,6 +4510,10 @@ BEGIN
 			   END
 		  FROM privacy_guard._store_status() AS st
 		UNION ALL
+		SELECT 'warning', 'server',
+			   'privacy_guard.databases does not name this database, so the background worker deletes no rows past their retention here and carries out no forget requests (the rules still hide them). Add the database to the setting, or call privacy_guard.run_maintenance() from a scheduler.'
+		 WHERE privacy_guard._preloaded() AND NOT privacy_guard._database_chosen()
+		UNION ALL
 		/* erasure owed for more than a day (GDPR Art. 12(3): without undue delay) */
 		SELECT 'error', 'erasure requests',
 			   format('%s forget request%s due for more than a day %s not carried out (%s blocked, %s pending): the rows stay hidden but are still stored. See privacy_guard.erasure_requests for the error of each blocked request; pending ones wait for a round, or for older transactions to end.',
@@ -4468,11 +4588,12 @@ BEGIN
 		privacy_guard.subject_report(text),
 		privacy_guard.check(),
 		privacy_guard.access_history(text, timestamptz),
+		privacy_guard.launcher_status(),
 		privacy_guard._tagged_column_purposes(),
 		privacy_guard.grant_recorder(regrole) TO %s', role);
 	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,
 		privacy_guard.erasure_requests, privacy_guard.purpose_roles, privacy_guard.worker_status,
-		privacy_guard.processing_register, privacy_guard.access_log TO %s', role);
+		privacy_guard.processing_register, privacy_guard.access_log, privacy_guard.round_history TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.grant_admin(regrole) IS 'Hand the administration level to a role (superusers only)';

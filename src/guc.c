@@ -9,10 +9,11 @@
  * value set by ALTER ROLE, ALTER DATABASE, connection options or before the
  * library was loaded is held to exactly the same rules.
  *
- * privacy_guard.enabled, naptime, batch_size and batch_delay steer the
- * background worker (worker.c), and log_retention bounds privacy_guard's
- * own receipts; they are defined in every backend so that SHOW works and
- * run_maintenance() uses the same batch size.
+ * privacy_guard.enabled, naptime, max_workers, databases, batch_size and
+ * batch_delay steer the background worker (worker.c), and log_retention
+ * and history_retention bound privacy_guard's own receipts and round
+ * history; they are defined in every backend
+ * so that SHOW works and run_maintenance() uses the same batch size.
  *
  * privacy_guard.audit (superuser only, so that a reader cannot switch off
  * the record of its own reads) turns the access log on (audit.c);
@@ -27,7 +28,9 @@
 #include <limits.h>
 
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 char	   *pvg_purpose = NULL;
 bool		pvg_enabled = true;
@@ -40,6 +43,24 @@ bool		pvg_audit = false;
 int			pvg_audit_retention = 30 * 24 * 60;
 int			pvg_audit_max_entries = 256;
 int			pvg_shared_store_size = 1024;
+int			pvg_max_workers = 3;
+int			pvg_history_retention = 30 * 24 * 60;
+char	   *pvg_databases = NULL;
+
+/* privacy_guard.databases: a list of names, as search_path is written */
+static bool
+pvg_check_databases(char **newval, void **extra, GucSource source)
+{
+	char	   *copy = pstrdup(*newval);
+	List	   *names;
+	bool		ok = SplitIdentifierString(copy, ',', &names);
+
+	if (!ok)
+		GUC_check_errdetail("List syntax is invalid.");
+	list_free(names);
+	pfree(copy);
+	return ok;
+}
 
 void
 pvg_guc_init(void)
@@ -68,6 +89,22 @@ pvg_guc_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("privacy_guard.max_workers",
+							"Most background enforcement workers running at once.",
+							"They come out of max_worker_processes, beside the launcher and parallel query workers.",
+							&pvg_max_workers,
+							3, 1, 1024,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("privacy_guard.databases",
+							   "Databases the background worker runs rounds in (empty: all).",
+							   "A comma-separated list of database names, quoted as identifiers.",
+							   &pvg_databases,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   pvg_check_databases, NULL, NULL);
 	DefineCustomIntVariable("privacy_guard.batch_size",
 							"Rows purged per transaction by the background worker.",
 							"run_maintenance() uses the same batches in the caller's transaction.",
@@ -91,6 +128,14 @@ pvg_guc_init(void)
 							3 * 365 * 24 * 3600, 3600, INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("privacy_guard.history_retention",
+							"How long privacy_guard.round_history keeps its rows.",
+							"Older rows are deleted by the enforcement rounds.",
+							&pvg_history_retention,
+							30 * 24 * 60, 1, PG_INT32_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MIN,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("privacy_guard.engine_time_limit",
 							"Longest time one erasure or purge statement may take, the table owner's triggers included.",

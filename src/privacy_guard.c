@@ -24,8 +24,8 @@
 PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(pvg_invalidate_cache);
-PG_FUNCTION_INFO_V1(pvg_note_removed_subject);
 PG_FUNCTION_INFO_V1(pvg_stamp_changed_xid);
+PG_FUNCTION_INFO_V1(pvg_note_removed_subject);
 PG_FUNCTION_INFO_V1(pvg_calling_role);
 PG_FUNCTION_INFO_V1(pvg_preloaded);
 
@@ -91,41 +91,6 @@ pvg_invalidate_cache(PG_FUNCTION_ARGS)
 }
 
 /*
- * Row trigger after a consent row is deleted or changes its subject, and
- * after a forget request is deleted or loses its subject: record the old
- * subject for readers of the shared store (they re-read it), or, when that
- * cannot be done, count a full change.
- */
-Datum
-pvg_note_removed_subject(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	int			attnum;
-	bool		isnull;
-	Datum		d;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
-		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("_note_removed_subject() must be called as an AFTER ROW trigger")));
-	desc = RelationGetDescr(trigdata->tg_relation);
-	attnum = SPI_fnumber(desc, "subject");
-	if (attnum <= 0)
-		elog(ERROR, "_note_removed_subject(): no subject column");
-	d = heap_getattr(trigdata->tg_trigtuple, attnum, desc, &isnull);
-	if (!isnull)
-	{
-		text	   *t = DatumGetTextPP(d);
-
-		if (!pvg_shared_note_removed(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
-			pvg_consent_note_full_change();
-	}
-	return PointerGetDatum(NULL);
-}
-
-/*
  * Row trigger (BEFORE INSERT or UPDATE) on consent_state and
  * erasure_request: stamp the row with the transaction writing it, whatever
  * the row says.  Sessions catch up by that stamp (consent_cache.c), so a
@@ -158,6 +123,41 @@ pvg_stamp_changed_xid(PG_FUNCTION_ARGS)
 						RelationGetRelationName(trigdata->tg_relation))));
 	value = FullTransactionIdGetDatum(GetTopFullTransactionId());
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull));
+}
+
+/*
+ * Row trigger after a consent row is deleted or changes its subject, and
+ * after a forget request is deleted or loses its subject: record the old
+ * subject for readers of the shared store (they re-read it), or, when that
+ * cannot be done, count a full change.
+ */
+Datum
+pvg_note_removed_subject(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	int			attnum;
+	bool		isnull;
+	Datum		d;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_note_removed_subject() must be called as an AFTER ROW trigger")));
+	desc = RelationGetDescr(trigdata->tg_relation);
+	attnum = SPI_fnumber(desc, "subject");
+	if (attnum <= 0)
+		elog(ERROR, "_note_removed_subject(): no subject column");
+	d = heap_getattr(trigdata->tg_trigtuple, attnum, desc, &isnull);
+	if (!isnull)
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		if (!pvg_shared_note_removed(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
+			pvg_consent_note_full_change();
+	}
+	return PointerGetDatum(NULL);
 }
 
 /*

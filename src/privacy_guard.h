@@ -124,6 +124,9 @@ extern bool pvg_audit;
 extern int	pvg_audit_retention;
 extern int	pvg_audit_max_entries;
 extern int	pvg_shared_store_size;
+extern int	pvg_max_workers;
+extern int	pvg_history_retention;
+extern char *pvg_databases;
 extern void pvg_guc_init(void);
 
 /* registry.c */
@@ -171,7 +174,6 @@ extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
 /* forgotten.c */
 extern void pvg_forgotten_init(void);
 extern bool pvg_subject_forgotten_here(const char *subject, int len);
-
 /* shared_store.c (the rest is in subject_set.h) */
 extern void pvg_shared_init(void);
 extern void pvg_shared_note_full_change(void);

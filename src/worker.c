@@ -7,16 +7,29 @@
  * With shared_preload_libraries = 'privacy_guard' the postmaster starts
  * the launcher once recovery has finished (so nothing runs on a hot
  * standby).  The launcher connects to no database; every naptime it lists
- * the databases that accept connections and starts, for each one whose
- * previous worker has finished, a worker that connects to it, runs
- * privacy_guard._worker_round() if the extension is installed there, and
- * exits.  No setting names the databases, a newly created extension is
- * picked up within one naptime, and DROP DATABASE and DROP EXTENSION are
- * not kept waiting: a worker holds a database only for the length of a
- * round, gives the round up between batches when DROP DATABASE waits for
- * it, and ends it quietly once the extension is gone.  The round runs the
- * same SQL steps as run_maintenance(), the synchronous twin, but commits
- * after every purge batch and paces them.
+ * the databases that accept connections (those privacy_guard.databases
+ * names, if it is set) and keeps, in its own memory, what it knows of
+ * each: when its last round began and whether a worker found the
+ * extension there.  A round is due in a database a naptime after the last
+ * one there began; the due databases are served the least recently served
+ * first, by at most privacy_guard.max_workers workers at once.  A worker
+ * connects to its database, runs a round if the extension is installed
+ * there, tells the launcher what it found through its slot in shared
+ * memory (PvgWorkerSlot), and exits.  A database found without the
+ * extension gets no worker again until CREATE EXTENSION privacy_guard
+ * commits somewhere in the cluster (the install script's
+ * _extension_created() bumps a counter at commit), so a new extension is
+ * picked up within a naptime (and its wait in the queue) while hundreds
+ * of other databases cost one short connection each after the launcher
+ * starts.  A launcher that is restarted forgets what it knew (and does
+ * not count the workers of its predecessor still at work).
+ *
+ * DROP DATABASE and DROP EXTENSION are not kept waiting: a worker holds a
+ * database only for the length of a round, gives the round up between
+ * batches when DROP DATABASE waits for it, and ends it quietly once the
+ * extension is gone.  The round runs the same SQL steps as
+ * run_maintenance(), the synchronous twin, but commits after every purge
+ * batch and paces them.
  *
  * SIGTERM ends either process at its next interrupt check (within a
  * second: every statement checks); SIGHUP makes either reload settings
@@ -34,32 +47,134 @@
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 PGDLLEXPORT void pvg_launcher_main(Datum arg);
 PGDLLEXPORT void pvg_worker_main(Datum arg);
 
-typedef struct PvgDbWorker
-{
-	Oid			dboid;
-	BackgroundWorkerHandle *handle;
-} PvgDbWorker;
+PG_FUNCTION_INFO_V1(pvg_launcher_status);
+PG_FUNCTION_INFO_V1(pvg_extension_created);
+PG_FUNCTION_INFO_V1(pvg_database_chosen_here);
 
-/* Register the launcher; only while the postmaster loads preloaded libraries. */
+/* what a worker found, told to the launcher through its slot */
+#define PVG_OUTCOME_STARTED		0	/* ended before it looked (an error, a drop) */
+#define PVG_OUTCOME_NO_EXTENSION 1
+#define PVG_OUTCOME_EXTENSION	2	/* the extension is there: a round ran */
+
+/*
+ * A worker's slot in shared memory: the launcher writes the ticket before
+ * it starts the worker, the worker its outcome once it knows whether the
+ * extension is installed.  A worker left over from a launcher that died
+ * holds an older ticket and is not heard.
+ */
+typedef struct PvgWorkerSlot
+{
+	slock_t		mutex;
+	uint64		ticket;
+	int			outcome;
+} PvgWorkerSlot;
+
+typedef struct PvgLauncherShared
+{
+	/* bumped when CREATE EXTENSION privacy_guard commits in any database */
+	pg_atomic_uint64 extension_created;
+	pg_atomic_uint64 next_ticket;
+	pg_atomic_uint64 workers_started;
+	pg_atomic_uint64 found_no_extension;
+	pg_atomic_uint32 running;
+	int			nslots;
+	PvgWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} PvgLauncherShared;
+
+static PvgLauncherShared *pvg_launcher_shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* the launcher's knowledge of a database */
+#define PVG_DB_UNKNOWN		0
+#define PVG_DB_NO_EXTENSION 1
+#define PVG_DB_EXTENSION	2
+
+typedef struct PvgDbState
+{
+	Oid			dboid;			/* hash key */
+	NameData	name;
+	int			state;
+	bool		listed;			/* seen in the last listing of pg_database */
+	TimestampTz last_start;		/* 0: never */
+	uint64		checked_at;		/* extension_created when found without it */
+	int			slot;			/* -1: no worker running */
+	uint64		ticket;
+	BackgroundWorkerHandle *handle;
+} PvgDbState;
+
+static Size
+pvg_launcher_shmem_size(void)
+{
+	return add_size(offsetof(PvgLauncherShared, slots),
+					mul_size(max_worker_processes, sizeof(PvgWorkerSlot)));
+}
+
+static void
+pvg_launcher_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(pvg_launcher_shmem_size());
+}
+
+static void
+pvg_launcher_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	pvg_launcher_shared = ShmemInitStruct("privacy_guard launcher", pvg_launcher_shmem_size(), &found);
+	if (!found)
+	{
+		pg_atomic_init_u64(&pvg_launcher_shared->extension_created, 0);
+		pg_atomic_init_u64(&pvg_launcher_shared->next_ticket, 1);
+		pg_atomic_init_u64(&pvg_launcher_shared->workers_started, 0);
+		pg_atomic_init_u64(&pvg_launcher_shared->found_no_extension, 0);
+		pg_atomic_init_u32(&pvg_launcher_shared->running, 0);
+		pvg_launcher_shared->nslots = max_worker_processes;
+		for (int i = 0; i < max_worker_processes; i++)
+		{
+			SpinLockInit(&pvg_launcher_shared->slots[i].mutex);
+			pvg_launcher_shared->slots[i].ticket = 0;
+			pvg_launcher_shared->slots[i].outcome = PVG_OUTCOME_STARTED;
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * Register the launcher and its shared memory; only while the postmaster
+ * loads preloaded libraries.
+ */
 void
 pvg_worker_init(void)
 {
@@ -68,6 +183,11 @@ pvg_worker_init(void)
 	/* a binary upgrade (pg_upgrade) must find the databases as they were */
 	if (!process_shared_preload_libraries_in_progress || IsBinaryUpgrade)
 		return;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = pvg_launcher_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = pvg_launcher_shmem_startup;
+
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
@@ -79,15 +199,86 @@ pvg_worker_init(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* The databases a worker may connect to. */
-static List *
-pvg_list_databases(void)
+/* CREATE EXTENSION privacy_guard of this transaction, told at commit */
+static bool pvg_created_pending = false;
+static bool pvg_created_callback = false;
+
+static void
+pvg_created_xact_callback(XactEvent event, void *arg)
 {
-	List	   *dbs = NIL;
+	if (!pvg_created_pending)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE)
+	{
+		if (pvg_launcher_shared != NULL)
+			pg_atomic_fetch_add_u64(&pvg_launcher_shared->extension_created, 1);
+		pvg_created_pending = false;
+	}
+	else if (event == XACT_EVENT_ABORT)
+		pvg_created_pending = false;
+}
+
+/*
+ * _extension_created() -> void, called by the install script: when the
+ * transaction commits, the launcher looks again at the databases where it
+ * found no extension.  Nothing without a preloaded library (no launcher).
+ */
+Datum
+pvg_extension_created(PG_FUNCTION_ARGS)
+{
+	if (pvg_launcher_shared == NULL)
+		PG_RETURN_VOID();
+	if (!pvg_created_callback)
+	{
+		RegisterXactCallback(pvg_created_xact_callback, NULL);
+		pvg_created_callback = true;
+	}
+	pvg_created_pending = true;
+	PG_RETURN_VOID();
+}
+
+/*
+ * launcher_status() -> (workers_running, workers_started, found_no_extension):
+ * the launcher's counters since the server started, cluster-wide; NULLs
+ * without a preloaded library.
+ */
+Datum
+pvg_launcher_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (pvg_launcher_shared == NULL)
+		nulls[0] = nulls[1] = nulls[2] = true;
+	else
+	{
+		values[0] = Int32GetDatum((int32) pg_atomic_read_u32(&pvg_launcher_shared->running));
+		values[1] = Int64GetDatum((int64) pg_atomic_read_u64(&pvg_launcher_shared->workers_started));
+		values[2] = Int64GetDatum((int64) pg_atomic_read_u64(&pvg_launcher_shared->found_no_extension));
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * Refresh the launcher's table of databases from pg_database: those that
+ * accept connections and are not templates.  Entries of databases gone
+ * (or closed to connections) are dropped once no worker runs there.
+ */
+static void
+pvg_list_databases(HTAB *dbs)
+{
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
-	MemoryContext caller = CurrentMemoryContext;
+	HASH_SEQ_STATUS seq;
+	PvgDbState *db;
+
+	hash_seq_init(&seq, dbs);
+	while ((db = (PvgDbState *) hash_seq_search(&seq)) != NULL)
+		db->listed = false;
 
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -95,56 +286,138 @@ pvg_list_databases(void)
 	scan = table_beginscan_catalog(rel, 0, NULL);
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		Form_pg_database form = (Form_pg_database) GETSTRUCT(tup);
+		bool		found;
 
-		if (db->datallowconn && !db->datistemplate)
+		if (!form->datallowconn || form->datistemplate)
+			continue;
+		db = (PvgDbState *) hash_search(dbs, &form->oid, HASH_ENTER, &found);
+		if (!found)
 		{
-			MemoryContext old = MemoryContextSwitchTo(caller);
-
-			dbs = lappend_oid(dbs, db->oid);
-			MemoryContextSwitchTo(old);
+			db->state = PVG_DB_UNKNOWN;
+			db->last_start = 0;
+			db->checked_at = 0;
+			db->slot = -1;
+			db->ticket = 0;
+			db->handle = NULL;
 		}
+		db->name = form->datname;
+		db->listed = true;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	return dbs;
+
+	hash_seq_init(&seq, dbs);
+	while ((db = (PvgDbState *) hash_seq_search(&seq)) != NULL)
+		if (!db->listed && db->slot < 0)
+			(void) hash_search(dbs, &db->dboid, HASH_REMOVE, NULL);
 }
 
-/* Start a round in a database unless its previous worker is still at work. */
+/*
+ * Take note of workers that have ended: what they found, and their slots
+ * freed.
+ */
 static void
-pvg_start_round(List **workers, Oid dboid)
+pvg_reap_workers(HTAB *dbs, bool *slot_used, int *running)
+{
+	HASH_SEQ_STATUS seq;
+	PvgDbState *db;
+
+	hash_seq_init(&seq, dbs);
+	while ((db = (PvgDbState *) hash_seq_search(&seq)) != NULL)
+	{
+		PvgWorkerSlot *slot;
+		pid_t		pid;
+		int			outcome;
+
+		if (db->slot < 0 || GetBackgroundWorkerPid(db->handle, &pid) != BGWH_STOPPED)
+			continue;
+		slot = &pvg_launcher_shared->slots[db->slot];
+		SpinLockAcquire(&slot->mutex);
+		outcome = slot->ticket == db->ticket ? slot->outcome : PVG_OUTCOME_STARTED;
+		slot->ticket = 0;
+		SpinLockRelease(&slot->mutex);
+		if (outcome == PVG_OUTCOME_NO_EXTENSION)
+			db->state = PVG_DB_NO_EXTENSION;
+		else if (outcome == PVG_OUTCOME_EXTENSION)
+			db->state = PVG_DB_EXTENSION;
+		slot_used[db->slot] = false;
+		db->slot = -1;
+		pfree(db->handle);
+		db->handle = NULL;
+		(*running)--;
+	}
+}
+
+/* Whether privacy_guard.databases (a list of names) lets rounds run in a database. */
+static bool
+pvg_database_chosen(List *chosen, const char *name)
+{
+	ListCell   *lc;
+
+	if (chosen == NIL)
+		return true;
+	foreach(lc, chosen)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * _database_chosen() -> whether privacy_guard.databases lets the
+ * background worker run rounds in this database (check() warns if not).
+ */
+Datum
+pvg_database_chosen_here(PG_FUNCTION_ARGS)
+{
+	char	   *names = pstrdup(pvg_databases);
+	char	   *here = get_database_name(MyDatabaseId);
+	List	   *chosen = NIL;
+	bool		result;
+
+	if (!SplitIdentifierString(names, ',', &chosen))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in privacy_guard.databases")));
+	result = here != NULL && pvg_database_chosen(chosen, here);
+	list_free(chosen);
+	pfree(names);
+	PG_RETURN_BOOL(result);
+}
+
+/* the least recently served first; never served before all */
+static int
+pvg_db_order(const ListCell *a, const ListCell *b)
+{
+	PvgDbState *x = (PvgDbState *) lfirst(a);
+	PvgDbState *y = (PvgDbState *) lfirst(b);
+
+	if (x->last_start != y->last_start)
+		return x->last_start < y->last_start ? -1 : 1;
+	if (x->dboid != y->dboid)
+		return x->dboid < y->dboid ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Start a worker in a database: false if no background worker slot is
+ * free (max_worker_processes), and the launcher tries again later.
+ */
+static bool
+pvg_start_worker(PvgDbState *db, int slotno, uint64 created)
 {
 	BackgroundWorker worker;
-	ListCell   *lc;
-	PvgDbWorker *w = NULL;
-	pid_t		pid;
+	PvgWorkerSlot *slot = &pvg_launcher_shared->slots[slotno];
+	uint64		ticket = pg_atomic_fetch_add_u64(&pvg_launcher_shared->next_ticket, 1);
+	MemoryContext old;
+	bool		ok;
 
-	foreach(lc, *workers)
-	{
-		PvgDbWorker *cand = (PvgDbWorker *) lfirst(lc);
-
-		if (cand->dboid == dboid)
-			w = cand;
-	}
-	if (w != NULL && w->handle != NULL &&
-		GetBackgroundWorkerPid(w->handle, &pid) != BGWH_STOPPED)
-		return;
-	if (w == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		w = palloc0(sizeof(PvgDbWorker));
-		w->dboid = dboid;
-		*workers = lappend(*workers, w);
-		MemoryContextSwitchTo(old);
-	}
-	if (w->handle != NULL)
-	{
-		pfree(w->handle);
-		w->handle = NULL;
-	}
+	SpinLockAcquire(&slot->mutex);
+	slot->ticket = ticket;
+	slot->outcome = PVG_OUTCOME_STARTED;
+	SpinLockRelease(&slot->mutex);
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -152,25 +425,56 @@ pvg_start_round(List **workers, Oid dboid)
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "privacy_guard");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "pvg_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "privacy_guard worker for database %u", dboid);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "privacy_guard worker for database %u", db->dboid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "privacy_guard worker");
-	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	worker.bgw_main_arg = ObjectIdGetDatum(db->dboid);
+	memcpy(worker.bgw_extra, &slotno, sizeof(int));
+	memcpy(worker.bgw_extra + sizeof(int), &ticket, sizeof(uint64));
 	worker.bgw_notify_pid = MyProcPid;
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		/* out of worker slots: the next naptime tries again */
-		if (!RegisterDynamicBackgroundWorker(&worker, &w->handle))
-			w->handle = NULL;
-		MemoryContextSwitchTo(old);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ok = RegisterDynamicBackgroundWorker(&worker, &db->handle);
+	MemoryContextSwitchTo(old);
+	if (!ok)
+	{
+		db->handle = NULL;
+		SpinLockAcquire(&slot->mutex);
+		slot->ticket = 0;
+		SpinLockRelease(&slot->mutex);
+		return false;
 	}
+	db->slot = slotno;
+	db->ticket = ticket;
+	db->last_start = GetCurrentTimestamp();
+	/* what it finds holds as of now: a later CREATE EXTENSION is told apart */
+	db->checked_at = created;
+	pg_atomic_fetch_add_u64(&pvg_launcher_shared->workers_started, 1);
+	return true;
 }
 
+/*
+ * The launcher.  Each database has its own naptime: a round is due once a
+ * naptime has passed since the last one there began.  At most
+ * privacy_guard.max_workers workers run at once; the due databases wait
+ * in a queue, the one least recently served first, so a database with
+ * work is never starved by hundreds of idle ones.  A database found
+ * without the extension is not looked at again (no process is started
+ * there) until CREATE EXTENSION privacy_guard commits somewhere in the
+ * cluster; a database that is not in privacy_guard.databases (when it is
+ * set) gets no worker at all.
+ *
+ * The latch is set by the postmaster when a worker ends (bgw_notify_pid),
+ * which frees a place for the next database in the queue.
+ */
 void
 pvg_launcher_main(Datum arg)
 {
-	List	   *workers = NIL;
-	TimestampTz last_start = 0;
+	HASHCTL		ctl;
+	HTAB	   *dbs;
+	bool	   *slot_used;
+	int			running = 0;
+	TimestampTz last_list = 0;
+	bool		warned_no_slot = false;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -178,10 +482,21 @@ pvg_launcher_main(Datum arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("privacy_guard launcher");
 
+	if (pvg_launcher_shared == NULL)
+		elog(ERROR, "privacy_guard launcher has no shared memory");
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(PvgDbState);
+	ctl.hcxt = TopMemoryContext;
+	dbs = hash_create("privacy_guard databases", 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	slot_used = MemoryContextAllocZero(TopMemoryContext, sizeof(bool) * pvg_launcher_shared->nslots);
+	pg_atomic_write_u32(&pvg_launcher_shared->running, 0);
+
 	for (;;)
 	{
 		TimestampTz now;
-		TimestampTz next;
+		TimestampTz wake;
+		long		naptime_ms;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -189,31 +504,109 @@ pvg_launcher_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		naptime_ms = (long) pvg_naptime * 1000;
 
-		/*
-		 * The latch is also set when a worker exits (bgw_notify_pid): rounds
-		 * start only once a naptime has passed since the last start.
-		 */
+		pvg_reap_workers(dbs, slot_used, &running);
 		now = GetCurrentTimestamp();
-		next = TimestampTzPlusMilliseconds(last_start, (int64) pvg_naptime * 1000);
-		if (last_start == 0 || now >= next)
+		/* new databases are found within a naptime */
+		if (last_list == 0 || now >= TimestampTzPlusMilliseconds(last_list, naptime_ms))
 		{
-			if (pvg_enabled)
-			{
-				List	   *dbs = pvg_list_databases();
-				ListCell   *lc;
-
-				foreach(lc, dbs)
-					pvg_start_round(&workers, lfirst_oid(lc));
-				list_free(dbs);
-			}
-			last_start = now;
-			next = TimestampTzPlusMilliseconds(now, (int64) pvg_naptime * 1000);
+			pvg_list_databases(dbs);
+			last_list = now;
 		}
+		wake = TimestampTzPlusMilliseconds(last_list, naptime_ms);
+
+		if (pvg_enabled)
+		{
+			uint64		created = pg_atomic_read_u64(&pvg_launcher_shared->extension_created);
+			char	   *names = pstrdup(pvg_databases);
+			List	   *chosen = NIL;
+			List	   *due = NIL;
+			HASH_SEQ_STATUS seq;
+			PvgDbState *db;
+			ListCell   *lc;
+
+			/* the check hook accepted the list */
+			if (!SplitIdentifierString(names, ',', &chosen))
+				elog(ERROR, "invalid list syntax in privacy_guard.databases");
+			hash_seq_init(&seq, dbs);
+			while ((db = (PvgDbState *) hash_seq_search(&seq)) != NULL)
+			{
+				TimestampTz next;
+
+				if (db->slot >= 0 || !db->listed ||
+					!pvg_database_chosen(chosen, NameStr(db->name)))
+					continue;
+				if (db->state == PVG_DB_NO_EXTENSION && db->checked_at == created)
+					continue;
+				next = TimestampTzPlusMilliseconds(db->last_start, naptime_ms);
+				if (db->last_start == 0 || db->state == PVG_DB_NO_EXTENSION || now >= next)
+					due = lappend(due, db);
+				else if (next < wake)
+					wake = next;
+			}
+			list_sort(due, pvg_db_order);
+			foreach(lc, due)
+			{
+				int			slotno;
+
+				if (running >= pvg_max_workers)
+					break;
+				for (slotno = 0; slotno < pvg_launcher_shared->nslots; slotno++)
+					if (!slot_used[slotno])
+						break;
+				if (slotno >= pvg_launcher_shared->nslots)
+					break;
+				if (!pvg_start_worker((PvgDbState *) lfirst(lc), slotno, created))
+				{
+					/* out of worker slots: a worker that ends wakes the launcher */
+					if (!warned_no_slot)
+						ereport(LOG,
+								(errmsg("privacy_guard launcher could not start a worker: no background worker slot is free"),
+								 errhint("Raise max_worker_processes, or lower privacy_guard.max_workers.")));
+					warned_no_slot = true;
+					break;
+				}
+				warned_no_slot = false;
+				slot_used[slotno] = true;
+				running++;
+			}
+			list_free(due);
+			list_free(chosen);
+			pfree(names);
+		}
+		pg_atomic_write_u32(&pvg_launcher_shared->running, (uint32) running);
+
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 TimestampDifferenceMilliseconds(now, next), PG_WAIT_EXTENSION);
+						 Max(TimestampDifferenceMilliseconds(now, wake), 1), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/*
+ * Tell the launcher what this worker found (see PvgWorkerSlot).  Called
+ * once, as soon as the worker knows.
+ */
+static void
+pvg_worker_report(int outcome)
+{
+	int			slotno;
+	uint64		ticket;
+	PvgWorkerSlot *slot;
+
+	if (pvg_launcher_shared == NULL)
+		return;
+	memcpy(&slotno, MyBgworkerEntry->bgw_extra, sizeof(int));
+	memcpy(&ticket, MyBgworkerEntry->bgw_extra + sizeof(int), sizeof(uint64));
+	if (slotno < 0 || slotno >= pvg_launcher_shared->nslots)
+		return;
+	slot = &pvg_launcher_shared->slots[slotno];
+	SpinLockAcquire(&slot->mutex);
+	if (slot->ticket == ticket)
+		slot->outcome = outcome;
+	SpinLockRelease(&slot->mutex);
+	if (outcome == PVG_OUTCOME_NO_EXTENSION)
+		pg_atomic_fetch_add_u64(&pvg_launcher_shared->found_no_extension, 1);
 }
 
 /* the worker pauses at least this many times as long as a batch took */
@@ -433,6 +826,7 @@ pvg_worker_main(Datum arg)
 		uint64		i;
 
 		active = true;
+		pvg_worker_report(PVG_OUTCOME_EXTENSION);
 		pgstat_report_activity(STATE_RUNNING, "privacy_guard round: listing tables");
 		/* the round's cut-off: rows expiring while it runs wait for the next */
 		round_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
@@ -452,7 +846,11 @@ pvg_worker_main(Datum arg)
 	}
 	pvg_step_end();
 	if (!active)
+	{
+		if (!RecoveryInProgress())
+			pvg_worker_report(PVG_OUTCOME_NO_EXTENSION);
 		proc_exit(0);
+	}
 
 	foreach(lc, targets)
 	{

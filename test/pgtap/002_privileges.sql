@@ -9,7 +9,7 @@
 BEGIN;
 
 -- 5 checks (SELECT, INSERT, UPDATE, DELETE, TRUNCATE) per table of the schema
-SELECT plan(92 + 5 * (SELECT count(*)::int FROM pg_class c
+SELECT plan(97 + 5 * (SELECT count(*)::int FROM pg_class c
                        WHERE c.relnamespace = 'privacy_guard'::regnamespace
                          AND c.relkind IN ('r', 'p')));
 
@@ -113,6 +113,10 @@ SET ROLE pgtap_plain;
 
 SELECT throws_ok($$SELECT * FROM privacy_guard.worker_status$$, '42501', NULL,
                  'plain role cannot read worker_status');
+SELECT throws_ok($$SELECT * FROM privacy_guard.round_history$$, '42501', NULL,
+                 'plain role cannot read round_history');
+SELECT throws_ok($$SELECT * FROM privacy_guard.launcher_status()$$, '42501', NULL,
+                 'plain role cannot call launcher_status');
 SELECT throws_ok($$SELECT privacy_guard.define_purpose('pgtap_plain_p')$$, '42501', NULL,
                  'plain role cannot define_purpose');
 SELECT throws_ok($$SELECT privacy_guard.drop_purpose('pgtap_contract')$$, '42501', NULL,
@@ -307,6 +311,10 @@ SELECT lives_ok($$SELECT privacy_guard.set_legal_hold('public.pgtap_admin_kept',
                 'admin can set_legal_hold on its table');
 SELECT is(privacy_guard.erasure_status('pgtap-existing'), NULL, 'admin can call erasure_status');
 SELECT lives_ok($$SELECT * FROM privacy_guard.worker_status$$, 'admin can read worker_status');
+SELECT lives_ok($$SELECT * FROM privacy_guard.round_history$$, 'admin can read round_history');
+SELECT lives_ok($$SELECT * FROM privacy_guard.launcher_status()$$, 'admin can call launcher_status');
+SELECT throws_ok($$DELETE FROM privacy_guard.round_history$$, '42501', NULL,
+                 'admin cannot DELETE from round_history (only the rounds prune it)');
 
 SELECT throws_ok($$SELECT privacy_guard.grant_admin('pgtap_plain')$$, '42501', NULL,
                  'admin cannot grant_admin');
