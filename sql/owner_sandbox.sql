@@ -1,7 +1,7 @@
 -- The table owner's code runs in a sandbox that ends with the statement
 -- (issue 19): settings it changes, even with set_config(..., false), do
 -- not reach the session of whoever runs the round (a superuser here, the
--- worker in TAP 012), and internal functions refuse NULL arguments.
+-- worker in TAP 014), and internal functions refuse NULL arguments.
 \set VERBOSITY terse
 SET ROLE regress_owner;
 CREATE TABLE sb_events (id int, customer_id int, happened timestamptz NOT NULL);
