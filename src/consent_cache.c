@@ -563,6 +563,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	Oid			save_userid;
 	int			save_sec;
 	bool		complete = true;
+	volatile bool rebase = false;
 
 	pvg_store_changed = false;
 	pvg_store_note_read();
@@ -585,6 +586,32 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 		 * now; later ones belong to transactions the next patch covers.
 		 */
 		complete = pvg_shared_removed_since(from, &removed);
+
+		/*
+		 * An overlay over an old base asks for a newer one rather than
+		 * take in a bulk change (an import of a million consents would
+		 * otherwise be copied into every session).
+		 */
+		if (complete && store->shared &&
+			TimestampDifferenceExceeds(store->newest_built_at, GetCurrentTimestamp(),
+									   PVG_MIN_BASE_AGE_MS))
+		{
+			bool		cnull;
+
+			argtypes[0] = XID8OID;
+			args[0] = FullTransactionIdGetDatum(from);
+			pvg_spi_read_snapshot("SELECT pg_catalog.count(*) FROM ("
+								  "SELECT 1 FROM privacy_guard.consent_state c "
+								  "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
+								  "LIMIT " CppAsString2(PVG_MAX_PATCHES) ") s",
+								  1, argtypes, args, snap);
+			if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+											&cnull)) >= PVG_MAX_PATCHES)
+			{
+				rebase = true;
+				complete = false;
+			}
+		}
 
 		/* which subjects were written since the last read */
 		argtypes[0] = XID8OID;
@@ -688,9 +715,14 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 
 	if (!complete)
 	{
-		/* read anew: a shared base from after now, or a private copy */
+		/*
+		 * Read anew: over a newer base than ours (a bulk change: any newer
+		 * one will do, so sessions share one build), or one read from now
+		 * on (removals missed), or as a private copy.
+		 */
 		pvg_store_full_stale = true;
-		pvg_need_build = Max(pvg_need_build, pvg_shared_build_seq());
+		pvg_need_build = Max(pvg_need_build,
+							 rebase ? store->max_build_seq : pvg_shared_build_seq());
 		return false;
 	}
 
@@ -963,6 +995,7 @@ pvg_overlay_create(void)
 	/* as in pvg_store_load: fresh from before anything is read */
 	pvg_store_full_stale = false;
 	pvg_store_changed = false;
+	pvg_store_stamp.valid = false;
 	store->need_build = pvg_need_build;
 	store->need_full = pvg_shared_full_seq();
 
