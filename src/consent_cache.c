@@ -438,6 +438,8 @@ pvg_store_add_consents(PvgConsentStore *store)
 		PvgSubjectEntry *e;
 		PvgGrant   *g;
 
+		CHECK_FOR_INTERRUPTS();
+
 		heap_deform_tuple(SPI_tuptable->vals[i], desc, values, nulls);
 		status = DatumGetTextPP(values[2]);
 		letter = VARSIZE_ANY_EXHDR(status) > 0 ? *VARDATA_ANY(status) : '\0';
@@ -465,6 +467,8 @@ pvg_store_add_forgets(PvgConsentStore *store)
 		bool		isnull;
 		PvgSubjectEntry *e;
 		TimestampTz due;
+
+		CHECK_FOR_INTERRUPTS();
 
 		e = pvg_store_entry(store, TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)));
 		due = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
@@ -775,6 +779,8 @@ pvg_set_fill_ints(PvgConsentStore *store, PvgRegistry *reg, PvgSubjectSet *set)
 	{
 		TimestampTz limit;
 
+		CHECK_FOR_INTERRUPTS();
+
 		if (!pvg_parse_canonical_int(e->key.str, e->key.len, &keys[n]) ||
 			!pvg_subject_limit(e, basis, chain, nchain, &limit))
 			continue;
@@ -801,6 +807,8 @@ pvg_set_fill_ints(PvgConsentStore *store, PvgRegistry *reg, PvgSubjectSet *set)
 	{
 		uint64		off = (uint64) keys[i] - (uint64) set->bits_base;
 		bool		found;
+
+		CHECK_FOR_INTERRUPTS();
 
 		if (set->bits != NULL && off < set->bits_len && pvg_set_unconditional(set, limits[i]))
 			set->bits[off >> 6] |= UINT64CONST(1) << (off & 63);
@@ -834,7 +842,10 @@ pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind 
 		set->texts = pvg_textmap_create(store->cxt, 64, NULL);
 		pvg_subjmap_start_iterate(store->subjects, &it);
 		while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
 			pvg_set_apply(set, reg, e, true);
+		}
 	}
 
 	set->next = store->sets;
@@ -945,6 +956,8 @@ pvg_base_fill(PvgBaseBuild *b, void *varg)
 	{
 		TimestampTz limit;
 		int64		key;
+
+		CHECK_FOR_INTERRUPTS();
 
 		if (!pvg_subject_limit(e, basis, chain, nchain, &limit))
 			continue;
@@ -1120,7 +1133,10 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 		set->texts = pvg_textmap_create(store->cxt, 64, NULL);
 	pvg_subjmap_start_iterate(store->subjects, &it);
 	while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
 		pvg_set_apply(set, reg, e, true);
+	}
 	set->next = store->sets;
 	store->sets = set;
 	MemoryContextSwitchTo(old);

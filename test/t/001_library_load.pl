@@ -78,4 +78,4 @@ for my $preload (0, 1)
 	$node->stop;
 }
 
-done_testing();
+done_testing(14);

@@ -84,4 +84,4 @@ is($node->safe_psql('victim', q{
 }), "t|g|t\n3", 'control: the same calls unqualified run the planted function and operators');
 
 $node->stop;
-done_testing();
+done_testing(7);

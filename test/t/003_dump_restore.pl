@@ -87,4 +87,4 @@ ok(!$r, 'pg_dump by a role the rules bind fails');
 like($stderr, qr/row-level security/, '... because of row-level security');
 
 $node->stop;
-done_testing();
+done_testing(13);

@@ -86,4 +86,4 @@ ok($standby->poll_query_until('postgres', q{
 
 $standby->stop;
 $primary->stop;
-done_testing();
+done_testing(9);

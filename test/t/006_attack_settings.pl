@@ -202,4 +202,4 @@ like($text, qr/ERROR/, 'the server log holds the errors');
 unlike($text, qr/\Q$key\E/, 'attack: no subject key in the server log');
 unlike($text, qr/\Q$value\E/, 'attack: no personal value in the server log');
 
-done_testing();
+done_testing(33);

@@ -334,4 +334,4 @@ is($node->safe_psql('postgres', 'SELECT sum(statements) FROM privacy_guard.acces
 	'audit off: reads are not logged');
 
 $node->stop;
-done_testing();
+done_testing(42);

@@ -131,4 +131,4 @@ like($stderr, qr/tagged value is withheld from this session/, '... saying a valu
 unlike($stderr, qr/ZEBRA|long-long/, '... without the value');
 
 $node->stop;
-done_testing();
+done_testing(14);

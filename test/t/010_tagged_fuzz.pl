@@ -186,4 +186,4 @@ unlike($log, qr/terminated by signal|server process .* was terminated|PANIC/,
 	'no backend crashed');
 
 $node->stop;
-done_testing();
+done_testing(9);

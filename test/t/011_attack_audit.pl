@@ -193,4 +193,4 @@ is($node->safe_psql('postgres', q{
 	'1', 'the victim\'s read, folded into the overflow row, is found by access_history');
 
 $node->stop;
-done_testing();
+done_testing(23);

@@ -203,4 +203,4 @@ is($evict->safe_psql('shop', q{SELECT images || '/' || builds FROM privacy_guard
 	'one set at a time: one set published, three built');
 $evict->stop;
 
-done_testing();
+done_testing(34);

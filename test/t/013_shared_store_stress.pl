@@ -138,4 +138,4 @@ $rc->quit;
 $rr->quit;
 $node->stop;
 
-done_testing();
+done_testing(11);

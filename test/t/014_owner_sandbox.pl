@@ -109,4 +109,4 @@ ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activit
 ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($stuck_q) w WHERE pid <> $pid"),
 	'and a later round runs');
 
-done_testing();
+done_testing(11);

@@ -213,4 +213,4 @@ cmp_ok($node->safe_psql('ext_01', 'SELECT workers_started FROM privacy_guard.lau
 	'while workers kept being started');
 
 $node->stop;
-done_testing();
+done_testing(28);

@@ -143,4 +143,4 @@ like($node->safe_psql('dst1', $shape), qr/customers privacy_guard_base/,
 	'restored: dropping the owner\'s policy brings the base back');
 
 $node->stop;
-done_testing();
+done_testing(26);
