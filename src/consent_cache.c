@@ -750,6 +750,21 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	return true;
 }
 
+/* Put every subject of the store into a set (or leave it out). */
+static void
+pvg_set_apply_all(PvgConsentStore *store, PvgRegistry *reg, PvgSubjectSet *set)
+{
+	pvg_subjmap_iterator it;
+	PvgSubjectEntry *e;
+
+	pvg_subjmap_start_iterate(store->subjects, &it);
+	while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		pvg_set_apply(set, reg, e, true);
+	}
+}
+
 /*
  * Fill an integer set.  Keys whose answer does not depend on the time go
  * into the bitmap when they are dense enough (see subject_set.h); the rest
@@ -836,16 +851,8 @@ pvg_set_build(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind 
 		pvg_set_fill_ints(store, reg, set);
 	else
 	{
-		pvg_subjmap_iterator it;
-		PvgSubjectEntry *e;
-
 		set->texts = pvg_textmap_create(store->cxt, 64, NULL);
-		pvg_subjmap_start_iterate(store->subjects, &it);
-		while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
-		{
-			CHECK_FOR_INTERRUPTS();
-			pvg_set_apply(set, reg, e, true);
-		}
+		pvg_set_apply_all(store, reg, set);
 	}
 
 	set->next = store->sets;
@@ -1065,8 +1072,6 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 	StringInfoData sig;
 	PvgBaseArg arg;
 	MemoryContext old;
-	pvg_subjmap_iterator it;
-	PvgSubjectEntry *e;
 
 	if (pvg_store_changed)
 	{
@@ -1131,12 +1136,7 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 		set->ints = pvg_intmap_create(store->cxt, 64, NULL);
 	else
 		set->texts = pvg_textmap_create(store->cxt, 64, NULL);
-	pvg_subjmap_start_iterate(store->subjects, &it);
-	while ((e = pvg_subjmap_iterate(store->subjects, &it)) != NULL)
-	{
-		CHECK_FOR_INTERRUPTS();
-		pvg_set_apply(set, reg, e, true);
-	}
+	pvg_set_apply_all(store, reg, set);
 	set->next = store->sets;
 	store->sets = set;
 	MemoryContextSwitchTo(old);
