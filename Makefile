@@ -5,7 +5,13 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
               src/tagged_io.o src/tagged_ops.o src/forgotten.o src/shared_store.o
-DATA        = sql/privacy_guard--1.0.sql
+# The install script is assembled from the feature files in src/sql, in this
+# order (later files use objects of earlier ones)
+SQL_PARTS   = schema tables c_functions purposes consent import protect ddl_guard \
+              forget anonymise erase legal_hold purge round access_log worker \
+              tagged_types tagged_erase invalidation register notice report check \
+              privileges
+DATA_built  = privacy_guard--1.0.sql
 PGFILEDESC  = "privacy_guard - purposes, consent, retention and erasure enforced in the database"
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -51,6 +57,9 @@ EXTRA_CLEAN = tmp_check_iso output_iso
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+privacy_guard--1.0.sql: $(addprefix $(srcdir)/src/sql/,$(addsuffix .sql,$(SQL_PARTS)))
+	cat $^ > $@
 
 .PHONY: pgtap bench demo
 pgtap:

@@ -1,0 +1,428 @@
+/*
+ * Protected tables in erasure order: a table before the tables it
+ * references.  A table's level is the longest chain of protected tables
+ * referring to it (through foreign keys), so referencing tables (level 0)
+ * come first; cycles are cut after as many steps as there are tables.
+ */
+CREATE FUNCTION privacy_guard._erasure_order()
+RETURNS SETOF privacy_guard.protected_table
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY
+		WITH RECURSIVE edge(child, parent) AS (
+			SELECT DISTINCT c.conrelid, c.confrelid
+			  FROM pg_constraint c
+			  JOIN privacy_guard.protected_table a ON a.relid = c.conrelid
+			  JOIN privacy_guard.protected_table b ON b.relid = c.confrelid
+			 WHERE c.contype = 'f' AND c.conrelid <> c.confrelid),
+		walk(relid, lvl) AS (
+			SELECT t.relid::oid, 0 FROM privacy_guard.protected_table t
+			UNION
+			SELECT e.parent, w.lvl + 1 FROM walk w JOIN edge e ON e.child = w.relid
+			 WHERE w.lvl < (SELECT count(*) FROM privacy_guard.protected_table))
+		SELECT t.* FROM privacy_guard.protected_table t
+		  JOIN (SELECT w.relid, max(w.lvl) AS lvl FROM walk w GROUP BY w.relid) l ON l.relid = t.relid
+		 ORDER BY l.lvl, t.relid::text;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._erasure_order() IS 'Internal: protected tables, referencing tables before referenced ones';
+
+/*
+ * The engine's time test on a column, as SQL: col + span <= at (passed) or
+ * col + span > at (not yet), with pg_catalog's operators named in full (the
+ * owner's schema may plant a closer match).
+ */
+CREATE FUNCTION privacy_guard._time_cond(col name, span interval, passed boolean, at timestamptz)
+RETURNS text
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT format('%I OPERATOR(pg_catalog.+) %L::interval OPERATOR(pg_catalog.%s) %L::timestamptz',
+				  $1, $2, CASE WHEN $3 THEN '<=' ELSE '>' END, $4)
+$$;
+COMMENT ON FUNCTION privacy_guard._time_cond(name, interval, boolean, timestamptz) IS 'Internal: SQL testing whether column + span has passed a time';
+
+/* What a round needs to know about a protected table to erase a subject from it. */
+CREATE TYPE privacy_guard.erase_target AS (
+	relid		regclass,
+	subject_column name,
+	on_forget	text,
+	hold_keep	interval,
+	retention_column name,
+	subject_type regtype,		/* NULL when the subject column is gone */
+	base_type	regtype,
+	targets		regclass[],		/* the table, and parts detached from it since */
+	leaves		oid[],			/* the plain tables under them, which hold the rows */
+	owner_code	boolean,		/* a trigger or rule of the owner could keep rows */
+	anonymize_set text			/* on_forget anonymize: the SET list; NULL: delete */
+);
+
+/*
+ * The protected tables in erasure order, as a round erases subjects from
+ * them, with what the erasure needs to know of each (see the type above):
+ * read from the system caches in C (targets.c), since a round runs in a
+ * fresh worker, where a dozen small catalog queries cost more to plan
+ * than the erasure itself.
+ */
+CREATE FUNCTION privacy_guard._erase_targets()
+RETURNS SETOF privacy_guard.erase_target
+AS 'MODULE_PATHNAME', 'pvg_erase_targets'
+LANGUAGE C STABLE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION privacy_guard._erase_targets() IS 'Internal: the protected tables a round erases subjects from, in erasure order';
+
+/*
+ * Receipt counts of two passes of one request, per table and action:
+ * deleted and anonymised rows add up; restricted rows are the later
+ * pass's count (the rows a hold still keeps), and vanish at zero.
+ */
+CREATE FUNCTION privacy_guard._merge_counts(earlier jsonb, later jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(jsonb_object_agg(y.tbl, y.acts), '{}')
+	  FROM (SELECT x.tbl, jsonb_object_agg(x.act, x.n) AS acts
+			  FROM (SELECT u.tbl, u.act,
+						   CASE WHEN u.act = 'restricted' THEN coalesce(sum(u.n) FILTER (WHERE u.src = 2), 0)
+								ELSE sum(u.n) END AS n
+					  FROM (SELECT 1 AS src, t.key AS tbl, a.key AS act, a.value::bigint AS n
+							  FROM jsonb_each($1) t, jsonb_each_text(t.value) a
+							UNION ALL
+							SELECT 2, t.key, a.key, a.value::bigint
+							  FROM jsonb_each($2) t, jsonb_each_text(t.value) a) u
+					 GROUP BY u.tbl, u.act) x
+			 WHERE x.n > 0
+			 GROUP BY x.tbl) y
+$$;
+COMMENT ON FUNCTION privacy_guard._merge_counts(jsonb, jsonb) IS 'Internal: add up the receipt counts of two passes of a request';
+
+/*
+ * The condition an engine statement or subject_report finds a subject's
+ * rows by, for a subject column (expr, of base type typ) and the key as $1:
+ * the rules know a row's subject by its value's text form (its bytes for
+ * text and varchar), so the rows found must be exactly the rows the rules
+ * hide.  The type's own equality (which an index can serve) may be coarser:
+ * a column under a non-deterministic collation has 'BOB' = 'bob', numeric
+ * has 1.0 = 1.00, float8 has -0 = 0; so the text form must match too,
+ * compared byte by byte (COLLATE "C"), or another person's rows would be
+ * erased or reported.
+ */
+CREATE FUNCTION privacy_guard._subject_cond(expr text, typ regtype)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.format('(%1$s OPERATOR(pg_catalog.=) $1::%2$s AND '
+							 'pg_catalog.format(''%%s'', %1$s) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) $1)',
+							 $1, $2)
+$$;
+COMMENT ON FUNCTION privacy_guard._subject_cond(text, regtype) IS 'Internal: the condition finding a subject''s rows by the text form the rules know it by';
+
+/*
+ * Whether no other transaction of the database can still commit, or read
+ * after the erasure, a row of the subject that this round's statements
+ * could not see.  A forget request becomes done only in a round for which
+ * this holds both before its statements take their snapshots and after
+ * they ran; otherwise it stays pending (its rows hidden) and the next
+ * round erases again.  Not settled while, in the database:
+ *  - a transaction is prepared (PREPARE TRANSACTION): its rows are
+ *	  invisible until COMMIT PREPARED, and when it began is not known;
+ *  - another transaction began before the request's first erasure
+ *	  (erased_at): it may have read the rows then and write them again;
+ *  - another transaction, whenever it began, has a transaction id and
+ *	  holds a write lock on a table the subject's rows can be in (rels, and
+ *	  with with_tagged every table with a tagged column):
+ *	  it may hold an uncommitted row of the subject;
+ *  - another transaction holds a snapshot between its statements (a
+ *	  REPEATABLE READ transaction, an open cursor): it may still see rows
+ *	  the round erases, and read them once the request no longer hides
+ *	  them.
+ * Autovacuum writes no rows of tables.
+ */
+CREATE FUNCTION privacy_guard._writers_settled(dboid oid, erased_at timestamptz, rels oid[],
+											   with_tagged boolean)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	/* the functions behind pg_stat_activity, pg_locks and pg_prepared_xacts, without their joins */
+	RETURN NOT EXISTS (
+			SELECT 1 FROM pg_prepared_xact() p
+			 WHERE p.dbid = _writers_settled.dboid)
+	   AND NOT EXISTS (
+			SELECT 1 FROM pg_stat_get_activity(NULL) a
+			 WHERE a.datid = _writers_settled.dboid
+			   AND a.pid <> pg_backend_pid()
+			   AND a.backend_type <> 'autovacuum worker'
+			   AND (a.xact_start < _writers_settled.erased_at
+					OR (a.backend_xmin IS NOT NULL AND a.state LIKE 'idle in transaction%')
+					OR (a.backend_xid IS NOT NULL
+						AND EXISTS (
+							SELECT 1 FROM pg_lock_status() l
+							 WHERE l.pid = a.pid
+							   AND l.locktype = 'relation'
+							   AND l.database = _writers_settled.dboid
+							   AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock',
+											  'ExclusiveLock', 'AccessExclusiveLock')
+							   AND (l.relation = ANY (_writers_settled.rels)
+									/* tables with tagged columns: looked up only when someone writes */
+									OR (_writers_settled.with_tagged
+										AND l.relation IN (SELECT c.relid::oid
+															 FROM privacy_guard._tagged_columns() c)))))));
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._writers_settled(oid, timestamptz, oid[], boolean) IS 'Internal: whether no transaction of the database in flight can still commit or read rows of a subject being erased from the given tables (a forget request may close)';
+
+/*
+ * Carry out one forget request in every protected table, or nothing: any
+ * error (a foreign key from an unprotected table, a trigger or rule that
+ * keeps rows) rolls the whole request back and leaves it blocked, its rows
+ * still hidden.  Rows in a table under a legal hold stay until their
+ * retention_column + keep; the request is then `restricted` and later
+ * rounds finish it.
+ */
+CREATE FUNCTION privacy_guard._erase_subject(req privacy_guard.erasure_request, secret bytea,
+		targets privacy_guard.erase_target[], with_tagged boolean)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t privacy_guard.erase_target;
+	v_type regtype;
+	v_canon text;
+	v_last_base regtype;
+	v_cond text;
+	v_held text;
+	v_target regclass;
+	v_n bigint;
+	v_part_n bigint;
+	v_left bigint;
+	v_kept bigint;
+	v_part_kept bigint;
+	v_restricted bigint := 0;
+	v_counts jsonb := '{}';
+	v_touched oid[] := '{}';
+	v_table regclass;
+	v_own_error text;
+	v_constraint text;
+	v_schema text;
+	v_relname text;
+	v_start timestamptz := clock_timestamp();
+	v_settled boolean;
+	v_rels oid[];
+	v_consents bigint;
+	v_dboid oid := (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+BEGIN
+	/*
+	 * Before any statement of this round takes its snapshot: a row committed
+	 * by a transaction that has ended by now is seen by every statement
+	 * below; one still in flight blocks the closing (see _writers_settled).
+	 */
+	v_rels := ARRAY(SELECT DISTINCT x FROM unnest(_erase_subject.targets) tg, unnest(tg.targets::oid[] || tg.leaves) x);
+	v_settled := privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels, with_tagged);
+	BEGIN
+		FOREACH t IN ARRAY targets LOOP
+			v_table := t.relid;
+			v_type := t.subject_type;
+			IF v_type IS NULL THEN
+				/* the subject column is gone: the same error as elsewhere, and blocked */
+				PERFORM privacy_guard._column_type(t.relid, t.subject_column, 'subject');
+			END IF;
+			IF v_last_base IS DISTINCT FROM t.base_type THEN
+				v_last_base := t.base_type;
+				BEGIN
+					/* the base type: a domain's checks are the table owner's code */
+					EXECUTE format('SELECT ($1::%s)::text', t.base_type) INTO v_canon USING req.subject;
+				EXCEPTION WHEN data_exception THEN
+					v_canon := NULL;	/* no value of the column has this key as its text form */
+				END;
+			END IF;
+			/* the rules hide a row by its value's text form: '078' is not subject 78 */
+			CONTINUE WHEN v_canon IS DISTINCT FROM req.subject;
+			/* operators named in full: the owner's schema may plant a closer match */
+			v_cond := privacy_guard._subject_cond(quote_ident(t.subject_column), v_type);
+			v_held := 'false';
+			IF t.hold_keep IS NOT NULL THEN
+				/* rows within the legal hold are kept, restricted */
+				v_held := privacy_guard._time_cond(t.retention_column, t.hold_keep, false, now());
+			END IF;
+			v_n := 0;
+			v_kept := 0;
+			/* the table with its partitions and children, and parts detached from it since */
+			FOREACH v_target IN ARRAY t.targets LOOP
+				v_table := v_target;
+				v_part_kept := 0;
+				BEGIN
+					v_part_n := privacy_guard._exec_as_owner(v_target,
+							format('%s WHERE %s AND (%s) IS NOT TRUE',
+								   CASE WHEN t.anonymize_set IS NULL THEN format('DELETE FROM %s', v_target)
+										ELSE format('UPDATE %s SET %s', v_target, t.anonymize_set) END,
+								   v_cond, v_held),
+							req.subject, secret);
+				EXCEPTION WHEN foreign_key_violation THEN
+					/*
+					 * Rows a legal hold keeps in a protected table still refer
+					 * to these: they stay too (hidden) until the hold lets go
+					 * of them.  Any other reference blocks the request (below).
+					 */
+					GET STACKED DIAGNOSTICS v_schema = SCHEMA_NAME, v_relname = TABLE_NAME;
+					IF NOT EXISTS (
+							SELECT 1 FROM privacy_guard.protected_part pp
+							  JOIN privacy_guard.protected_table p ON p.relid = pp.root
+							  JOIN pg_class c ON c.oid = pp.target
+							  JOIN pg_namespace n ON n.oid = c.relnamespace
+							 WHERE c.relname = v_relname AND n.nspname = v_schema
+							   AND p.hold_keep IS NOT NULL) THEN
+						RAISE;
+					END IF;
+					v_part_n := 0;
+					v_part_kept := privacy_guard._exec_as_owner(v_target,
+							format('SELECT pg_catalog.count(*) FROM %s WHERE %s', v_target, v_cond),
+							req.subject, NULL);
+				END;
+				/*
+				 * A trigger or rule of the owner may have kept rows: look.
+				 * Without either, the DELETE or UPDATE took every row its
+				 * snapshot saw (rows committed since are the settling's job).
+				 */
+				v_left := 0;
+				IF t.owner_code OR v_part_kept > 0 THEN
+					v_left := privacy_guard._exec_as_owner(v_target,
+								format('SELECT pg_catalog.count(*) FROM %s WHERE %s AND (%s) IS NOT TRUE',
+									   v_target, v_cond, v_held),
+								req.subject, NULL);
+				END IF;
+				IF v_left > v_part_kept THEN
+					v_own_error := format('table %s kept %s of the subject''s rows', v_target, v_left - v_part_kept);
+					RAISE EXCEPTION '%', v_own_error
+						USING ERRCODE = '55000',
+							  DETAIL = 'A trigger or rule on the table prevented the erasure.';
+				END IF;
+				IF t.hold_keep IS NOT NULL AND v_part_kept = 0 THEN
+					v_part_kept := privacy_guard._exec_as_owner(v_target,
+							format('SELECT pg_catalog.count(*) FROM %s WHERE %s AND (%s)', v_target, v_cond, v_held),
+							req.subject, NULL);
+				END IF;
+				v_n := v_n + v_part_n;
+				v_kept := v_kept + v_part_kept;
+			END LOOP;
+			IF v_n > 0 THEN
+				/* the old row versions live on in the tables until vacuumed */
+				v_touched := v_touched || t.leaves;
+			END IF;
+			v_table := t.relid;
+			v_restricted := v_restricted + v_kept;
+			IF v_kept > 0 THEN
+				/* a later pass's count of kept rows replaces this one (see _merge_counts) */
+				v_counts := v_counts || jsonb_build_object(t.relid::text,
+					jsonb_build_object('restricted', v_kept) ||
+					CASE WHEN v_n > 0 THEN jsonb_build_object(
+						CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n)
+						 ELSE '{}' END);
+			ELSIF v_n > 0 THEN
+				v_counts := v_counts || jsonb_build_object(t.relid::text,
+					jsonb_build_object(CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END, v_n));
+			END IF;
+		END LOOP;
+		/* the subject's tagged values, in every tagged column of the database */
+		IF with_tagged THEN
+			BEGIN
+				SELECT v_counts || e.counts, v_touched || e.touched INTO v_counts, v_touched
+				  FROM privacy_guard._erase_tagged(req.subject, secret) e;
+			EXCEPTION WHEN object_not_in_prerequisite_state THEN
+				/* _erase_tagged's own (class 55: 55000, or 55P03 for locked rows): a column, an SQLSTATE */
+				v_own_error := SQLERRM;
+				RAISE EXCEPTION '%', v_own_error USING ERRCODE = '55000';
+			END;
+		END IF;
+		/* the receipt keeps the history, with the key replaced by its digest */
+		WITH ledger AS (
+			UPDATE privacy_guard.consent_ledger l SET subject = req.subject_digest
+			 WHERE l.subject = req.subject RETURNING 1),
+		current AS (
+			DELETE FROM privacy_guard.consent_state c WHERE c.subject = req.subject RETURNING 1)
+		SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM current) INTO v_consents;
+		/*
+		 * Checked again now that the statements have run: a transaction that
+		 * began writing during them may hold an uncommitted row of the
+		 * subject that none of them could see (see _writers_settled).
+		 */
+		v_settled := v_settled AND privacy_guard._writers_settled(v_dboid, coalesce(req.erased_at, v_start), v_rels,
+																	   with_tagged);
+		IF v_restricted > 0 OR NOT v_settled THEN
+			/* the raw key stays: later rounds finish the request */
+			UPDATE privacy_guard.erasure_request r
+			   SET state = CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END,
+				   changed_xid = pg_current_xact_id(),
+				   counts = CASE WHEN r.counts = '{}' THEN v_counts ELSE privacy_guard._merge_counts(r.counts, v_counts) END, error = NULL,
+				   erased_at = coalesce(r.erased_at, v_start),
+				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x)
+			 WHERE r.id = req.id;
+			RETURN CASE WHEN v_restricted > 0 THEN 'restricted' ELSE 'pending' END;
+		ELSIF req.erased_at IS NULL AND req.counts = '{}' AND v_counts = '{}' AND v_consents = 0
+			  AND cardinality(privacy_guard._key_misspellings(req.subject)) > 0 THEN
+			/*
+			 * Nothing of the key anywhere, and it spells a value of a
+			 * subject column other than as the column shows it: the request
+			 * was meant for that value and erased nothing, so it must not
+			 * read done (forget() refuses such keys when no text subject
+			 * column could hold them).
+			 */
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked', changed_xid = pg_current_xact_id(),
+				   error = format('the key is another spelling of a %s value and nothing was found under it: file the request with the key as the subject column shows it',
+								  array_to_string(privacy_guard._key_misspellings(req.subject), ' or '))
+			 WHERE r.id = req.id;
+			RETURN 'blocked';
+		ELSE
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'done', completed_at = clock_timestamp(), changed_xid = pg_current_xact_id(),
+				   counts = CASE WHEN r.counts = '{}' THEN v_counts ELSE privacy_guard._merge_counts(r.counts, v_counts) END,
+				   erased_at = coalesce(r.erased_at, v_start),
+				   subject = NULL, error = NULL,
+				   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || v_touched) AS x),
+				   unreachable_at = CASE WHEN r.touched || v_touched = '{}' THEN clock_timestamp() END
+			 WHERE r.id = req.id;
+			RETURN 'done';
+		END IF;
+	EXCEPTION
+		WHEN foreign_key_violation THEN
+			GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME, v_schema = SCHEMA_NAME,
+									v_relname = TABLE_NAME;
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked',
+				   error = format('foreign key %s of table %s, which is not protected, still refers to the subject''s rows in %s',
+								  quote_ident(v_constraint), quote_ident(v_schema) || '.' || quote_ident(v_relname), v_table)
+			 WHERE r.id = req.id;
+		WHEN lock_not_available THEN
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked',
+				   error = format('rows in %s are locked by another transaction; the next round retries', v_table)
+			 WHERE r.id = req.id;
+		WHEN query_canceled THEN
+			/* only the engine's own time limit; a cancel from anyone else goes on */
+			IF NOT privacy_guard._engine_timed_out() THEN
+				RAISE;
+			END IF;
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked',
+				   error = format('erasing from %s took longer than privacy_guard.engine_time_limit; the next round retries', v_table)
+			 WHERE r.id = req.id;
+		WHEN OTHERS THEN
+			/* only our own message is kept: the owner's code may have put data in its own */
+			UPDATE privacy_guard.erasure_request r
+			   SET state = 'blocked',
+				   error = CASE WHEN SQLSTATE = '55000' AND SQLERRM = v_own_error THEN SQLERRM
+								ELSE format('error %s while erasing from %s', SQLSTATE, v_table) END
+			 WHERE r.id = req.id;
+	END;
+	RETURN 'blocked';
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._erase_subject(privacy_guard.erasure_request, bytea, privacy_guard.erase_target[], boolean) IS 'Internal: carry out one forget request, or nothing; returns the request''s state';
+

@@ -1,0 +1,356 @@
+/*
+ * Forget requests that are due, each in full or not at all, and how they
+ * ended: all of them, or (the worker, which commits between calls) at most
+ * max_requests with ids above after_id; last_id is the last one taken,
+ * NULL when none was left.
+ */
+CREATE FUNCTION privacy_guard._forget_due(round_at timestamptz, secret bytea,
+		after_id bigint DEFAULT 0, max_requests integer DEFAULT NULL,
+		OUT done integer, OUT blocked integer, OUT restricted integer, OUT last_id bigint)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r privacy_guard.erasure_request;
+	v_state text;
+	v_targets privacy_guard.erase_target[];
+	v_tagged boolean;
+BEGIN
+	done := 0;
+	blocked := 0;
+	restricted := 0;
+	FOR r IN
+		SELECT * FROM privacy_guard.erasure_request e
+		 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
+		   AND e.due <= round_at AND e.id > after_id
+		 ORDER BY e.id
+		 LIMIT max_requests
+	LOOP
+		last_id := r.id;
+		IF v_targets IS NULL THEN
+			/* what every request needs, looked up once per round */
+			v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
+			/*
+			 * One index probe: any table column (or domain) of a tagged type
+			 * or an array of one at all?  (Arrays of domains over a tagged
+			 * type need the domain, found here.)
+			 */
+			v_tagged := EXISTS (SELECT 1 FROM pg_depend d
+								 WHERE d.refclassid = 'pg_type'::regclass
+								   AND d.refobjid IN ('privacy_guard.tagged_text'::regtype,
+													  'privacy_guard.tagged_date'::regtype,
+													  'privacy_guard.tagged_numeric'::regtype,
+													  'privacy_guard.tagged_jsonb'::regtype,
+													  'privacy_guard.tagged_text[]'::regtype,
+													  'privacy_guard.tagged_date[]'::regtype,
+													  'privacy_guard.tagged_numeric[]'::regtype,
+													  'privacy_guard.tagged_jsonb[]'::regtype)
+								   AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+								   AND d.deptype = 'n');
+		END IF;
+		v_state := privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
+		IF v_state = 'done' THEN
+			done := done + 1;
+		ELSIF v_state = 'restricted' THEN
+			restricted := restricted + 1;
+		ELSIF v_state = 'blocked' THEN
+			blocked := blocked + 1;
+		END IF;			/* pending: erased, waiting for older transactions to end */
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._forget_due(timestamptz, bytea, bigint, integer) IS 'Internal: carry out the forget requests that are due (all, or a chunk of them)';
+
+/*
+ * The end of a round: receipts learn when erased rows became physically
+ * unreachable (every table the erasure wrote to vacuumed since), and
+ * receipts older than privacy_guard.log_retention are dropped.
+ */
+CREATE FUNCTION privacy_guard._close_receipts()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_pruned bigint;
+	v_digests text[];
+	/* the setting (shown with its unit, which interval input reads), or its default */
+	v_horizon timestamptz := now() - coalesce(pg_catalog.current_setting('privacy_guard.log_retention', true)::interval,
+											  interval '1095 days');
+BEGIN
+	UPDATE privacy_guard.erasure_request e
+	   SET unreachable_at = now()
+	 WHERE e.state = 'done' AND e.unreachable_at IS NULL
+	   AND NOT EXISTS (SELECT 1 FROM unnest(e.touched) AS x(relid)
+					   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid)
+						 AND coalesce(greatest(pg_stat_get_last_vacuum_time(x.relid),
+											   pg_stat_get_last_autovacuum_time(x.relid)),
+									  '-infinity') < e.completed_at);
+	WITH gone AS (
+		DELETE FROM privacy_guard.erasure_request e
+		 WHERE e.state = 'done' AND e.unreachable_at IS NOT NULL
+		   AND e.completed_at < v_horizon
+		RETURNING e.subject_digest)
+	SELECT count(*), array_agg(DISTINCT g.subject_digest) INTO v_pruned, v_digests FROM gone g;
+	IF v_pruned > 0 THEN
+		/*
+		 * With the receipt goes the consent history kept under its digest
+		 * (the evidence that processing before the erasure was lawful),
+		 * unless another request of the same subject is still kept.  The
+		 * ledger lets privacy_guard itself delete, nobody else.
+		 */
+		PERFORM privacy_guard._guard_suspend(true);
+		DELETE FROM privacy_guard.consent_ledger l
+		 WHERE l.subject = ANY (v_digests)
+		   AND NOT EXISTS (SELECT 1 FROM privacy_guard.erasure_request e WHERE e.subject_digest = l.subject);
+		PERFORM privacy_guard._guard_suspend(false);
+	END IF;
+	RETURN v_pruned;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._close_receipts() IS 'Internal: mark receipts whose rows are unreachable, drop those past log retention with the consent history kept under their digest';
+
+/* Add one batch's outcome to a round's result (keys: the registered tables). */
+CREATE FUNCTION privacy_guard._add_batch(result jsonb, root regclass, action text, n bigint, error text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN $5 IS NOT NULL
+				THEN jsonb_set($1, ARRAY['errors', $2::text], to_jsonb($5))
+				WHEN $4 > 0
+				THEN jsonb_set($1, ARRAY['expired', $2::text],
+							   jsonb_build_object($3, coalesce(($1 #>> ARRAY['expired', $2::text, $3])::bigint, 0) + $4))
+				ELSE $1 END
+$$;
+COMMENT ON FUNCTION privacy_guard._add_batch(jsonb, regclass, text, bigint, text) IS 'Internal: count one purge batch into a round''s result';
+
+/* The worker counts each batch in worker_status as it commits, so a crash loses no count. */
+CREATE FUNCTION privacy_guard._count_batch(action text, n bigint)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	INSERT INTO privacy_guard.worker_round AS w (rows_deleted, rows_anonymized)
+	SELECT CASE WHEN $1 = 'deleted' THEN $2 ELSE 0 END, CASE WHEN $1 = 'anonymized' THEN $2 ELSE 0 END
+	 WHERE $2 > 0
+	ON CONFLICT (onerow) DO UPDATE
+		SET rows_deleted = w.rows_deleted + excluded.rows_deleted,
+			rows_anonymized = w.rows_anonymized + excluded.rows_anonymized
+$$;
+COMMENT ON FUNCTION privacy_guard._count_batch(text, bigint) IS 'Internal: count a committed purge batch in worker_status';
+
+/*
+ * Keep a round in round_history, and drop rows older than
+ * privacy_guard.history_retention.  result is the round's outcome as
+ * run_maintenance() returns it; tbl the one table it was limited to (rows
+ * restricted are counted in it only), or NULL; failed an SQLSTATE that ended a step of
+ * the round early (or NULL).  Errors are counted by SQLSTATE: a purge
+ * batch's error names it; a batch over privacy_guard.engine_time_limit
+ * counts as 57014 (query_canceled), rows a trigger or rule kept from the
+ * purge as 09000 (triggered_action_exception).  Blocked forget requests
+ * are counted in requests_blocked (their reasons are in erasure_requests).
+ */
+CREATE FUNCTION privacy_guard._record_round(result jsonb, tbl regclass, started timestamptz, run_by text, failed text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	/* the setting (shown with its unit, which interval input reads), or its default */
+	v_horizon timestamptz := now() - coalesce(pg_catalog.current_setting('privacy_guard.history_retention', true)::interval,
+											  interval '30 days');
+	v_tables jsonb;
+	v_restricted jsonb;
+	v_errors jsonb;
+BEGIN
+	SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') INTO v_tables
+	  FROM jsonb_each(result -> 'expired') e
+	 WHERE e.key NOT IN ('tagged', 'tagged_errors') AND jsonb_typeof(e.value) = 'object';
+	SELECT coalesce(jsonb_object_agg(t.relid::text, jsonb_build_object('restricted', t.n)), '{}') INTO v_restricted
+	  FROM (SELECT p.relid, privacy_guard._restricted_rows(p.relid) AS n
+			  FROM privacy_guard.protected_table p
+			 WHERE p.hold_keep IS NOT NULL AND (tbl IS NULL OR p.relid = tbl)) t
+	 WHERE t.n > 0;
+	SELECT coalesce(jsonb_object_agg(x.code, x.n), '{}') INTO v_errors
+	  FROM (SELECT c.code, count(*) AS n
+			  FROM (SELECT CASE WHEN e.value ~ '^error [0-9A-Z]{5} '
+								THEN substring(e.value FROM 7 FOR 5)
+								WHEN e.value ~ 'took longer than privacy_guard.engine_time_limit' THEN '57014'
+								WHEN e.value ~ 'a trigger or rule prevented the purge' THEN '09000'
+								ELSE 'XX000' END AS code
+					  FROM jsonb_each_text(result -> 'errors') e
+					UNION ALL
+					SELECT e.value FROM jsonb_each_text(result #> '{expired,tagged_errors}') e
+					UNION ALL
+					SELECT failed WHERE failed IS NOT NULL) c
+			 GROUP BY c.code) x;
+	/* a table's restricted rows beside what was purged from it */
+	SELECT coalesce(jsonb_object_agg(k.key, coalesce(v_tables -> k.key, '{}') || coalesce(v_restricted -> k.key, '{}')), '{}')
+	  INTO v_tables
+	  FROM (SELECT jsonb_object_keys(v_tables) UNION SELECT jsonb_object_keys(v_restricted)) AS k(key);
+
+	INSERT INTO privacy_guard.round_history (started_at, duration, run_by, tables, rows_deleted, rows_anonymized,
+											 rows_restricted, tagged_expired, requests_done, requests_blocked,
+											 requests_restricted, errors)
+	SELECT started, clock_timestamp() - started, run_by, v_tables,
+		   (SELECT coalesce(sum((v.value ->> 'deleted')::bigint), 0) FROM jsonb_each(v_tables) v),
+		   (SELECT coalesce(sum((v.value ->> 'anonymized')::bigint), 0) FROM jsonb_each(v_tables) v),
+		   (SELECT coalesce(sum((v.value ->> 'restricted')::bigint), 0) FROM jsonb_each(v_tables) v),
+		   (SELECT coalesce(sum(v.value::text::bigint), 0) FROM jsonb_each(result #> '{expired,tagged}') v),
+		   coalesce((result ->> 'requests_done')::integer, 0),
+		   coalesce((result ->> 'requests_blocked')::integer, 0),
+		   coalesce((result ->> 'requests_restricted')::integer, 0),
+		   v_errors;
+	DELETE FROM privacy_guard.round_history h WHERE h.started_at < v_horizon;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._record_round(jsonb, regclass, timestamptz, text, text) IS 'Internal: keep a round in round_history and drop rows past privacy_guard.history_retention';
+
+/*
+ * The steps of run_maintenance()'s round after its purge batches: tagged
+ * values past their retain-until, the forget requests due at round_at, and
+ * the receipts.  The worker runs the same steps, the forget requests in
+ * chunks of their own transactions (_worker_forget, _worker_round).  Returns result with the
+ * tagged counts and the requests' outcome added.
+ */
+CREATE FUNCTION privacy_guard._finish_round(result jsonb, tbl regclass, round_at timestamptz, secret bytea)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	f record;
+BEGIN
+	result := jsonb_set(result, '{expired}',
+						(result -> 'expired') || privacy_guard._erase_tagged_expired(tbl, round_at));
+	f := privacy_guard._forget_due(round_at, secret);
+	PERFORM privacy_guard._close_receipts();
+	RETURN result || jsonb_build_object('requests_done', f.done, 'requests_blocked', f.blocked,
+										'requests_restricted', f.restricted);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._finish_round(jsonb, regclass, timestamptz, bytea) IS 'Internal: the steps of a round after its purge batches';
+
+CREATE FUNCTION privacy_guard.run_maintenance(tbl regclass DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off		/* catalog queries over set-returning functions look costly enough to compile */
+AS $$
+DECLARE
+	v_now timestamptz := now();
+	v_secret bytea := privacy_guard._secret();
+	v_batch integer := coalesce(pg_catalog.current_setting('privacy_guard.batch_size', true)::integer, 1000);
+	v_result jsonb := '{"expired": {}, "errors": {}}';
+	p record;
+	b record;
+	v_after tid;
+BEGIN
+	PERFORM privacy_guard._flush_access_log();
+	/*
+	 * Rows past retention: deleted, or anonymised, in the same batches the
+	 * worker runs (here all in the caller's transaction).  A table that
+	 * fails is reported and the others go on; the next round retries it.
+	 */
+	FOR p IN SELECT * FROM privacy_guard._purge_targets(tbl) LOOP
+		v_after := '(0,0)';
+		LOOP
+			b := privacy_guard._expire_batch(p.part, p.root, v_now, v_after, v_batch, v_secret);
+			v_result := privacy_guard._add_batch(v_result, p.root, b.action, b.processed, b.error);
+			EXIT WHEN b.error IS NOT NULL OR b.matched < v_batch;
+			v_after := b.last;
+		END LOOP;
+	END LOOP;
+
+	v_result := privacy_guard._finish_round(v_result, tbl, v_now, v_secret);
+	PERFORM privacy_guard._record_round(v_result, tbl, v_now, 'run_maintenance', NULL);
+	RETURN v_result;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.run_maintenance(regclass) IS 'One enforcement round now, in this session: expire rows past retention, carry out due forget requests';
+
+/*
+ * The background round's forget step (worker.c): the due requests in
+ * chunks of max_requests, each chunk its own transaction, so a mass of
+ * requests neither holds one long transaction nor loses all its work to a
+ * SIGTERM or a crash.  Each chunk counts its requests in worker_status as
+ * it commits.  An error outside the requests' own handling (which leaves
+ * a request blocked) is returned as its SQLSTATE, for worker_status, and
+ * ends the step for this round.
+ */
+CREATE FUNCTION privacy_guard._worker_forget(round_at timestamptz, after_id bigint, max_requests integer,
+		OUT done integer, OUT blocked integer, OUT restricted integer, OUT last_id bigint, OUT failed text)
+RETURNS record
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+BEGIN
+	SELECT f.done, f.blocked, f.restricted, f.last_id INTO done, blocked, restricted, last_id
+	  FROM privacy_guard._forget_due(round_at, privacy_guard._secret(), after_id, max_requests) f;
+	/* counted as the chunk commits, as purge batches are: a crash loses no count */
+	INSERT INTO privacy_guard.worker_round AS w (requests_done, errors)
+	SELECT done, blocked WHERE done + blocked > 0
+	ON CONFLICT (onerow) DO UPDATE
+		SET requests_done = w.requests_done + excluded.requests_done,
+			errors = w.errors + excluded.errors;
+EXCEPTION WHEN OTHERS THEN
+	done := 0;
+	blocked := 0;
+	restricted := 0;
+	last_id := NULL;
+	failed := SQLSTATE;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._worker_forget(timestamptz, bigint, integer) IS 'Internal: one chunk of the background round''s forget requests';
+
+/*
+ * The background round's last step, after its purge batches and forget
+ * requests (worker.c): tagged values past their retain-until, receipts,
+ * and the round's outcome kept for worker_status.  purged is the batches'
+ * result as run_maintenance() builds it (each batch counted its rows as it
+ * committed: _count_batch); forgotten the forget step's counts
+ * (requests_done, requests_blocked, requests_restricted, and failed: an
+ * SQLSTATE); started is when the round began.
+ */
+CREATE FUNCTION privacy_guard._worker_round(purged jsonb, started timestamptz, forgotten jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+	v_result jsonb := purged || (forgotten - 'failed');
+	v_failed text := forgotten ->> 'failed';
+BEGIN
+	PERFORM privacy_guard._flush_access_log();
+	INSERT INTO privacy_guard.worker_round DEFAULT VALUES ON CONFLICT DO NOTHING;
+	BEGIN
+		v_result := jsonb_set(v_result, '{expired}',
+							  (v_result -> 'expired') || privacy_guard._erase_tagged_expired(NULL, now()));
+		PERFORM privacy_guard._close_receipts();
+	EXCEPTION WHEN OTHERS THEN
+		v_failed := coalesce(v_failed, SQLSTATE);
+	END;
+	UPDATE privacy_guard.worker_round w
+	   SET rounds = w.rounds + 1, last_round_at = now(), last_result = v_result,
+		   last_round_duration = clock_timestamp() - started,
+		   rows_restricted = (SELECT coalesce(sum(privacy_guard._restricted_rows(t.relid)), 0)
+								FROM privacy_guard.protected_table t WHERE t.hold_keep IS NOT NULL),
+		   /* requests_done and blocked requests were counted by each chunk (_worker_forget) */
+		   errors = w.errors + (SELECT count(*) FROM jsonb_object_keys(v_result -> 'errors'))
+							 + (CASE WHEN v_failed IS NULL THEN 0 ELSE 1 END),
+		   last_error = CASE WHEN v_failed IS NOT NULL THEN 'round failed: error ' || v_failed
+							 WHEN v_result -> 'errors' <> '{}' THEN (v_result -> 'errors')::text
+							 WHEN (v_result ->> 'requests_blocked')::int > 0 THEN 'requests blocked: see erasure_requests'
+							 ELSE w.last_error END,
+		   last_error_at = CASE WHEN v_failed IS NOT NULL OR v_result -> 'errors' <> '{}'
+									 OR (v_result ->> 'requests_blocked')::int > 0
+								THEN now() ELSE w.last_error_at END;
+	PERFORM privacy_guard._record_round(v_result, NULL, started, 'worker', v_failed);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._worker_round(jsonb, timestamptz, jsonb) IS 'Internal: the end of the background worker''s round';
+
