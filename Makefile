@@ -11,7 +11,12 @@ SQL_PARTS   = schema tables c_functions purposes consent import protect ddl_guar
               forget anonymise erase legal_hold purge round access_log worker \
               tagged_types tagged_erase invalidation register notice report check \
               privileges
-DATA_built  = privacy_guard--1.0.sql
+# Earlier versions' scripts are kept as they were released (src/updates); the
+# update script from each to the next is assembled from the files of its folder
+# in name order, one file per change
+DATA        = src/updates/privacy_guard--1.0.sql
+UPDATE_1_1  = $(sort $(wildcard $(srcdir)/src/updates/1.0--1.1/*.sql))
+DATA_built  = privacy_guard--1.1.sql privacy_guard--1.0--1.1.sql
 PGFILEDESC  = "privacy_guard - purposes, consent, retention and erasure enforced in the database"
 
 PG_CPPFLAGS = -I$(srcdir)/src
@@ -58,7 +63,10 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-privacy_guard--1.0.sql: $(addprefix $(srcdir)/src/sql/,$(addsuffix .sql,$(SQL_PARTS)))
+privacy_guard--1.1.sql: $(addprefix $(srcdir)/src/sql/,$(addsuffix .sql,$(SQL_PARTS)))
+	cat $^ > $@
+
+privacy_guard--1.0--1.1.sql: $(UPDATE_1_1)
 	cat $^ > $@
 
 .PHONY: pgtap bench demo

@@ -1,4 +1,4 @@
-/* privacy_guard--1.0.sql -- purposes, consent, protected tables, erasure requests */
+/* privacy_guard--1.1.sql -- purposes, consent, protected tables, erasure requests */
 
 \echo Use "CREATE EXTENSION privacy_guard" to load this file. \quit
 
