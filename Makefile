@@ -7,7 +7,7 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/tagged_io.o src/tagged_ops.o src/forgotten.o src/shared_store.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
-SQL_PARTS   = schema tables c_functions purposes consent import protect ddl_guard \
+SQL_PARTS   = schema tables purposes consent import protect ddl_guard \
               forget anonymise erase legal_hold purge round access_log worker \
               tagged_types tagged_erase invalidation register notice report check \
               privileges

@@ -2,6 +2,12 @@
 /* Privileges (SPEC 3.3)                                                */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Each feature file creates its functions; this last file takes EXECUTE
+ * from PUBLIC on all of them at once, then gives back what every role may
+ * call.  A GRANT in a feature file would be undone here, so they are all
+ * below.
+ */
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA privacy_guard FROM PUBLIC;
 
 /* what applications read with */
