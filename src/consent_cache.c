@@ -257,8 +257,9 @@ pvg_set_chain(PvgRegistry *reg, int purpose, const char **chain, int max)
 
 /*
  * A subject's limit in a set (see subject_set.h), or false when the set
- * holds no entry for it: SPEC 3.2 rule 7 by the purpose's basis, capped by
- * rule 5 (the earliest due time of an open forget request).
+ * holds no entry for it: rule 7 (consent or objection, by the purpose's
+ * legal basis), capped by rule 5 (the earliest due time of an open forget
+ * request).
  */
 static bool
 pvg_subject_limit(PvgSubjectEntry *e, PvgBasis basis, const char **chain, int nchain,

@@ -1,10 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * tagged_ops.c
- *	  Rule 3.4 for tagged values, and everything that reads one: reveal(),
- *	  the tag's public parts, tag(), comparison operators, length and LIKE,
- *	  the default-tag trigger, and the keyed matchers of the erasure and of
- *	  subject_report().
+ *	  The tagged-value rule, and everything that reads a tagged value:
+ *	  reveal(), the tag's public parts, tag(), comparison operators, length
+ *	  and LIKE, the default-tag trigger, and the keyed matchers of the
+ *	  erasure and of subject_report().
  *
  * A value is visible (pvg_tag_visible) to superusers and BYPASSRLS roles;
  * to others only under a declared purpose P that is known, for which the
@@ -163,8 +163,8 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 }
 
 /*
- * Rule 3.4: whether the session may see the value.  Never errors about
- * purposes; uses fcinfo->flinfo->fn_extra when there is one.
+ * The tagged-value rule: whether the session may see the value.  Never
+ * errors about purposes; uses fcinfo->flinfo->fn_extra when there is one.
  */
 bool
 pvg_tag_visible(FunctionCallInfo fcinfo, const PvgTag *tag)
@@ -252,7 +252,7 @@ pvg_tag_arg(FunctionCallInfo fcinfo, int n, PvgTag *tag)
 	return pvg_tag_visible(fcinfo, tag);
 }
 
-/* reveal(v) -> base: the value if rule 3.4 allows, else NULL */
+/* reveal(v) -> base: the value if the tagged-value rule allows, else NULL */
 Datum
 pvg_tag_reveal(PG_FUNCTION_ARGS)
 {
@@ -626,12 +626,12 @@ pvg_tag_erasable(PG_FUNCTION_ARGS)
  * _tag_report_value(v, subject text, secret bytea) -> base
  *
  * The value for subject_report(), which reads as each table's owner and so
- * cannot use reveal() (rule 3.4 binds the owner, and the report must not
- * depend on the caller's purpose).  Returns the base value when v's tag
- * names this subject, names no subject (a value in a row that is the
- * subject's), or v still awaits its default tag; NULL when the tag names
- * someone else.  Like _tag_erasable it answers only with the digest key,
- * so it gives no role a way around rule 3.4.
+ * cannot use reveal() (the tagged-value rule binds the owner, and the
+ * report must not depend on the caller's purpose).  Returns the base value
+ * when v's tag names this subject, names no subject (a value in a row that
+ * is the subject's), or v still awaits its default tag; NULL when the tag
+ * names someone else.  Like _tag_erasable it answers only with the digest key,
+ * so it gives no role a way around the tagged-value rule.
  */
 Datum
 pvg_tag_report_value(PG_FUNCTION_ARGS)

@@ -22,10 +22,11 @@
  * view, whose rules are its owner's code.  Reads fire no triggers.
  *
  * The same reader serves the register and the notice (the purposes found in
- * tagged columns) and the report's tagged values.  Rule 3.4 binds the owner
- * as anyone else, so tagged values are read through _tag_report_value(),
- * which answers only with the digest key passed as $2 (tagged_ops.c) and
- * gives only the subject's values: the owner's session gains nothing.
+ * tagged columns) and the report's tagged values.  The tagged-value rule
+ * binds the owner as anyone else, so tagged values are read through
+ * _tag_report_value(), which answers only with the digest key passed as $2
+ * (tagged_ops.c) and gives only the subject's values: the owner's session
+ * gains nothing.
  *
  *-------------------------------------------------------------------------
  */

@@ -21,7 +21,7 @@ CREATE FUNCTION privacy_guard.tagged_numeric_out(privacy_guard.tagged_numeric)
 RETURNS cstring
 AS 'MODULE_PATHNAME', 'pvg_tagged_out'
 LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION privacy_guard.tagged_numeric_out(privacy_guard.tagged_numeric) IS 'Text output: the value and its tag, or error 42501 when rule 3.4 withholds the value';
+COMMENT ON FUNCTION privacy_guard.tagged_numeric_out(privacy_guard.tagged_numeric) IS 'Text output: the value and its tag, or error 42501 when its tag withholds the value from the session';
 
 CREATE FUNCTION privacy_guard.tagged_numeric_recv(internal)
 RETURNS privacy_guard.tagged_numeric
@@ -33,7 +33,7 @@ CREATE FUNCTION privacy_guard.tagged_numeric_send(privacy_guard.tagged_numeric)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'pvg_tagged_send'
 LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION privacy_guard.tagged_numeric_send(privacy_guard.tagged_numeric) IS 'Binary output: the value and its tag, or error 42501 when rule 3.4 withholds the value';
+COMMENT ON FUNCTION privacy_guard.tagged_numeric_send(privacy_guard.tagged_numeric) IS 'Binary output: the value and its tag, or error 42501 when its tag withholds the value from the session';
 
 CREATE FUNCTION privacy_guard.tagged_numeric_analyze(internal)
 RETURNS boolean
@@ -45,7 +45,7 @@ CREATE TYPE privacy_guard.tagged_numeric (INPUT = privacy_guard.tagged_numeric_i
 	RECEIVE = privacy_guard.tagged_numeric_recv, SEND = privacy_guard.tagged_numeric_send, ANALYZE = privacy_guard.tagged_numeric_analyze,
 	INTERNALLENGTH = VARIABLE, STORAGE = extended, ALIGNMENT = int4,
 	CATEGORY = 'U');
-COMMENT ON TYPE privacy_guard.tagged_numeric IS 'A numeric value carrying its own tag: purposes, optional subject, optional retain-until (privacy_guard rule 3.4)';
+COMMENT ON TYPE privacy_guard.tagged_numeric IS 'A numeric value carrying its own tag: purposes, optional subject, optional retain-until, which decide who may see it';
 
 /* the read side */
 CREATE FUNCTION privacy_guard.tag(value numeric, purposes text[],
@@ -59,7 +59,7 @@ CREATE FUNCTION privacy_guard.reveal(v privacy_guard.tagged_numeric)
 RETURNS numeric
 AS 'MODULE_PATHNAME', 'pvg_tag_reveal'
 LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
-COMMENT ON FUNCTION privacy_guard.reveal(privacy_guard.tagged_numeric) IS 'The value if the session may use it (rule 3.4), else NULL; never an error about purposes';
+COMMENT ON FUNCTION privacy_guard.reveal(privacy_guard.tagged_numeric) IS 'The value if its tag lets the session use it, else NULL; never an error about purposes';
 
 CREATE FUNCTION privacy_guard.tag_purposes(v privacy_guard.tagged_numeric)
 RETURNS text[]
