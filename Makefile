@@ -8,7 +8,7 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables purposes consent import protect ddl_guard \
-              forget anonymise erase legal_hold purge round access_log worker \
+              forget anonymize erase legal_hold purge round access_log worker \
               tagged_text tagged_date tagged_numeric tagged_jsonb tagged_types \
               tagged_erase invalidation register notice report check privileges
 # Earlier versions' scripts are kept as they were released (src/updates); the

@@ -483,7 +483,7 @@ pvg_audit_visible(PvgRowCheck *chk, FunctionCallInfo fcinfo, PvgRowKey *key)
  * forget requests, retention, consent or objection, legal holds); raises
  * rules 1-4 on the first row of each execution.  A row whose
  * subject is NULL holds no link to a person: only retention applies to it,
- * and not even that when the table anonymises at expiry (it has been).
+ * and not even that when the table anonymizes at expiry (it has been).
  * Under a legal hold's purpose, a row that rules 5-6 hide stays visible
  * while retained_from + keep has not passed (rule 8).
  */

@@ -4,7 +4,7 @@
  *	  Running the erasure engine's statements with the table owner's rights.
  *
  * run_maintenance() (SQL, SECURITY DEFINER) decides what to delete or
- * anonymise; the statements themselves run here as the owner of the table
+ * anonymize; the statements themselves run here as the owner of the table
  * they touch, in a restricted security context, with FORCE ROW LEVEL
  * SECURITY lifted for that owner only (as PostgreSQL's own foreign-key
  * checks do).  So a trigger, rule, default or index expression of the

@@ -320,7 +320,7 @@ BEGIN
 		RAISE EXCEPTION 'on_forget must be delete or anonymize' USING ERRCODE = '22023';
 	END IF;
 	IF 'anonymize' IN (on_expiry, on_forget) THEN
-		/* anonymising cuts the link to the person: the subject column becomes NULL */
+		/* anonymizing cuts the link to the person: the subject column becomes NULL */
 		SELECT a.attnotnull INTO v_notnull FROM pg_attribute a
 		 WHERE a.attrelid = tbl AND a.attname = subject_column;
 		SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a
@@ -331,14 +331,14 @@ BEGIN
 			RAISE EXCEPTION 'cannot anonymize rows of %: subject column "%" is part of the primary key',
 				tbl, subject_column
 				USING ERRCODE = '55000',
-					  DETAIL = 'Anonymising a row sets its subject column to NULL to cut the link to the person.',
+					  DETAIL = 'Anonymizing a row sets its subject column to NULL to cut the link to the person.',
 					  HINT = 'Use ''delete'', or keep the subject in a column outside the primary key.';
 		END IF;
 		IF v_notnull THEN
 			RAISE EXCEPTION 'cannot anonymize rows of %: subject column "%" is NOT NULL',
 				tbl, subject_column
 				USING ERRCODE = '55000',
-					  DETAIL = 'Anonymising a row sets its subject column to NULL to cut the link to the person.',
+					  DETAIL = 'Anonymizing a row sets its subject column to NULL to cut the link to the person.',
 					  HINT = 'Use ''delete'', or drop the NOT NULL constraint.';
 		END IF;
 	END IF;
