@@ -529,7 +529,7 @@ pvg_store_load(void)
 	pvg_store_changed = false;
 	pvg_store_note_read();
 
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
 		Snapshot	snap = RegisterSnapshot(pvg_load_snapshot());
@@ -546,7 +546,7 @@ pvg_store_load(void)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 
 	pvg_retire_context(pvg_store_cxt);
 	pvg_store_cxt = cxt;
@@ -573,7 +573,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	pvg_store_changed = false;
 	pvg_store_note_read();
 
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
 		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
@@ -716,7 +716,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 
 	if (!complete)
 	{
@@ -943,7 +943,7 @@ pvg_base_fill(PvgBaseBuild *b, void *varg)
 	/* before the snapshot: every full change counted here is in it */
 	b->full_seq = pvg_shared_full_seq();
 
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	{
 		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 
@@ -953,7 +953,7 @@ pvg_base_fill(PvgBaseBuild *b, void *varg)
 		pvg_store_read(tmp, snap);
 		UnregisterSnapshot(snap);
 	}
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 
 	if (arg->kind == PVG_KEY_INT)
 		b->ints = palloc(sizeof(PvgBaseEntryInt) * (tmp->subjects->members + 1));

@@ -150,11 +150,14 @@ pvg_retire_context(MemoryContext cxt)
 }
 
 /*
- * Run the following SPI queries as the owner of schema privacy_guard, in a
- * restricted security context.  Errors if the extension is not installed.
+ * Run the following SPI queries as the extension's owner (the owner of
+ * schema privacy_guard), in a restricted security context, to read the
+ * extension's own tables.  Never for statements that may run a table
+ * owner's code: those use pvg_as_table_owner_begin() (engine.c).  Errors
+ * if the extension is not installed.
  */
 void
-pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec)
+pvg_as_extension_owner_begin(Oid *save_userid, int *save_sec)
 {
 	Oid			nsp = get_namespace_oid("privacy_guard", true);
 	HeapTuple	tup;
@@ -178,8 +181,9 @@ pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec)
 		elog(ERROR, "SPI_connect failed");
 }
 
+/* Back to the caller's user and security context; ends the SPI connection. */
 void
-pvg_spi_as_owner_end(Oid save_userid, int save_sec)
+pvg_as_extension_owner_end(Oid save_userid, int save_sec)
 {
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
@@ -312,7 +316,7 @@ pvg_registry_load(void)
 	pvg_reg_valid = pvg_load_is_current();
 	pvg_load_stamp_set(&pvg_reg_stamp);
 
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
 		nsp = get_namespace_oid("privacy_guard", false);
@@ -425,7 +429,7 @@ pvg_registry_load(void)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 
 	reg->generation = ++pvg_reg_generation;
 	pvg_retire_context(pvg_reg_cxt);

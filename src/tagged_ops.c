@@ -532,7 +532,7 @@ pvg_tag_read_secret(MemoryContext cxt)
 	int			save_sec;
 	bytea	   *result = NULL;
 
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	if (pvg_spi_read("SELECT key FROM privacy_guard.secret") == 1)
 	{
 		bool		isnull;
@@ -546,7 +546,7 @@ pvg_tag_read_secret(MemoryContext cxt)
 			MemoryContextSwitchTo(old);
 		}
 	}
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 	return result;
 }
 
