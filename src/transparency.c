@@ -25,7 +25,7 @@
  * tagged columns) and the report's tagged values.  The tagged-value rule
  * binds the owner as anyone else, so tagged values are read through
  * _tag_report_value(), which answers only with the digest key passed as $2
- * (tagged_ops.c) and gives only the subject's values: the owner's session
+ * (tagged_erase.c) and gives only the subject's values: the owner's session
  * gains nothing.
  *
  *-------------------------------------------------------------------------

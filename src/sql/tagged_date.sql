@@ -5,7 +5,7 @@
 /*
  * One of the four tagged types (tagged_text, tagged_date, tagged_numeric,
  * tagged_jsonb).  The four files are alike but for the base type, and share
- * one C implementation (src/tagged_io.c, src/tagged_ops.c): a change to one
+ * one C implementation (src/tagged_*.c): a change to one
  * is made to all four.
  */
 CREATE TYPE privacy_guard.tagged_date;
