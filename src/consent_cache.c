@@ -34,6 +34,11 @@
  * bases then).  Private memory is proportional to the recorded consents,
  * shared-mode memory to the recent changes; never to the rows scanned.
  *
+ * registry.c and this file call each other on purpose (see the head of
+ * registry.c): subject sets are indexed by the registry's purposes and
+ * loaded with its helpers, and its invalidation and transaction callbacks
+ * mark this store stale or changed and end its transaction state.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"

@@ -16,6 +16,18 @@
  * Old copies are "retired" and freed at the end of the top-level
  * transaction.
  *
+ * This file and consent_cache.c call each other, on purpose: they are two
+ * halves of one cache.  The consent store's subject sets are built per
+ * purpose by registry index, so a registry reload, and an invalidation of
+ * any of the five watched tables, must mark them stale here
+ * (pvg_consent_mark_stale/_changed), and the transaction callbacks here
+ * end or abort the consent store's transaction state with the registry's;
+ * the consent store in turn reads the purposes from the registry and loads
+ * through the helpers below (as the extension's owner, with the load
+ * snapshot, retiring old copies).  One set of callbacks for both keeps
+ * the two from ever disagreeing about what is current; splitting the file
+ * would only hide that dependency behind function pointers.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -122,7 +134,6 @@ pvg_cache_init(void)
 	CacheRegisterRelcacheCallback(pvg_relcache_callback, (Datum) 0);
 	RegisterXactCallback(pvg_xact_callback, NULL);
 	RegisterSubXactCallback(pvg_subxact_callback, NULL);
-	pvg_forgotten_init();
 }
 
 /*
