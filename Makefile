@@ -4,13 +4,14 @@ MODULE_big  = privacy_guard
 OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
-              src/tagged_io.o src/tagged_ops.o src/forgotten.o src/shared_store.o
+              src/tagged_io.o src/tagged_access.o src/tagged_ops.o \
+              src/tagged_erase.o src/tagged_default.o src/forgotten.o src/shared_store.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
-SQL_PARTS   = schema tables c_functions purposes consent import protect ddl_guard \
-              forget anonymise erase legal_hold purge round access_log worker \
-              tagged_types tagged_erase invalidation register notice report check \
-              privileges
+SQL_PARTS   = schema tables purposes consent import protect ddl_guard \
+              forget anonymize erase legal_hold purge round access_log worker \
+              tagged_text tagged_date tagged_numeric tagged_jsonb tagged_types \
+              tagged_erase invalidation register notice report check privileges
 # Earlier versions' scripts are kept as they were released (src/updates); the
 # update script from each to the next is assembled from the files of its folder
 # in name order, one file per change

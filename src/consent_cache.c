@@ -34,6 +34,11 @@
  * bases then).  Private memory is proportional to the recorded consents,
  * shared-mode memory to the recent changes; never to the rows scanned.
  *
+ * registry.c and this file call each other on purpose (see the head of
+ * registry.c): subject sets are indexed by the registry's purposes and
+ * loaded with its helpers, and its invalidation and transaction callbacks
+ * mark this store stale or changed and end its transaction state.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -257,8 +262,9 @@ pvg_set_chain(PvgRegistry *reg, int purpose, const char **chain, int max)
 
 /*
  * A subject's limit in a set (see subject_set.h), or false when the set
- * holds no entry for it: SPEC 3.2 rule 7 by the purpose's basis, capped by
- * rule 5 (the earliest due time of an open forget request).
+ * holds no entry for it: rule 7 (consent or objection, by the purpose's
+ * legal basis), capped by rule 5 (the earliest due time of an open forget
+ * request).
  */
 static bool
 pvg_subject_limit(PvgSubjectEntry *e, PvgBasis basis, const char **chain, int nchain,
@@ -528,7 +534,7 @@ pvg_store_load(void)
 	pvg_store_changed = false;
 	pvg_store_note_read();
 
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
 		Snapshot	snap = RegisterSnapshot(pvg_load_snapshot());
@@ -545,7 +551,7 @@ pvg_store_load(void)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 
 	pvg_retire_context(pvg_store_cxt);
 	pvg_store_cxt = cxt;
@@ -572,7 +578,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	pvg_store_changed = false;
 	pvg_store_note_read();
 
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
 		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
@@ -715,7 +721,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 
 	if (!complete)
 	{
@@ -942,7 +948,7 @@ pvg_base_fill(PvgBaseBuild *b, void *varg)
 	/* before the snapshot: every full change counted here is in it */
 	b->full_seq = pvg_shared_full_seq();
 
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	{
 		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
 
@@ -952,7 +958,7 @@ pvg_base_fill(PvgBaseBuild *b, void *varg)
 		pvg_store_read(tmp, snap);
 		UnregisterSnapshot(snap);
 	}
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 
 	if (arg->kind == PVG_KEY_INT)
 		b->ints = palloc(sizeof(PvgBaseEntryInt) * (tmp->subjects->members + 1));

@@ -75,7 +75,7 @@ pvg_guard_suspend(PG_FUNCTION_ARGS)
 }
 
 /*
- * Turn the guard on for a table owner's code (pvg_run_as_owner,
+ * Turn the guard on for a table owner's code (pvg_run_as_table_owner,
  * pvg_read_as_owner); returns whether it was off, for pvg_guard_restore.
  * An error in between leaves it on, which is the safe side.
  */

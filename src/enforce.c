@@ -6,10 +6,10 @@
  * protect() installs a restrictive policy whose USING clause is
  * row_visible(table, subject [, retention column]) and whose WITH CHECK
  * clause is write_allowed(table).  Both are evaluated per row, but all the
- * work that does not depend on the row (processing invalidations, rules 1-4
- * of SPEC 3.2, finding the subject set of the purpose, the retention
- * cut-off) is done on the first call of each execution and kept in
- * fn_extra, which lives as long as the execution.  The per-row work is one
+ * work that does not depend on the row (processing invalidations, the
+ * statement rules 1-4, finding the subject set of the purpose, the
+ * retention cut-off) is done on the first call of each execution and kept
+ * in fn_extra, which lives as long as the execution.  The per-row work is one
  * hash probe and a few comparisons.
  *
  * Because the purpose and the consents are read when the statement runs,
@@ -82,8 +82,9 @@ typedef struct PvgRowCheck
 } PvgRowCheck;
 
 /*
- * Rules 1-4 of SPEC 3.2 for a statement touching a protected table under
- * the session's purpose; returns the purpose's index or raises the error.
+ * Rules 1-4 for a statement touching a protected table under the session's
+ * purpose (a purpose is set, known, authorised for the role, and among the
+ * table's purposes); returns the purpose's index or raises the error.
  */
 int
 pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid)
@@ -478,10 +479,11 @@ pvg_audit_visible(PvgRowCheck *chk, FunctionCallInfo fcinfo, PvgRowKey *key)
 /*
  * row_visible(table regclass, subject anyelement [, retained_from])
  *
- * Whether the row may be seen under the session's purpose (SPEC 3.2 rules
- * 5-8); raises rules 1-4 on the first row of each execution.  A row whose
+ * Whether the row may be seen under the session's purpose (rules 5-8:
+ * forget requests, retention, consent or objection, legal holds); raises
+ * rules 1-4 on the first row of each execution.  A row whose
  * subject is NULL holds no link to a person: only retention applies to it,
- * and not even that when the table anonymises at expiry (it has been).
+ * and not even that when the table anonymizes at expiry (it has been).
  * Under a legal hold's purpose, a row that rules 5-6 hide stays visible
  * while retained_from + keep has not passed (rule 8).
  */
@@ -506,8 +508,8 @@ pvg_row_visible(PG_FUNCTION_ARGS)
 /*
  * write_allowed(table regclass)
  *
- * The WITH CHECK side: a written row needs rules 1-4 only (SPEC 3.2), checked
- * once per execution.
+ * The WITH CHECK side: a written row needs the statement rules 1-4 only,
+ * checked once per execution.
  */
 Datum
 pvg_write_allowed(PG_FUNCTION_ARGS)

@@ -4,7 +4,7 @@
  *	  Running the erasure engine's statements with the table owner's rights.
  *
  * run_maintenance() (SQL, SECURITY DEFINER) decides what to delete or
- * anonymise; the statements themselves run here as the owner of the table
+ * anonymize; the statements themselves run here as the owner of the table
  * they touch, in a restricted security context, with FORCE ROW LEVEL
  * SECURITY lifted for that owner only (as PostgreSQL's own foreign-key
  * checks do).  So a trigger, rule, default or index expression of the
@@ -252,17 +252,19 @@ pvg_plan_for(Oid relid, Oid owner, const char *sql, int nargs, Oid *argtypes)
  * objects, no changes to session state), with FORCE ROW LEVEL SECURITY
  * lifted for the owner only (as PostgreSQL's own foreign-key checks do),
  * the DDL guard and the ledger's lock on (pvg_guard_hold), and the given
- * search_path in a GUC level of its own, which pvg_as_owner_end() (or the
- * error path) undoes.
+ * search_path in a GUC level of its own, which pvg_as_table_owner_end() (or
+ * the error path) undoes.  The extension's own tables are read the other
+ * way, as the extension's owner (pvg_as_extension_owner_begin, registry.c).
  *
- * pvg_as_owner_end() rolls back every setting changed at that level, as
- * PostgreSQL's own sandboxes (VACUUM, ANALYZE, index builds) do: a
+ * pvg_as_table_owner_end() rolls back every setting changed at that level,
+ * as PostgreSQL's own sandboxes (VACUUM, ANALYZE, index builds) do: a
  * set_config(..., false) in the owner's trigger must not outlive the
  * statement, or it would plant a search_path or a timeout in the session
  * of whoever runs the round, a superuser or the worker.
  */
 void
-pvg_as_owner_begin(Oid owner, const char *search_path, PvgAsOwner *st)
+pvg_as_table_owner_begin(Oid owner, const char *search_path,
+						 PvgAsTableOwner *st)
 {
 	st->guard_was_off = pvg_guard_hold();
 	GetUserIdAndSecContext(&st->save_userid, &st->save_sec);
@@ -274,7 +276,7 @@ pvg_as_owner_begin(Oid owner, const char *search_path, PvgAsOwner *st)
 }
 
 void
-pvg_as_owner_end(PvgAsOwner *st)
+pvg_as_table_owner_end(PvgAsTableOwner *st)
 {
 	AtEOXact_GUC(false, st->save_nestlevel);
 	SetUserIdAndSecContext(st->save_userid, st->save_sec);
@@ -290,11 +292,12 @@ pvg_as_owner_end(PvgAsOwner *st)
  * 55P03), and the ERROR path restores the user and the settings.
  */
 static int
-pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char *nulls)
+pvg_run_as_table_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values,
+					   char *nulls)
 {
 	HeapTuple	tup;
 	Oid			owner;
-	PvgAsOwner	as_owner;
+	PvgAsTableOwner as_owner;
 	int			rc;
 	bool		cacheable;
 	SPIPlanPtr volatile plan;
@@ -315,7 +318,7 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 	ReleaseSysCache(tup);
 
 	/* the owner's own default search_path: the statement names every table in full */
-	pvg_as_owner_begin(owner, "\"$user\", public", &as_owner);
+	pvg_as_table_owner_begin(owner, "\"$user\", public", &as_owner);
 	/* rows an application holds locked are left for the next round */
 	(void) set_config_option("lock_timeout", PVG_ENGINE_LOCK_TIMEOUT,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -345,7 +348,7 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
 	if (rc < 0)
 		elog(ERROR, "executing an engine statement failed: %s", SPI_result_code_string(rc));
 
-	pvg_as_owner_end(&as_owner);
+	pvg_as_table_owner_end(&as_owner);
 	return rc;
 }
 
@@ -353,8 +356,8 @@ pvg_run_as_owner(Oid relid, const char *sql, Oid *argtypes, Datum *values, char 
  * _exec_as_owner(tbl regclass, sql text, key text, secret bytea) -> bigint
  *
  * Runs sql, which may use $1 (the subject key) and $2 (the digest key), as
- * the owner of tbl (see pvg_run_as_owner).  Returns the rows processed, or
- * for a query the first column of its first row.
+ * the owner of tbl (see pvg_run_as_table_owner).  Returns the rows
+ * processed, or for a query the first column of its first row.
  */
 Datum
 pvg_exec_as_owner(PG_FUNCTION_ARGS)
@@ -374,7 +377,7 @@ pvg_exec_as_owner(PG_FUNCTION_ARGS)
 	values[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 	nulls[1] = PG_ARGISNULL(3) ? 'n' : ' ';
 
-	rc = pvg_run_as_owner(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+	rc = pvg_run_as_table_owner(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						  argtypes, values, nulls);
 	if (rc == SPI_OK_SELECT && SPI_processed > 0)
 	{
@@ -393,9 +396,9 @@ pvg_exec_as_owner(PG_FUNCTION_ARGS)
  * _batch_as_owner(tbl regclass, sql text, after tid, secret bytea,
  *				   OUT matched bigint, OUT processed bigint, OUT last tid)
  *
- * Runs one purge batch as the owner of tbl (see pvg_run_as_owner).  sql is
- * a query that uses $1 (where the previous batch stopped) and $2 (the
- * digest key) and returns one row of exactly those three columns: the rows
+ * Runs one purge batch as the owner of tbl (see pvg_run_as_table_owner).
+ * sql is a query that uses $1 (where the previous batch stopped) and $2
+ * (the digest key) and returns one row of exactly those three columns: the rows
  * the batch took, the rows it deleted or changed, and the last row it took.
  */
 Datum
@@ -421,7 +424,7 @@ pvg_batch_as_owner(PG_FUNCTION_ARGS)
 	values[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 	nulls[1] = PG_ARGISNULL(3) ? 'n' : ' ';
 
-	rc = pvg_run_as_owner(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+	rc = pvg_run_as_table_owner(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
 						  argtypes, values, nulls);
 	if (rc != SPI_OK_SELECT || SPI_processed != 1 || SPI_tuptable->tupdesc->natts != 3)
 		elog(ERROR, "a purge batch must return one row of three columns");

@@ -120,7 +120,7 @@ pvg_fg_load(void)
 
 	/* cleared first: an invalidation that arrives while we read marks it again */
 	pvg_fg_stale = false;
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
 		Snapshot	snap = RegisterSnapshot(pvg_load_snapshot());
@@ -175,7 +175,7 @@ pvg_fg_load(void)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 
 	/* in parallel mode the statement's snapshot served: good for this statement only */
 	if (!current)

@@ -97,15 +97,16 @@ extern void pvg_audit_row_int(PvgAuditRead *r, int64 subject);
 extern void pvg_audit_row_text(PvgAuditRead *r, const char *subject, int len);
 
 /* engine.c: code of a table's owner runs as that owner, never as ours */
-typedef struct PvgAsOwner
+typedef struct PvgAsTableOwner
 {
 	Oid			save_userid;
 	int			save_sec;
 	int			save_nestlevel;
 	bool		guard_was_off;
-} PvgAsOwner;
-extern void pvg_as_owner_begin(Oid owner, const char *search_path, PvgAsOwner *st);
-extern void pvg_as_owner_end(PvgAsOwner *st);
+} PvgAsTableOwner;
+extern void pvg_as_table_owner_begin(Oid owner, const char *search_path,
+									 PvgAsTableOwner *st);
+extern void pvg_as_table_owner_end(PvgAsTableOwner *st);
 
 /* ddl_guard.c */
 extern void pvg_ddl_guard_init(void);
@@ -137,8 +138,9 @@ extern PvgTable *pvg_registry_table(PvgRegistry *reg, Oid relid);
 extern int	pvg_registry_purpose(PvgRegistry *reg, const char *name);
 extern bool pvg_purpose_within(PvgRegistry *reg, int purpose, int ancestor);
 extern bool pvg_purpose_authorised(PvgRegistry *reg, int purpose, int authorised);
-extern void pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec);
-extern void pvg_spi_as_owner_end(Oid save_userid, int save_sec);
+/* SPI as the extension's owner, for its own tables (never a table owner's code) */
+extern void pvg_as_extension_owner_begin(Oid *save_userid, int *save_sec);
+extern void pvg_as_extension_owner_end(Oid save_userid, int save_sec);
 extern Snapshot pvg_load_snapshot(void);
 extern bool pvg_load_is_current(void);
 

@@ -16,6 +16,18 @@
  * Old copies are "retired" and freed at the end of the top-level
  * transaction.
  *
+ * This file and consent_cache.c call each other, on purpose: they are two
+ * halves of one cache.  The consent store's subject sets are built per
+ * purpose by registry index, so a registry reload, and an invalidation of
+ * any of the five watched tables, must mark them stale here
+ * (pvg_consent_mark_stale/_changed), and the transaction callbacks here
+ * end or abort the consent store's transaction state with the registry's;
+ * the consent store in turn reads the purposes from the registry and loads
+ * through the helpers below (as the extension's owner, with the load
+ * snapshot, retiring old copies).  One set of callbacks for both keeps
+ * the two from ever disagreeing about what is current; splitting the file
+ * would only hide that dependency behind function pointers.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -122,7 +134,6 @@ pvg_cache_init(void)
 	CacheRegisterRelcacheCallback(pvg_relcache_callback, (Datum) 0);
 	RegisterXactCallback(pvg_xact_callback, NULL);
 	RegisterSubXactCallback(pvg_subxact_callback, NULL);
-	pvg_forgotten_init();
 }
 
 /*
@@ -150,11 +161,14 @@ pvg_retire_context(MemoryContext cxt)
 }
 
 /*
- * Run the following SPI queries as the owner of schema privacy_guard, in a
- * restricted security context.  Errors if the extension is not installed.
+ * Run the following SPI queries as the extension's owner (the owner of
+ * schema privacy_guard), in a restricted security context, to read the
+ * extension's own tables.  Never for statements that may run a table
+ * owner's code: those use pvg_as_table_owner_begin() (engine.c).  Errors
+ * if the extension is not installed.
  */
 void
-pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec)
+pvg_as_extension_owner_begin(Oid *save_userid, int *save_sec)
 {
 	Oid			nsp = get_namespace_oid("privacy_guard", true);
 	HeapTuple	tup;
@@ -178,8 +192,9 @@ pvg_spi_as_owner_begin(Oid *save_userid, int *save_sec)
 		elog(ERROR, "SPI_connect failed");
 }
 
+/* Back to the caller's user and security context; ends the SPI connection. */
 void
-pvg_spi_as_owner_end(Oid save_userid, int save_sec)
+pvg_as_extension_owner_end(Oid save_userid, int save_sec)
 {
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec);
@@ -312,7 +327,7 @@ pvg_registry_load(void)
 	pvg_reg_valid = pvg_load_is_current();
 	pvg_load_stamp_set(&pvg_reg_stamp);
 
-	pvg_spi_as_owner_begin(&save_userid, &save_sec);
+	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
 		nsp = get_namespace_oid("privacy_guard", false);
@@ -425,7 +440,7 @@ pvg_registry_load(void)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	pvg_spi_as_owner_end(save_userid, save_sec);
+	pvg_as_extension_owner_end(save_userid, save_sec);
 
 	reg->generation = ++pvg_reg_generation;
 	pvg_retire_context(pvg_reg_cxt);

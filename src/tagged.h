@@ -3,8 +3,13 @@
  * tagged.h
  *	  The consent-tagged types (tagged_text, tagged_date, tagged_numeric,
  *	  tagged_jsonb): one on-disk format, one decoder, shared by the I/O
- *	  functions (tagged_io.c) and the access check and operators
- *	  (tagged_ops.c).
+ *	  functions (tagged_io.c), the tagged-value rule (tagged_access.c), the
+ *	  SQL functions and operators (tagged_ops.c), the erasure's keyed
+ *	  matchers (tagged_erase.c) and default tags (tagged_default.c).
+ *
+ * Calls go one way: tagged_access.c needs only a decoded value (no format
+ * code), tagged_io.c needs the rule for its output functions, and the
+ * others use both.
  *
  * On-disk format (a varlena; every multi-byte field is read with memcpy, so
  * the datum needs no alignment and may be stored with a short header):
@@ -91,7 +96,7 @@ extern void pvg_tag_check_subject(const char *s, int len);
 extern int	pvg_registry_purpose_by_id(PvgRegistry *reg, int32 id);
 extern bool pvg_type_is_tagged(Oid typid, Oid nsp);
 
-/* tagged_ops.c */
+/* tagged_access.c */
 extern bool pvg_tag_visible(FunctionCallInfo fcinfo, const PvgTag *tag);
 
 #endif							/* PVG_TAGGED_H */

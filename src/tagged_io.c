@@ -32,7 +32,8 @@
  * quote the input, and error messages never carry data.
  *
  * Output (text and binary) gives the tag and the value only when the
- * session may see the value (rule 3.4, pvg_tag_visible); a withheld value is
+ * session may see the value (the tagged-value rule, pvg_tag_visible); a
+ * withheld value is
  * an error, 42501, so that a dump by a role the rules bind fails instead of
  * writing withheld values.  reveal() is the NULL-returning way to read.
  *
@@ -709,7 +710,7 @@ pvg_tag_require_visible(FunctionCallInfo fcinfo, const PvgTag *tag)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("tagged value is withheld from this session"),
-				 errdetail("Its tag does not let the current role and purpose use it (privacy_guard rule 3.4)."),
+				 errdetail("Its tag does not let the current role and purpose use it."),
 				 errhint("Select privacy_guard.reveal(column), which gives NULL for a withheld value.")));
 }
 
@@ -741,8 +742,8 @@ pvg_tag_append_purposes(StringInfo buf, PvgRegistry *reg, const PvgTag *tag)
 
 /*
  * Text output of any tagged type: the literal with its tag (a value still
- * awaiting its default tag as itself), or error 42501 when rule 3.4
- * withholds the value from the session.
+ * awaiting its default tag as itself), or error 42501 when the tagged-value
+ * rule withholds the value from the session.
  */
 Datum
 pvg_tagged_out(PG_FUNCTION_ARGS)

@@ -10,7 +10,7 @@
  * dozen small catalog queries (planning those cost more than the whole
  * erasure of a subject's rows).  Only privacy_guard's own tables are read
  * with SQL: the registrations in erasure order (_erasure_order()), the
- * parts detached from a registered table, and the anonymising SET list.
+ * parts detached from a registered table, and the anonymizing SET list.
  *
  * Nothing here takes a lock on a user table: the facts are a snapshot of
  * the catalogs, as the SQL they replace was, and the erasure statements
@@ -289,7 +289,7 @@ pvg_erase_targets(PG_FUNCTION_ARGS)
 			ret = SPI_execute_with_args("SELECT privacy_guard._anonymize_set($1)", 1, argtypes, args,
 										NULL, true, 1);
 			if (ret != SPI_OK_SELECT || SPI_processed != 1)
-				elog(ERROR, "building the anonymising SET list failed: %s", SPI_result_code_string(ret));
+				elog(ERROR, "building the anonymizing SET list failed: %s", SPI_result_code_string(ret));
 			values[ET_ANONYMIZE_SET] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 													 &nulls[ET_ANONYMIZE_SET]);
 		}

@@ -22,10 +22,11 @@
  * view, whose rules are its owner's code.  Reads fire no triggers.
  *
  * The same reader serves the register and the notice (the purposes found in
- * tagged columns) and the report's tagged values.  Rule 3.4 binds the owner
- * as anyone else, so tagged values are read through _tag_report_value(),
- * which answers only with the digest key passed as $2 (tagged_ops.c) and
- * gives only the subject's values: the owner's session gains nothing.
+ * tagged columns) and the report's tagged values.  The tagged-value rule
+ * binds the owner as anyone else, so tagged values are read through
+ * _tag_report_value(), which answers only with the digest key passed as $2
+ * (tagged_erase.c) and gives only the subject's values: the owner's session
+ * gains nothing.
  *
  *-------------------------------------------------------------------------
  */
@@ -64,7 +65,7 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 	Form_pg_class cls;
 	Oid			owner;
 	char		relkind;
-	PvgAsOwner	as_owner;
+	PvgAsTableOwner as_owner;
 	int			rc;
 	Datum		result = (Datum) 0;
 	bool		isnull = true;
@@ -93,7 +94,7 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("relation with OID %u is not a table", relid)));
 
-	pvg_as_owner_begin(owner, "pg_catalog, pg_temp", &as_owner);
+	pvg_as_table_owner_begin(owner, "pg_catalog, pg_temp", &as_owner);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -110,7 +111,7 @@ pvg_read_as_owner(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
-	pvg_as_owner_end(&as_owner);
+	pvg_as_table_owner_end(&as_owner);
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);

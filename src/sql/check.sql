@@ -1,5 +1,23 @@
 /* ---------------------------------------------------------------- compliance check */
 
+CREATE FUNCTION privacy_guard._preloaded()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_preloaded'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._preloaded() IS 'Internal: whether the library was loaded at server start (shared_preload_libraries), so the background worker runs';
+
+CREATE FUNCTION privacy_guard._store_status()
+RETURNS text
+AS 'MODULE_PATHNAME', 'pvg_store_status'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._store_status() IS 'Internal: where connections read the consent store from: "shared" (preloaded), "shared, full" (some sets did not fit privacy_guard.shared_store_size) or "local: <why>"';
+
+CREATE FUNCTION privacy_guard._store_stats(OUT images bigint, OUT bytes bigint, OUT builds bigint, OUT refused bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pvg_store_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._store_stats() IS 'Internal: the shared consent store''s images now published, their bytes, the builds since server start and the images that did not fit privacy_guard.shared_store_size';
+
 /*
  * PostgreSQL's own row-level security flaws, by the minor release that
  * fixed them (from the PostgreSQL release notes): the ones a server of the

@@ -2,6 +2,18 @@
 /* DDL guard: nobody but privacy_guard changes a protected table's RLS  */
 /* ------------------------------------------------------------------ */
 
+CREATE FUNCTION privacy_guard._guard_suspend(boolean)
+RETURNS void
+AS 'MODULE_PATHNAME', 'pvg_guard_suspend'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._guard_suspend(boolean) IS 'Internal: let privacy_guard''s own functions change protected tables'' policies, or drop consent history past log retention';
+
+CREATE FUNCTION privacy_guard._guard_suspended()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_guard_suspended'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION privacy_guard._guard_suspended() IS 'Internal: whether privacy_guard itself is changing policies';
+
 /* every protected table and its partitions and inheritance children */
 CREATE FUNCTION privacy_guard._protected_tree()
 RETURNS TABLE (target regclass, root regclass)

@@ -75,7 +75,7 @@ COMMENT ON FUNCTION privacy_guard._erase_targets() IS 'Internal: the protected t
 
 /*
  * Receipt counts of two passes of one request, per table and action:
- * deleted and anonymised rows add up; restricted rows are the later
+ * deleted and anonymized rows add up; restricted rows are the later
  * pass's count (the rows a hold still keeps), and vanish at zero.
  */
 CREATE FUNCTION privacy_guard._merge_counts(earlier jsonb, later jsonb)

@@ -2,6 +2,24 @@
 /* Forgetting                                                           */
 /* ------------------------------------------------------------------ */
 
+CREATE FUNCTION privacy_guard._random_bytes(integer)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'pvg_random_bytes'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._random_bytes(integer) IS 'Internal: cryptographically strong random bytes';
+
+CREATE FUNCTION privacy_guard._hmac(bytea, text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'pvg_hmac'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._hmac(bytea, text) IS 'Internal: hex HMAC-SHA-256 of a text under a key';
+
+/*
+ * The digest key is made on first use, not here: a restore must be able to
+ * bring back the original key (pg_dump carries it), or digests in receipts
+ * would no longer match.
+ */
+
 CREATE FUNCTION privacy_guard._subject_digest(subject text)
 RETURNS text
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER

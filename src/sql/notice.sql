@@ -217,7 +217,7 @@ BEGIN
 			v_line := privacy_guard._notice_markup('text', f, privacy_guard._human_interval(t.retention))
 				|| ' from the date recorded as "' || privacy_guard._notice_markup('text', f, t.ret_words) || '", then '
 				|| CASE t.on_expiry WHEN 'delete' THEN 'deleted.'
-					ELSE 'anonymised: what links it to you is removed, and what is left cannot identify you.' END;
+					ELSE 'anonymized: what links it to you is removed, and what is left cannot identify you.' END;
 		END IF;
 		v_items := v_items || (privacy_guard._notice_markup('b', f, 'Kept:') || ' ' || v_line);
 
@@ -234,7 +234,7 @@ BEGIN
 
 		v_items := v_items || (privacy_guard._notice_markup('b', f, 'When you ask us to erase your data:') || ' '
 			|| CASE t.on_forget WHEN 'delete' THEN 'deleted.'
-				ELSE 'anonymised: what links it to you is removed, and what is left cannot identify you.' END);
+				ELSE 'anonymized: what links it to you is removed, and what is left cannot identify you.' END);
 		v_out := v_out || privacy_guard._notice_list(f, v_items);
 	END LOOP;
 
@@ -323,7 +323,7 @@ BEGIN
 	END IF;
 	v_items := v_items || (privacy_guard._notice_markup('b', f, 'Ask us to erase your data')
 		|| ' (GDPR Art. 17). From the moment we record your request, your data is no longer used for anything, '
-		|| 'and it is then erased or anonymised as described above. You can also ask us to erase it at a later '
+		|| 'and it is then erased or anonymized as described above. You can also ask us to erase it at a later '
 		|| 'date, for example when a warranty ends. Data the law obliges us to keep is kept only for that '
 		|| 'obligation, and only as long as it requires.')
 		|| (privacy_guard._notice_markup('b', f, 'Get a copy')

@@ -1,7 +1,13 @@
 /* ------------------------------------------------------------------ */
-/* Privileges (SPEC 3.3)                                                */
+/* Privileges: what every role, administrators and recorders may call  */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Each feature file creates its functions; this last file takes EXECUTE
+ * from PUBLIC on all of them at once, then gives back what every role may
+ * call.  A GRANT in a feature file would be undone here, so they are all
+ * below.
+ */
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA privacy_guard FROM PUBLIC;
 
 /* what applications read with */
@@ -11,7 +17,7 @@ GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timest
 GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamp) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, date) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION privacy_guard.write_allowed(regclass) TO PUBLIC;
-/* anonymising statements run as the table owner; the key is their parameter */
+/* anonymizing statements run as the table owner; the key is their parameter */
 GRANT EXECUTE ON FUNCTION privacy_guard._hmac(bytea, text) TO PUBLIC;
 GRANT SELECT ON privacy_guard.purposes, privacy_guard.protected_tables TO PUBLIC;
 
@@ -71,7 +77,7 @@ REVOKE ALL ON FUNCTION privacy_guard.grant_recorder(regrole) FROM PUBLIC;
  * says nothing that is not already readable by every role (the purposes,
  * protected_tables, and the catalogs' table and column names and
  * comments): everyone may generate it.  The processing register adds
- * anonymisers and row counts and is for administrators (grant_admin).
+ * anonymizers and row counts and is for administrators (grant_admin).
  */
 GRANT EXECUTE ON FUNCTION privacy_guard.privacy_notice(text) TO PUBLIC;
 /* consent-tagged types: the read side and the types' own functions are for everyone */

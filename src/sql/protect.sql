@@ -2,6 +2,72 @@
 /* Protected tables                                                     */
 /* ------------------------------------------------------------------ */
 
+CREATE FUNCTION privacy_guard._calling_role()
+RETURNS regrole
+AS 'MODULE_PATHNAME', 'pvg_calling_role'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._calling_role() IS 'Internal: the role the session acts as (SET ROLE), even inside SECURITY DEFINER functions';
+
+CREATE FUNCTION privacy_guard._check_table_owner(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_caller regrole := privacy_guard._calling_role();
+BEGIN
+	IF NOT pg_has_role(v_caller, (SELECT c.relowner FROM pg_class c WHERE c.oid = tbl), 'USAGE') THEN
+		RAISE EXCEPTION 'must be owner of table % to change its protection', tbl
+			USING ERRCODE = '42501';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._check_table_owner(regclass) IS 'Internal: the calling role must own the table (as ALTER TABLE requires)';
+
+/*
+ * The row check of a protected table's policy.  The table is passed as a
+ * constant; the subject column in its own type; the retention column, when
+ * the table has a retention rule, in one of the three date/time types.
+ * PARALLEL RESTRICTED: a parallel worker cannot take a new snapshot, so it
+ * could not see a consent change committed after its query's snapshot
+ * (in REPEATABLE READ, after the transaction began); the leader can.
+ */
+CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_row_visible'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamptz)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_row_visible'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamp)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_row_visible'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement, date)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_row_visible'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement) IS 'Policy check: rules 1-7 for a row without retention';
+COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamptz) IS 'Policy check: rules 1-7 for a row with a timestamptz retention column';
+COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamp) IS 'Policy check: rules 1-7 for a row with a timestamp retention column';
+COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement, date) IS 'Policy check: rules 1-7 for a row with a date retention column';
+
+CREATE FUNCTION privacy_guard.write_allowed(regclass)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'pvg_write_allowed'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION privacy_guard.write_allowed(regclass) IS 'Policy check for written rows: rules 1-4';
+
+/*
+ * The permissive half of a protected table's policies is the constant
+ * 'true'::privacy_guard.base_policy.  The planner folds it away (no cost per
+ * row or per plan), yet the policy depends on the extension through the
+ * type: DROP EXTENSION ... CASCADE removes it, and the table fails closed.
+ */
+CREATE DOMAIN privacy_guard.base_policy AS boolean;
+COMMENT ON DOMAIN privacy_guard.base_policy IS 'The permissive base policy of a table without row-level security of its own';
+
 CREATE FUNCTION privacy_guard._drop_policies(target regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
@@ -254,7 +320,7 @@ BEGIN
 		RAISE EXCEPTION 'on_forget must be delete or anonymize' USING ERRCODE = '22023';
 	END IF;
 	IF 'anonymize' IN (on_expiry, on_forget) THEN
-		/* anonymising cuts the link to the person: the subject column becomes NULL */
+		/* anonymizing cuts the link to the person: the subject column becomes NULL */
 		SELECT a.attnotnull INTO v_notnull FROM pg_attribute a
 		 WHERE a.attrelid = tbl AND a.attname = subject_column;
 		SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a
@@ -265,14 +331,14 @@ BEGIN
 			RAISE EXCEPTION 'cannot anonymize rows of %: subject column "%" is part of the primary key',
 				tbl, subject_column
 				USING ERRCODE = '55000',
-					  DETAIL = 'Anonymising a row sets its subject column to NULL to cut the link to the person.',
+					  DETAIL = 'Anonymizing a row sets its subject column to NULL to cut the link to the person.',
 					  HINT = 'Use ''delete'', or keep the subject in a column outside the primary key.';
 		END IF;
 		IF v_notnull THEN
 			RAISE EXCEPTION 'cannot anonymize rows of %: subject column "%" is NOT NULL',
 				tbl, subject_column
 				USING ERRCODE = '55000',
-					  DETAIL = 'Anonymising a row sets its subject column to NULL to cut the link to the person.',
+					  DETAIL = 'Anonymizing a row sets its subject column to NULL to cut the link to the person.',
 					  HINT = 'Use ''delete'', or drop the NOT NULL constraint.';
 		END IF;
 	END IF;

@@ -36,9 +36,9 @@ COMMENT ON FUNCTION privacy_guard._purge_targets(regclass) IS 'Internal: the tab
 /*
  * One purge batch: up to batch rows of part past retention (and past the
  * legal hold, if any) at round_at, after position after, deleted or
- * anonymised as the table's registration says.  Rows locked by others are
+ * anonymized as the table's registration says.  Rows locked by others are
  * skipped (the next round retries).  Returns the rows taken, the rows
- * deleted or anonymised, where the batch stopped, and an error (an SQLSTATE
+ * deleted or anonymized, where the batch stopped, and an error (an SQLSTATE
  * and the table, never data) instead of raising it.  Shared by the worker,
  * which commits after each batch, and run_maintenance().
  */
@@ -70,7 +70,7 @@ BEGIN
 		action := 'deleted';
 		v_dml := format('DELETE FROM ONLY %s', part);
 	ELSE
-		/* once: anonymising cuts the subject, and rows without one are done */
+		/* once: anonymizing cuts the subject, and rows without one are done */
 		action := 'anonymized';
 		v_cond := v_cond || format(' AND %I IS NOT NULL', t.subject_column);
 		v_dml := format('UPDATE ONLY %s SET %s', part, privacy_guard._anonymize_set(root));

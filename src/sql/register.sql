@@ -211,5 +211,5 @@ CREATE VIEW privacy_guard.processing_register AS
 		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.relid
 		 WHERE c.relkind OPERATOR(pg_catalog.=) 'r') n
 	 WHERE NOT tg.protected;
-COMMENT ON VIEW privacy_guard.processing_register IS 'Record of processing (GDPR Art. 30): per protected table and column, and per tagged column outside protected tables: purposes, legal bases, retention, actions, anonymisers, holds, approximate rows, purposes found in tags';
+COMMENT ON VIEW privacy_guard.processing_register IS 'Record of processing (GDPR Art. 30): per protected table and column, and per tagged column outside protected tables: purposes, legal bases, retention, actions, anonymizers, holds, approximate rows, purposes found in tags';
 

@@ -63,7 +63,7 @@ COMMENT ON FUNCTION privacy_guard._key_fits(text, regtype) IS 'Internal: whether
  * (including entries kept under the key's digest after an erasure); the
  * erasure requests (found by the digest); and every tagged value, in any
  * table, whose tag names the subject (matched as the erasure matches them,
- * with the digest key, and read without rule 3.4 the same way).  A tagged
+ * with the digest key, and read without the tagged-value rule the same way).  A tagged
  * column in a row already reported shows its value when the tag names the
  * subject or nobody, and null when it names someone else.  The key is only
  * ever a parameter; identifiers are quoted; comparisons use the subject

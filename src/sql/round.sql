@@ -250,7 +250,7 @@ DECLARE
 BEGIN
 	PERFORM privacy_guard._flush_access_log();
 	/*
-	 * Rows past retention: deleted, or anonymised, in the same batches the
+	 * Rows past retention: deleted, or anonymized, in the same batches the
 	 * worker runs (here all in the caller's transaction).  A table that
 	 * fails is reported and the others go on; the next round retries it.
 	 */

@@ -90,7 +90,7 @@ CREATE TABLE privacy_guard.anonymizer (
 	fn			regprocedure,	/* the function, for method function */
 	PRIMARY KEY (relid, column_name)
 );
-COMMENT ON TABLE privacy_guard.anonymizer IS 'How anonymisation treats a column of a protected table';
+COMMENT ON TABLE privacy_guard.anonymizer IS 'How anonymization treats a column of a protected table';
 
 CREATE TABLE privacy_guard.erasure_request (
 	id			bigint PRIMARY KEY

@@ -63,7 +63,7 @@ COMMENT ON FUNCTION privacy_guard._tagged_columns() IS 'Internal: every column o
 
 /*
  * A column holding tagged values inside composites or arrays of arrays:
- * the erasure's tests over every tagged value within (tagged_ops.c), the
+ * the erasure's tests over every tagged value within (tagged_erase.c), the
  * erasing forms setting the matching ones to NULL and rebuilding the value
  * around them.  The forget test answers only with the digest key.
  */
@@ -90,7 +90,7 @@ COMMENT ON FUNCTION privacy_guard._tags_expire_in(anyelement, timestamptz) IS 'I
 
 /*
  * A column holding an array of tagged values: the erasure's tests applied
- * to every element (tagged_ops.c).  The forget test answers only with the
+ * to every element (tagged_erase.c).  The forget test answers only with the
  * digest key; the erasing forms set the matching elements to NULL.
  */
 CREATE FUNCTION privacy_guard._tags_erasable(anyarray, text, bytea)

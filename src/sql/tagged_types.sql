@@ -1,127 +1,60 @@
 /* ------------------------------------------------------------------ */
-/* Consent-tagged types (SPEC 1 "Tagged value", 2, 3.4; src/tagged.h)  */
+/* Consent-tagged types: what is shared by the four (src/tagged.h)      */
 /* ------------------------------------------------------------------ */
 
 /*
- * tagged_text, tagged_date, tagged_numeric and tagged_jsonb: one C
- * implementation; each type gets thin SQL entry points, made by one loop so
- * the four stay alike.  No btree or hash operator class on purpose (see
- * src/tagged_ops.c): sorting and grouping go through reveal().
+ * Each of tagged_text, tagged_date, tagged_numeric and tagged_jsonb is
+ * created in its own file (tagged_<base>.sql): the type, its I/O, tag(),
+ * reveal(), its casts and comparison operators.  This file holds what is
+ * not one per type: the extra casts into tagged_text and tagged_numeric,
+ * LIKE on tagged_text, and default tags.  No btree or hash operator class
+ * on purpose (see src/tagged_ops.c): sorting and grouping go through
+ * reveal().
  */
-DO $pvg$
-DECLARE
-	v_base text;
-	v_t text;
-	v_op record;
-BEGIN
-	FOREACH v_base IN ARRAY ARRAY['text', 'date', 'numeric', 'jsonb'] LOOP
-		v_t := 'privacy_guard.tagged_' || v_base;
-		EXECUTE format('CREATE TYPE %s', v_t);
-		EXECUTE format($f$CREATE FUNCTION %1$s_in(cstring) RETURNS %1$s
-			AS 'MODULE_PATHNAME', 'pvg_tagged_%2$s_in' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t, v_base);
-		EXECUTE format($f$CREATE FUNCTION %1$s_out(%1$s) RETURNS cstring
-			AS 'MODULE_PATHNAME', 'pvg_tagged_out' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t);
-		EXECUTE format($f$CREATE FUNCTION %1$s_recv(internal) RETURNS %1$s
-			AS 'MODULE_PATHNAME', 'pvg_tagged_%2$s_recv' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t, v_base);
-		EXECUTE format($f$CREATE FUNCTION %1$s_send(%1$s) RETURNS bytea
-			AS 'MODULE_PATHNAME', 'pvg_tagged_send' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t);
-		EXECUTE format($f$CREATE FUNCTION %1$s_analyze(internal) RETURNS boolean
-			AS 'MODULE_PATHNAME', 'pvg_tagged_typanalyze' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE$f$, v_t);
-		EXECUTE format($f$CREATE TYPE %1$s (INPUT = %1$s_in, OUTPUT = %1$s_out,
-			RECEIVE = %1$s_recv, SEND = %1$s_send, ANALYZE = %1$s_analyze,
-			INTERNALLENGTH = VARIABLE, STORAGE = extended, ALIGNMENT = int4,
-			CATEGORY = 'U', COLLATABLE = %2$s)$f$, v_t, (v_base = 'text')::text);
-		EXECUTE format('COMMENT ON TYPE %s IS %L', v_t,
-			'A ' || v_base || ' value carrying its own tag: purposes, optional subject, optional retain-until (privacy_guard rule 3.4)');
-		EXECUTE format('COMMENT ON FUNCTION %1$s_in(cstring) IS %2$L', v_t,
-			'Text input of ' || v_base || ' tagged values: a tagged: literal, or a plain value awaiting its column''s default tag');
-		EXECUTE format('COMMENT ON FUNCTION %1$s_out(%1$s) IS %2$L', v_t,
-			'Text output: the value and its tag, or error 42501 when rule 3.4 withholds the value');
-		EXECUTE format('COMMENT ON FUNCTION %1$s_recv(internal) IS %2$L', v_t,
-			'Binary input, validated strictly');
-		EXECUTE format('COMMENT ON FUNCTION %1$s_send(%1$s) IS %2$L', v_t,
-			'Binary output: the value and its tag, or error 42501 when rule 3.4 withholds the value');
-		EXECUTE format('COMMENT ON FUNCTION %1$s_analyze(internal) IS %2$L', v_t,
-			'No statistics: pg_stats must not show withheld values');
-
-		/* the read side */
-		EXECUTE format($f$CREATE FUNCTION privacy_guard.tag(value %2$s, purposes text[],
-				subject text DEFAULT NULL, retain_until timestamptz DEFAULT NULL) RETURNS %1$s
-			AS 'MODULE_PATHNAME', 'pvg_tag_make_%2$s' LANGUAGE C STABLE PARALLEL RESTRICTED$f$, v_t, v_base);
-		EXECUTE format('COMMENT ON FUNCTION privacy_guard.tag(%s, text[], text, timestamptz) IS %L', v_base,
-			'Build a tagged value: purposes it may be used for, optional subject and retain-until');
-		EXECUTE format($f$CREATE FUNCTION privacy_guard.reveal(v %1$s) RETURNS %2$s
-			AS 'MODULE_PATHNAME', 'pvg_tag_reveal' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t, v_base);
-		EXECUTE format('COMMENT ON FUNCTION privacy_guard.reveal(%s) IS %L', v_t,
-			'The value if the session may use it (rule 3.4), else NULL; never an error about purposes');
-		EXECUTE format($f$CREATE FUNCTION privacy_guard.tag_purposes(v %1$s) RETURNS text[]
-			AS 'MODULE_PATHNAME', 'pvg_tag_purposes' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$, v_t);
-		EXECUTE format('COMMENT ON FUNCTION privacy_guard.tag_purposes(%s) IS %L', v_t,
-			'The purposes in a value''s tag (NULL while it awaits its default tag)');
-		EXECUTE format($f$CREATE FUNCTION privacy_guard.tag_retain_until(v %1$s) RETURNS timestamptz
-			AS 'MODULE_PATHNAME', 'pvg_tag_retain_until' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE$f$, v_t);
-		EXECUTE format('COMMENT ON FUNCTION privacy_guard.tag_retain_until(%s) IS %L', v_t,
-			'The retain-until time in a value''s tag, or NULL');
-
-		/* casts: a plain value takes its column's default tag; back only through reveal() */
-		EXECUTE format($f$CREATE FUNCTION %1$s(%2$s) RETURNS %1$s
-			AS 'MODULE_PATHNAME', 'pvg_tag_plain_%2$s' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE$f$, v_t, v_base);
-		EXECUTE format('COMMENT ON FUNCTION %s(%s) IS %L', v_t, v_base,
-			'Cast: a plain value, awaiting its column''s default tag');
-		EXECUTE format('CREATE CAST (%s AS %s) WITH FUNCTION %2$s(%1$s) AS ASSIGNMENT', v_base, v_t);
-		EXECUTE format('CREATE CAST (%s AS %s) WITH FUNCTION privacy_guard.reveal(%1$s)', v_t, v_base);
-
-		/* comparison: NULL when either side is withheld */
-		FOR v_op IN SELECT * FROM (VALUES ('eq', '=', '=', '<>', 'eqsel', 'eqjoinsel'),
-										  ('ne', '<>', '<>', '=', 'neqsel', 'neqjoinsel'),
-										  ('lt', '<', '>', '>=', 'scalarltsel', 'scalarltjoinsel'),
-										  ('le', '<=', '>=', '>', 'scalarlesel', 'scalarlejoinsel'),
-										  ('gt', '>', '<', '<=', 'scalargtsel', 'scalargtjoinsel'),
-										  ('ge', '>=', '<=', '<', 'scalargesel', 'scalargejoinsel'))
-								  AS o(fn, op, com, neg, rest, joinsel) LOOP
-			EXECUTE format($f$CREATE FUNCTION privacy_guard._tagged_%2$s(%1$s, %1$s) RETURNS boolean
-				AS 'MODULE_PATHNAME', 'pvg_tagged_%2$s' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED$f$,
-				v_t, v_op.fn);
-			EXECUTE format('COMMENT ON FUNCTION privacy_guard._tagged_%s(%s, %2$s) IS %L', v_op.fn, v_t,
-				'Operator ' || v_op.op || ' on revealed values; NULL when either is withheld');
-			EXECUTE format('CREATE OPERATOR privacy_guard.%s (LEFTARG = %s, RIGHTARG = %2$s, '
-						   'FUNCTION = privacy_guard._tagged_%s, COMMUTATOR = OPERATOR(privacy_guard.%s), '
-						   'NEGATOR = OPERATOR(privacy_guard.%s), RESTRICT = %s, JOIN = %s)',
-						   v_op.op, v_t, v_op.fn, v_op.com, v_op.neg, v_op.rest, v_op.joinsel);
-		END LOOP;
-
-		/* the erasure's matcher: answers only with the database's digest key */
-		EXECUTE format($f$CREATE FUNCTION privacy_guard._tag_erasable(%1$s, text, bytea) RETURNS boolean
-			AS 'MODULE_PATHNAME', 'pvg_tag_erasable' LANGUAGE C STABLE PARALLEL RESTRICTED$f$, v_t);
-		EXECUTE format('COMMENT ON FUNCTION privacy_guard._tag_erasable(%s, text, bytea) IS %L', v_t,
-			'Internal: whether a value''s tag names the subject; needs the digest key');
-		/* subject_report's reader: the value of this subject (or of nobody), given the digest key */
-		EXECUTE format($f$CREATE FUNCTION privacy_guard._tag_report_value(%1$s, text, bytea) RETURNS %2$s
-			AS 'MODULE_PATHNAME', 'pvg_tag_report_value' LANGUAGE C STABLE PARALLEL RESTRICTED$f$, v_t, v_base);
-		EXECUTE format('COMMENT ON FUNCTION privacy_guard._tag_report_value(%s, text, bytea) IS %L', v_t,
-			'Internal: for subject_report, the value when its tag names the subject or no subject, else NULL; needs the digest key');
-	END LOOP;
-END
-$pvg$;
 
 /* existing statements write integers, floats and varchars into tagged columns too */
 CREATE CAST (varchar AS privacy_guard.tagged_text)
 	WITH FUNCTION privacy_guard.tagged_text(text) AS ASSIGNMENT;
-DO $pvg$
-DECLARE
-	v_src text;
-BEGIN
-	FOREACH v_src IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'real', 'double precision'] LOOP
-		EXECUTE format($f$CREATE FUNCTION privacy_guard.tagged_numeric(%s) RETURNS privacy_guard.tagged_numeric
-			LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-			AS 'SELECT privacy_guard.tagged_numeric($1::pg_catalog.numeric)'$f$, v_src);
-		EXECUTE format('COMMENT ON FUNCTION privacy_guard.tagged_numeric(%s) IS %L', v_src,
-			'Cast: a plain number, awaiting its column''s default tag');
-		EXECUTE format('CREATE CAST (%s AS privacy_guard.tagged_numeric) '
-					   'WITH FUNCTION privacy_guard.tagged_numeric(%1$s) AS ASSIGNMENT', v_src);
-	END LOOP;
-END
-$pvg$;
+
+CREATE FUNCTION privacy_guard.tagged_numeric(smallint)
+RETURNS privacy_guard.tagged_numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS 'SELECT privacy_guard.tagged_numeric($1::pg_catalog.numeric)';
+COMMENT ON FUNCTION privacy_guard.tagged_numeric(smallint) IS 'Cast: a plain number, awaiting its column''s default tag';
+CREATE CAST (smallint AS privacy_guard.tagged_numeric)
+	WITH FUNCTION privacy_guard.tagged_numeric(smallint) AS ASSIGNMENT;
+
+CREATE FUNCTION privacy_guard.tagged_numeric(integer)
+RETURNS privacy_guard.tagged_numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS 'SELECT privacy_guard.tagged_numeric($1::pg_catalog.numeric)';
+COMMENT ON FUNCTION privacy_guard.tagged_numeric(integer) IS 'Cast: a plain number, awaiting its column''s default tag';
+CREATE CAST (integer AS privacy_guard.tagged_numeric)
+	WITH FUNCTION privacy_guard.tagged_numeric(integer) AS ASSIGNMENT;
+
+CREATE FUNCTION privacy_guard.tagged_numeric(bigint)
+RETURNS privacy_guard.tagged_numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS 'SELECT privacy_guard.tagged_numeric($1::pg_catalog.numeric)';
+COMMENT ON FUNCTION privacy_guard.tagged_numeric(bigint) IS 'Cast: a plain number, awaiting its column''s default tag';
+CREATE CAST (bigint AS privacy_guard.tagged_numeric)
+	WITH FUNCTION privacy_guard.tagged_numeric(bigint) AS ASSIGNMENT;
+
+CREATE FUNCTION privacy_guard.tagged_numeric(real)
+RETURNS privacy_guard.tagged_numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS 'SELECT privacy_guard.tagged_numeric($1::pg_catalog.numeric)';
+COMMENT ON FUNCTION privacy_guard.tagged_numeric(real) IS 'Cast: a plain number, awaiting its column''s default tag';
+CREATE CAST (real AS privacy_guard.tagged_numeric)
+	WITH FUNCTION privacy_guard.tagged_numeric(real) AS ASSIGNMENT;
+
+CREATE FUNCTION privacy_guard.tagged_numeric(double precision)
+RETURNS privacy_guard.tagged_numeric
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS 'SELECT privacy_guard.tagged_numeric($1::pg_catalog.numeric)';
+COMMENT ON FUNCTION privacy_guard.tagged_numeric(double precision) IS 'Cast: a plain number, awaiting its column''s default tag';
+CREATE CAST (double precision AS privacy_guard.tagged_numeric)
+	WITH FUNCTION privacy_guard.tagged_numeric(double precision) AS ASSIGNMENT;
 
 CREATE FUNCTION privacy_guard.length(privacy_guard.tagged_text)
 RETURNS integer

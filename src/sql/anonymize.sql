@@ -1,5 +1,5 @@
 /* ------------------------------------------------------------------ */
-/* Enforcement: anonymisers and the erasure engine                       */
+/* Enforcement: anonymizers and the erasure engine                       */
 /* ------------------------------------------------------------------ */
 
 CREATE FUNCTION privacy_guard._exec_as_owner(tbl regclass, sql text, key text, secret bytea)
@@ -45,7 +45,7 @@ BEGIN
 	IF method <> 'null' AND col = (SELECT t.subject_column FROM privacy_guard.protected_table t
 									WHERE t.relid = tbl) THEN
 		/* a hash or a mask of the key is a pseudonym, not anonymous data (GDPR recital 26) */
-		RAISE EXCEPTION 'the subject column "%" is always anonymised to NULL', col
+		RAISE EXCEPTION 'the subject column "%" is always anonymized to NULL', col
 			USING ERRCODE = '22023',
 				  DETAIL = 'Anything derived from the key would still single the person out.';
 	END IF;
@@ -76,9 +76,9 @@ BEGIN
 		SET method = excluded.method, fn = excluded.fn;
 END
 $$;
-COMMENT ON FUNCTION privacy_guard.set_anonymizer(regclass, name, text) IS 'Choose how anonymisation treats a column';
+COMMENT ON FUNCTION privacy_guard.set_anonymizer(regclass, name, text) IS 'Choose how anonymization treats a column';
 
-/* The SET list that anonymises a row of a table: its anonymizers, and the subject cut. */
+/* The SET list that anonymizes a row of a table: its anonymizers, and the subject cut. */
 CREATE FUNCTION privacy_guard._anonymize_set(tbl regclass)
 RETURNS text
 LANGUAGE sql STABLE STRICT
@@ -120,5 +120,5 @@ AS $$
 		END), ', ' ORDER BY col)
 	  FROM typed
 $$;
-COMMENT ON FUNCTION privacy_guard._anonymize_set(regclass) IS 'Internal: the SET list that anonymises a row';
+COMMENT ON FUNCTION privacy_guard._anonymize_set(regclass) IS 'Internal: the SET list that anonymizes a row';
 
