@@ -63,6 +63,12 @@ PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# an out-of-tree build (make -f SRCDIR/Makefile VPATH=SRCDIR, as Debian's
+# pg_buildext runs it) writes its objects into a src/ of its own
+ifdef VPATH
+$(shell mkdir -p src)
+endif
+
 privacy_guard--1.1.sql: $(addprefix $(srcdir)/src/sql/,$(addsuffix .sql,$(SQL_PARTS)))
 	cat $^ > $@
 
