@@ -48,7 +48,7 @@ trap cleanup EXIT
 
 # ---- build dependencies ----------------------------------------------------------
 have() { case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" in ii*) return 0;; *) return 1;; esac; }
-missing=(); for p in dpkg-dev debhelper postgresql-server-dev-all lintian fakeroot; do have "$p" || missing+=("$p"); done
+missing=(); for p in build-essential dpkg-dev debhelper postgresql-server-dev-all lintian fakeroot; do have "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== installing: ${missing[*]}"
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
