@@ -5,10 +5,11 @@
 #     git knows, without build results), and lintian on the result (errors fail)
 #  2. the package holds the library, the control file and all three SQL
 #     scripts (1.1, 1.0, and the update 1.0 -> 1.1)
-#  3. installed with apt-get (dpkg -i that also fetches missing dependencies),
-#     its files are on disk as packaged (dpkg --verify), and a throwaway
-#     cluster started as TEST_USER, preloading the library, can create the
-#     extension at 1.1, and at 1.0 followed by ALTER EXTENSION ... UPDATE
+#  3. installed with apt-get (dpkg -i that also fetches missing dependencies)
+#     in place of the files "make install" left, its files are on disk as
+#     packaged (dpkg --verify), and a throwaway cluster started as TEST_USER,
+#     preloading the library, can create the extension at 1.1, and at 1.0
+#     followed by ALTER EXTENSION ... UPDATE
 #  4. removed again (dpkg -r through apt-get), after which "make install" from
 #     SRC puts the build under test back for the suites that follow.
 # Run by bin/test (as root, with SRC, PG_CONFIG and TEST_USER exported);
@@ -93,8 +94,11 @@ check "the package depends on postgresql-$PGV" depends_on_server
 
 # ---- 3. installed ----------------------------------------------------------------
 have "$PKG" && echo "note: $PKG was installed before this suite; it is removed at its end"
-echo "== apt-get install $deb"
+# bin/setup's "make install" wrote the same paths: remove its files, so that
+# what follows sees the package's files only ("make install" puts them back)
 installed_here=1
+$SUDO rm -f "$LIBDIR/privacy_guard.so" "$EXTDIR"/privacy_guard.control "$EXTDIR"/privacy_guard--*.sql
+echo "== apt-get install $deb"
 check "the package installs" "${APT[@]}" install "$deb"
 as_packaged() {
   [ -z "$(dpkg --verify "$PKG")" ] && dpkg -S "$LIBDIR/privacy_guard.so" | grep -q "^$PKG:"
