@@ -4,7 +4,7 @@ MODULE_big  = privacy_guard
 OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
-              src/tagged_io.o src/tagged_ops.o src/forgotten.o src/shared_store.o
+              src/tagged_io.o src/tagged_ops.o src/forgotten.o src/shared_store.o src/parallel.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables c_functions purposes consent import protect ddl_guard \
@@ -45,7 +45,7 @@ REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(REGRESS_CONF)
 ISOLATION      = withdraw_visibility shared_store_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
                  tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis \
                  restored_rows attacks_erasure_inflight attacks_tagged_copies \
-                 import_visibility
+                 import_visibility parallel_visibility
 ISOLATION_OPTS = --inputdir=$(srcdir)/test --temp-instance=./tmp_check_iso \
                  --temp-config=$(REGRESS_CONF)
 

@@ -72,6 +72,8 @@ pvg_xact_callback(XactEvent event, void *arg)
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
 		pvg_consent_end_xact();
+		pvg_parallel_end_xact(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+							  event == XACT_EVENT_PREPARE);
 		if (pvg_retired_cxt != NULL)
 			MemoryContextReset(pvg_retired_cxt);
 	}
@@ -188,17 +190,21 @@ pvg_spi_as_owner_end(Oid save_userid, int save_sec)
 /*
  * The snapshot caches are loaded with: the newest committed state, so that
  * a change is seen by the next statement even inside a REPEATABLE READ
- * transaction.  In parallel mode (a protected table's scan never runs in a
- * worker, its check being PARALLEL RESTRICTED, but the leader may be in
- * parallel mode for other parts of the plan) no new snapshot can be taken:
- * the statement's own is used, and what is loaded with it serves that
- * statement only (see pvg_load_is_current).
+ * transaction.  In parallel mode no new snapshot can be taken: a parallel
+ * query's leader and workers use the view the leader took before (see
+ * parallel.c), else the statement's own snapshot is used; what is loaded
+ * with either serves that statement only (see pvg_load_is_current).
  */
 Snapshot
 pvg_load_snapshot(void)
 {
+	Snapshot	view;
+
 	if (IsInParallelMode())
-		return GetActiveSnapshot();
+	{
+		view = pvg_parallel_snapshot();
+		return view != NULL ? view : GetActiveSnapshot();
+	}
 	return GetLatestSnapshot();
 }
 
