@@ -4,8 +4,8 @@
 -- and subjects the workers read.  Without the library preloaded the plans
 -- stay serial and nothing is logged (expected/parallel_reads_1.out).
 \set VERBOSITY terse
-CREATE EXTENSION IF NOT EXISTS privacy_guard;
 SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS privacy_guard;
 SELECT privacy_guard.define_purpose('parr_mail', 'consent');
 CREATE ROLE parr_app;
 SELECT privacy_guard.allow_purpose('parr_app', 'parr_mail');
