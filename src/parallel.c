@@ -207,9 +207,16 @@ pvg_parallel_executor_start(QueryDesc *queryDesc, int eflags)
 
 	if (!queryDesc->plannedstmt->parallelModeNeeded || IsInParallelMode() ||
 		IsParallelWorker() || (eflags & EXEC_FLAG_EXPLAIN_ONLY) != 0 ||
-		!pvg_shared_ready() || pvg_view_query != NULL ||
-		!OidIsValid(get_namespace_oid("privacy_guard", true)))
+		!pvg_shared_ready() || !OidIsValid(get_namespace_oid("privacy_guard", true)))
 		return;
+
+	/*
+	 * An earlier query's view is no longer needed by anyone: its workers are
+	 * done (a parallel plan runs to completion in one go; a portal fetched
+	 * from in pieces never starts workers).
+	 */
+	if (pvg_view_query != NULL)
+		pvg_view_withdraw();
 	PG_TRY();
 	{
 		pvg_view_prepare(queryDesc);
