@@ -632,7 +632,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 		{
 			SPIPlanPtr	plan;
 
-			plan = SPI_prepare("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
+			plan = pvg_spi_plan("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
 							   "SELECT c.subject FROM privacy_guard.consent_state c "
 							   "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
 							   "UNION ALL "
@@ -646,8 +646,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 				SPI_execute_snapshot(plan, args, removed ? "  " : " n", snap, InvalidSnapshot,
 									 true, false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "reading the changed subjects failed");
-			SPI_freeplan(plan);
-			subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+						subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		}
 		if (!isnull)
 		{

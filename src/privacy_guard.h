@@ -157,6 +157,7 @@ typedef struct PvgLoadStamp
 
 extern void pvg_load_stamp_set(PvgLoadStamp *stamp);
 extern bool pvg_load_stamp_serves(const PvgLoadStamp *stamp);
+extern struct _SPI_plan *pvg_spi_plan(const char *sql, int nargs, Oid *argtypes);
 extern uint64 pvg_spi_read(const char *sql);
 extern uint64 pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
 									 Snapshot snap);

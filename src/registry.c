@@ -231,22 +231,61 @@ pvg_load_stamp_serves(const PvgLoadStamp *stamp)
 		stamp->stmt_start == GetCurrentStatementStartTimestamp();
 }
 
+/*
+ * The plan of one of our fixed read queries, prepared once per backend and
+ * kept: a reader patches its consents at the next statement after every
+ * change another session commits, so parsing and planning these queries
+ * each time would cost more than running them.  A kept plan is replanned
+ * by the plan cache when a table it reads changes (also when the extension
+ * is dropped and created again: the names are resolved anew).
+ */
+#define PVG_MAX_KEPT_PLANS 16
+
+typedef struct PvgKeptPlan
+{
+	char	   *sql;
+	SPIPlanPtr	plan;
+} PvgKeptPlan;
+
+static PvgKeptPlan pvg_kept_plans[PVG_MAX_KEPT_PLANS];
+static int	pvg_nkept_plans = 0;
+
+SPIPlanPtr
+pvg_spi_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+	int			i;
+
+	for (i = 0; i < pvg_nkept_plans; i++)
+	{
+		if (strcmp(pvg_kept_plans[i].sql, sql) == 0)
+			return pvg_kept_plans[i].plan;
+	}
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (pvg_nkept_plans < PVG_MAX_KEPT_PLANS && SPI_keepplan(plan) == 0)
+	{
+		pvg_kept_plans[pvg_nkept_plans].sql = MemoryContextStrdup(TopMemoryContext, sql);
+		pvg_kept_plans[pvg_nkept_plans].plan = plan;
+		pvg_nkept_plans++;
+	}
+	return plan;
+}
+
 /* Run one read-only query under the given snapshot; returns the row count. */
 uint64
 pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
 					  Snapshot snap)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = pvg_spi_plan(sql, nargs, argtypes);
 	int			rc;
 
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
 	rc = SPI_execute_snapshot(plan, args, NULL, snap, InvalidSnapshot, true, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql,
 			 SPI_result_code_string(rc));
-	SPI_freeplan(plan);
 	return SPI_processed;
 }
 
