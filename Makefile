@@ -6,7 +6,8 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
               src/tagged_io.o src/tagged_access.o src/tagged_ops.o \
-              src/tagged_erase.o src/tagged_default.o src/forgotten.o src/shared_store.o
+              src/tagged_erase.o src/tagged_default.o src/forgotten.o src/shared_store.o \
+              src/parallel.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables purposes consent import protect ddl_guard \
@@ -32,7 +33,7 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
-               purge_order erasure_prepared
+               purge_order erasure_prepared parallel_reads
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1
@@ -56,7 +57,7 @@ endif
 ISOLATION      = withdraw_visibility shared_store_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
                  tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis \
                  restored_rows attacks_erasure_inflight attacks_tagged_copies \
-                 import_visibility
+                 import_visibility parallel_visibility
 ISOLATION_OPTS = --inputdir=$(srcdir)/test $(ISOLATION_TEMP)
 
 # TAP: test/t/*.pl through prove, PostgreSQL::Test::Cluster builds its own nodes

@@ -571,7 +571,9 @@ pvg_audit_read_done(void *arg)
 	memcpy(key.purpose, r->purpose, sizeof(key.purpose));
 
 	LWLockAcquire(pvg_audit_shared->lock, LW_EXCLUSIVE);
-	pvg_audit_fold(&key, key.bucket, 1, r->rows, r->few, r->bloom ? 0 : r->nfew, r->bloom);
+	/* the leader counts a parallel statement (parallel.c), its workers its rows */
+	pvg_audit_fold(&key, key.bucket, IsParallelWorker() ? 0 : 1, r->rows, r->few,
+				   r->bloom ? 0 : r->nfew, r->bloom);
 	LWLockRelease(pvg_audit_shared->lock);
 }
 
@@ -591,7 +593,9 @@ pvg_audit_begin(Oid relid, const char *purpose, MemoryContext cxt)
 
 	if (!pvg_audit)
 		return NULL;
-	if (pvg_audit_shared != NULL && !list_member_oid(pvg_audit_readable, relid))
+	/* a parallel worker runs only what its leader was allowed to read */
+	if (pvg_audit_shared != NULL && !IsParallelWorker() &&
+		!list_member_oid(pvg_audit_readable, relid))
 		return NULL;			/* a direct call, not a read of the table */
 	if (pvg_audit_shared == NULL)
 	{

@@ -45,6 +45,7 @@
 #include "subject_set.h"
 
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -140,9 +141,12 @@ static bool pvg_store_full_change = false;
 static uint64 pvg_need_build = 0;
 
 static PvgSubjectSet *pvg_subject_set_local(PvgRegistry *reg, int purpose, PvgKeyKind kind);
+static PvgSubjectSet *pvg_subject_set_worker(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 static PvgSubjectSet *pvg_subject_set_anew(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 static PvgSubjectSet *pvg_subject_set_shared(struct PvgConsentStore *store, PvgRegistry *reg,
 											 int purpose, PvgKeyKind kind);
+static PvgSubjectSet *pvg_set_over_base(struct PvgConsentStore *store, PvgRegistry *reg,
+										int purpose, PvgKeyKind kind, const PvgBaseImage *base);
 
 void
 pvg_consent_mark_stale(void)
@@ -566,9 +570,11 @@ pvg_store_load(void)
  * rows deleted or requests closed (no row names them any more), from the
  * tombstones in shared memory.  Returns false when some tombstones were
  * already overwritten: the store is then marked stale and must be read anew.
+ * Reads with the newest snapshot, or with given (a parallel query's view,
+ * see parallel.c), then without asking for newer bases.
  */
 static bool
-pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from)
+pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from, Snapshot given)
 {
 	Oid			save_userid;
 	int			save_sec;
@@ -581,7 +587,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
-		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+		Snapshot	snap = RegisterSnapshot(given ? given : GetLatestSnapshot());
 		FullTransactionId horizon = pvg_snapshot_horizon(snap);
 		Oid			argtypes[2];
 		Datum		args[2];
@@ -602,7 +608,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 		 * take in a bulk change (an import of a million consents would
 		 * otherwise be copied into every session).
 		 */
-		if (complete && store->shared &&
+		if (complete && store->shared && given == NULL &&
 			TimestampDifferenceExceeds(store->newest_built_at, GetCurrentTimestamp(),
 									   PVG_MIN_BASE_AGE_MS))
 		{
@@ -632,7 +638,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 		{
 			SPIPlanPtr	plan;
 
-			plan = SPI_prepare("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
+			plan = pvg_spi_plan("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
 							   "SELECT c.subject FROM privacy_guard.consent_state c "
 							   "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
 							   "UNION ALL "
@@ -646,8 +652,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 				SPI_execute_snapshot(plan, args, removed ? "  " : " n", snap, InvalidSnapshot,
 									 true, false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "reading the changed subjects failed");
-			SPI_freeplan(plan);
-			subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+						subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		}
 		if (!isnull)
 		{
@@ -882,7 +887,7 @@ pvg_subject_set_local(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 		(pvg_store_full_stale && !pvg_load_stamp_serves(&pvg_store_stamp)) ||
 		(pvg_store_changed && !pvg_load_is_current()))
 		store = pvg_store_load();
-	else if (pvg_store_changed && !pvg_store_patch(store, reg, store->horizon))
+	else if (pvg_store_changed && !pvg_store_patch(store, reg, store->horizon, NULL))
 		store = pvg_store_load();
 
 	for (set = store->sets; set != NULL; set = set->next)
@@ -1077,13 +1082,12 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 	const PvgBaseImage *base;
 	StringInfoData sig;
 	PvgBaseArg arg;
-	MemoryContext old;
 
 	if (pvg_store_changed)
 	{
 		if (!store->ov_valid)
 			pvg_store_changed = false;	/* nothing attached: the first attach reads all */
-		else if (!pvg_store_patch(store, reg, store->horizon))
+		else if (!pvg_store_patch(store, reg, store->horizon, NULL))
 			return pvg_subject_set_anew(reg, purpose, kind);
 	}
 	for (set = store->sets; set != NULL; set = set->next)
@@ -1116,11 +1120,21 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 	/* the overlay must hold every subject written since the base's horizon */
 	if (!store->ov_valid || FullTransactionIdPrecedes(base->horizon, store->ov_from))
 	{
-		if (!pvg_store_patch(store, reg, base->horizon))
+		if (!pvg_store_patch(store, reg, base->horizon, NULL))
 			return pvg_subject_set_anew(reg, purpose, kind);
 		store->ov_from = base->horizon;
 		store->ov_valid = true;
 	}
+	return pvg_set_over_base(store, reg, purpose, kind, base);
+}
+
+/* A set over a base, whose overlay (the store) holds every subject written since its horizon. */
+static PvgSubjectSet *
+pvg_set_over_base(PvgConsentStore *store, PvgRegistry *reg, int purpose, PvgKeyKind kind,
+				  const PvgBaseImage *base)
+{
+	PvgSubjectSet *set;
+	MemoryContext old;
 
 	old = MemoryContextSwitchTo(store->cxt);
 	set = palloc0(sizeof(PvgSubjectSet));
@@ -1159,12 +1173,20 @@ pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 	PvgConsentStore *store = pvg_store;
 	PvgSubjectSet *set;
 
+	if (IsParallelWorker() && pvg_parallel_snapshot() != NULL)
+		return pvg_subject_set_worker(reg, purpose, kind);
 	if (store != NULL && store->shared && !pvg_store_full_stale)
 	{
 		if (!IsInParallelMode())
 			return pvg_subject_set_shared(store, reg, purpose, kind);
-		/* no new snapshot in parallel mode: only what is current already */
-		if (!pvg_store_changed)
+
+		/*
+		 * No new snapshot in parallel mode: only what is current already,
+		 * or, for a parallel query, what its workers see (read with the
+		 * query's view; a change that arrives meanwhile waits for the next
+		 * statement).
+		 */
+		if (!pvg_store_changed || pvg_parallel_snapshot() != NULL)
 		{
 			for (set = store->sets; set != NULL; set = set->next)
 			{
@@ -1178,6 +1200,105 @@ pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 			 !pvg_store_full_change && pvg_shared_ready())
 		return pvg_subject_set_shared(pvg_overlay_create(), reg, purpose, kind);
 	return pvg_subject_set_local(reg, purpose, kind);
+}
+
+/*
+ * In a parallel worker: the set its leader uses, from the view the leader
+ * published for the query (parallel.c): the same bases, and an overlay read
+ * with the same snapshot from the same point.  Without a base for the set,
+ * or when removals since then can no longer be followed, a private copy
+ * read with that snapshot: slower, the same answers.
+ */
+static PvgSubjectSet *
+pvg_subject_set_worker(PvgRegistry *reg, int purpose, PvgKeyKind kind)
+{
+	Snapshot	snap = pvg_parallel_snapshot();
+	PvgConsentStore *store = pvg_store;
+	PvgSubjectSet *set;
+	FullTransactionId ov_from;
+	const PvgBaseImage *base;
+	StringInfoData sig;
+
+	if (!pvg_parallel_overlay_from(&ov_from))
+		return pvg_subject_set_local(reg, purpose, kind);
+	if (store == NULL || !store->shared || !store->ov_valid)
+	{
+		store = pvg_overlay_create();
+		if (!pvg_store_patch(store, reg, ov_from, snap))
+			return pvg_subject_set_local(reg, purpose, kind);
+		store->ov_from = ov_from;
+		store->ov_valid = true;
+	}
+	for (set = store->sets; set != NULL; set = set->next)
+	{
+		if (set->purpose == purpose && set->kind == kind &&
+			set->reg_generation == reg->generation)
+			return set;
+	}
+	initStringInfo(&sig);
+	pvg_set_signature(reg, purpose, &sig);
+	base = pvg_shared_base_ref(pvg_parallel_base(kind, sig.data, sig.len), store);
+	pfree(sig.data);
+	if (base == NULL)
+		return pvg_subject_set_local(reg, purpose, kind);
+	return pvg_set_over_base(store, reg, purpose, kind, base);
+}
+
+/*
+ * For the leader of a parallel query, before it enters parallel mode: make
+ * the sets of a purpose for the key kinds asked for (indexed by PvgKeyKind).
+ */
+void
+pvg_consent_parallel_sets(PvgRegistry *reg, int purpose, const bool *kinds)
+{
+	int			k;
+
+	for (k = 0; k < 2; k++)
+	{
+		if (kinds[k])
+			(void) pvg_subject_set(reg, purpose, (PvgKeyKind) k);
+	}
+}
+
+/*
+ * Then bring the overlay up to date with snap (taken after the sets' bases
+ * were built), and list the bases in view as (PvgParallelBase, signature)
+ * records, with the overlay's start in *ov_from.  False when the sets are
+ * not served from shared bases: workers then read private copies with snap.
+ */
+bool
+pvg_consent_parallel_view(PvgRegistry *reg, Snapshot snap, FullTransactionId *ov_from,
+						  StringInfo view)
+{
+	PvgConsentStore *store = pvg_store;
+	PvgSubjectSet *set;
+
+	if (store == NULL || !store->shared || !store->ov_valid || pvg_store_full_stale)
+		return false;
+	if (!pvg_store_patch(store, reg, store->horizon, snap))
+		return false;
+	*ov_from = store->ov_from;
+	for (set = store->sets; set != NULL; set = set->next)
+	{
+		PvgParallelBase rec;
+		StringInfoData sig;
+
+		if (set->base == NULL || set->reg_generation != reg->generation)
+			continue;
+		initStringInfo(&sig);
+		pvg_set_signature(reg, set->purpose, &sig);
+		memset(&rec, 0, sizeof(rec));
+		rec.kind = (int) set->kind;
+		rec.siglen = sig.len;
+		rec.base = pvg_shared_image_pointer(set->base);
+		if (DsaPointerIsValid(rec.base))
+		{
+			appendBinaryStringInfo(view, (char *) &rec, sizeof(rec));
+			appendBinaryStringInfo(view, sig.data, sig.len);
+		}
+		pfree(sig.data);
+	}
+	return true;
 }
 
 /* Which path serves subject sets (for check()). */

@@ -81,6 +81,36 @@ typedef struct PvgRowCheck
 	PvgCutoff	hold;
 } PvgRowCheck;
 
+/* Whether the current role is authorised for a purpose (rule 3). */
+static bool
+pvg_role_authorised(PvgRegistry *reg, int purpose)
+{
+	Oid			userid = GetUserId();
+	int			i;
+
+	for (i = 0; i < reg->nauth; i++)
+	{
+		if (pvg_purpose_authorised(reg, purpose, reg->auth[i].purpose) &&
+			has_privs_of_role(userid, reg->auth[i].roleid))
+			return true;
+	}
+	return false;
+}
+
+/* Whether a table was collected for a purpose or an ancestor of it (rule 4). */
+static bool
+pvg_table_allows(PvgRegistry *reg, PvgTable *table, int purpose)
+{
+	int			i;
+
+	for (i = 0; i < table->npurposes; i++)
+	{
+		if (pvg_purpose_within(reg, purpose, table->purposes[i]))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Rules 1-4 for a statement touching a protected table under the session's
  * purpose (a purpose is set, known, authorised for the role, and among the
@@ -91,8 +121,6 @@ pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid)
 {
 	int			purpose;
 	int			i;
-	bool		ok;
-	Oid			userid = GetUserId();
 
 	if (pvg_purpose == NULL || pvg_purpose[0] == '\0')
 		ereport(ERROR,
@@ -108,24 +136,14 @@ pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid)
 				 errmsg("unknown privacy_guard purpose \"%s\"", pvg_purpose),
 				 errhint("See privacy_guard.purposes for the defined purposes.")));
 
-	ok = false;
-	for (i = 0; i < reg->nauth && !ok; i++)
-	{
-		if (pvg_purpose_authorised(reg, purpose, reg->auth[i].purpose) &&
-			has_privs_of_role(userid, reg->auth[i].roleid))
-			ok = true;
-	}
-	if (!ok)
+	if (!pvg_role_authorised(reg, purpose))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("role \"%s\" is not authorised for purpose \"%s\"",
-						GetUserNameFromId(userid, false), pvg_purpose),
+						GetUserNameFromId(GetUserId(), false), pvg_purpose),
 				 errhint("An administrator can run privacy_guard.allow_purpose().")));
 
-	ok = false;
-	for (i = 0; i < table->npurposes && !ok; i++)
-		ok = pvg_purpose_within(reg, purpose, table->purposes[i]);
-	if (!ok)
+	if (!pvg_table_allows(reg, table, purpose))
 	{
 		StringInfoData buf;
 
@@ -140,6 +158,16 @@ pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid)
 				 errdetail("The table's purposes are: %s.", buf.data)));
 	}
 	return purpose;
+}
+
+/*
+ * Whether a statement under a purpose may read a table (the checks of
+ * pvg_check_statement, without raising their errors).
+ */
+bool
+pvg_statement_allowed(PvgRegistry *reg, PvgTable *table, int purpose)
+{
+	return pvg_role_authorised(reg, purpose) && pvg_table_allows(reg, table, purpose);
 }
 
 /* Registry entry of a table named by a policy; fails closed if it is gone. */

@@ -45,6 +45,7 @@ _PG_init(void)
 	pvg_ddl_guard_init();
 	pvg_worker_init();
 	pvg_audit_init();
+	pvg_parallel_init();
 }
 
 /*

@@ -159,6 +159,7 @@ typedef struct PvgLoadStamp
 
 extern void pvg_load_stamp_set(PvgLoadStamp *stamp);
 extern bool pvg_load_stamp_serves(const PvgLoadStamp *stamp);
+extern struct _SPI_plan *pvg_spi_plan(const char *sql, int nargs, Oid *argtypes);
 extern uint64 pvg_spi_read(const char *sql);
 extern uint64 pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
 									 Snapshot snap);
@@ -181,11 +182,20 @@ extern void pvg_shared_init(void);
 extern void pvg_shared_note_full_change(void);
 extern bool pvg_shared_note_removed(const char *subject, int len);
 extern void pvg_shared_end_xact(bool commit, bool prepare);
+extern bool pvg_shared_view_publish(const char *data, Size len);
+extern void pvg_shared_view_clear(void);
+extern char *pvg_shared_view_fetch(Size *len);
 
 /* worker.c */
 extern void pvg_worker_init(void);
 
+/* parallel.c */
+extern void pvg_parallel_init(void);
+extern void pvg_parallel_end_xact(bool commit);
+extern Snapshot pvg_parallel_snapshot(void);
+
 /* enforce.c */
 extern int	pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid);
+extern bool pvg_statement_allowed(PvgRegistry *reg, PvgTable *table, int purpose);
 
 #endif							/* PRIVACY_GUARD_H */

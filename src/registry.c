@@ -84,6 +84,8 @@ pvg_xact_callback(XactEvent event, void *arg)
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
 		pvg_consent_end_xact();
+		pvg_parallel_end_xact(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+							  event == XACT_EVENT_PREPARE);
 		if (pvg_retired_cxt != NULL)
 			MemoryContextReset(pvg_retired_cxt);
 	}
@@ -203,17 +205,21 @@ pvg_as_extension_owner_end(Oid save_userid, int save_sec)
 /*
  * The snapshot caches are loaded with: the newest committed state, so that
  * a change is seen by the next statement even inside a REPEATABLE READ
- * transaction.  In parallel mode (a protected table's scan never runs in a
- * worker, its check being PARALLEL RESTRICTED, but the leader may be in
- * parallel mode for other parts of the plan) no new snapshot can be taken:
- * the statement's own is used, and what is loaded with it serves that
- * statement only (see pvg_load_is_current).
+ * transaction.  In parallel mode no new snapshot can be taken: a parallel
+ * query's leader and workers use the view the leader took before (see
+ * parallel.c), else the statement's own snapshot is used; what is loaded
+ * with either serves that statement only (see pvg_load_is_current).
  */
 Snapshot
 pvg_load_snapshot(void)
 {
+	Snapshot	view;
+
 	if (IsInParallelMode())
-		return GetActiveSnapshot();
+	{
+		view = pvg_parallel_snapshot();
+		return view != NULL ? view : GetActiveSnapshot();
+	}
 	return GetLatestSnapshot();
 }
 
@@ -240,22 +246,61 @@ pvg_load_stamp_serves(const PvgLoadStamp *stamp)
 		stamp->stmt_start == GetCurrentStatementStartTimestamp();
 }
 
+/*
+ * The plan of one of our fixed read queries, prepared once per backend and
+ * kept: a reader patches its consents at the next statement after every
+ * change another session commits, so parsing and planning these queries
+ * each time would cost more than running them.  A kept plan is replanned
+ * by the plan cache when a table it reads changes (also when the extension
+ * is dropped and created again: the names are resolved anew).
+ */
+#define PVG_MAX_KEPT_PLANS 16
+
+typedef struct PvgKeptPlan
+{
+	char	   *sql;
+	SPIPlanPtr	plan;
+} PvgKeptPlan;
+
+static PvgKeptPlan pvg_kept_plans[PVG_MAX_KEPT_PLANS];
+static int	pvg_nkept_plans = 0;
+
+SPIPlanPtr
+pvg_spi_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan;
+	int			i;
+
+	for (i = 0; i < pvg_nkept_plans; i++)
+	{
+		if (strcmp(pvg_kept_plans[i].sql, sql) == 0)
+			return pvg_kept_plans[i].plan;
+	}
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (pvg_nkept_plans < PVG_MAX_KEPT_PLANS && SPI_keepplan(plan) == 0)
+	{
+		pvg_kept_plans[pvg_nkept_plans].sql = MemoryContextStrdup(TopMemoryContext, sql);
+		pvg_kept_plans[pvg_nkept_plans].plan = plan;
+		pvg_nkept_plans++;
+	}
+	return plan;
+}
+
 /* Run one read-only query under the given snapshot; returns the row count. */
 uint64
 pvg_spi_read_snapshot(const char *sql, int nargs, Oid *argtypes, Datum *args,
 					  Snapshot snap)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = pvg_spi_plan(sql, nargs, argtypes);
 	int			rc;
 
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
 	rc = SPI_execute_snapshot(plan, args, NULL, snap, InvalidSnapshot, true, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s", sql,
 			 SPI_result_code_string(rc));
-	SPI_freeplan(plan);
 	return SPI_processed;
 }
 

@@ -55,6 +55,7 @@
 #include "storage/condition_variable.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "catalog/pg_type.h"
 #include "utils/array.h"
@@ -62,6 +63,8 @@
 #include "utils/dsa.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "access/twophase.h"
 
 #define PVG_MAX_BASES 256
 
@@ -127,7 +130,22 @@ typedef struct PvgHeldBase
 	struct PvgHeldBase *next;
 } PvgHeldBase;
 
+/*
+ * What a leader of a parallel query tells its workers (see parallel.c): one
+ * slot per PGPROC, written by its backend only, read by that backend's
+ * workers while it waits for them.  Under the directory's lock.
+ */
+typedef struct PvgViewSlot
+{
+	int			pid;			/* of the backend that wrote it, or 0 */
+	TimestampTz stmt_start;		/* of its statement */
+	dsa_pointer view;
+	Size		len;
+} PvgViewSlot;
+
 static PvgStoreShared *pvg_store_shared = NULL;
+static PvgViewSlot *pvg_view_slots = NULL;
+static int	pvg_nview_slots = 0;
 static dsa_area *pvg_area = NULL;
 static PvgHeldBase *pvg_held = NULL;
 static bool pvg_full_change = false;	/* this transaction made one */
@@ -135,12 +153,20 @@ static bool pvg_exit_registered = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
+/* one view slot per PGPROC (the numbering of pgprocno) */
+static int
+pvg_view_slot_count(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
 static void
 pvg_shared_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(PvgStoreShared)));
+	RequestAddinShmemSpace(MAXALIGN(mul_size(pvg_view_slot_count(), sizeof(PvgViewSlot))));
 	RequestNamedLWLockTranche("privacy_guard_store", 1);
 }
 
@@ -165,6 +191,11 @@ pvg_shared_shmem_startup(void)
 		pg_atomic_init_u64(&pvg_store_shared->full_seq, 0);
 		ConditionVariableInit(&pvg_store_shared->cv);
 	}
+	pvg_nview_slots = pvg_view_slot_count();
+	pvg_view_slots = ShmemInitStruct("privacy_guard parallel views",
+									 mul_size(pvg_nview_slots, sizeof(PvgViewSlot)), &found);
+	if (!found)
+		memset(pvg_view_slots, 0, mul_size(pvg_nview_slots, sizeof(PvgViewSlot)));
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -969,4 +1000,141 @@ pvg_store_stats(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum(builds);
 	values[3] = Int64GetDatum(refused);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/*
+ * Take one more reference to an image another backend of this parallel
+ * query holds (its leader, which keeps it until the query ends), for owner.
+ */
+const PvgBaseImage *
+pvg_shared_base_ref(dsa_pointer dp, const void *owner)
+{
+	PvgHeldBase *held;
+	PvgBaseImage *img;
+
+	if (!pvg_shared_ready() || !DsaPointerIsValid(dp))
+		return NULL;
+	if (!pvg_exit_registered)
+	{
+		before_shmem_exit(pvg_shared_exit, (Datum) 0);
+		pvg_exit_registered = true;
+	}
+	held = MemoryContextAllocZero(TopMemoryContext, sizeof(PvgHeldBase));
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	pvg_shared_attach();
+	img = dsa_get_address(pvg_area, dp);
+	img->refcount++;
+	held->dp = dp;
+	held->owner = owner;
+	held->next = pvg_held;
+	pvg_held = held;
+	LWLockRelease(pvg_store_shared->lock);
+	return img;
+}
+
+/* The DSA pointer of an image this backend holds; InvalidDsaPointer if none. */
+dsa_pointer
+pvg_shared_image_pointer(const PvgBaseImage *img)
+{
+	PvgHeldBase *h;
+
+	if (pvg_area == NULL)
+		return InvalidDsaPointer;
+	for (h = pvg_held; h != NULL; h = h->next)
+	{
+		if (dsa_get_address(pvg_area, h->dp) == (void *) img)
+			return h->dp;
+	}
+	return InvalidDsaPointer;
+}
+
+static PvgViewSlot *
+pvg_view_slot(PGPROC *proc)
+{
+	if (pvg_view_slots == NULL || proc == NULL || proc->pgprocno < 0 ||
+		proc->pgprocno >= pvg_nview_slots)
+		return NULL;
+	return &pvg_view_slots[proc->pgprocno];
+}
+
+/*
+ * Publish this backend's view for the parallel workers of its statement
+ * (replacing any earlier one).  False when it cannot (no room): the caller
+ * then must not let workers decide for it.
+ */
+bool
+pvg_shared_view_publish(const char *data, Size len)
+{
+	PvgViewSlot *slot = pvg_view_slot(MyProc);
+	dsa_pointer dp;
+
+	if (slot == NULL || !pvg_shared_ready())
+		return false;
+	pvg_shared_view_clear();
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	pvg_shared_attach();
+	LWLockRelease(pvg_store_shared->lock);
+	dp = pvg_shared_allocate(len);
+	if (!DsaPointerIsValid(dp))
+		return false;
+	memcpy(dsa_get_address(pvg_area, dp), data, len);
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	slot->pid = MyProcPid;
+	slot->stmt_start = GetCurrentStatementStartTimestamp();
+	slot->view = dp;
+	slot->len = len;
+	LWLockRelease(pvg_store_shared->lock);
+	return true;
+}
+
+/* Withdraw this backend's view (its statement ended). */
+void
+pvg_shared_view_clear(void)
+{
+	PvgViewSlot *slot = pvg_view_slot(MyProc);
+	dsa_pointer dp = InvalidDsaPointer;
+
+	if (slot == NULL || pvg_store_shared == NULL || slot->pid == 0)
+		return;
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	if (slot->pid == MyProcPid)
+	{
+		dp = slot->view;
+		slot->pid = 0;
+		slot->view = InvalidDsaPointer;
+		slot->len = 0;
+	}
+	if (DsaPointerIsValid(dp) && pvg_area != NULL)
+		dsa_free(pvg_area, dp);
+	LWLockRelease(pvg_store_shared->lock);
+}
+
+/*
+ * In a parallel worker: a copy of the view its leader published for this
+ * statement (in CurrentMemoryContext), or NULL when there is none.
+ */
+char *
+pvg_shared_view_fetch(Size *len)
+{
+	PGPROC	   *leader = MyProc ? MyProc->lockGroupLeader : NULL;
+	PvgViewSlot *slot;
+	char	   *copy = NULL;
+
+	if (leader == NULL || leader == MyProc || !pvg_shared_ready())
+		return NULL;
+	slot = pvg_view_slot(leader);
+	if (slot == NULL)
+		return NULL;
+	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
+	pvg_shared_attach();
+	if (slot->pid != 0 && slot->pid == leader->pid &&
+		slot->stmt_start == GetCurrentStatementStartTimestamp() &&
+		DsaPointerIsValid(slot->view))
+	{
+		copy = palloc(slot->len);
+		memcpy(copy, dsa_get_address(pvg_area, slot->view), slot->len);
+		*len = slot->len;
+	}
+	LWLockRelease(pvg_store_shared->lock);
+	return copy;
 }

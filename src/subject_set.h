@@ -19,6 +19,7 @@
 #include "privacy_guard.h"
 
 #include "access/transam.h"
+#include "utils/dsa.h"
 #include "common/hashfn.h"
 #include "utils/array.h"
 
@@ -161,6 +162,23 @@ typedef struct PvgBaseBuild
 
 typedef void (*pvg_base_build_fn) (PvgBaseBuild *b, void *arg);
 
+/* a base a parallel query's leader uses, as its view lists it (followed by the set's signature) */
+typedef struct PvgParallelBase
+{
+	int32		kind;
+	int32		siglen;
+	dsa_pointer base;
+} PvgParallelBase;
+
+/* consent_cache.c, for parallel.c */
+extern void pvg_consent_parallel_sets(PvgRegistry *reg, int purpose, const bool *kinds);
+extern bool pvg_consent_parallel_view(PvgRegistry *reg, Snapshot snap,
+									  FullTransactionId *ov_from, StringInfo view);
+
+/* parallel.c */
+extern bool pvg_parallel_overlay_from(FullTransactionId *from);
+extern dsa_pointer pvg_parallel_base(int kind, const char *sig, int siglen);
+
 /* shared_store.c */
 extern bool pvg_shared_ready(void);
 extern const char *pvg_shared_status(void);
@@ -173,6 +191,8 @@ extern const PvgBaseImage *pvg_shared_base(const char *sig, int siglen, int kind
 extern void pvg_shared_release(const void *owner);
 extern bool pvg_shared_removed_since(FullTransactionId from, ArrayType **subjects);
 extern void pvg_shared_stats(int64 *images, int64 *bytes, int64 *builds, int64 *refused);
+extern const PvgBaseImage *pvg_shared_base_ref(dsa_pointer dp, const void *owner);
+extern dsa_pointer pvg_shared_image_pointer(const PvgBaseImage *img);
 
 /* the limit of a key whose answer never changes */
 static inline bool

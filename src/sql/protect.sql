@@ -28,26 +28,27 @@ COMMENT ON FUNCTION privacy_guard._check_table_owner(regclass) IS 'Internal: the
  * The row check of a protected table's policy.  The table is passed as a
  * constant; the subject column in its own type; the retention column, when
  * the table has a retention rule, in one of the three date/time types.
- * PARALLEL RESTRICTED: a parallel worker cannot take a new snapshot, so it
- * could not see a consent change committed after its query's snapshot
- * (in REPEATABLE READ, after the transaction began); the leader can.
+ * PARALLEL SAFE: a parallel worker cannot take a new snapshot, so it checks
+ * rows with the view of the consents its leader took and shared before the
+ * query started (parallel.c); without the library preloaded, statements on
+ * protected tables are planned serial.
  */
 CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pvg_row_visible'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
+LANGUAGE C STABLE PARALLEL SAFE;
 CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamptz)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pvg_row_visible'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
+LANGUAGE C STABLE PARALLEL SAFE;
 CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamp)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pvg_row_visible'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
+LANGUAGE C STABLE PARALLEL SAFE;
 CREATE FUNCTION privacy_guard.row_visible(regclass, anyelement, date)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'pvg_row_visible'
-LANGUAGE C STABLE PARALLEL RESTRICTED;
+LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement) IS 'Policy check: rules 1-7 for a row without retention';
 COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamptz) IS 'Policy check: rules 1-7 for a row with a timestamptz retention column';
 COMMENT ON FUNCTION privacy_guard.row_visible(regclass, anyelement, timestamp) IS 'Policy check: rules 1-7 for a row with a timestamp retention column';

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# bench/churn_bench.sh -- what consent changes made by other sessions cost
+# point lookups: every session must see each committed change at its next
+# statement, so a reader patches its view of the consents as changes
+# arrive (consent_cache.c).
+#
+# A protected table and its unprotected twin (CONSENTS subjects, 60%
+# consenting, written straight into the consent store), privacy_guard
+# preloaded.  Point lookups (pgbench -M prepared, LOOKUP_CLIENTS clients)
+# run SECONDS seconds alone and beside a writer that grants or withdraws a
+# random subject's consent RATE times a second (pgbench -R, one client,
+# PostgreSQL's default durability), ROUNDS rounds interleaved.  The cost
+# attributed to privacy_guard is the protected table's throughput ratio
+# (with writer / alone) over the unprotected table's (the writer takes CPU
+# from any reader); bar: at least 0.90.  Report in
+# bench/results/churn_<timestamp>.md; the cluster is removed on exit.
+#
+# Usage:   bench/churn_bench.sh
+# Quick:   CONSENTS=100000 SECONDS_EACH=5 ROUNDS=2 bench/churn_bench.sh
+#
+# Settings (environment):
+#   CONSENTS=1000000  RATE=1000  SECONDS_EACH=15  ROUNDS=5  LOOKUP_CLIENTS=1  WRITER_CLIENTS=8
+#   SHARED_BUFFERS=512MB  PVG_PREFIX=  PG_CONFIG  RESULTS_DIR=bench/results  KEEP=0
+
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+
+CONSENTS=${CONSENTS:-1000000}
+RATE=${RATE:-1000}
+SECONDS_EACH=${SECONDS_EACH:-15}
+ROUNDS=${ROUNDS:-5}
+LOOKUP_CLIENTS=${LOOKUP_CLIENTS:-1}
+WRITER_CLIENTS=${WRITER_CLIENTS:-8}
+SHARED_BUFFERS=${SHARED_BUFFERS:-512MB}
+KEEP=${KEEP:-0}
+BAR=0.90
+if [ -n "${PVG_PREFIX:-}" ]; then
+	PG_CONFIG=${PG_CONFIG:-$PVG_PREFIX/usr/lib/postgresql/15/bin/pg_config}
+else
+	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+fi
+RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
+
+BENCH=churn_bench
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+bench_require_pg
+
+churn_conf() {
+	echo "shared_preload_libraries = 'privacy_guard'"
+	echo "privacy_guard.enabled = off"
+}
+bench_cluster churnbench < <(churn_conf)
+
+PSQL_ARGS=(-X -q -At -h "$WORK" -p "$PORT" -d bench)
+psql_su() { as_pg "$BINDIR/psql" "${PSQL_ARGS[@]}" -U postgres -v ON_ERROR_STOP=1 "$@"; }
+
+as_pg "$BINDIR/createdb" -h "$WORK" -p "$PORT" -U postgres bench
+ROWS=$(( CONSENTS * 10 / 6 ))
+log "loading $ROWS rows, $CONSENTS consents"
+psql_su >/dev/null <<EOF
+CREATE ROLE bench_app LOGIN;
+CREATE EXTENSION privacy_guard;
+SELECT privacy_guard.define_purpose('marketing', 'consent');
+CREATE TABLE plain_t (id int PRIMARY KEY, v text);
+INSERT INTO plain_t SELECT g, 'v' || g FROM generate_series(1, $ROWS) g;
+CREATE TABLE prot_t (id int PRIMARY KEY, v text);
+INSERT INTO prot_t SELECT g, 'v' || g FROM generate_series(1, $ROWS) g;
+GRANT SELECT ON plain_t, prot_t TO bench_app;
+SELECT privacy_guard.allow_purpose('bench_app', 'marketing');
+SELECT privacy_guard.protect('prot_t', 'id', ARRAY['marketing']);
+INSERT INTO privacy_guard.consent_state (subject, purpose, status)
+SELECT g::text, 'marketing', 'granted' FROM generate_series(1, $ROWS) g WHERE g % 5 < 3;
+VACUUM ANALYZE plain_t;
+VACUUM ANALYZE prot_t;
+VACUUM ANALYZE privacy_guard.consent_state;
+EOF
+
+for t in plain_t prot_t; do
+	printf '\\set id random(1, %d)\nSELECT v FROM %s WHERE id = :id;\n' "$ROWS" "$t" >"$WORK/lookup_$t.sql"
+done
+printf "\\\\set s random(1, %d)\nSELECT privacy_guard.grant_consent(:s::text, 'marketing');\n" "$ROWS" >"$WORK/grant.sql"
+printf "\\\\set s random(1, %d)\nSELECT privacy_guard.withdraw_consent(:s::text, 'marketing');\n" "$ROWS" >"$WORK/withdraw.sql"
+chmod a+r "$WORK"/*.sql
+
+lookups() {						# table seconds -> tps
+	as_pg env PGOPTIONS="-c privacy_guard.purpose=marketing" "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" \
+		-U bench_app -M prepared -c "$LOOKUP_CLIENTS" -j "$LOOKUP_CLIENTS" -T "$2" \
+		-f "$WORK/lookup_$1.sql" bench 2>&1 |
+		awk '/^tps = / {print $3}'
+}
+writer() {						# seconds -> prints achieved tps
+	as_pg "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -U postgres -c "$WRITER_CLIENTS" -j 1 -T "$1" -R "$RATE" \
+		-f "$WORK/grant.sql@1" -f "$WORK/withdraw.sql@1" bench 2>&1 |
+		awk '/^tps = / {print $3}'
+}
+
+log "warm-up"
+lookups plain_t 2 >/dev/null
+lookups prot_t 2 >/dev/null
+log "$ROUNDS rounds x 4 variants x ${SECONDS_EACH}s"
+for r in $(seq 1 "$ROUNDS"); do
+	for t in plain_t prot_t; do
+		printf 'alone\t%s\t%s\t%s\n' "$t" "$r" "$(lookups "$t" "$SECONDS_EACH")" >>"$RAW"
+		writer "$((SECONDS_EACH + 2))" >"$WORK/writer.out" &
+		wp=$!
+		sleep 1
+		printf 'churn\t%s\t%s\t%s\n' "$t" "$r" "$(lookups "$t" "$SECONDS_EACH")" >>"$RAW"
+		wait "$wp"
+		printf 'writer\t%s\t%s\t%s\n' "$t" "$r" "$(cat "$WORK/writer.out")" >>"$RAW"
+	done
+done
+
+TS=$(date +%Y%m%d_%H%M%S)
+GIT_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')
+mkdir -p "$RESULTS_DIR"
+REPORT=$RESULTS_DIR/churn_$TS.md
+# per round: (prot churn / prot alone) / (plain churn / plain alone)
+ATTR=$(awk -F'\t' '{v[$1 "," $2 "," $3] = $4}
+	END {for (k in v) {split(k, a, ","); if (a[1] == "alone" && a[2] == "prot_t") {r = a[3];
+		pa = v["alone,plain_t," r]; pc = v["churn,plain_t," r]; qa = v["alone,prot_t," r]; qc = v["churn,prot_t," r];
+		if (pa > 0 && qa > 0 && pc > 0) print (qc / qa) / (pc / pa)}}}' "$RAW" | sort -g)
+ATTR_MED=$(echo "$ATTR" | bench_median)
+{
+	echo "# privacy_guard churn benchmark ($TS)"
+	echo
+	echo "- commit $GIT_REV; $CONSENTS consents ($ROWS subjects), preloaded; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	bench_settings_md
+	echo "- lookups: pgbench -M prepared -c $LOOKUP_CLIENTS -T $SECONDS_EACH as bench_app; writer: pgbench -c $WRITER_CLIENTS -R $RATE (total),"
+	echo "  grant_consent or withdraw_consent of a random subject, one transaction each; $ROUNDS rounds, interleaved"
+	echo
+	echo "| table | lookups alone, tps: median (min-max) | beside the writer, tps | ratio | writer achieved, tps |"
+	echo "|---|---|---|---:|---|"
+	for t in plain_t prot_t; do
+		read -r _ am amin amax <<<"$(stats alone "$t")"
+		read -r _ cm cmin cmax <<<"$(stats churn "$t")"
+		read -r _ wm wmin wmax <<<"$(stats writer "$t")"
+		echo "| $t | $(fmt "$am" 0) ($(fmt "$amin" 0)-$(fmt "$amax" 0)) | $(fmt "$cm" 0) ($(fmt "$cmin" 0)-$(fmt "$cmax" 0)) | $(ratio "$cm" "$am") | $(fmt "$wm" 0) ($(fmt "$wmin" 0)-$(fmt "$wmax" 0)) |"
+	done
+	echo
+	echo "Attributed to privacy_guard (per round: protected ratio / unprotected ratio): median $(fmt "$ATTR_MED" 3),"
+	echo "min $(fmt "$(echo "$ATTR" | head -1)" 3), max $(fmt "$(echo "$ATTR" | tail -1)" 3); bar ≥ $BAR: $(verdict "$ATTR_MED" $BAR ge)"
+	echo
+	echo "## Raw measurements (phase, table, round, tps)"
+	echo
+	echo '```'
+	cat "$RAW"
+	echo '```'
+} >"$REPORT"
+sed -n '1,/^## Raw/p' "$REPORT" | head -n -1
+log "report: $REPORT"
