@@ -40,6 +40,7 @@ int			pvg_batch_delay = 2;
 int			pvg_log_retention = 3 * 365 * 24 * 3600;
 int			pvg_engine_time_limit = 10000;
 bool		pvg_audit = false;
+static bool pvg_truncate_partitions = true;
 int			pvg_audit_retention = 30 * 24 * 60;
 int			pvg_audit_max_entries = 256;
 int			pvg_shared_store_size = 1024;
@@ -145,6 +146,15 @@ pvg_guc_init(void)
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("privacy_guard.truncate_partitions",
+							 "Empties a range partition wholly past retention with TRUNCATE instead of row by row.",
+							 "Only partitions of a table partitioned by its retention column, past the legal hold too, "
+							 "without ON DELETE triggers or rules, not referenced by a foreign key, and whose table deletes at expiry.",
+							 &pvg_truncate_partitions,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("privacy_guard.audit",
 							 "Records reads of protected tables in privacy_guard.access_log.",
 							 "Needs privacy_guard in shared_preload_libraries.",

@@ -34,12 +34,143 @@ $$;
 COMMENT ON FUNCTION privacy_guard._purge_targets(regclass) IS 'Internal: the tables a round purges, in erasure order';
 
 /*
+ * Retention by partition.  A range partition of a table partitioned by its
+ * retention column whose upper bound plus the retention (and plus the legal
+ * hold's keep, if any) has passed holds only rows past retention: it is
+ * emptied with TRUNCATE in one step instead of row by row.  The partition
+ * stays (the table's partitioning is the owner's business); its rows are
+ * counted as deleted.  Rows the owner expects to see deleted one by one go
+ * the row-by-row way: when the partition or a table above it has an ON
+ * DELETE trigger or a DELETE rule, is referenced by a foreign key, is
+ * published by a publication that replicates deletes but not this TRUNCATE,
+ * or when the table anonymizes at expiry.  privacy_guard.truncate_partitions
+ * = off turns it off.
+ *
+ * Whether part may be emptied that way at round_at, by the catalogs only.
+ */
+CREATE FUNCTION privacy_guard._truncatable_part(part regclass, root regclass, round_at timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t privacy_guard.protected_table;
+	v_tree oid[];
+	b record;
+	v_upper text;
+	v_past boolean;
+BEGIN
+	SELECT * INTO t FROM privacy_guard.protected_table p WHERE p.relid = root;
+	IF NOT FOUND OR t.retention IS NULL OR t.on_expiry <> 'delete'
+	   OR NOT coalesce(pg_catalog.current_setting('privacy_guard.truncate_partitions', true)::boolean, true) THEN
+		RETURN false;
+	END IF;
+	/* the partition and the partitioned tables above it (none: not a partition) */
+	v_tree := ARRAY(SELECT a.relid FROM pg_partition_ancestors(part) a);
+	IF EXISTS (SELECT 1 FROM pg_trigger g
+				WHERE g.tgrelid = ANY (v_tree) AND NOT g.tgisinternal
+				  AND (g.tgtype::integer & 8) <> 0)				/* ON DELETE */
+	   OR EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = ANY (v_tree) AND r.ev_type = '4')
+	   OR EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = ANY (v_tree))
+	   OR EXISTS (SELECT 1 FROM pg_publication p
+				   WHERE p.pubdelete AND (NOT p.pubtruncate OR p.pubviaroot)
+					 AND (p.puballtables
+						  OR EXISTS (SELECT 1 FROM pg_publication_rel r
+									  WHERE r.prpubid = p.oid AND r.prrelid = ANY (v_tree))
+						  OR EXISTS (SELECT 1 FROM pg_publication_namespace n
+									   JOIN pg_class c ON c.relnamespace = n.pnnspid
+									  WHERE n.pnpubid = p.oid AND c.oid = ANY (v_tree)))) THEN
+		RETURN false;
+	END IF;
+	/*
+	 * A bound on the retention column, of the partition or of a partition
+	 * above it, whose upper end has passed: every row is below it.  The
+	 * bound is read back as PostgreSQL prints it, in this session's DateStyle.
+	 */
+	FOR b IN
+		SELECT pg_get_expr(c.relpartbound, c.oid) AS bound, a.atttypid::regtype AS typ
+		  FROM pg_class c
+		  JOIN pg_inherits i ON i.inhrelid = c.oid
+		  JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
+		  JOIN pg_attribute a ON a.attrelid = i.inhparent AND a.attnum = pt.partattrs[0]
+		 WHERE c.oid = ANY (v_tree) AND c.relispartition
+		   AND pt.partstrat = 'r' AND pt.partnatts = 1
+		   AND a.attname = t.retention_column
+		   AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
+	LOOP
+		/* FOR VALUES FROM (...) TO ('...'); MAXVALUE has no end */
+		v_upper := substring(b.bound FROM ' TO \(''([^'']*)''\)$');
+		CONTINUE WHEN v_upper IS NULL;
+		EXECUTE format('SELECT %1$L::%2$s OPERATOR(pg_catalog.+) $1 OPERATOR(pg_catalog.<=) $3 '
+					   'AND ($2 IS NULL OR %1$L::%2$s OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) $3)',
+					   v_upper, b.typ)
+			INTO v_past USING t.retention, t.hold_keep, round_at;
+		IF v_past THEN
+			RETURN true;
+		END IF;
+	END LOOP;
+	RETURN false;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._truncatable_part(regclass, regclass, timestamptz) IS 'Internal: whether a partition is wholly past retention and may be emptied with TRUNCATE';
+
+/*
+ * Empty part with TRUNCATE if it is wholly past retention (see above), as
+ * its owner: returns the rows it held, or NULL when it goes the row-by-row
+ * way (not such a partition, already empty, its lock not granted within the
+ * engine's lock timeout, or the TRUNCATE failed).  The partition is locked
+ * first, checked again (a trigger or foreign key may have come while
+ * waiting) and counted under the lock, so the count is what TRUNCATE took.
+ */
+CREATE FUNCTION privacy_guard._truncate_expired(part regclass, root regclass, round_at timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_rows bigint;
+BEGIN
+	IF NOT privacy_guard._truncatable_part(part, root, round_at) THEN
+		RETURN NULL;
+	END IF;
+	/* an empty partition is left alone, unlocked, round after round */
+	IF privacy_guard._exec_as_owner(part, format('SELECT pg_catalog.count(*) FROM (SELECT FROM ONLY %s LIMIT 1) x', part),
+									NULL, NULL) = 0 THEN
+		RETURN NULL;
+	END IF;
+	BEGIN
+		PERFORM privacy_guard._exec_as_owner(part, format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', part), NULL, NULL);
+		IF NOT privacy_guard._truncatable_part(part, root, round_at) THEN
+			/* rolls the lock back with the block */
+			RAISE EXCEPTION 'partition changed' USING ERRCODE = '55000';
+		END IF;
+		v_rows := privacy_guard._exec_as_owner(part, format('SELECT pg_catalog.count(*) FROM ONLY %s', part), NULL, NULL);
+		PERFORM privacy_guard._exec_as_owner(part, format('TRUNCATE TABLE ONLY %s', part), NULL, NULL);
+	EXCEPTION
+	WHEN query_canceled THEN
+		/* only the engine's own time limit; a cancel from anyone else goes on */
+		IF NOT privacy_guard._engine_timed_out() THEN
+			RAISE;
+		END IF;
+		RETURN NULL;
+	WHEN OTHERS THEN
+		RETURN NULL;
+	END;
+	RETURN v_rows;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._truncate_expired(regclass, regclass, timestamptz) IS 'Internal: empty a partition wholly past retention with TRUNCATE, as its owner';
+
+/*
  * One purge batch: up to batch rows of part past retention (and past the
  * legal hold, if any) at round_at, after position after, deleted or
  * anonymized as the table's registration says.  Rows locked by others are
  * skipped (the next round retries).  Returns the rows taken, the rows
  * deleted or anonymized, where the batch stopped, and an error (an SQLSTATE
- * and the table, never data) instead of raising it.  Shared by the worker,
+ * and the table, never data) instead of raising it.  A table's first batch
+ * (after (0,0)) empties a partition wholly past retention in one step
+ * (_truncate_expired): action truncated, no rows matched (the table is
+ * done), its rows processed.  Shared by the worker,
  * which commits after each batch, and run_maintenance().
  */
 CREATE FUNCTION privacy_guard._expire_batch(part regclass, root regclass, round_at timestamptz,
@@ -81,6 +212,15 @@ BEGIN
 					'SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM d), (SELECT pg_catalog.max(b.ctid) FROM b)',
 					part, v_cond, batch, v_dml);
 	BEGIN
+		/* a table's first batch: a partition wholly past retention goes in one step */
+		IF after OPERATOR(pg_catalog.=) '(0,0)'::tid AND t.on_expiry = 'delete' THEN
+			processed := privacy_guard._truncate_expired(part, root, round_at);
+			IF processed IS NOT NULL THEN
+				action := 'truncated';
+				RETURN;
+			END IF;
+			processed := 0;
+		END IF;
 		SELECT r.matched, r.processed, r.last INTO matched, processed, last
 		  FROM privacy_guard._batch_as_owner(part, v_sql, after, secret) r;
 	EXCEPTION

@@ -111,7 +111,11 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._close_receipts() IS 'Internal: mark receipts whose rows are unreachable, drop those past log retention with the consent history kept under their digest';
 
-/* Add one batch's outcome to a round's result (keys: the registered tables). */
+/*
+ * Add one batch's outcome to a round's result (keys: the registered tables).
+ * A partition emptied with TRUNCATE (action truncated) counts its rows as
+ * deleted and itself in partitions_truncated.
+ */
 CREATE FUNCTION privacy_guard._add_batch(result jsonb, root regclass, action text, n bigint, error text)
 RETURNS jsonb
 LANGUAGE sql IMMUTABLE
@@ -119,21 +123,31 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	SELECT CASE WHEN $5 IS NOT NULL
 				THEN jsonb_set($1, ARRAY['errors', $2::text], to_jsonb($5))
+				WHEN $4 > 0 AND $3 = 'truncated'
+				THEN jsonb_set($1, ARRAY['expired', $2::text],
+							   coalesce($1 #> ARRAY['expired', $2::text], '{}')
+							   || jsonb_build_object('deleted', coalesce(($1 #>> ARRAY['expired', $2::text, 'deleted'])::bigint, 0) + $4,
+													 'partitions_truncated',
+													 coalesce(($1 #>> ARRAY['expired', $2::text, 'partitions_truncated'])::bigint, 0) + 1))
 				WHEN $4 > 0
 				THEN jsonb_set($1, ARRAY['expired', $2::text],
-							   jsonb_build_object($3, coalesce(($1 #>> ARRAY['expired', $2::text, $3])::bigint, 0) + $4))
+							   coalesce($1 #> ARRAY['expired', $2::text], '{}')
+							   || jsonb_build_object($3, coalesce(($1 #>> ARRAY['expired', $2::text, $3])::bigint, 0) + $4))
 				ELSE $1 END
 $$;
 COMMENT ON FUNCTION privacy_guard._add_batch(jsonb, regclass, text, bigint, text) IS 'Internal: count one purge batch into a round''s result';
 
-/* The worker counts each batch in worker_status as it commits, so a crash loses no count. */
+/*
+ * The worker counts each batch in worker_status as it commits, so a crash
+ * loses no count; a partition's TRUNCATE counts its rows as deleted.
+ */
 CREATE FUNCTION privacy_guard._count_batch(action text, n bigint)
 RETURNS void
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 	INSERT INTO privacy_guard.worker_round AS w (rows_deleted, rows_anonymized)
-	SELECT CASE WHEN $1 = 'deleted' THEN $2 ELSE 0 END, CASE WHEN $1 = 'anonymized' THEN $2 ELSE 0 END
+	SELECT CASE WHEN $1 IN ('deleted', 'truncated') THEN $2 ELSE 0 END, CASE WHEN $1 = 'anonymized' THEN $2 ELSE 0 END
 	 WHERE $2 > 0
 	ON CONFLICT (onerow) DO UPDATE
 		SET rows_deleted = w.rows_deleted + excluded.rows_deleted,
