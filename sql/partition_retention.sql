@@ -117,6 +117,22 @@ SELECT r #> '{expired,public.ptr_visits}' AS expired FROM privacy_guard.run_main
 SELECT tableoid::regclass AS part, count(*) AS n, count(customer) AS with_subject
   FROM ptr_visits GROUP BY 1 ORDER BY 1;
 
+-- a partition below a sub-partitioned level: the level above bounds it by
+-- the retention column; a table partitioned by another column does not count
+SET ROLE ptr_owner;
+CREATE TABLE ptr_sub (id int, customer bigint, happened timestamptz NOT NULL) PARTITION BY RANGE (happened);
+CREATE TABLE ptr_sub_old PARTITION OF ptr_sub FOR VALUES FROM (MINVALUE) TO ('2000-01-01') PARTITION BY LIST (customer);
+CREATE TABLE ptr_sub_old_1 PARTITION OF ptr_sub_old FOR VALUES IN (1);
+CREATE TABLE ptr_sub_new PARTITION OF ptr_sub FOR VALUES FROM ('2000-01-01') TO (MAXVALUE);
+CREATE TABLE ptr_by_id (id int, customer bigint, happened timestamptz NOT NULL) PARTITION BY RANGE (id);
+CREATE TABLE ptr_by_id_1 PARTITION OF ptr_by_id FOR VALUES FROM (1) TO (100);
+RESET ROLE;
+SELECT privacy_guard.protect('ptr_sub', 'customer', ARRAY['ptr_billing'], interval '2 months', 'happened');
+SELECT privacy_guard.protect('ptr_by_id', 'customer', ARRAY['ptr_billing'], interval '2 months', 'happened');
+SELECT privacy_guard._truncatable_part('ptr_sub_old_1', 'ptr_sub', now()) AS old_leaf,
+	   privacy_guard._truncatable_part('ptr_sub_new', 'ptr_sub', now()) AS maxvalue_part,
+	   privacy_guard._truncatable_part('ptr_by_id_1', 'ptr_by_id', now()) AS other_key;
+
 -- switched off: the same partitions go row by row
 SET ROLE ptr_owner;
 CREATE TABLE ptr_off (id int, customer bigint, happened timestamptz NOT NULL) PARTITION BY RANGE (happened);
@@ -129,6 +145,6 @@ RESET privacy_guard.truncate_partitions;
 SELECT count(*) AS off_left FROM ptr_off;
 
 -- clean up
-SELECT privacy_guard.unprotect(t) FROM unnest(ARRAY['ptr_events', 'ptr_held', 'ptr_orders', 'ptr_visits', 'ptr_off']::regclass[]) t;
-DROP TABLE ptr_lines, ptr_orders, ptr_events, ptr_held, ptr_visits, ptr_off, ptr_log;
+SELECT privacy_guard.unprotect(t) FROM unnest(ARRAY['ptr_events', 'ptr_held', 'ptr_orders', 'ptr_visits', 'ptr_off', 'ptr_sub', 'ptr_by_id']::regclass[]) t;
+DROP TABLE ptr_lines, ptr_orders, ptr_events, ptr_held, ptr_visits, ptr_off, ptr_sub, ptr_by_id, ptr_log;
 DROP FUNCTION ptr_note(), ptr_months(text, boolean, int);
