@@ -53,8 +53,9 @@ RESET ROLE;
 SELECT privacy_guard.protect('ptr_events', 'customer', ARRAY['ptr_billing'], interval '2 months', 'happened');
 
 SELECT tableoid::regclass AS part, count(*) FROM ptr_events GROUP BY 1 ORDER BY 1;
--- which partitions may be emptied in one step
-SELECT c.relname, privacy_guard._truncatable_part(c.oid::regclass, 'ptr_events', now()) AS truncatable
+-- what the bounds say (current: not even read), which partitions may be emptied in one step
+SELECT c.relname, privacy_guard._part_span(c.oid::regclass, 'ptr_events', now()) AS span,
+	   privacy_guard._truncatable_part(c.oid::regclass, 'ptr_events', now()) AS truncatable
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
  WHERE i.inhparent = 'ptr_events'::regclass ORDER BY 1;
 SELECT relfilenode AS m3_file FROM pg_class WHERE relname = 'ptr_events_m3' \gset

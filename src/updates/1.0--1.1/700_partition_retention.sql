@@ -5,16 +5,79 @@
 
 /*
  * Retention by partition.  A range partition of a table partitioned by its
- * retention column whose upper bound plus the retention (and plus the legal
- * hold's keep, if any) has passed holds only rows past retention: it is
- * emptied with TRUNCATE in one step instead of row by row.  The partition
- * stays (the table's partitioning is the owner's business); its rows are
- * counted as deleted.  Rows the owner expects to see deleted one by one go
- * the row-by-row way: when the partition or a table above it has an ON
- * DELETE trigger or a DELETE rule, is referenced by a foreign key, is
- * published by a publication that replicates deletes but not this TRUNCATE,
- * or when the table anonymizes at expiry.  privacy_guard.truncate_partitions
- * = off turns it off.
+ * retention column holds rows between its bounds only, so the bounds say
+ * what a round finds in it: none past retention while its lower bound plus
+ * the retention is still ahead (the round skips it without reading it), and
+ * only rows past retention once its upper bound plus the retention (and plus
+ * the legal hold's keep, if any) has passed.
+ *
+ * Which of the two part is at round_at: expired, current, or NULL (rows of
+ * both kinds may be in it, or it is not such a partition).  The bound may be
+ * the partition's or that of a partition above it; it is read back as
+ * PostgreSQL prints it, in this session's DateStyle, and read in as the
+ * column's (built-in) type.
+ */
+CREATE FUNCTION privacy_guard._part_span(part regclass, root regclass, round_at timestamptz)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t privacy_guard.protected_table;
+	b record;
+	v_bound text;
+	v_yes boolean;
+BEGIN
+	SELECT * INTO t FROM privacy_guard.protected_table p WHERE p.relid = root;
+	IF NOT FOUND OR t.retention IS NULL THEN
+		RETURN NULL;
+	END IF;
+	FOR b IN
+		SELECT pg_get_expr(c.relpartbound, c.oid) AS bound, a.atttypid::regtype AS typ
+		  FROM pg_partition_ancestors(part) x
+		  JOIN pg_class c ON c.oid = x.relid
+		  JOIN pg_inherits i ON i.inhrelid = c.oid
+		  JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
+		  JOIN pg_attribute a ON a.attrelid = i.inhparent AND a.attnum = pt.partattrs[0]
+		 WHERE c.relispartition
+		   AND pt.partstrat = 'r' AND pt.partnatts = 1
+		   AND a.attname = t.retention_column
+		   AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
+	LOOP
+		/* FOR VALUES FROM ('...') TO ('...'); MINVALUE and MAXVALUE have no end */
+		v_bound := substring(b.bound FROM ' TO \(''([^'']*)''\)$');
+		IF v_bound IS NOT NULL THEN
+			EXECUTE format('SELECT %1$L::%2$s OPERATOR(pg_catalog.+) $1 OPERATOR(pg_catalog.<=) $3 '
+						   'AND ($2 IS NULL OR %1$L::%2$s OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) $3)',
+						   v_bound, b.typ)
+				INTO v_yes USING t.retention, t.hold_keep, round_at;
+			IF v_yes THEN
+				RETURN 'expired';
+			END IF;
+		END IF;
+		v_bound := substring(b.bound FROM '^FOR VALUES FROM \(''([^'']*)''\) TO ');
+		IF v_bound IS NOT NULL THEN
+			EXECUTE format('SELECT %1$L::%2$s OPERATOR(pg_catalog.+) $1 OPERATOR(pg_catalog.>) $2', v_bound, b.typ)
+				INTO v_yes USING t.retention, round_at;
+			IF v_yes THEN
+				RETURN 'current';
+			END IF;
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._part_span(regclass, regclass, timestamptz) IS 'Internal: whether a partition''s bounds put all its rows past retention (expired) or none (current)';
+
+/*
+ * A partition wholly past retention is emptied with TRUNCATE in one step
+ * instead of row by row.  The partition stays (the table's partitioning is
+ * the owner's business); its rows are counted as deleted.  Rows the owner
+ * expects to see deleted one by one go the row-by-row way: when the
+ * partition or a table above it has an ON DELETE trigger or a DELETE rule,
+ * is referenced by a foreign key, is published by a publication that
+ * replicates deletes but not this TRUNCATE, or when the table anonymizes at
+ * expiry.  privacy_guard.truncate_partitions = off turns it off.
  *
  * Whether part may be emptied that way at round_at, by the catalogs only.
  */
@@ -24,15 +87,11 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-	t privacy_guard.protected_table;
 	v_tree oid[];
-	b record;
-	v_upper text;
-	v_past boolean;
 BEGIN
-	SELECT * INTO t FROM privacy_guard.protected_table p WHERE p.relid = root;
-	IF NOT FOUND OR t.retention IS NULL OR t.on_expiry <> 'delete'
-	   OR NOT coalesce(pg_catalog.current_setting('privacy_guard.truncate_partitions', true)::boolean, true) THEN
+	IF NOT coalesce(pg_catalog.current_setting('privacy_guard.truncate_partitions', true)::boolean, true)
+	   OR NOT EXISTS (SELECT 1 FROM privacy_guard.protected_table p
+					   WHERE p.relid = root AND p.on_expiry = 'delete') THEN
 		RETURN false;
 	END IF;
 	/* the partition and the partitioned tables above it (none: not a partition) */
@@ -52,34 +111,7 @@ BEGIN
 									  WHERE n.pnpubid = p.oid AND c.oid = ANY (v_tree)))) THEN
 		RETURN false;
 	END IF;
-	/*
-	 * A bound on the retention column, of the partition or of a partition
-	 * above it, whose upper end has passed: every row is below it.  The
-	 * bound is read back as PostgreSQL prints it, in this session's DateStyle.
-	 */
-	FOR b IN
-		SELECT pg_get_expr(c.relpartbound, c.oid) AS bound, a.atttypid::regtype AS typ
-		  FROM pg_class c
-		  JOIN pg_inherits i ON i.inhrelid = c.oid
-		  JOIN pg_partitioned_table pt ON pt.partrelid = i.inhparent
-		  JOIN pg_attribute a ON a.attrelid = i.inhparent AND a.attnum = pt.partattrs[0]
-		 WHERE c.oid = ANY (v_tree) AND c.relispartition
-		   AND pt.partstrat = 'r' AND pt.partnatts = 1
-		   AND a.attname = t.retention_column
-		   AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)
-	LOOP
-		/* FOR VALUES FROM (...) TO ('...'); MAXVALUE has no end */
-		v_upper := substring(b.bound FROM ' TO \(''([^'']*)''\)$');
-		CONTINUE WHEN v_upper IS NULL;
-		EXECUTE format('SELECT %1$L::%2$s OPERATOR(pg_catalog.+) $1 OPERATOR(pg_catalog.<=) $3 '
-					   'AND ($2 IS NULL OR %1$L::%2$s OPERATOR(pg_catalog.+) $2 OPERATOR(pg_catalog.<=) $3)',
-					   v_upper, b.typ)
-			INTO v_past USING t.retention, t.hold_keep, round_at;
-		IF v_past THEN
-			RETURN true;
-		END IF;
-	END LOOP;
-	RETURN false;
+	RETURN privacy_guard._part_span(part, root, round_at) IS NOT DISTINCT FROM 'expired';
 END
 $$;
 COMMENT ON FUNCTION privacy_guard._truncatable_part(regclass, regclass, timestamptz) IS 'Internal: whether a partition is wholly past retention and may be emptied with TRUNCATE';
@@ -87,10 +119,11 @@ COMMENT ON FUNCTION privacy_guard._truncatable_part(regclass, regclass, timestam
 /*
  * Empty part with TRUNCATE if it is wholly past retention (see above), as
  * its owner: returns the rows it held, or NULL when it goes the row-by-row
- * way (not such a partition, already empty, its lock not granted within the
+ * way (not such a partition, already empty, a lock not granted within the
  * engine's lock timeout, or the TRUNCATE failed).  The partition is locked
- * first, checked again (a trigger or foreign key may have come while
- * waiting) and counted under the lock, so the count is what TRUNCATE took.
+ * against writers first, checked again (a trigger or foreign key may have
+ * come while waiting) and counted under that lock, so the count is what
+ * TRUNCATE took; only then does it take the lock that keeps readers out.
  */
 CREATE FUNCTION privacy_guard._truncate_expired(part regclass, root regclass, round_at timestamptz)
 RETURNS bigint
@@ -109,12 +142,14 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	BEGIN
-		PERFORM privacy_guard._exec_as_owner(part, format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', part), NULL, NULL);
+		/* writers wait while the rows are counted; readers only for the TRUNCATE itself */
+		PERFORM privacy_guard._exec_as_owner(part, format('LOCK TABLE ONLY %s IN SHARE MODE', part), NULL, NULL);
 		IF NOT privacy_guard._truncatable_part(part, root, round_at) THEN
 			/* rolls the lock back with the block */
 			RAISE EXCEPTION 'partition changed' USING ERRCODE = '55000';
 		END IF;
 		v_rows := privacy_guard._exec_as_owner(part, format('SELECT pg_catalog.count(*) FROM ONLY %s', part), NULL, NULL);
+		PERFORM privacy_guard._exec_as_owner(part, format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', part), NULL, NULL);
 		PERFORM privacy_guard._exec_as_owner(part, format('TRUNCATE TABLE ONLY %s', part), NULL, NULL);
 	EXCEPTION
 	WHEN query_canceled THEN
@@ -131,6 +166,7 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._truncate_expired(regclass, regclass, timestamptz) IS 'Internal: empty a partition wholly past retention with TRUNCATE, as its owner';
 
+REVOKE ALL ON FUNCTION privacy_guard._part_span(regclass, regclass, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION privacy_guard._truncatable_part(regclass, regclass, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION privacy_guard._truncate_expired(regclass, regclass, timestamptz) FROM PUBLIC;
 
@@ -141,8 +177,9 @@ REVOKE ALL ON FUNCTION privacy_guard._truncate_expired(regclass, regclass, times
  * skipped (the next round retries).  Returns the rows taken, the rows
  * deleted or anonymized, where the batch stopped, and an error (an SQLSTATE
  * and the table, never data) instead of raising it.  A table's first batch
- * (after (0,0)) empties a partition wholly past retention in one step
- * (_truncate_expired): action truncated, no rows matched (the table is
+ * (after (0,0)) skips a partition whose bounds keep every row within
+ * retention (nothing matched), and empties one wholly past retention in one
+ * step (_truncate_expired): action truncated, no rows matched (the table is
  * done), its rows processed.  Shared by the worker,
  * which commits after each batch, and run_maintenance().
  */
@@ -158,6 +195,7 @@ DECLARE
 	v_cond text;
 	v_sql text;
 	v_dml text;
+	v_span text;
 BEGIN
 	matched := 0;
 	processed := 0;
@@ -185,14 +223,23 @@ BEGIN
 					'SELECT (SELECT pg_catalog.count(*) FROM b), (SELECT pg_catalog.count(*) FROM d), (SELECT pg_catalog.max(b.ctid) FROM b)',
 					part, v_cond, batch, v_dml);
 	BEGIN
-		/* a table's first batch: a partition wholly past retention goes in one step */
-		IF after OPERATOR(pg_catalog.=) '(0,0)'::tid AND t.on_expiry = 'delete' THEN
-			processed := privacy_guard._truncate_expired(part, root, round_at);
-			IF processed IS NOT NULL THEN
-				action := 'truncated';
+		/*
+		 * A table's first batch: a partition whose bounds keep every row
+		 * within retention is not read at all; one wholly past it goes in
+		 * one step.
+		 */
+		IF after OPERATOR(pg_catalog.=) '(0,0)'::tid THEN
+			v_span := privacy_guard._part_span(part, root, round_at);
+			IF v_span = 'current' THEN
 				RETURN;
+			ELSIF v_span = 'expired' AND t.on_expiry = 'delete' THEN
+				processed := privacy_guard._truncate_expired(part, root, round_at);
+				IF processed IS NOT NULL THEN
+					action := 'truncated';
+					RETURN;
+				END IF;
+				processed := 0;
 			END IF;
-			processed := 0;
 		END IF;
 		SELECT r.matched, r.processed, r.last INTO matched, processed, last
 		  FROM privacy_guard._batch_as_owner(part, v_sql, after, secret) r;
