@@ -68,7 +68,9 @@ grep -aq 'privacy_guard.truncate_partitions' "$PKGLIBDIR/privacy_guard.so" ||
 for n in ROWS RUNS BATCH; do
 	[[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a non-negative integer"
 done
-[ "$ROWS" -ge 12000 ] && [ "$RUNS" -ge 1 ] && [ "$BATCH" -ge 1 ] || die "ROWS>=12000, RUNS>=1 and BATCH>=1 needed"
+if [ "$ROWS" -lt 12000 ] || [ "$RUNS" -lt 1 ] || [ "$BATCH" -lt 1 ]; then
+	die "ROWS>=12000, RUNS>=1 and BATCH>=1 needed"
+fi
 SO_SUM=$(md5sum "$PKGLIBDIR/privacy_guard.so" | cut -c1-12)
 
 bench_cluster pvg-bench-partition <<EOF
@@ -128,7 +130,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 
 # one measured round: variant run
 measure() {
-	local v=$1 run=$2 setting t1 t2 out deleted truncated left
+	local v=$1 run=$2 setting t1 t2 took out deleted truncated left noerr
 	case $v in truncate) setting=on ;; rows) setting=off ;; esac
 	q postgres "CREATE DATABASE bench_run TEMPLATE bench_tpl STRATEGY FILE_COPY" >/dev/null
 	psql_db bench_run -c "SELECT count(*) FROM events" >/dev/null	# warm the catalogs and the cache
@@ -153,14 +155,15 @@ EOF
 	else
 		[ "$truncated" = 0 ] || die "rows run $run: $truncated partitions truncated, expected 0"
 	fi
-	printf 'purge\t%s\t%s\t%s\n' "$v" "$run" "$(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.3f", b - a}')" >>"$RAW"
+	took=$(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.3f", b - a}')
+	printf 'purge\t%s\t%s\t%s\n' "$v" "$run" "$took" >>"$RAW"
 	# the same round again, with nothing left to purge: the round's fixed cost
 	t1=$(now)
 	psql_db bench_run -At -c "SELECT privacy_guard.run_maintenance('events')" >/dev/null
 	t2=$(now)
 	printf 'purge\tnoop\t%s\t%s\n' "$run.$v" "$(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.3f", b - a}')" >>"$RAW"
 	q postgres "DROP DATABASE bench_run" >/dev/null
-	log "$v run $run: $(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.3f", b - a}') s, $deleted rows deleted, $truncated partitions truncated"
+	log "$v run $run: $took s, $deleted rows deleted, $truncated partitions truncated; then a no-op round: $(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.3f", b - a}') s"
 }
 
 for ((r = 1; r <= RUNS; r++)); do

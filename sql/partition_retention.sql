@@ -134,6 +134,22 @@ SELECT privacy_guard._truncatable_part('ptr_sub_old_1', 'ptr_sub', now()) AS old
 	   privacy_guard._truncatable_part('ptr_sub_new', 'ptr_sub', now()) AS maxvalue_part,
 	   privacy_guard._truncatable_part('ptr_by_id_1', 'ptr_by_id', now()) AS other_key;
 
+-- date and timestamp (without time zone) retention columns: the bounds read in as their type
+SET ROLE ptr_owner;
+CREATE TABLE ptr_days (id int, customer bigint, happened date NOT NULL) PARTITION BY RANGE (happened);
+CREATE TABLE ptr_days_old PARTITION OF ptr_days FOR VALUES FROM ('2000-01-01') TO ('2000-02-01');
+CREATE TABLE ptr_days_future PARTITION OF ptr_days FOR VALUES FROM ('2990-01-01') TO ('2990-02-01');
+CREATE TABLE ptr_stamps (id int, customer bigint, happened timestamp NOT NULL) PARTITION BY RANGE (happened);
+CREATE TABLE ptr_stamps_old PARTITION OF ptr_stamps FOR VALUES FROM ('2000-01-01 00:00') TO ('2000-02-01 00:00');
+CREATE TABLE ptr_stamps_future PARTITION OF ptr_stamps FOR VALUES FROM ('2990-01-01 00:00') TO ('2990-02-01 00:00');
+RESET ROLE;
+SELECT privacy_guard.protect('ptr_days', 'customer', ARRAY['ptr_billing'], interval '2 months', 'happened');
+SELECT privacy_guard.protect('ptr_stamps', 'customer', ARRAY['ptr_billing'], interval '2 months', 'happened');
+SELECT privacy_guard._part_span('ptr_days_old', 'ptr_days', now()) AS days_old,
+	   privacy_guard._part_span('ptr_days_future', 'ptr_days', now()) AS days_future,
+	   privacy_guard._part_span('ptr_stamps_old', 'ptr_stamps', now()) AS stamps_old,
+	   privacy_guard._part_span('ptr_stamps_future', 'ptr_stamps', now()) AS stamps_future;
+
 -- switched off: the same partitions go row by row
 SET ROLE ptr_owner;
 CREATE TABLE ptr_off (id int, customer bigint, happened timestamptz NOT NULL) PARTITION BY RANGE (happened);
@@ -146,6 +162,6 @@ RESET privacy_guard.truncate_partitions;
 SELECT count(*) AS off_left FROM ptr_off;
 
 -- clean up
-SELECT privacy_guard.unprotect(t) FROM unnest(ARRAY['ptr_events', 'ptr_held', 'ptr_orders', 'ptr_visits', 'ptr_off', 'ptr_sub', 'ptr_by_id']::regclass[]) t;
-DROP TABLE ptr_lines, ptr_orders, ptr_events, ptr_held, ptr_visits, ptr_off, ptr_sub, ptr_by_id, ptr_log;
+SELECT privacy_guard.unprotect(t) FROM unnest(ARRAY['ptr_events', 'ptr_held', 'ptr_orders', 'ptr_visits', 'ptr_off', 'ptr_sub', 'ptr_by_id', 'ptr_days', 'ptr_stamps']::regclass[]) t;
+DROP TABLE ptr_lines, ptr_orders, ptr_events, ptr_held, ptr_visits, ptr_off, ptr_sub, ptr_by_id, ptr_days, ptr_stamps, ptr_log;
 DROP FUNCTION ptr_note(), ptr_months(text, boolean, int);
