@@ -15,8 +15,6 @@ SELECT privacy_guard.grant_consent('5', 'marketing', now() + interval '1 hour');
 -- let consent 5 lapse (as if an hour had passed)
 UPDATE privacy_guard.consent_state SET valid_until = now() - interval '1 second'
  WHERE subject = '5';
-CREATE ROLE regress_outsider LOGIN;
-CREATE ROLE regress_bypass LOGIN BYPASSRLS;
 GRANT SELECT ON customers TO regress_bypass;
 
 -- shows an error with its SQLSTATE
