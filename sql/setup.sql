@@ -27,3 +27,9 @@ CREATE ROLE regress_bypass LOGIN BYPASSRLS;
 SELECT privacy_guard.allow_purpose('regress_app', 'billing');
 SELECT privacy_guard.allow_purpose('regress_app', 'marketing');
 SELECT privacy_guard.allow_purpose('regress_reporting', 'analytics');
+
+-- the roles of the tests of tagged values (tagged*.sql, which define their
+-- purposes tg_* themselves)
+CREATE ROLE regress_tg_app LOGIN;
+CREATE ROLE regress_tg_unauth LOGIN;
+CREATE ROLE regress_tg_bypass LOGIN BYPASSRLS;
