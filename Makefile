@@ -26,7 +26,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 # pg_regress: its own throwaway instance (initdb, start, stop)
-REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks maintenance \
+REGRESS      = setup purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks_rules maintenance \
                purge_batches legal_hold register_notice subject_report check \
                attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit \
                tagged tagged_leaks tagged_erase \
@@ -70,7 +70,8 @@ ENCODING  = UTF8
 
 EXTRA_CLEAN = tmp_check_iso output_iso
 
-PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+# the default pg_config is written in one place, bin/cluster.sh
+PG_CONFIG ?= $(shell sed -n 's/^PVG_PG_CONFIG_DEFAULT=//p' $(dir $(firstword $(MAKEFILE_LIST)))bin/cluster.sh)
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 

@@ -1,7 +1,7 @@
 -- Adversarial tests against the transparency functions (subject_report,
 -- processing_register, privacy_notice, check) and the access log's switch
 -- and interfaces (the logging itself needs shared memory: see
--- test/t/011_attack_audit.pl).  Each block is named after the attack.
+-- test/t/011_attacks_audit.pl).  Each block is named after the attack.
 \set VERBOSITY terse
 SELECT current_user AS super \gset
 CREATE ROLE regress_at2t_app LOGIN;

@@ -8,9 +8,7 @@ SELECT privacy_guard.define_purpose('tg_mkt', 'consent');
 SELECT privacy_guard.define_purpose('tg_mkt.email', 'consent');
 SELECT privacy_guard.define_purpose('tg_stats', 'legitimate_interests');
 SELECT privacy_guard.define_purpose('tg_other', 'contract');
-CREATE ROLE regress_tg_app LOGIN;
-CREATE ROLE regress_tg_unauth LOGIN;
-CREATE ROLE regress_tg_bypass LOGIN BYPASSRLS;
+-- (the regress_tg_ roles are created in setup.sql)
 SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_billing');
 SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_mkt');
 SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_stats');
