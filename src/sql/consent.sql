@@ -114,6 +114,8 @@ BEGIN
 				  HINT = 'Use privacy_guard.object_to() for legitimate_interests and public_task purposes.';
 	END IF;
 	PERFORM privacy_guard._record_consent(subject, purpose, 'withdrawn', NULL, NULL);
+	/* recipients that received the subject's data under it are told */
+	PERFORM privacy_guard._notify_recipients(subject, privacy_guard._subject_digest(subject), 'withdrawal', purpose, NULL);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.withdraw_consent(text, text) IS 'Record the withdrawal of a subject''s consent';
@@ -134,6 +136,8 @@ BEGIN
 			USING ERRCODE = '22023';
 	END IF;
 	PERFORM privacy_guard._record_consent(subject, purpose, 'objected', NULL, NULL);
+	/* recipients that received the subject's data under it are told */
+	PERFORM privacy_guard._notify_recipients(subject, privacy_guard._subject_digest(subject), 'objection', purpose, NULL);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.object_to(text, text) IS 'Record a subject''s objection (GDPR Art. 21)';
