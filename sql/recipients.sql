@@ -55,6 +55,8 @@ SELECT privacy_guard.disclose_to('marketing', 'nosuch');
 SELECT * FROM privacy_guard.recipients ORDER BY name;
 -- a recipient a purpose discloses to cannot be dropped
 SELECT privacy_guard.drop_recipient('fraudco');
+-- nor a purpose that discloses
+SELECT privacy_guard.drop_purpose('marketing.partners');
 SELECT privacy_guard.undisclose('fraud', 'fraudco');
 SELECT privacy_guard.drop_recipient('fraudco');
 SELECT privacy_guard.drop_recipient('fraudco');
@@ -70,6 +72,8 @@ RESET ROLE;
 SELECT line FROM regexp_split_to_table(privacy_guard.privacy_notice(), E'\n') AS line
  WHERE line ~ 'receives|recipients|processor|third party|joint controller|safeguards';
 SELECT strpos(privacy_guard.privacy_notice('html'), '<h2>Who receives your data</h2>') > 0 AS html_section;
+-- the section in German, for the notice in German
+SELECT privacy_guard._notice_recipients('markdown', ARRAY['marketing'], 'de');
 -- everyone may see the recipients (the notice names them)
 SET ROLE regress_rcp_courier;
 SELECT name, kind, country, third_country FROM privacy_guard.recipients ORDER BY name;

@@ -675,6 +675,45 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard.investigate(text, timestamptz, timestamptz) IS 'A subject''s timeline for a misuse investigation (consents, reads, disclosures, erasures, notices, unbound reads), with flags for what a data protection officer must look at';
 
+CREATE OR REPLACE FUNCTION privacy_guard.drop_purpose(name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_user text;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM privacy_guard.purpose p WHERE p.name = drop_purpose.name) THEN
+		RAISE EXCEPTION 'purpose "%" does not exist', name USING ERRCODE = '22023';
+	END IF;
+	SELECT 'child purpose ' || quote_literal(p.name) INTO v_user
+	  FROM privacy_guard.purpose p WHERE p.parent = drop_purpose.name LIMIT 1;
+	IF v_user IS NULL THEN
+		SELECT 'table ' || t.relid::text INTO v_user
+		  FROM privacy_guard.protected_table t WHERE drop_purpose.name = ANY (t.purposes) LIMIT 1;
+	END IF;
+	IF v_user IS NULL THEN
+		SELECT 'role ' || quote_ident(r.role::text) INTO v_user
+		  FROM privacy_guard.purpose_role r WHERE r.purpose = drop_purpose.name LIMIT 1;
+	END IF;
+	IF v_user IS NULL THEN
+		SELECT 'recipient ' || quote_literal(pr.recipient) INTO v_user
+		  FROM privacy_guard.purpose_recipient pr WHERE pr.purpose = drop_purpose.name
+		 ORDER BY pr.recipient LIMIT 1;
+	END IF;
+	IF v_user IS NULL AND EXISTS (SELECT 1 FROM privacy_guard.consent_state c
+								   WHERE c.purpose = drop_purpose.name) THEN
+		v_user := 'recorded consent';
+	END IF;
+	IF v_user IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot drop purpose "%" because % uses it', name, v_user
+			USING ERRCODE = '2BP01';
+	END IF;
+	DELETE FROM privacy_guard.purpose p WHERE p.name = drop_purpose.name;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.drop_purpose(text) IS 'Remove a purpose that nothing uses';
+
 CREATE OR REPLACE FUNCTION privacy_guard.withdraw_consent(subject text, purpose text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
