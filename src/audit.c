@@ -48,6 +48,12 @@
  * Entries of a database dropped since are dropped by the next flush in
  * any database.
  *
+ * Roles the rules do not bind (superusers, BYPASSRLS) run no policy, so
+ * their reads are taken in the ExecutorStart hook instead: once per table
+ * and role per transaction, at table level (no rows, no subjects), marked
+ * unbound (pvg_audit_unbound_reads).  privacy_guard's own reads as a
+ * table's owner are not logged.
+ *
  * Shared memory needs shared_preload_libraries.  Without it, a backend
  * with privacy_guard.audit on warns once and logs nothing.
  *
@@ -720,11 +726,15 @@ pvg_audit_unbound_reads(QueryDesc *queryDesc)
 	Oid			userid = GetUserId();
 	PvgRegistry *reg = NULL;
 	ListCell   *lc;
+	Oid			nsp;
 
 	if (pvg_audit_in_unbound || InNoForceRLSOperation() || creating_extension ||
-		!(superuser_arg(userid) || has_bypassrls_privilege(userid)) ||
-		!OidIsValid(get_namespace_oid("privacy_guard", true)) ||
-		!IsTransactionState())
+		IsBinaryUpgrade || !IsTransactionState() ||
+		!(superuser_arg(userid) || has_bypassrls_privilege(userid)))
+		return;
+	/* not installed here, or being dropped in this transaction: nothing is protected */
+	nsp = get_namespace_oid("privacy_guard", true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("protected_table", nsp)))
 		return;
 	foreach(lc, queryDesc->plannedstmt->rtable)
 	{
