@@ -117,6 +117,9 @@ SELECT jsonb_path_query_array(privacy_guard.subject_report('3') -> 'recipients',
 -- a withdrawal notifies the recipients that received the subject's data under that purpose (or a child)
 SELECT privacy_guard.withdraw_consent('2', 'marketing');
 SELECT recipient, kind, subject, purpose FROM privacy_guard.recipient_notice ORDER BY id;
+-- withdrawing again tells nobody again
+SELECT privacy_guard.withdraw_consent('2', 'marketing');
+SELECT count(*) AS notices FROM privacy_guard.recipient_notice;
 -- an objection likewise
 SELECT privacy_guard.object_to('3', 'fraud');
 -- the erasure: one notice per recipient of the subject's data; the receipt counts them
