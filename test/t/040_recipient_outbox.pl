@@ -153,5 +153,25 @@ is($node->safe_psql('postgres', q{
 	"auditor|public.customers|unbound_read,$superuser|public.customers|unbound_read",
 	'investigate(): the unbound reads of the table that held their rows, flagged');
 
+# a dump and restore keeps recipients, disclosures, the outbox and its numbering
+my $counts_q = q{
+	SELECT format('%s|%s|%s|%s|%s', (SELECT count(*) FROM privacy_guard.recipients),
+				  (SELECT string_agg(purpose || '>' || recipient, ',' ORDER BY 1) FROM privacy_guard.purpose_recipient),
+				  (SELECT count(*) FROM privacy_guard.disclosure_subject),
+				  (SELECT count(*) FROM privacy_guard.recipient_notice),
+				  (SELECT recipients_notified FROM privacy_guard.erasure_request))};
+my $before = $node->safe_psql('postgres', $counts_q);
+my $dump = $node->basedir . '/outbox.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('postgres') ], 'pg_dump');
+$node->safe_psql('postgres', 'CREATE DATABASE copy');
+my ($stdout, $stderr);
+my $rc = IPC::Run::run([ 'pg_restore', '-d', $node->connstr('copy'), $dump ], '>', \$stdout, '2>', \$stderr);
+ok($rc, 'pg_restore reports no error') or diag($stderr);
+is($node->safe_psql('copy', $counts_q), $before, 'the restored database has the same recipients, disclosures and notices');
+is($node->safe_psql('copy', q{
+	SELECT count(*) FROM privacy_guard.recipient_notice n
+	 WHERE n.subject_digest = privacy_guard._subject_digest('3')}), '2',
+	'and finds them by the same digests');
+
 $node->stop;
-done_testing(14);
+done_testing(18);
