@@ -78,6 +78,11 @@ SELECT privacy_guard.run_maintenance() ->> 'requests_done' AS done;
 SELECT recipients_notified FROM privacy_guard.erasure_requests ORDER BY id;
 SELECT recipient, kind FROM privacy_guard.recipient_notices ORDER BY id;
 
+-- inside a transaction block or a savepoint a ROLLBACK could take the record back: refused
+BEGIN;
+SELECT * FROM privacy_guard.disclose('mailco', 'marketing', 'rcpa_people', ARRAY['email']);
+ROLLBACK;
+SELECT * FROM privacy_guard.disclose('mailco', 'marketing', 'rcpa_people', ARRAY['email']) \; SELECT 1/0;
 -- the read runs with the caller's privileges: without SELECT on the table, nothing goes out or is recorded
 INSERT INTO rcpa_people VALUES ('c', 'c@example.org', NULL);
 SELECT privacy_guard.grant_consent('c', 'marketing');

@@ -20,12 +20,17 @@
  *	   and the subject of each row is the table's subject column, read by
  *	   the query privacy_guard built, never a value the caller chose.
  * Rows are returned as jsonb objects of the chosen columns, after the
- * record is written.
+ * record is written.  disclose() refuses to run inside a transaction block
+ * or a savepoint, where a ROLLBACK could take the record back after the
+ * rows were sent.  What it cannot see: a function of the caller's that
+ * relays the rows (RAISE NOTICE) and then fails; the read itself is in the
+ * access log all the same (privacy_guard.audit), with its subjects.
  *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -74,6 +79,17 @@ pvg_disclose(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("recipient, purpose, table and columns of a disclosure must not be null")));
 	}
+	/*
+	 * The record must commit with the rows it records: rows sent to the
+	 * client from inside a transaction block or a savepoint could be kept
+	 * while a ROLLBACK takes the record back.
+	 */
+	if (IsTransactionBlock() || IsSubTransaction())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("disclose() cannot run inside a transaction block"),
+				 errdetail("A disclosure is recorded in the statement's own transaction, which must commit as the rows are handed out."),
+				 errhint("Run it as a statement of its own, outside BEGIN ... COMMIT.")));
 	recipient = PG_GETARG_DATUM(0);
 	purpose = PG_GETARG_DATUM(1);
 	tbl = PG_GETARG_DATUM(2);
