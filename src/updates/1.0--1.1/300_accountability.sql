@@ -594,11 +594,15 @@ DECLARE
 	v_since timestamptz := coalesce(since, '-infinity');
 	v_until timestamptz := coalesce(until, 'infinity');
 	v_forgotten timestamptz;
+	v_holding text[];
 BEGIN
 	PERFORM privacy_guard._check_subject(subject);
 	v_digest := privacy_guard._subject_digest(subject);
 	SELECT min(r.due) INTO v_forgotten FROM privacy_guard.erasure_request r WHERE r.subject_digest = v_digest;
 	PERFORM privacy_guard._flush_access_log();
+	/* the tables an unbound read could have found their rows in: all of them once forgotten */
+	v_holding := ARRAY(SELECT p.relid::text FROM privacy_guard.protected_table p
+						WHERE v_forgotten IS NOT NULL OR privacy_guard._holds_subject(p.relid, subject));
 
 	RETURN QUERY
 	WITH ledger AS (
@@ -646,10 +650,7 @@ BEGIN
 		  FROM privacy_guard.access_log_data d
 		 WHERE d.unbound
 		   AND d.bucket + interval '1 minute' > v_since
-		   AND (v_forgotten IS NOT NULL
-				OR EXISTS (SELECT 1 FROM privacy_guard.protected_table p
-							WHERE p.relid::text = d.table_name
-							  AND privacy_guard._holds_subject(p.relid, investigate.subject)))
+		   AND d.table_name = ANY (v_holding)
 		UNION ALL
 		SELECT r.requested_at, 'erasure_requested',
 			   jsonb_build_object('request', r.id, 'reason', r.reason, 'due', r.due), NULL
