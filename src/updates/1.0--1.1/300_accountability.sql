@@ -1076,44 +1076,6 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard.subject_report(text) IS 'Everything held about one subject (GDPR Art. 15 and 20), as jsonb';
 
-CREATE OR REPLACE FUNCTION privacy_guard.grant_admin(role regrole)
-RETURNS void
-LANGUAGE plpgsql VOLATILE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	EXECUTE format('GRANT EXECUTE ON FUNCTION
-		privacy_guard.define_purpose(text, text, text),
-		privacy_guard.drop_purpose(text),
-		privacy_guard.allow_purpose(regrole, text),
-		privacy_guard.disallow_purpose(regrole, text),
-		privacy_guard.protect(regclass, name, text[], interval, name, text, text),
-		privacy_guard.unprotect(regclass),
-		privacy_guard.set_anonymizer(regclass, name, text),
-		privacy_guard.set_legal_hold(regclass, interval, text),
-		privacy_guard.run_maintenance(regclass),
-		privacy_guard.erasure_status(text),
-		privacy_guard.subject_report(text),
-		privacy_guard.check(),
-		privacy_guard.access_history(text, timestamptz),
-		privacy_guard.launcher_status(),
-		privacy_guard._tagged_column_purposes(),
-		privacy_guard.grant_recorder(regrole),
-		privacy_guard.define_recipient(text, text, text, text, text),
-		privacy_guard.drop_recipient(text),
-		privacy_guard.disclose_to(text, text),
-		privacy_guard.undisclose(text, text),
-		privacy_guard.investigate(text, timestamptz, timestamptz),
-		privacy_guard.grant_discloser(regrole),
-		privacy_guard.grant_deliverer(regrole) TO %s', role);
-	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,
-		privacy_guard.erasure_requests, privacy_guard.purpose_roles, privacy_guard.worker_status,
-		privacy_guard.processing_register, privacy_guard.access_log, privacy_guard.round_history,
-		privacy_guard.disclosures, privacy_guard.recipient_notices TO %s', role);
-END
-$$;
-COMMENT ON FUNCTION privacy_guard.grant_admin(regrole) IS 'Hand the administration level to a role (superusers only)';
-
 CREATE OR REPLACE FUNCTION privacy_guard.grant_discloser(role regrole)
 RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
@@ -1160,3 +1122,49 @@ END
 $pvg$;
 GRANT SELECT ON privacy_guard.recipients TO PUBLIC;
 GRANT EXECUTE ON FUNCTION privacy_guard._in_eea(text) TO PUBLIC;
+
+/*
+ * grant_admin() hands on the recipients, investigate() and the records:
+ * inserted into whatever grant_admin() is installed at this point, so the
+ * change composes with the other changes of this update.  Roles that are
+ * administrators already (they hold define_purpose) get the new functions
+ * and views now.
+ */
+DO $pvg$
+DECLARE
+	v_def text := pg_catalog.pg_get_functiondef('privacy_guard.grant_admin(regrole)'::pg_catalog.regprocedure);
+	r record;
+BEGIN
+	IF pg_catalog.strpos(v_def, 'define_recipient') OPERATOR(pg_catalog.=) 0 THEN
+		v_def := pg_catalog.replace(v_def, E'privacy_guard.grant_recorder(regrole) TO %s''',
+			E'privacy_guard.grant_recorder(regrole),\n'
+			OPERATOR(pg_catalog.||) E'\t\tprivacy_guard.define_recipient(text, text, text, text, text),\n'
+			OPERATOR(pg_catalog.||) E'\t\tprivacy_guard.drop_recipient(text),\n'
+			OPERATOR(pg_catalog.||) E'\t\tprivacy_guard.disclose_to(text, text),\n'
+			OPERATOR(pg_catalog.||) E'\t\tprivacy_guard.undisclose(text, text),\n'
+			OPERATOR(pg_catalog.||) E'\t\tprivacy_guard.investigate(text, timestamptz, timestamptz),\n'
+			OPERATOR(pg_catalog.||) E'\t\tprivacy_guard.grant_discloser(regrole),\n'
+			OPERATOR(pg_catalog.||) E'\t\tprivacy_guard.grant_deliverer(regrole) TO %s''');
+		v_def := pg_catalog.regexp_replace(v_def, 'privacy_guard\.round_history( TO|,)',
+			E'privacy_guard.round_history,\n\t\tprivacy_guard.disclosures, privacy_guard.recipient_notices\\1');
+		EXECUTE v_def;
+	END IF;
+	FOR r IN
+		SELECT DISTINCT a.grantee::pg_catalog.regrole AS role
+		  FROM pg_catalog.pg_proc p, LATERAL pg_catalog.aclexplode(p.proacl) a
+		 WHERE p.oid OPERATOR(pg_catalog.=) 'privacy_guard.define_purpose(text, text, text)'::pg_catalog.regprocedure
+		   AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+		   AND a.grantee OPERATOR(pg_catalog.<>) p.proowner AND a.grantee OPERATOR(pg_catalog.<>) 0
+	LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION
+			privacy_guard.define_recipient(text, text, text, text, text),
+			privacy_guard.drop_recipient(text),
+			privacy_guard.disclose_to(text, text),
+			privacy_guard.undisclose(text, text),
+			privacy_guard.investigate(text, timestamptz, timestamptz),
+			privacy_guard.grant_discloser(regrole),
+			privacy_guard.grant_deliverer(regrole) TO %s', r.role);
+		EXECUTE pg_catalog.format('GRANT SELECT ON privacy_guard.disclosures, privacy_guard.recipient_notices TO %s', r.role);
+	END LOOP;
+END
+$pvg$;
