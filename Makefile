@@ -7,11 +7,11 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
               src/tagged_io.o src/tagged_access.o src/tagged_ops.o \
               src/tagged_erase.o src/tagged_default.o src/forgotten.o src/shared_store.o \
-              src/parallel.o
+              src/parallel.o src/disclose.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables purposes consent import protect ddl_guard \
-              forget anonymize erase legal_hold purge round access_log worker \
+              forget anonymize erase legal_hold purge round access_log recipients worker \
               tagged_text tagged_date tagged_numeric tagged_jsonb tagged_types \
               tagged_erase invalidation register notice report check privileges
 # Earlier versions' scripts are kept as they were released (src/updates); the
@@ -33,7 +33,7 @@ REGRESS      = setup purposes consent protect rules read_paths inheritance rls_c
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
-               purge_order erasure_prepared parallel_reads
+               purge_order erasure_prepared parallel_reads recipients attacks_disclosure
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1

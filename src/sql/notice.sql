@@ -329,6 +329,9 @@ BEGIN
 		|| (privacy_guard._notice_markup('b', f, 'Get a copy')
 		|| ' of all the data we hold about you, with the purposes and the history of your consents, in a '
 		|| 'machine-readable format (JSON), to keep or to take to another provider (GDPR Art. 15 and 20).');
+	/* recipients and transfers outside the EU/EEA */
+	v_out := v_out || privacy_guard._notice_recipients(f, v_purposes, 'en');
+
 	v_out := v_out || privacy_guard._notice_markup('h2', f, 'Your choices and rights')
 		|| privacy_guard._notice_markup('p', f, 'You can, at any time:')
 		|| privacy_guard._notice_list(f, v_items)

@@ -108,7 +108,8 @@ CREATE TABLE privacy_guard.erasure_request (
 	touched		oid[] NOT NULL DEFAULT '{}',	/* tables the erasure wrote to */
 	unreachable_at timestamptz,	/* when all of them had been vacuumed since */
 	erased_at	timestamptz,	/* first full erasure; done once no transaction in flight can commit or read the subject's rows */
-	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+	recipients_notified integer NOT NULL DEFAULT 0	/* notices written to recipients of the subject's data */
 );
 CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
 CREATE INDEX erasure_request_subject ON privacy_guard.erasure_request (subject);
