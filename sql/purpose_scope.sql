@@ -53,6 +53,12 @@ SET SESSION privacy_guard.purpose = 'pooler_sc_shop';
 SELECT set_config('privacy_guard.purpose', 'pooler_sc_shop', false);
 SHOW privacy_guard.purpose;
 SELECT pooler_sc_try_session_set();
+-- also when set_config() runs in a cursor's FETCH
+BEGIN;
+DECLARE pooler_sc_cur CURSOR FOR SELECT set_config('privacy_guard.purpose', 'pooler_sc_shop', false);
+FETCH pooler_sc_cur;
+ROLLBACK;
+SHOW privacy_guard.purpose;
 SELECT count(*) FROM pooler_sc_orders;
 -- inside a transaction block the refusal aborts the transaction
 BEGIN;

@@ -171,10 +171,23 @@ pvg_scope_process_utility(PlannedStmt *pstmt, const char *queryString,
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
 
-	/* RESET, RESET ALL and DISCARD ALL give the session's default back: never refused here */
-	pvg_purpose_changed = false;
+	/*
+	 * RESET, RESET ALL and DISCARD ALL give the session's default back:
+	 * never refused here.  Any other statement may have run set_config()
+	 * without an executor of its own finishing (FETCH from a cursor).
+	 */
 	if (set_value)
+	{
+		pvg_purpose_changed = false;
 		pvg_purpose_check_change();
+	}
+	else if (IsA(parsetree, VariableSetStmt) || IsA(parsetree, DiscardStmt))
+		pvg_purpose_changed = false;
+	else if (pvg_purpose_changed)
+	{
+		pvg_purpose_changed = false;
+		pvg_purpose_check_change();
+	}
 }
 
 static void
