@@ -7,13 +7,13 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
               src/tagged_io.o src/tagged_access.o src/tagged_ops.o \
               src/tagged_erase.o src/tagged_default.o src/forgotten.o src/shared_store.o \
-              src/parallel.o src/disclose.o
+              src/parallel.o src/disclose.o src/purpose_scope.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables purposes consent import protect ddl_guard \
               forget anonymize erase legal_hold purge round access_log recipients worker \
               tagged_text tagged_date tagged_numeric tagged_jsonb tagged_types \
-              tagged_erase invalidation register notice report check privileges
+              tagged_erase invalidation register notice report check reading_view privileges
 # Earlier versions' scripts are kept as they were released (src/updates); the
 # update script from each to the next is assembled from the files of its folder
 # in name order, one file per change
@@ -33,7 +33,7 @@ REGRESS      = setup purposes consent protect rules read_paths inheritance rls_c
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
-               purge_order erasure_prepared parallel_reads recipients attacks_disclosure
+               purge_order erasure_prepared parallel_reads recipients attacks_disclosure reading_view purpose_scope notice_languages
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1

@@ -32,6 +32,7 @@ AS $$
 BEGIN
 	EXECUTE format('GRANT EXECUTE ON FUNCTION
 		privacy_guard.define_purpose(text, text, text),
+		privacy_guard.set_purpose_description(text, text, text),
 		privacy_guard.drop_purpose(text),
 		privacy_guard.allow_purpose(regrole, text),
 		privacy_guard.disallow_purpose(regrole, text),
@@ -57,7 +58,8 @@ BEGIN
 	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,
 		privacy_guard.erasure_requests, privacy_guard.purpose_roles, privacy_guard.worker_status,
 		privacy_guard.processing_register, privacy_guard.access_log, privacy_guard.round_history,
-		privacy_guard.disclosures, privacy_guard.recipient_notices TO %s', role);
+		privacy_guard.disclosures, privacy_guard.recipient_notices,
+		privacy_guard.purpose_description TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.grant_admin(regrole) IS 'Hand the administration level to a role (superusers only)';
@@ -120,6 +122,7 @@ REVOKE ALL ON FUNCTION privacy_guard.grant_recorder(regrole) FROM PUBLIC;
  * anonymizers and row counts and is for administrators (grant_admin).
  */
 GRANT EXECUTE ON FUNCTION privacy_guard.privacy_notice(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION privacy_guard.privacy_notice(text, text) TO PUBLIC;
 /* consent-tagged types: the read side and the types' own functions are for everyone */
 GRANT EXECUTE ON FUNCTION
 	privacy_guard.tag(text, text[], text, timestamptz),
@@ -177,3 +180,5 @@ BEGIN
 	END LOOP;
 END
 $pvg$;
+/* a reading view is what its creator could write by hand, read as its reader */
+GRANT EXECUTE ON FUNCTION privacy_guard.create_reading_view(regclass, text) TO PUBLIC;

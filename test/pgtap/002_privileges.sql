@@ -51,7 +51,8 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- tagged arrays, as the owner; retain-until is public), and their _in forms
 -- for tagged values inside composites, _in_eea (whether a country is in the
 -- EU/EEA, for the recipients view), _tag_default (a trigger function: a
--- partition created by a table's owner clones it), and functions that implement
+-- partition created by a table's owner clones it), create_reading_view (a
+-- security_invoker view its caller could write by hand), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text
@@ -63,7 +64,7 @@ SELECT is_empty($$
                              'privacy_notice', 'length', '_tag_erasable', '_tag_report_value',
                              '_tags_erasable', '_tags_erase', '_tags_expired', '_tags_expire',
                              '_tags_erasable_in', '_tags_erase_in', '_tags_expired_in', '_tags_expire_in',
-                             '_tag_default', '_in_eea')
+                             '_tag_default', '_in_eea', 'create_reading_view')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
                                         t.typmodin, t.typmodout, t.typanalyze))
@@ -101,7 +102,7 @@ SELECT is_empty($$
       FROM pg_proc p, LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
      WHERE p.pronamespace = 'privacy_guard'::regnamespace
        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
-       AND p.proname IN ('define_purpose', 'drop_purpose', 'allow_purpose', 'disallow_purpose',
+       AND p.proname IN ('define_purpose', 'set_purpose_description', 'drop_purpose', 'allow_purpose', 'disallow_purpose',
                          'protect', 'unprotect', 'set_anonymizer', 'set_legal_hold',
                          'run_maintenance', 'subject_report', 'check',
                          'grant_consent', 'import_consents', 'withdraw_consent', 'object_to', 'forget',
