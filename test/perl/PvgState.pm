@@ -152,15 +152,30 @@ lines AS (
 				  pg_temp.acl(ip.initprivs))
 	  FROM pg_init_privs ip
 	 WHERE ip.privtype = 'e'
+	   /* a row equal to the object's default privileges says nothing (pg_dump reads
+		  a missing row so), and pg_upgrade does not carry it */
+	   AND pg_temp.acl(ip.initprivs) IS DISTINCT FROM
+		   CASE WHEN ip.objsubid <> 0 THEN ''
+				WHEN ip.classoid = 'pg_proc'::regclass
+				THEN pg_temp.acl(acldefault('f', (SELECT p.proowner FROM pg_proc p WHERE p.oid = ip.objoid)))
+				WHEN ip.classoid = 'pg_class'::regclass
+				THEN (SELECT pg_temp.acl(acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner))
+						FROM pg_class c WHERE c.oid = ip.objoid)
+				WHEN ip.classoid = 'pg_namespace'::regclass
+				THEN pg_temp.acl(acldefault('n', (SELECT n.nspowner FROM pg_namespace n WHERE n.oid = ip.objoid)))
+				WHEN ip.classoid = 'pg_type'::regclass
+				THEN pg_temp.acl(acldefault('T', (SELECT t.typowner FROM pg_type t WHERE t.oid = ip.objoid)))
+		   END
 	UNION ALL
 	/* what pg_dump dumps of the configuration tables */
 	SELECT format('configuration %s where %s', u.tbl::regclass, u.cond)
 	  FROM pg_extension e, ext, unnest(e.extconfig, e.extcondition) u(tbl, cond)
 	 WHERE e.oid = ext.oid
 	UNION ALL
-	SELECT format('extension schema %s relocatable %s version %s', e.extnamespace::regnamespace, e.extrelocatable,
-				  e.extversion)
-	  FROM pg_extension e, ext WHERE e.oid = ext.oid)
+	SELECT format('extension schema %s relocatable %s version %s; the schema''s owner %s acl %s',
+				  e.extnamespace::regnamespace, e.extrelocatable, e.extversion, n.nspowner::regrole,
+				  pg_temp.acl(coalesce(n.nspacl, acldefault('n', n.nspowner))))
+	  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace, ext WHERE e.oid = ext.oid)
 SELECT replace(l, E'\\n', '\\n') FROM lines ORDER BY 1;
 };
 
