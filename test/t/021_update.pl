@@ -40,7 +40,6 @@ $node->safe_psql('postgres', q{
 	CREATE ROLE app LOGIN;
 	CREATE ROLE auditor LOGIN;
 	CREATE DATABASE fresh;
-	CREATE DATABASE bare;
 	CREATE DATABASE updated;
 });
 
@@ -69,15 +68,23 @@ $node->safe_psql('updated', 'ALTER EXTENSION privacy_guard UPDATE');
 is($node->safe_psql('updated', "SELECT extversion FROM pg_extension WHERE extname = 'privacy_guard'"),
 	$default, "ALTER EXTENSION UPDATE reaches $default");
 
-# the objects: compared where no state of the user's changes privileges
+# the objects: compared where no state of the user's changes privileges,
+# from every earlier version installable (each updated along its path)
 $node->safe_psql('fresh', 'CREATE EXTENSION privacy_guard');
-$node->safe_psql('bare', "CREATE EXTENSION privacy_guard VERSION '1.0'; ALTER EXTENSION privacy_guard UPDATE");
 my $fresh = catalog_lines($node, 'fresh');
-my $upd = catalog_lines($node, 'bare');
 cmp_ok(scalar(@$fresh), '>', 500, 'the description of a fresh install has ' . scalar(@$fresh) . ' lines');
-my @diff = differences($fresh, $upd);
-is(scalar(@diff), 0, 'a fresh install and an updated 1.0 have the same objects, definitions, privileges and comments')
-  or diag("- only in the fresh install, + only in the updated one:\n" . join("\n", @diff));
+my $upd;
+for my $v (grep { $_ ne $default } @versions)
+{
+	(my $db = "from_$v") =~ s/\W/_/g;
+	$node->safe_psql('postgres', "CREATE DATABASE $db");
+	$node->safe_psql($db, "CREATE EXTENSION privacy_guard VERSION '$v'; ALTER EXTENSION privacy_guard UPDATE");
+	my $lines = catalog_lines($node, $db);
+	$upd = $lines if $v eq '1.0';
+	my @diff = differences($fresh, $lines);
+	is(scalar(@diff), 0, "a fresh install and an updated $v have the same objects, definitions, privileges and comments")
+	  or diag("- only in the fresh install, + only in the updated $v:\n" . join("\n", @diff));
+}
 
 # the description sees what it claims to: a change to a definition, a
 # privilege or a comment shows
@@ -127,4 +134,4 @@ is($node->safe_psql('updated', "SELECT privacy_guard.erasure_status('7') || ' ' 
 	'done y', '... until the owner sets it again');
 
 $node->stop;
-done_testing(19);
+done_testing(18 + scalar(grep { $_ ne $default } @versions));
