@@ -320,17 +320,29 @@ our $visible = q{
 	SELECT id, body::text, privacy_guard.tag_purposes(body), privacy_guard.tag_retain_until(body)
 	  FROM public.notes ORDER BY id;
 };
+# the extension's tables with their columns in order: "table|col,col"
 our $tables_sql = q{
-	SELECT string_agg(format('SELECT %L || '': '' || coalesce(string_agg(CASE WHEN length(t::text) > 300 THEN ''md5 '' || md5(t::text) ELSE t::text END, '' | '' ORDER BY t::text), '''') FROM %s t',
-							 c.oid::regclass, c.oid::regclass), E'\nUNION ALL\n' ORDER BY c.relname)
-	  FROM pg_class c
+	SELECT c.oid::regclass, string_agg(quote_ident(a.attname), ',' ORDER BY a.attnum)
+	  FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 	 WHERE c.relnamespace = 'privacy_guard'::regnamespace AND c.relkind IN ('r', 'p')
+	 GROUP BY c.oid ORDER BY c.oid::regclass::text
 };
+
+# The state of $db: every table of the extension row by row (long rows as
+# their md5), then what a user sees.  Returns the text and the tables with
+# their columns; given the tables and columns of an earlier call, reads
+# those only (a later version may add tables and columns).
 sub state_of
 {
-	my ($node, $db) = @_;
-	my $q = $node->safe_psql($db, $tables_sql);
-	return $node->safe_psql($db, "SET search_path = pg_catalog; SET TimeZone = 'UTC';\n$q;") . "\n"
+	my ($node, $db, $tables) = @_;
+	$tables //= [ split /\n/, $node->safe_psql($db, "SET search_path = pg_catalog;\n$tables_sql") ];
+	my $q = join("\nUNION ALL\n", map {
+		my ($t, $cols) = split /\|/;
+		"SELECT '$t: ' || coalesce(string_agg(CASE WHEN length(r::text) > 300 THEN 'md5 ' || md5(r::text) "
+		  . "ELSE r::text END, ' | ' ORDER BY r::text), '') FROM (SELECT $cols FROM $t) r"
+	} @$tables);
+	my $text = $node->safe_psql($db, "SET search_path = pg_catalog; SET TimeZone = 'UTC';\n$q;") . "\n"
 	  . $node->safe_psql($db, "SET TimeZone = 'UTC';\n$visible");
+	return wantarray ? ($text, $tables) : $text;
 }
 1;
