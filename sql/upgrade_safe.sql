@@ -7,7 +7,9 @@
 -- (the request blocked, the row kept) until the owner sets it again.
 -- Stands alone: its own purpose, role, table and subjects (prefix upg_).
 \set VERBOSITY terse
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS privacy_guard;
+RESET client_min_messages;
 
 -- the types pg_upgrade refuses in user tables, wherever they hide
 WITH RECURSIVE refused(oid) AS (
