@@ -33,7 +33,7 @@ REGRESS      = setup purposes consent protect rules read_paths inheritance rls_c
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
-               purge_order erasure_prepared parallel_reads recipients attacks_disclosure reading_view purpose_scope notice_languages
+               purge_order erasure_prepared parallel_reads recipients attacks_disclosure reading_view purpose_scope notice_languages upgrade_safe
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1

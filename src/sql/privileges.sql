@@ -19,6 +19,8 @@ GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, date) 
 GRANT EXECUTE ON FUNCTION privacy_guard.write_allowed(regclass) TO PUBLIC;
 /* anonymizing statements run as the table owner; the key is their parameter */
 GRANT EXECUTE ON FUNCTION privacy_guard._hmac(bytea, text) TO PUBLIC;
+/* ... and so does what fails them when a custom anonymizer cannot be used */
+GRANT EXECUTE ON FUNCTION privacy_guard._anonymizer_unusable(text, anyelement) TO PUBLIC;
 GRANT SELECT ON privacy_guard.purposes, privacy_guard.protected_tables TO PUBLIC;
 /* the recipients are named in the privacy notice, which everyone may generate */
 GRANT SELECT ON privacy_guard.recipients TO PUBLIC;

@@ -87,7 +87,7 @@ CREATE TABLE privacy_guard.anonymizer (
 	relid		regclass NOT NULL,
 	column_name	name NOT NULL,
 	method		text NOT NULL,	/* null, redact, hash, mask, generalize, or function */
-	fn			regprocedure,	/* the function, for method function */
+	fn			text,			/* method function: its schema-qualified signature, resolved when used */
 	PRIMARY KEY (relid, column_name)
 );
 COMMENT ON TABLE privacy_guard.anonymizer IS 'How anonymization treats a column of a protected table';
