@@ -46,7 +46,7 @@ COMMENT ON FUNCTION privacy_guard._function_signature(oid) IS 'Internal: a funct
 
 /*
  * Stands in for a custom anonymizer whose function is gone or no longer
- * takes and returns the column's type: the statement anonymising the
+ * takes and returns the column's type: the statement anonymizing the
  * table fails there, so its rows stay as they are (and the request open)
  * until the owner sets the anonymizer again.
  */
@@ -62,7 +62,7 @@ BEGIN
 			  HINT = 'Set the column''s anonymizer again with privacy_guard.set_anonymizer().';
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._anonymizer_unusable(text, anyelement) IS 'Internal: fails the anonymisation of a table whose custom anonymizer cannot be used';
+COMMENT ON FUNCTION privacy_guard._anonymizer_unusable(text, anyelement) IS 'Internal: fails the anonymization of a table whose custom anonymizer cannot be used';
 
 CREATE FUNCTION privacy_guard.set_anonymizer(tbl regclass, col name, method text)
 RETURNS void
