@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# test/suites/apps.sh -- the application recipes under examples/ (psycopg2,
+# SQLAlchemy, Django, Node's pg) and the example shop in headless Chromium,
+# each against a throwaway cluster with privacy_guard preloaded.
+#
+# Run by bin/test as root with SRC, WORK, PG_CONFIG and TEST_USER exported;
+# runnable on its own (as root, or as a user who already has the packages):
+#   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config bash test/suites/apps.sh
+# Installs what is missing (Debian packages; npm packages into a directory of
+# its own), starts PostgreSQL as TEST_USER on a free port with its socket in
+# a temporary directory (nothing listens on TCP but the shop, on localhost),
+# removes everything it started on exit, and prints "== ran N tests" last.
+# APPS_ONLY="psycopg2 node" runs only some of the recipes; the shop's
+# screenshots go to $APPS_SCREENSHOTS when set (docs/img is made that way).
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SRC=${SRC:-$HERE}
+WORK=${WORK:-$HERE}
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+TEST_USER=${TEST_USER:-postgres}
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
+unset TMPDIR
+BINDIR=$("$PG_CONFIG" --bindir)
+EX=$WORK/examples
+t_start=$SECONDS
+
+SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+if [ "$(id -u)" -eq 0 ]; then AS_USER=(runuser -u "$TEST_USER" --); else AS_USER=(); fi
+installed() { case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" in ii*) return 0;; *) return 1;; esac; }
+
+# ---- what the recipes need ------------------------------------------------------
+missing=()
+for p in python3-psycopg2 python3-sqlalchemy python3-django chromium; do
+  installed "$p" || missing+=("$p")
+done
+# Node: Debian's nodejs and npm, unless a node with npm is already there
+# (e.g. from NodeSource, whose nodejs package conflicts with Debian's npm)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || exit 1
+fi
+
+# ---- a throwaway cluster -----------------------------------------------------------
+T=$(mktemp -d /tmp/pvg-apps.XXXXXX)
+chmod 755 "$T"
+PGDATA=$T/data
+SOCK=$T/sock
+SHOP_PID=
+cleanup() {
+  [ -n "$SHOP_PID" ] && kill "$SHOP_PID" 2>/dev/null
+  if [ -f "$PGDATA/postmaster.pid" ]; then
+    "${AS_USER[@]}" "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+  fi
+  rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$SOCK"
+[ "$(id -u)" -eq 0 ] && chown "$TEST_USER": "$T" "$SOCK"
+# a port no other server uses (its socket lives in our own directory, but a
+# free number keeps the logs and ps output unambiguous)
+PGPORT=
+for p in $(seq 55432 55532); do
+  if ! ls /tmp/.s.PGSQL.$p /var/run/postgresql/.s.PGSQL.$p >/dev/null 2>&1 \
+     && ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then PGPORT=$p; break; fi
+done
+[ -n "$PGPORT" ] || { echo "no free port"; exit 1; }
+"${AS_USER[@]}" "$BINDIR/initdb" -D "$PGDATA" -A trust -U postgres --no-instructions >"$T/initdb.log" 2>&1 \
+  || { cat "$T/initdb.log"; exit 1; }
+cat >>"$PGDATA/postgresql.conf" <<CONF
+shared_preload_libraries = 'privacy_guard'
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+port = $PGPORT
+privacy_guard.naptime = 1s
+max_connections = 40
+timezone = 'UTC'
+CONF
+"${AS_USER[@]}" "$BINDIR/pg_ctl" -D "$PGDATA" -l "$T/postgres.log" -w start >/dev/null \
+  || { cat "$T/postgres.log"; exit 1; }
+export PGHOST=$SOCK PGPORT
+PSQL=("$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U postgres)
+
+# one fresh database per recipe, with the example schema
+fresh_db() {
+  "${PSQL[@]}" -d postgres -c "CREATE DATABASE $1" >/dev/null &&
+  "${PSQL[@]}" -d "$1" -f "$EX/schema.sql" >"$T/schema-$1.log" 2>&1 || { cat "$T/schema-$1.log"; return 1; }
+}
+
+ntests=0; failed=()
+# run NAME CMD...: the recipe's TAP-like lines are shown and counted; a
+# non-zero exit or a "not ok" line fails it
+run() {
+  local name=$1; shift
+  local out=$T/out-$name.log t0=$SECONDS
+  echo "== recipe $name"
+  "$@" >"$out" 2>&1; local rc=$?
+  cat "$out"
+  local ok nok
+  ok=$(grep -c '^ok ' "$out"); nok=$(grep -c '^not ok ' "$out")
+  ntests=$((ntests + ok + nok))
+  if [ $rc -ne 0 ] || [ "$nok" -gt 0 ] || [ "$ok" -eq 0 ]; then
+    echo "== recipe $name FAILED (exit $rc, $nok failed, $ok passed, $((SECONDS - t0))s)"
+    failed+=("$name")
+  else
+    echo "== recipe $name: $ok passed ($((SECONDS - t0))s)"
+  fi
+}
+wanted() { [ -z "${APPS_ONLY:-}" ] || [[ " $APPS_ONLY " == *" $1 "* ]]; }
+
+# npm packages (pg, puppeteer-core) into a directory of their own
+NODE_DIR=$T/node
+if wanted node || wanted shop; then
+  mkdir -p "$NODE_DIR"; cp "$EX/package.json" "$NODE_DIR/"
+  echo "== npm install (pg, puppeteer-core)"
+  ( cd "$NODE_DIR" && npm install --cache "${NPM_CACHE:-/tmp/pvg-npm-cache}" --no-audit --no-fund \
+      --loglevel=error >"$T/npm.log" 2>&1 ) || { cat "$T/npm.log"; echo "== npm install failed"; exit 1; }
+  export NODE_PATH=$NODE_DIR/node_modules
+fi
+
+# ---- the recipes ----------------------------------------------------------------------
+PY=/usr/bin/python3
+for r in psycopg2 sqlalchemy django node; do
+  wanted "$r" || continue
+  fresh_db "r_$r" || { failed+=("$r"); continue; }
+  case $r in
+    node) run "$r" env PGDATABASE="r_$r" node "$EX/node/recipe.js" ;;
+    *)    run "$r" env PGDATABASE="r_$r" "$PY" "$EX/$r/recipe.py" ;;
+  esac
+done
+
+echo "== apps: $((SECONDS - t_start))s"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "== apps FAILED: ${failed[*]}"
+  tail -n 20 "$T/postgres.log"
+  echo "== ran $ntests tests"
+  exit 1
+fi
+echo "== ran $ntests tests"
