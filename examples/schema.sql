@@ -51,7 +51,16 @@ CREATE TABLE orders (
 	warranty_until date NOT NULL
 );
 COMMENT ON TABLE orders IS 'What customers bought';
+-- who asked for the newsletter (consent to marketing.email, or to marketing)
+CREATE TABLE newsletter (
+	customer_id   bigint PRIMARY KEY REFERENCES customers(id),
+	subscribed_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE newsletter IS 'Newsletter subscriptions';
+-- customer numbers of the example shop (the recipes pick their own below 10001)
+CREATE SEQUENCE customer_numbers START 10001;
 SELECT privacy_guard.protect('customers', 'id', ARRAY['billing', 'marketing']);
 SELECT privacy_guard.protect('orders', 'customer_id', ARRAY['billing']);
-GRANT SELECT, INSERT, UPDATE, DELETE ON customers, orders TO shop_app;
-GRANT USAGE ON SEQUENCE orders_id_seq TO shop_app;
+SELECT privacy_guard.protect('newsletter', 'customer_id', ARRAY['marketing.email']);
+GRANT SELECT, INSERT, UPDATE, DELETE ON customers, orders, newsletter TO shop_app;
+GRANT USAGE ON SEQUENCE orders_id_seq, customer_numbers TO shop_app;

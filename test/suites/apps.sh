@@ -135,6 +135,31 @@ for r in psycopg2 sqlalchemy django node; do
   esac
 done
 
+# ---- the example shop in headless Chromium ---------------------------------------------
+if wanted shop; then
+  if fresh_db shop; then
+    SHOP_PORT=
+    for p in $(seq 18080 18180); do
+      if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then SHOP_PORT=$p; break; fi
+    done
+    PGDATABASE=shop PGUSER=shop_app PORT=$SHOP_PORT node "$EX/shop/server.js" >"$T/shop.log" 2>&1 &
+    SHOP_PID=$!
+    # up within 30 s, or give up (polled, not slept)
+    for i in $(seq 1 60); do
+      (exec 3<>/dev/tcp/127.0.0.1/$SHOP_PORT) 2>/dev/null && break
+      kill -0 "$SHOP_PID" 2>/dev/null || break
+      sleep 0.5
+    done
+    SHOTS=${APPS_SCREENSHOTS:-$T/shots}; mkdir -p "$SHOTS"
+    run shop env PGDATABASE=shop SHOP_URL="http://127.0.0.1:$SHOP_PORT" SHOTS="$SHOTS" \
+      CHROMIUM=/usr/bin/chromium node "$EX/shop/journey.js"
+    kill "$SHOP_PID" 2>/dev/null; wait "$SHOP_PID" 2>/dev/null; SHOP_PID=
+    echo "-- shop server log:"; cat "$T/shop.log"
+  else
+    failed+=(shop)
+  fi
+fi
+
 echo "== apps: $((SECONDS - t_start))s"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "== apps FAILED: ${failed[*]}"
