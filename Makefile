@@ -10,7 +10,7 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
 SQL_PARTS   = schema tables c_functions purposes consent import protect ddl_guard \
               forget anonymise erase legal_hold purge round access_log worker \
               tagged_types tagged_erase invalidation register notice report check \
-              privileges
+              reading_view privileges
 # Earlier versions' scripts are kept as they were released (src/updates); the
 # update script from each to the next is assembled from the files of its folder
 # in name order, one file per change
@@ -30,7 +30,7 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
-               purge_order erasure_prepared
+               purge_order erasure_prepared reading_view
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1

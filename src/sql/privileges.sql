@@ -131,3 +131,5 @@ BEGIN
 	END LOOP;
 END
 $pvg$;
+/* a reading view is what its creator could write by hand, read as its reader */
+GRANT EXECUTE ON FUNCTION privacy_guard.create_reading_view(regclass, text) TO PUBLIC;

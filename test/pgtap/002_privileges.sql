@@ -50,7 +50,8 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- only given the digest key), _tags_expired and _tags_expire (the expiry of
 -- tagged arrays, as the owner; retain-until is public), and their _in forms
 -- for tagged values inside composites, _tag_default (a trigger function: a
--- partition created by a table's owner clones it), and functions that implement
+-- partition created by a table's owner clones it), create_reading_view (a
+-- security_invoker view its caller could write by hand), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text
@@ -62,7 +63,7 @@ SELECT is_empty($$
                              'privacy_notice', 'length', '_tag_erasable', '_tag_report_value',
                              '_tags_erasable', '_tags_erase', '_tags_expired', '_tags_expire',
                              '_tags_erasable_in', '_tags_erase_in', '_tags_expired_in', '_tags_expire_in',
-                             '_tag_default')
+                             '_tag_default', 'create_reading_view')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
                                         t.typmodin, t.typmodout, t.typanalyze))
