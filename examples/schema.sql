@@ -4,6 +4,7 @@
 --
 -- Purposes: billing (contract), marketing (consent) with a child
 -- marketing.email, tax (legal obligation, for the invoices' legal hold).
+-- Reading view: customers_read (tagged columns NULL where withheld).
 -- Roles: shop_app, the application's login role: reads and writes the shop's
 -- tables under billing and marketing, records consent and forget requests,
 -- and may fetch a customer's subject report (the "what you hold about me"
@@ -64,3 +65,8 @@ SELECT privacy_guard.protect('orders', 'customer_id', ARRAY['billing']);
 SELECT privacy_guard.protect('newsletter', 'customer_id', ARRAY['marketing.email']);
 GRANT SELECT, INSERT, UPDATE, DELETE ON customers, orders, newsletter TO shop_app;
 GRANT USAGE ON SEQUENCE orders_id_seq, customer_numbers TO shop_app;
+-- what applications read customers through: customers_read has the same
+-- columns, the tagged ones as plain text, NULL where the purpose may not use
+-- the value (security_invoker: the rules bind the reader as on the table);
+-- SELECT on it goes to the roles that may read the table (shop_app)
+SELECT privacy_guard.create_reading_view('customers');

@@ -5,8 +5,9 @@ Runs against a database prepared with examples/schema.sql, as shop_app,
 through the libpq environment (PGHOST, PGPORT, PGDATABASE).  Prints one TAP
 line per check and exits non-zero when one fails.
 
-The pieces, in shopapp/: models.py maps the tables (TaggedTextField reads a
-tagged column as None when the purpose may not use it); privacy.py has
+The pieces, in shopapp/: models.py maps the table for writes (Customer)
+and its reading view for reads (CustomerRead: the tagged columns as text,
+None when the purpose may not use the value); privacy.py has
 purpose() (one transaction under a purpose, set with set_config(..., true))
 and PurposeMiddleware (the same per request, from the view's declared
 purpose).
@@ -42,7 +43,7 @@ from django.db.utils import ProgrammingError
 from django.http import JsonResponse
 from django.test import RequestFactory
 
-from shopapp.models import Customer, Order
+from shopapp.models import Customer, CustomerRead, Order
 from shopapp.privacy import PurposeMiddleware, call, purpose, uses_purpose
 
 n = failures = 0
@@ -59,7 +60,7 @@ def check(cond, what, got=None):
 
 
 def people():
-    return [(c.id, c.email, c.phone) for c in Customer.objects.order_by("id")]
+    return [(c.id, c.email, c.phone) for c in CustomerRead.objects.order_by("id")]
 
 
 # 1. sign-up
@@ -102,11 +103,18 @@ check(got == [[4001, "anna@example.org", "+49 30 1234567"]],
 got = handle(invoice_list)
 check(got == [[4001, "anna@example.org", None], [4002, "ben@example.org", None]],
       "a billing view sees both; the marketing-only phone is None", got)
+try:
+    with purpose("billing"):
+        list(Customer.objects.values_list("phone"))
+    check(False, "the table itself does not print a withheld value")
+except ProgrammingError as e:
+    check(getattr(e.__cause__, "pgcode", None) == "42501",
+          "the table itself does not print a withheld value (42501)")
 
 # 4. the connection (kept open, CONN_MAX_AGE) carries no purpose between requests
 try:
     with transaction.atomic():
-        list(Customer.objects.all())
+        list(CustomerRead.objects.all())
     check(False, "a query outside a purpose is refused")
 except ProgrammingError as e:
     check(getattr(e.__cause__, "pgcode", None) == "42501",

@@ -9,8 +9,9 @@
 // runs BEGIN, declares the purpose with set_config(..., true) -- forgotten at
 // COMMIT/ROLLBACK, so the pooled connection (or a PgBouncer server
 // connection behind it) carries nothing over to the next request -- runs fn,
-// and commits.  Tagged columns are read through privacy_guard.reveal(), NULL
-// for a value the purpose may not use.
+// and commits.  Reads go through the reading view customers_read (made by
+// privacy_guard.create_reading_view('customers')), whose tagged columns are
+// plain values, NULL for a value the purpose may not use.
 'use strict';
 const { Pool } = require('pg');
 
@@ -43,9 +44,10 @@ async function inPurpose(purpose, fn) {
   }
 }
 
+// the reading view customers_read: tagged columns as plain text, null where
+// withheld (SELECT * FROM customers would fail on a withheld value)
 const customers = async (c) => (await c.query(
-  `SELECT id::int, name, privacy_guard.reveal(email) AS email, privacy_guard.reveal(phone) AS phone
-     FROM customers ORDER BY id`)).rows;
+  'SELECT id::int, name, email, phone FROM customers_read ORDER BY id')).rows;
 
 async function main() {
   // 1. sign-up: account and consent with evidence, one transaction
@@ -70,9 +72,12 @@ async function main() {
   check(same(rows.map((x) => [x.id, x.email, x.phone]),
              [[3001, 'anna@example.org', null], [3002, 'ben@example.org', null]]),
         'under billing: both, the marketing-only phone is null', rows);
+  let code = null;
+  try { await inPurpose('billing', (c) => c.query('SELECT * FROM customers')); } catch (e) { code = e.code; }
+  check(code === '42501', 'the table itself does not print a withheld value (42501)', code);
 
   // 4. nothing lingers on the pooled connections
-  let code = null;
+  code = null;
   try { await pool.query('SELECT count(*) FROM customers'); } catch (e) { code = e.code; }
   check(code === '42501', 'a query outside a purpose transaction is refused (42501)', code);
 

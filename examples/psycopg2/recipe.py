@@ -6,7 +6,9 @@ the application role shop_app through the libpq environment (PGHOST,
 PGPORT, PGDATABASE; PGUSER defaults to shop_app here).  Prints one TAP line
 per check and exits non-zero when one fails.
 
-The pattern: every unit of work is one transaction that declares its
+Reads go through the reading view customers_read (made by
+privacy_guard.create_reading_view('customers') in examples/schema.sql),
+writes to the table.  The pattern: every unit of work is one transaction that declares its
 purpose with set_config('privacy_guard.purpose', ..., true) -- the
 transaction-local form, which ends with the transaction and so is safe
 behind a transaction pooler (PgBouncer) where the next transaction may run
@@ -50,11 +52,11 @@ def purpose(p):
 
 
 def customers(cur):
-    # privacy_guard.reveal() gives NULL for a value this purpose may not use
-    cur.execute("""SELECT id, name, privacy_guard.reveal(email) AS email,
-                          privacy_guard.reveal(phone) AS phone
-                     FROM customers ORDER BY id""")
-    return cur.fetchall()
+    # the reading view: the tagged columns as plain text, NULL where this
+    # purpose may not use the value (SELECT * FROM customers would fail on a
+    # withheld value; naming privacy_guard.reveal(phone) works as well)
+    cur.execute("SELECT * FROM customers_read ORDER BY id")
+    return [r[:4] for r in cur.fetchall()]
 
 
 # 1. sign-up: the account and the consent choices, with their evidence, in one transaction
@@ -84,6 +86,12 @@ with purpose("billing") as cur:
 check(rows == [(1001, "Anna Schmidt", "anna@example.org", None),
                (1002, "Ben Meyer", "ben@example.org", None)],
       "under billing: both customers, phone withheld as NULL", rows)
+try:
+    with purpose("billing") as cur:
+        cur.execute("SELECT * FROM customers")
+    check(False, "the table itself does not print a withheld value")
+except psycopg2.errors.InsufficientPrivilege:
+    check(True, "the table itself does not print a withheld value (42501)")
 
 # 4. the purpose ended with the transaction: nothing lingers on the connection
 with conn, conn.cursor() as cur:

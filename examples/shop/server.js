@@ -155,8 +155,8 @@ const MESSAGES = {
 async function account(req, res, me, url) {
   if (!me) return redirect(res, '/');
   const data = await tx('billing', async (c) => {
-    const cust = (await c.query(`SELECT name, privacy_guard.reveal(email) AS email
-                                   FROM customers WHERE id = $1`, [me])).rows[0];
+    // the reading view: tagged columns as plain values (NULL where withheld)
+    const cust = (await c.query('SELECT name, email FROM customers_read WHERE id = $1', [me])).rows[0];
     const orders = (await c.query(`SELECT item, price, bought_at::date AS bought, warranty_until
                                      FROM orders WHERE customer_id = $1 ORDER BY id`, [me])).rows;
     return { cust, orders };

@@ -8,10 +8,11 @@ line per check and exits non-zero when one fails.
 The pattern: a Session per unit of work; `in_purpose(p)` opens it, begins
 its transaction and declares the purpose there with set_config(..., true),
 which PostgreSQL forgets at COMMIT or ROLLBACK -- safe behind a transaction
-pooler.  Tagged columns are mapped as the value revealed under the
-session's purpose: column_property(reveal(col)) gives None for a value the
-purpose may not use, so the ORM's ordinary queries never meet a withheld
-value.
+pooler.  Two mapped classes: Customer (the table) for writes, CustomerRead
+(the reading view customers_read, made by
+privacy_guard.create_reading_view('customers')) for reads, where a tagged
+value the purpose may not use is None, so the ORM's ordinary queries never
+meet a withheld value.
 """
 import datetime
 import os
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from sqlalchemy import (BigInteger, Column, Date, ForeignKey, Numeric, Text,
                         DateTime, create_engine, func, select, text)
 from sqlalchemy.exc import ProgrammingError
-from sqlalchemy.orm import Session, declarative_base, column_property, deferred
+from sqlalchemy.orm import Session, declarative_base, deferred
 from sqlalchemy.types import UserDefinedType
 
 os.environ.setdefault("PGUSER", "shop_app")
@@ -31,26 +32,31 @@ Base = declarative_base()
 
 class TaggedText(UserDefinedType):
     """privacy_guard.tagged_text: written as plain text (the table's trigger
-    gives it its default tag), never read directly -- see reveal below."""
+    gives it its default tag) or as privacy_guard.tag(...)."""
     cache_ok = True
 
     def get_col_spec(self):
         return "privacy_guard.tagged_text"
 
 
-reveal = func.privacy_guard.reveal
-
-
 class Customer(Base):
+    """The table, for writes."""
     __tablename__ = "customers"
     id = Column(BigInteger, primary_key=True)
     name = Column(Text, nullable=False)
-    email_tagged = deferred(Column("email", TaggedText))
-    phone_tagged = deferred(Column("phone", TaggedText))
+    email = deferred(Column(TaggedText))
+    phone = deferred(Column(TaggedText))
     signed_up = Column(DateTime(timezone=True), server_default=func.now())
-    # what the application reads: the value, or None when withheld
-    email = column_property(reveal(email_tagged.expression))
-    phone = column_property(reveal(phone_tagged.expression))
+
+
+class CustomerRead(Base):
+    """The reading view, for reads: email and phone are text, None where withheld."""
+    __tablename__ = "customers_read"
+    id = Column(BigInteger, primary_key=True)
+    name = Column(Text)
+    email = Column(Text)
+    phone = Column(Text)
+    signed_up = Column(DateTime(timezone=True))
 
 
 class Order(Base):
@@ -92,14 +98,14 @@ def call(session, fn):
 
 def people(session):
     return [(c.id, c.email, c.phone)
-            for c in session.scalars(select(Customer).order_by(Customer.id))]
+            for c in session.scalars(select(CustomerRead).order_by(CustomerRead.id))]
 
 
 # 1. sign-up: account and consent (with its evidence) in one transaction
 with in_purpose("billing") as s:
-    s.add(Customer(id=2001, name="Anna Schmidt", email_tagged="anna@example.org",
-                   phone_tagged=pg.tag(func.cast("+49 30 1234567", Text), ["marketing"], "2001")))
-    s.add(Customer(id=2002, name="Ben Meyer", email_tagged="ben@example.org"))
+    s.add(Customer(id=2001, name="Anna Schmidt", email="anna@example.org",
+                   phone=pg.tag(func.cast("+49 30 1234567", Text), ["marketing"], "2001")))
+    s.add(Customer(id=2002, name="Ben Meyer", email="ben@example.org"))
     s.flush()
     call(s, pg.grant_consent("2001", "marketing", None,
                              func.jsonb_build_object("form", "signup", "checkbox", "newsletter")))
@@ -117,6 +123,13 @@ with in_purpose("billing") as s:
     got = people(s)
 check(got == [(2001, "anna@example.org", None), (2002, "ben@example.org", None)],
       "under billing: both, the marketing-only phone is None", got)
+try:
+    with in_purpose("billing") as s:
+        s.execute(select(Customer.phone)).all()
+    check(False, "the table itself does not print a withheld value")
+except ProgrammingError as e:
+    check(getattr(e.orig, "pgcode", None) == "42501",
+          "the table itself does not print a withheld value (42501)")
 
 # 4. nothing lingers after the transaction
 with Session(engine) as s:
