@@ -4,7 +4,8 @@ MODULE_big  = privacy_guard
 OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
-              src/tagged_io.o src/tagged_ops.o src/forgotten.o src/shared_store.o
+              src/tagged_io.o src/tagged_ops.o src/forgotten.o src/shared_store.o \
+              src/purpose_scope.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables c_functions purposes consent import protect ddl_guard \
@@ -30,7 +31,7 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
-               purge_order erasure_prepared reading_view
+               purge_order erasure_prepared reading_view purpose_scope
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1

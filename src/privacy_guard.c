@@ -39,6 +39,7 @@ _PG_init(void)
 {
 	pvg_preloaded_at_start = process_shared_preload_libraries_in_progress;
 	pvg_guc_init();
+	pvg_purpose_scope_init();
 	pvg_cache_init();
 	pvg_shared_init();
 	pvg_ddl_guard_init();
