@@ -112,6 +112,23 @@ except ProgrammingError as e:
     check(getattr(e.__cause__, "pgcode", None) == "42501",
           "a view without a purpose is refused (42501)")
 
+# ... and under privacy_guard.purpose_scope = 'transaction' (set on the
+# server, as behind a transaction pooler) a session-wide purpose is refused
+from django.db import DatabaseError
+with connection.cursor() as cur:
+    cur.execute("SELECT current_setting('privacy_guard.purpose_scope', true)")
+    scope = cur.fetchone()[0]
+if scope == "transaction":
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SET privacy_guard.purpose = 'billing'")
+        check(False, "a session-wide purpose is refused")
+    except DatabaseError as e:
+        check(getattr(e.__cause__, "pgcode", None) == "55P02", "a session-wide purpose is refused (55P02)")
+else:
+    n += 1
+    print(f"ok {n} # skip privacy_guard.purpose_scope is {scope!r}, not 'transaction'")
+
 # 5. withdrawal
 call("withdraw_consent", "4001", "marketing")
 got = handle("/newsletter")

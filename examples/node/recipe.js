@@ -81,6 +81,18 @@ async function main() {
   try { await pool.query('SELECT count(*) FROM customers'); } catch (e) { code = e.code; }
   check(code === '42501', 'a query outside a purpose transaction is refused (42501)', code);
 
+  // ... and under privacy_guard.purpose_scope = 'transaction' (set on the
+  // server, as behind a transaction pooler) a session-wide purpose is refused
+  const scope = (await pool.query("SELECT current_setting('privacy_guard.purpose_scope', true) AS s")).rows[0].s;
+  if (scope === 'transaction') {
+    code = null;
+    try { await pool.query("SET privacy_guard.purpose = 'billing'"); } catch (e) { code = e.code; }
+    check(code === '55P02', 'a session-wide purpose is refused (55P02)', code);
+  } else {
+    n += 1;
+    console.log(`ok ${n} # skip privacy_guard.purpose_scope is ${scope}, not 'transaction'`);
+  }
+
   // 5. withdrawal
   await pool.query("SELECT privacy_guard.withdraw_consent('3001', 'marketing')");
   rows = await inPurpose('marketing', customers);

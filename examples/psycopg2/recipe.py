@@ -104,6 +104,22 @@ try:
 except psycopg2.errors.InsufficientPrivilege:
     check(True, "a read without a purpose is refused (42501)")
 
+# ... and where the server runs with privacy_guard.purpose_scope = 'transaction'
+# (as behind a transaction pooler), a purpose for the whole session is refused
+with conn, conn.cursor() as cur:
+    cur.execute("SELECT current_setting('privacy_guard.purpose_scope', true)")
+    scope = cur.fetchone()[0]
+if scope == "transaction":
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SET privacy_guard.purpose = 'billing'")
+        check(False, "a session-level SET of the purpose is refused")
+    except psycopg2.Error as e:
+        check(e.pgcode == "55P02", "a session-level SET of the purpose is refused (55P02)", e.pgcode)
+else:
+    n += 1
+    print(f"ok {n} # skip privacy_guard.purpose_scope is {scope!r}, not 'transaction'")
+
 # 5. withdrawal: from the next statement on, marketing no longer sees Anna
 with conn, conn.cursor() as cur:
     cur.execute("SELECT privacy_guard.withdraw_consent('1001', 'marketing')")

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import (BigInteger, Column, Date, ForeignKey, Numeric, Text,
                         DateTime, create_engine, func, select, text)
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.orm import Session, declarative_base, deferred
 from sqlalchemy.types import UserDefinedType
 
@@ -139,6 +139,21 @@ with Session(engine) as s:
     except ProgrammingError as e:
         check(getattr(e.orig, "pgcode", None) == "42501",
               "a query outside a purpose transaction is refused (42501)")
+
+# ... and under privacy_guard.purpose_scope = 'transaction' (set on the
+# server, as behind a transaction pooler) a session-wide purpose is refused
+with Session(engine) as s:
+    scope = s.execute(text("SELECT current_setting('privacy_guard.purpose_scope', true)")).scalar_one()
+if scope == "transaction":
+    with Session(engine) as s:
+        try:
+            s.execute(select(func.set_config("privacy_guard.purpose", "billing", False)))
+            check(False, "a session-wide purpose is refused")
+        except DBAPIError as e:
+            check(getattr(e.orig, "pgcode", None) == "55P02", "a session-wide purpose is refused (55P02)")
+else:
+    n += 1
+    print(f"ok {n} # skip privacy_guard.purpose_scope is {scope!r}, not 'transaction'")
 
 # 5. withdrawal
 with Session(engine) as s, s.begin():

@@ -81,6 +81,8 @@ port = $PGPORT
 privacy_guard.naptime = 1s
 max_connections = 40
 timezone = 'UTC'
+# as behind a transaction pooler: only SET LOCAL / set_config(..., true)
+privacy_guard.purpose_scope = 'transaction'
 CONF
 "${AS_USER[@]}" "$BINDIR/pg_ctl" -D "$PGDATA" -l "$T/postgres.log" -w start >/dev/null \
   || { cat "$T/postgres.log"; exit 1; }
@@ -94,6 +96,14 @@ fresh_db() {
 }
 
 ntests=0; failed=()
+# the recipes check the refusal of a session-wide purpose only under this setting
+scope=$("${PSQL[@]}" -d postgres -Atc "SHOW privacy_guard.purpose_scope" 2>&1)
+ntests=$((ntests + 1))
+if [ "$scope" = transaction ]; then
+  echo "ok - the cluster runs with privacy_guard.purpose_scope = transaction"
+else
+  echo "not ok - privacy_guard.purpose_scope is '$scope', not transaction"; failed+=(purpose_scope)
+fi
 # run NAME CMD...: the recipe's TAP-like lines are shown and counted; a
 # non-zero exit or a "not ok" line fails it
 run() {
