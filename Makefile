@@ -31,7 +31,7 @@ REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
-               purge_order erasure_prepared reading_view purpose_scope
+               purge_order erasure_prepared reading_view purpose_scope notice_languages
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1

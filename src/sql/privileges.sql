@@ -23,6 +23,7 @@ AS $$
 BEGIN
 	EXECUTE format('GRANT EXECUTE ON FUNCTION
 		privacy_guard.define_purpose(text, text, text),
+		privacy_guard.set_purpose_description(text, text, text),
 		privacy_guard.drop_purpose(text),
 		privacy_guard.allow_purpose(regrole, text),
 		privacy_guard.disallow_purpose(regrole, text),
@@ -40,7 +41,8 @@ BEGIN
 		privacy_guard.grant_recorder(regrole) TO %s', role);
 	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,
 		privacy_guard.erasure_requests, privacy_guard.purpose_roles, privacy_guard.worker_status,
-		privacy_guard.processing_register, privacy_guard.access_log, privacy_guard.round_history TO %s', role);
+		privacy_guard.processing_register, privacy_guard.access_log, privacy_guard.round_history,
+		privacy_guard.purpose_description TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.grant_admin(regrole) IS 'Hand the administration level to a role (superusers only)';
@@ -74,6 +76,7 @@ REVOKE ALL ON FUNCTION privacy_guard.grant_recorder(regrole) FROM PUBLIC;
  * anonymisers and row counts and is for administrators (grant_admin).
  */
 GRANT EXECUTE ON FUNCTION privacy_guard.privacy_notice(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION privacy_guard.privacy_notice(text, text) TO PUBLIC;
 /* consent-tagged types: the read side and the types' own functions are for everyone */
 GRANT EXECUTE ON FUNCTION
 	privacy_guard.tag(text, text[], text, timestamptz),
