@@ -18,6 +18,13 @@ SELECT privacy_guard.define_purpose('marketing', 'consent',
 	'Offers and news about our products');
 SELECT privacy_guard.define_purpose('marketing.email', 'consent',
 	'Our newsletter by e-mail');
+-- the privacy notice in German (privacy_notice('html', 'de')) describes them so
+SELECT privacy_guard.set_purpose_description('billing', 'de',
+	'Rechnungen, Zahlung und Lieferung Ihrer Bestellungen');
+SELECT privacy_guard.set_purpose_description('marketing', 'de',
+	'Angebote und Neuigkeiten zu unseren Produkten');
+SELECT privacy_guard.set_purpose_description('marketing.email', 'de',
+	'Unser Newsletter per E-Mail');
 
 DO $$
 BEGIN

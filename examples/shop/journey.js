@@ -138,9 +138,11 @@ async function main() {
     await page.goto(`${SHOP}/privacy?lang=de`);
     const de = await text('main');
     if (bilingual) {
-      check(/Datenschutz/.test(de || '') && /DSGVO/.test(de) && /Einwilligung/.test(de)
+      check(/Datenschutzhinweise/.test(de || '') && /Ihre Einwilligung \(Art\. 6 Abs\. 1 lit\. a DSGVO\)/.test(de)
+            && /Unser Newsletter per E-Mail/.test(de) && !/Privacy notice/.test(de)
             && (await page.$eval('html', (e) => e.lang)) === 'de',
-            'the German notice speaks German (Datenschutz, Einwilligung, DSGVO)', (de || '').slice(0, 120));
+            'the German notice speaks German: Art. 6 Abs. 1 lit. a DSGVO, the German purpose descriptions',
+            (de || '').slice(0, 120));
     } else {
       check(/nur auf Englisch/.test(de || '') && /Privacy notice/.test(de),
             'without privacy_notice(format, language) the German page says the notice is English only', (de || '').slice(0, 120));
