@@ -86,6 +86,7 @@ privacy_guard.purpose_scope = 'transaction'
 CONF
 "${AS_USER[@]}" "$BINDIR/pg_ctl" -D "$PGDATA" -l "$T/postgres.log" -w start >/dev/null \
   || { cat "$T/postgres.log"; exit 1; }
+echo "== cluster up on port $PGPORT: $((SECONDS - t_start))s"
 export PGHOST=$SOCK PGPORT
 PSQL=("$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U postgres)
 
@@ -128,9 +129,10 @@ wanted() { [ -z "${APPS_ONLY:-}" ] || [[ " $APPS_ONLY " == *" $1 "* ]]; }
 NODE_DIR=$T/node
 if wanted node || wanted shop; then
   mkdir -p "$NODE_DIR"; cp "$EX/package.json" "$NODE_DIR/"
-  echo "== npm install (pg, puppeteer-core)"
+  echo "== npm install (pg, puppeteer-core)"; t0=$SECONDS
   ( cd "$NODE_DIR" && npm install --cache "${NPM_CACHE:-/tmp/pvg-npm-cache}" --no-audit --no-fund \
       --loglevel=error >"$T/npm.log" 2>&1 ) || { cat "$T/npm.log"; echo "== npm install failed"; exit 1; }
+  echo "== npm install: $((SECONDS - t0))s"
   export NODE_PATH=$NODE_DIR/node_modules
 fi
 
