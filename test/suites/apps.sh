@@ -9,6 +9,8 @@
 # Installs what is missing (Debian packages; npm packages into a directory of
 # its own), starts PostgreSQL as TEST_USER on a free port with its socket in
 # a temporary directory (nothing listens on TCP but the shop, on localhost),
+# and PgBouncer in transaction pooling mode in front of it; runs each recipe
+# straight against PostgreSQL and again through PgBouncer;
 # removes everything it started on exit, and prints "== ran N tests" last.
 # APPS_ONLY="psycopg2 node" runs only some of the recipes; the shop's
 # screenshots go to $APPS_SCREENSHOTS when set (docs/img is made that way).
@@ -30,7 +32,7 @@ installed() { case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" 
 
 # ---- what the recipes need ------------------------------------------------------
 missing=()
-for p in python3-psycopg2 python3-sqlalchemy python3-django chromium; do
+for p in python3-psycopg2 python3-sqlalchemy python3-django chromium pgbouncer; do
   installed "$p" || missing+=("$p")
 done
 # Node: Debian's nodejs and npm, unless a node with npm is already there
@@ -53,6 +55,7 @@ SOCK=$T/sock
 SHOP_PID=
 cleanup() {
   [ -n "$SHOP_PID" ] && kill "$SHOP_PID" 2>/dev/null
+  [ -s "$T/bouncer/pgbouncer.pid" ] && kill "$(cat "$T/bouncer/pgbouncer.pid")" 2>/dev/null
   if [ -f "$PGDATA/postmaster.pid" ]; then
     "${AS_USER[@]}" "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
   fi
@@ -109,7 +112,7 @@ fi
 # non-zero exit or a "not ok" line fails it
 run() {
   local name=$1; shift
-  local out=$T/out-$name.log t0=$SECONDS
+  local out=$T/out-${name//\//-}.log t0=$SECONDS
   echo "== recipe $name"
   "$@" >"$out" 2>&1; local rc=$?
   cat "$out"
@@ -136,15 +139,59 @@ if wanted node || wanted shop; then
   export NODE_PATH=$NODE_DIR/node_modules
 fi
 
-# ---- the recipes ----------------------------------------------------------------------
+# ---- PgBouncer in transaction pooling mode, one server connection per pool ----------
+# (as the recipes would be deployed; its socket beside the cluster's)
+B=$T/bouncer; mkdir -p "$B"
+BPORT=
+for p in $(seq 56432 56532); do
+  if [ "$p" != "$PGPORT" ] && ! ls /tmp/.s.PGSQL.$p >/dev/null 2>&1 \
+     && ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then BPORT=$p; break; fi
+done
+printf '"shop_app" ""\n"postgres" ""\n' >"$B/users.txt"
+cat >"$B/pgbouncer.ini" <<INI
+[databases]
+* = host=$SOCK port=$PGPORT
+
+[pgbouncer]
+listen_addr =
+listen_port = $BPORT
+unix_socket_dir = $B
+auth_type = trust
+auth_file = $B/users.txt
+pool_mode = transaction
+default_pool_size = 1
+max_client_conn = 50
+logfile = $B/pgbouncer.log
+pidfile = $B/pgbouncer.pid
+INI
+[ "$(id -u)" -eq 0 ] && chown -R "$TEST_USER": "$B"
+# PgBouncer refuses to run as root: it runs as TEST_USER, as the cluster does
+"${AS_USER[@]}" pgbouncer -d "$B/pgbouncer.ini" || { cat "$B/pgbouncer.log"; exit 1; }
+for i in $(seq 1 40); do [ -S "$B/.s.PGSQL.$BPORT" ] && break; sleep 0.25; done
+[ -S "$B/.s.PGSQL.$BPORT" ] || { cat "$B/pgbouncer.log"; echo "== pgbouncer did not start"; exit 1; }
+
+# ---- the recipes: straight to PostgreSQL, then through PgBouncer -------------------
 PY=/usr/bin/python3
-for r in psycopg2 sqlalchemy django node; do
-  wanted "$r" || continue
-  fresh_db "r_$r" || { failed+=("$r"); continue; }
-  case $r in
-    node) run "$r" env PGDATABASE="r_$r" node "$EX/node/recipe.js" ;;
-    *)    run "$r" env PGDATABASE="r_$r" "$PY" "$EX/$r/recipe.py" ;;
-  esac
+for via in direct pgbouncer; do
+  if [ $via = direct ]; then host=$SOCK port=$PGPORT; else host=$B port=$BPORT; fi
+  for r in psycopg2 sqlalchemy django node; do
+    wanted "$r" || continue
+    db=r_${r}_$via
+    fresh_db "$db" || { failed+=("$r/$via"); continue; }
+    case $r in
+      node) run "$r/$via" env PGHOST="$host" PGPORT="$port" PGDATABASE="$db" node "$EX/node/recipe.js" ;;
+      *)    run "$r/$via" env PGHOST="$host" PGPORT="$port" PGDATABASE="$db" "$PY" "$EX/$r/recipe.py" ;;
+    esac
+    if [ $via = pgbouncer ]; then
+      # the recipe did go through the pooler
+      ntests=$((ntests + 1))
+      if grep -q "login attempt: db=$db user=shop_app" "$B/pgbouncer.log"; then
+        echo "ok - $r went through PgBouncer"
+      else
+        echo "not ok - PgBouncer's log shows no login of $r"; failed+=("$r/$via")
+      fi
+    fi
+  done
 done
 
 # ---- the example shop in headless Chromium ---------------------------------------------
