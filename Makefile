@@ -11,9 +11,9 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables purposes consent import protect ddl_guard \
-              forget anonymize erase legal_hold purge round access_log recipients worker \
+              forget anonymize erase legal_hold purge round access_log recipients disclose investigate worker \
               tagged_text tagged_date tagged_numeric tagged_jsonb tagged_types \
-              tagged_erase invalidation register notice report check reading_view privileges
+              tagged_erase invalidation register notice_text notice report check reading_view privileges
 # Earlier versions' scripts are kept as they were released (src/updates); the
 # update script from each to the next is assembled from the files of its folder
 # in name order, one file per change
