@@ -9,7 +9,7 @@
 # The differences of a file that fails are kept in alone_diffs/FILE.diffs.
 # Ends with "N alone: N passed, N failed" and fails if any did.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 [ $# -gt 0 ] || { echo "usage: $0 FILE..." >&2; exit 2; }
 
 rm -rf alone_diffs
