@@ -68,7 +68,7 @@ PROVE_TESTS = test/t/*.pl
 NO_LOCALE = 1
 ENCODING  = UTF8
 
-EXTRA_CLEAN = tmp_check_iso output_iso
+EXTRA_CLEAN = tmp_check_iso output_iso alone_diffs
 
 # the default pg_config is written in one place, bin/cluster.sh
 PG_CONFIG ?= $(shell sed -n 's/^PVG_PG_CONFIG_DEFAULT=//p' $(dir $(firstword $(MAKEFILE_LIST)))bin/cluster.sh)
@@ -135,9 +135,13 @@ privacy_guard--1.1.sql: $(addprefix $(srcdir)/src/sql/,$(addsuffix .sql,$(SQL_PA
 privacy_guard--1.0--1.1.sql: $(UPDATE_1_1)
 	cat $^ > $@
 
-.PHONY: pgtap bench demo
+.PHONY: pgtap bench demo check-alone
 pgtap:
 	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/run_pgtap.sh
+
+# every pg_regress file alone after setup, each in its own temporary instance
+check-alone:
+	PG_CONFIG=$(PG_CONFIG) PRELOAD=$(PRELOAD) $(srcdir)/test/check_alone.sh $(filter-out setup,$(REGRESS))
 
 # every object depends on the shared headers (PGXS tracks no header dependencies)
 $(OBJS): src/privacy_guard.h src/subject_set.h src/tagged.h

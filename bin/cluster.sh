@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bin/cluster.sh -- sourced by bin/setup, bin/demo, test/run_pgtap.sh and
 # bench/lib.sh: which PostgreSQL to use, and a throwaway cluster.
 #
@@ -24,7 +25,8 @@
 #                  makes it the EXIT trap unless the caller has set one
 #                  (which must then call it).
 
-PVG_PGV=15
+PVG_PGV=15                  # the PostgreSQL major version (bin/setup installs its packages)
+export PVG_PGV
 PVG_PG_CONFIG_DEFAULT=/usr/lib/postgresql/15/bin/pg_config
 PG_CONFIG=${PG_CONFIG:-${PVG_PREFIX:-}$PVG_PG_CONFIG_DEFAULT}
 
