@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/check_alone.sh FILE... -- run each pg_regress file alone after
 # sql/setup.sql, each in a temporary instance of its own:
-#     make installcheck REGRESS="setup FILE" ISOLATION= TAP_TESTS=
+#     make installcheck TEMP_INSTANCE=1 REGRESS="setup FILE" ISOLATION= TAP_TESTS=
 # "make check-alone" runs it over every file of REGRESS; PRELOAD=0 (from the
 # environment or the make command line) runs them without preloading, as
 # "make installcheck PRELOAD=0" does.  Needs privacy_guard installed, as for
@@ -16,7 +16,7 @@ rm -rf alone_diffs
 passed=0; failed=()
 for f in "$@"; do
 	rm -f regression.diffs
-	if make -s PG_CONFIG="${PG_CONFIG:-pg_config}" installcheck REGRESS="setup $f" ISOLATION= TAP_TESTS= \
+	if make -s PG_CONFIG="${PG_CONFIG:-pg_config}" installcheck TEMP_INSTANCE=1 REGRESS="setup $f" ISOLATION= TAP_TESTS= \
 		>/dev/null 2>&1; then
 		echo "ok      $f"
 		passed=$((passed + 1))
