@@ -129,6 +129,10 @@ is($sub->safe_psql('postgres',
 is($sub->safe_psql('postgres',
 		q{SELECT format('%s|%s', state, subject IS NULL) FROM privacy_guard.erasure_request}),
 	'done|t', 'subscriber: the receipt arrived, without the subject key');
+is($sub->safe_psql('postgres', q{
+	SELECT format('%s|%s', (SELECT count(*) FROM privacy_guard.consent_state WHERE subject = '2'),
+				  (SELECT count(*) FROM privacy_guard.consent_ledger WHERE subject = '2'))}),
+	'0|0', 'subscriber: no consent row or history entry names the forgotten subject any more');
 is($session->query_safe(q{SELECT string_agg(customer_id::text, ',' ORDER BY customer_id) FROM visits}),
 	'1,3,4,5,6,7,8,9', 'subscriber session: the subject stays hidden after the request closed');
 $session->quit;
@@ -167,4 +171,4 @@ is(read_as($sub, 'app', 'billing'), '1,3,4,5,6,7,8,10',
 
 $sub->stop;
 $pub->stop;
-done_testing(22);
+done_testing(23);
