@@ -7,13 +7,13 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
               src/tagged_io.o src/tagged_access.o src/tagged_ops.o \
               src/tagged_erase.o src/tagged_default.o src/forgotten.o src/shared_store.o \
-              src/parallel.o
+              src/parallel.o src/disclose.o src/purpose_scope.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables purposes consent import protect ddl_guard \
-              forget anonymize erase legal_hold purge round access_log worker \
+              forget anonymize erase legal_hold purge round access_log recipients disclose investigate worker \
               tagged_text tagged_date tagged_numeric tagged_jsonb tagged_types \
-              tagged_erase invalidation register notice report check privileges
+              tagged_erase invalidation register notice_text notice report check reading_view privileges
 # Earlier versions' scripts are kept as they were released (src/updates); the
 # update script from each to the next is assembled from the files of its folder
 # in name order, one file per change
@@ -26,14 +26,15 @@ PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers
 
 # pg_regress: its own throwaway instance (initdb, start, stop)
-REGRESS      = purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks maintenance \
+REGRESS      = setup purposes consent protect rules read_paths inheritance rls_coexist forget cache_consistency attacks_rules maintenance \
                purge_batches legal_hold register_notice subject_report check \
                attacks_privilege attacks_spoofing attacks_read_paths attacks_input attacks_erasure audit \
                tagged tagged_leaks tagged_erase \
                tagged_arrays attacks_arrays attacks_tagged attacks_transparency attacks_holds promises \
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
-               purge_order erasure_prepared parallel_reads partition_retention
+               purge_order erasure_prepared parallel_reads recipients attacks_disclosure reading_view purpose_scope notice_languages upgrade_safe \
+               partition_retention
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1
@@ -68,9 +69,10 @@ PROVE_TESTS = test/t/*.pl
 NO_LOCALE = 1
 ENCODING  = UTF8
 
-EXTRA_CLEAN = tmp_check_iso output_iso
+EXTRA_CLEAN = tmp_check_iso output_iso alone_diffs
 
-PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+# the default pg_config is written in one place, bin/cluster.sh
+PG_CONFIG ?= $(shell sed -n 's/^PVG_PG_CONFIG_DEFAULT=//p' $(dir $(firstword $(MAKEFILE_LIST)))bin/cluster.sh)
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
@@ -134,9 +136,13 @@ privacy_guard--1.1.sql: $(addprefix $(srcdir)/src/sql/,$(addsuffix .sql,$(SQL_PA
 privacy_guard--1.0--1.1.sql: $(UPDATE_1_1)
 	cat $^ > $@
 
-.PHONY: pgtap bench demo
+.PHONY: pgtap bench demo check-alone
 pgtap:
 	PG_CONFIG=$(PG_CONFIG) $(srcdir)/test/run_pgtap.sh
+
+# every pg_regress file alone after setup, each in its own temporary instance
+check-alone:
+	PG_CONFIG=$(PG_CONFIG) PRELOAD=$(PRELOAD) $(srcdir)/test/check_alone.sh $(filter-out setup,$(REGRESS))
 
 # every object depends on the shared headers (PGXS tracks no header dependencies)
 $(OBJS): src/privacy_guard.h src/subject_set.h src/tagged.h

@@ -36,7 +36,7 @@
 #   PGBENCH_RUNS=5  PGBENCH_SECONDS=5  PGBENCH_CLIENTS=2   (PGBENCH_RUNS=0: skip)
 #   FP_PROBES=2000                  subjects probed per log row kind for the FP rate
 #   SHARED_BUFFERS=512MB
-#   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+#   PG_CONFIG=                    default: bin/cluster.sh (under PVG_PREFIX if set)
 #   RESULTS_DIR=bench/results
 
 set -euo pipefail
@@ -53,7 +53,6 @@ PGBENCH_SECONDS=${PGBENCH_SECONDS:-5}
 PGBENCH_CLIENTS=${PGBENCH_CLIENTS:-2}
 FP_PROBES=${FP_PROBES:-2000}
 SHARED_BUFFERS=${SHARED_BUFFERS:-512MB}
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
 # the Bloom filter's parameters (src/audit.c: PVG_BLOOM_BITS, PVG_BLOOM_K)

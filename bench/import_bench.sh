@@ -38,7 +38,7 @@
 #                            ~7 million rows or more with evidence exceeds one
 #                            call's 1 GB of arrays)
 #   SHARED_BUFFERS=1GB
-#   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+#   PG_CONFIG=                    default: bin/cluster.sh (under PVG_PREFIX if set)
 #   PVG_PREFIX=              use the private install made by PVG_PREFIX=... bin/setup
 #   RESULTS_DIR=bench/results
 #   KEEP=0                   1: leave the cluster running afterwards
@@ -52,10 +52,6 @@ RUNS=${RUNS:-5}
 WANT=${VARIANTS:-import array regrant grant}
 EVIDENCE=${EVIDENCE:-1}
 SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
-if [ -n "${PVG_PREFIX:-}" ]; then
-	PG_CONFIG=${PG_CONFIG:-$PVG_PREFIX/usr/lib/postgresql/15/bin/pg_config}
-fi
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 BENCH=import_bench
 # shellcheck source=bench/lib.sh

@@ -7,6 +7,10 @@
 die() { echo "$BENCH: $*" >&2; exit 1; }
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
+# PG_CONFIG's default and the throwaway cluster come from bin/cluster.sh
+# shellcheck source=bin/cluster.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../bin/cluster.sh"
+
 # PostgreSQL's binaries (BINDIR, SHAREDIR, PKGLIBDIR) and an installed
 # privacy_guard; as_pg runs a program as the cluster owner (postgres when
 # we are root).
@@ -22,40 +26,26 @@ bench_require_pg() {
 	[ -f "$SHAREDIR/extension/privacy_guard.control" ] ||
 		die "privacy_guard is not installed; run: make PG_CONFIG=$PG_CONFIG install"
 	if [ "$(id -u)" -eq 0 ]; then
-		id postgres >/dev/null 2>&1 || die "running as root needs a 'postgres' user"
-		as_pg() { runuser -u postgres -- "$@"; }
-	else
-		as_pg() { "$@"; }
+		id "${TEST_USER:-postgres}" >/dev/null 2>&1 || die "running as root needs a '${TEST_USER:-postgres}' user"
 	fi
+	as_pg() { pvg_as_owner "$@"; }
 }
 
-# A throwaway cluster in a private directory WORK (unix socket only, random
-# PORT), started with the settings every benchmark uses plus the lines on
-# stdin (durability is PostgreSQL's default: fsync, synchronous_commit and
-# full_page_writes on, as users run it), and an empty RAW.  On exit it is stopped and removed, after the
-# script's bench_on_exit if it defines one (KEEP=1 leaves it running after a
-# successful run).  Also changes into WORK, which the cluster owner can enter.
+# A throwaway cluster (bin/cluster.sh) in a private directory WORK (unix
+# socket only, random PORT), started with the settings every benchmark uses
+# plus the lines on stdin (durability is PostgreSQL's default: fsync,
+# synchronous_commit and full_page_writes on, as users run it), and an empty
+# RAW.  On exit it is stopped and removed, after the script's bench_on_exit
+# if it defines one (KEEP=1 leaves it running after a successful run).  Also
+# changes into WORK, which the cluster owner can enter.
 bench_cluster() {				# mktemp prefix
-	WORK=$(mktemp -d "/tmp/$1.XXXX")
-	PGDATA=$WORK/data
-	PORT=$((20000 + RANDOM % 20000))
-	RAW=$WORK/raw.tsv
-	: >"$RAW"
 	trap bench_cleanup EXIT
 	trap 'exit 130' INT TERM
-	if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
-	cd "$WORK" || die "cannot enter $WORK"
-
-	log "initdb in $PGDATA (port $PORT, socket in $WORK)"
-	as_pg "$BINDIR/initdb" -D "$PGDATA" --no-locale -E UTF8 -A trust -U postgres >"$WORK/initdb.log" 2>&1 ||
-		{ cat "$WORK/initdb.log" >&2; die "initdb failed"; }
-	{
+	log "initdb (data and socket in a new /tmp/$1.*)"
+	pvg_cluster_start "$1" -U postgres < <(
 		cat <<EOF
 
 # --- $BENCH ---
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-port = $PORT
 shared_buffers = $SHARED_BUFFERS
 max_parallel_workers_per_gather = 0	# single-process plans for every variant
 jit = off
@@ -64,8 +54,14 @@ max_wal_size = 8GB
 checkpoint_timeout = 1h
 EOF
 		cat
-	} >>"$PGDATA/postgresql.conf"
-	as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -l "$WORK/server.log" -w start >/dev/null
+	) || die "the cluster did not start"
+	WORK=$PVG_DIR
+	PGDATA=$WORK/data
+	PORT=$PVG_PORT
+	RAW=$WORK/raw.tsv
+	: >"$RAW"
+	cd "$WORK" || die "cannot enter $WORK"
+	log "cluster in $PGDATA (port $PORT, socket in $WORK)"
 	bench_settings >"$WORK/settings.txt"
 	log "settings: $(paste -sd';' "$WORK/settings.txt" | sed 's/;/; /g')"
 }
@@ -92,19 +88,16 @@ bench_cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	if declare -F bench_on_exit >/dev/null; then bench_on_exit; fi
-	if [ "${KEEP:-0}" = 1 ] && [ "$rc" -eq 0 ]; then
+	if [ "${KEEP:-0}" = 1 ] && [ "$rc" -eq 0 ] && [ -n "${PVG_DIR:-}" ]; then
 		echo "KEEP=1: cluster left running; connect with: psql -h $WORK -p $PORT -d bench -U postgres" >&2
 		echo "  stop and remove it with: pg_ctl -D $PGDATA stop && rm -rf $WORK" >&2
 		exit 0
 	fi
-	if [ -f "$PGDATA/postmaster.pid" ]; then
-		as_pg "$BINDIR/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
-	fi
-	if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
+	if [ "$rc" -ne 0 ] && [ -f "${PVG_DIR:-/nonexistent}/server.log" ]; then
 		echo "$BENCH: failed (exit $rc); last server log lines:" >&2
-		tail -n 20 "$WORK/server.log" >&2 || true
+		tail -n 20 "$PVG_DIR/server.log" >&2 || true
 	fi
-	rm -rf "$WORK"
+	cd / && KEEP=0 pvg_cluster_stop
 	exit "$rc"
 }
 

@@ -58,7 +58,7 @@
 #                                 cost from rounds started for other databases)
 #   KEEP=0                        1: leave the cluster running afterwards
 #   PVG_PREFIX=                   use the private install made by PVG_PREFIX=... bin/setup
-#   PG_CONFIG=$PVG_PREFIX/usr/lib/postgresql/15/bin/pg_config, or the system one
+#   PG_CONFIG=                    default: bin/cluster.sh (under PVG_PREFIX if set)
 #   RESULTS_DIR=bench/results
 #
 # As root it runs PostgreSQL, psql and pgbench as user postgres (runuser).
@@ -83,11 +83,6 @@ FORGET_ROWS=${FORGET_ROWS:-1000000}
 SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
 KEEP=${KEEP:-0}
 ONLY_BENCH_DB=${ONLY_BENCH_DB:-0}
-if [ -n "${PVG_PREFIX:-}" ]; then
-	PG_CONFIG=${PG_CONFIG:-$PVG_PREFIX/usr/lib/postgresql/15/bin/pg_config}
-else
-	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-fi
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
 # SPEC section 5 bars

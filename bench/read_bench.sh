@@ -39,7 +39,7 @@
 #                                   library is replaced during the run (background
 #                                   enforcement is switched off if the build has it)
 #   KEEP=0                          1: leave the cluster running afterwards (to investigate)
-#   PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+#   PG_CONFIG=                    default: bin/cluster.sh (under PVG_PREFIX if set)
 #   RESULTS_DIR=bench/results
 #
 # As root it runs PostgreSQL, psql and pgbench as user postgres (runuser).
@@ -62,7 +62,6 @@ SHARED_BUFFERS=${SHARED_BUFFERS:-512MB}
 PROFILE=${PROFILE:-0}
 KEEP=${KEEP:-0}
 PRELOAD=${PRELOAD:-1}
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
 # SPEC section 5 bars

@@ -21,7 +21,7 @@
 #                                   a hash table of limits, not a bitmap of dense ids)
 #   SHARED_BUFFERS=512MB
 #   PVG_PREFIX=                     a private install (as made by make install DESTDIR=...)
-#   PG_CONFIG=$PVG_PREFIX/usr/lib/postgresql/15/bin/pg_config, or the system one
+#   PG_CONFIG=                    default: bin/cluster.sh (under PVG_PREFIX if set)
 #   LABEL=                          a name for this build in the report
 #   RESULTS_DIR=bench/results  KEEP=0
 #
@@ -38,11 +38,6 @@ SHARED_BUFFERS=${SHARED_BUFFERS:-512MB}
 KEEP=${KEEP:-0}
 LABEL=${LABEL:-}
 EXPIRING=${EXPIRING:-0}
-if [ -n "${PVG_PREFIX:-}" ]; then
-	PG_CONFIG=${PG_CONFIG:-$PVG_PREFIX/usr/lib/postgresql/15/bin/pg_config}
-else
-	PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-fi
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
 BENCH=scale_bench

@@ -19,7 +19,7 @@
 # Usage:   bench/tagged_bench.sh
 # Quick:   ROWS=100000 SUBJECTS=10000 RUNS=5 bench/tagged_bench.sh
 # Settings: ROWS=1000000 SUBJECTS=100000 RUNS=7 SHARED_BUFFERS=512MB
-#           PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config RESULTS_DIR=bench/results
+#           PG_CONFIG=/path/to/pg_config (default: bin/cluster.sh) RESULTS_DIR=bench/results
 # As root it runs PostgreSQL and psql as user postgres (runuser).
 
 set -euo pipefail
@@ -29,7 +29,6 @@ ROWS=${ROWS:-1000000}
 SUBJECTS=${SUBJECTS:-100000}
 RUNS=${RUNS:-7}
 SHARED_BUFFERS=${SHARED_BUFFERS:-512MB}
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
 BENCH=tagged_bench

@@ -198,9 +198,9 @@ SELECT privacy_guard.privacy_notice() IS NOT NULL AS notice;
 CREATE TABLE aa_anon (id int, a tagged_text[]);
 SELECT privacy_guard.protect('aa_anon', 'id', ARRAY['aa_open'], on_forget => 'anonymize');
 GRANT SELECT ON aa_anon TO regress_aa_app;
-INSERT INTO aa_anon VALUES (9, ARRAY[tag('A-9'::text, ARRAY['aa_open'], '9')]), (10, ARRAY[tag('A-10'::text, ARRAY['aa_open'], '10')]),
-	(11, ARRAY['plain-11']::tagged_text[]);
-SELECT privacy_guard.forget('9', 'aa anon') > 0 AS filed, privacy_guard.forget('11', 'aa anon') > 0 AS filed;
+INSERT INTO aa_anon VALUES (5009, ARRAY[tag('A-9'::text, ARRAY['aa_open'], '5009')]), (5010, ARRAY[tag('A-10'::text, ARRAY['aa_open'], '5010')]),
+	(5011, ARRAY['plain-11']::tagged_text[]);
+SELECT privacy_guard.forget('5009', 'aa anon') > 0 AS filed, privacy_guard.forget('5011', 'aa anon') > 0 AS filed;
 SELECT privacy_guard.run_maintenance() -> 'requests_blocked' AS blocked;
 SET ROLE regress_aa_app;
 SET privacy_guard.purpose = 'aa_open';
@@ -215,10 +215,10 @@ RESET privacy_guard.purpose;
 -- and the forgotten subject stay hidden from the owner
 SET ROLE regress_aa_owner;
 CREATE TABLE aa_guarded (id int, note text);
-INSERT INTO aa_guarded VALUES (21, 'QUOKKA-7741'), (22, 'kept');
+INSERT INTO aa_guarded VALUES (5021, 'QUOKKA-7741'), (5022, 'kept');
 RESET ROLE;
 SELECT privacy_guard.protect('aa_guarded', 'id', ARRAY['aa_open']);
-SELECT privacy_guard.forget('21', 'aa guarded') > 0 AS filed;
+SELECT privacy_guard.forget('5021', 'aa guarded') > 0 AS filed;
 SET ROLE regress_aa_owner;
 CREATE FUNCTION aa_unguard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -146,7 +146,10 @@ DROP TABLE er_log;
 
 -- attack: a forget request for another spelling of a key ('078') must not
 -- erase subject 78, who never asked and whose rows it did not hide: keys
--- match the column's canonical text form only.
+-- match the column's canonical text form only.  (With a protected text
+-- subject column, which could hold '078' as it is, forget() accepts it.)
+CREATE TABLE er_text_keys (who text);
+SELECT privacy_guard.protect('er_text_keys', 'who', ARRAY['billing']);
 SELECT privacy_guard.forget('078') AS req \gset
 SET ROLE regress_app;
 SET privacy_guard.purpose = 'billing';
@@ -159,6 +162,8 @@ SELECT privacy_guard.run_maintenance() ->> 'requests_blocked' AS blocked;
 SELECT state, counts, error FROM privacy_guard.erasure_requests WHERE id = :req;
 SELECT count(*) AS rows_of_78 FROM er_people WHERE id = 78;
 DELETE FROM privacy_guard.erasure_request WHERE id = :req;
+SELECT privacy_guard.unprotect('er_text_keys');
+DROP TABLE er_text_keys;
 
 -- attack: the owner detaches a partition holding a subject's rows; the
 -- detached partition still carries the rules, and the engine erases from it

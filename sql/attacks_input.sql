@@ -7,13 +7,13 @@
 SET ROLE regress_owner;
 CREATE TABLE in_people (id bigint, email text, seen date);
 CREATE TABLE in_tags (tag varchar(20), note text);
-INSERT INTO in_people VALUES (41, 'in41@example.org', current_date), (42, 'in42@example.org', current_date);
+INSERT INTO in_people VALUES (2041, 'in41@example.org', current_date), (2042, 'in42@example.org', current_date);
 INSERT INTO in_tags VALUES ('in-a', 'a');
 GRANT SELECT ON in_people, in_tags TO regress_app;
 RESET ROLE;
 SELECT privacy_guard.protect('in_people', 'id', ARRAY['billing'], interval '1 year', 'seen');
 SELECT privacy_guard.protect('in_tags', 'tag', ARRAY['billing']);
-SELECT privacy_guard.forget('42') > 0 AS filed;
+SELECT privacy_guard.forget('2042') > 0 AS filed;
 
 CREATE TEMP TABLE in_before AS
 SELECT (SELECT count(*) FROM privacy_guard.purpose) AS purposes,
@@ -147,7 +147,7 @@ SELECT privacy_guard.has_consent('zq-key-inf', 'marketing') AS consent_until_inf
 -- nothing half-done by any of the failures above: only the calls that
 -- succeeded changed anything (purpose in_x with its 1 MB description, the
 -- consents with 100,000-element evidence and until infinity, the never-due
--- request; the round run_maintenance(0) ran erased subject 42)
+-- request; the round run_maintenance(0) ran erased subject 2042)
 SELECT (SELECT count(*) FROM privacy_guard.purpose) - b.purposes AS purposes,
 	   (SELECT count(*) FROM privacy_guard.purpose_role) - b.roles AS roles,
 	   (SELECT count(*) FROM privacy_guard.consent_ledger) - b.ledger AS ledger,
@@ -161,29 +161,29 @@ SELECT count(*) AS in_people_rows FROM in_people;
 -- attack: the public policy functions called directly with the wrong types,
 -- NULLs, unregistered tables and wrong retention types (the rules are
 -- applied to the value's text form; no crash, no wrong answer)
-SELECT privacy_guard.forget('43') > 0 AND privacy_guard.forget('in-a') > 0 AS filed;
+SELECT privacy_guard.forget('2043') > 0 AND privacy_guard.forget('in-a') > 0 AS filed;
 SET ROLE regress_app;
 SET privacy_guard.purpose = 'billing';
-SELECT privacy_guard.row_visible('in_people'::regclass, 43::bigint) AS forgotten_bigint,
-	   privacy_guard.row_visible('in_people'::regclass, 43::int2) AS forgotten_int2,
-	   privacy_guard.row_visible('in_people'::regclass, '43'::text) AS forgotten_text,
-	   privacy_guard.row_visible('in_people'::regclass, 43.0::numeric) AS numeric_text_form_43_0,
-	   privacy_guard.row_visible('in_people'::regclass, 41::bigint) AS kept;
+SELECT privacy_guard.row_visible('in_people'::regclass, 2043::bigint) AS forgotten_bigint,
+	   privacy_guard.row_visible('in_people'::regclass, 2043::int2) AS forgotten_int2,
+	   privacy_guard.row_visible('in_people'::regclass, '2043'::text) AS forgotten_text,
+	   privacy_guard.row_visible('in_people'::regclass, 2043.0::numeric) AS numeric_text_form_43_0,
+	   privacy_guard.row_visible('in_people'::regclass, 2041::bigint) AS kept;
 SELECT privacy_guard.row_visible('in_tags'::regclass, 'in-a'::varchar) AS forgotten_varchar,
 	   privacy_guard.row_visible('in_tags'::regclass, 'in-a'::text) AS forgotten_text,
 	   privacy_guard.row_visible('in_tags'::regclass, 7::bigint) AS int_on_text_table,
 	   privacy_guard.row_visible('in_tags'::regclass, '{1,2}'::int[]) AS array_on_text_table,
 	   privacy_guard.row_visible('in_tags'::regclass, NULL::text) AS null_subject;
-SELECT privacy_guard.row_visible('in_people'::regclass, 41::bigint, '1900-01-01'::date) AS expired_date,
-	   privacy_guard.row_visible('in_people'::regclass, 41::bigint, NULL::date) AS null_retention,
-	   privacy_guard.row_visible('in_people'::regclass, 41::bigint, 'infinity'::timestamptz) AS infinite;
+SELECT privacy_guard.row_visible('in_people'::regclass, 2041::bigint, '1900-01-01'::date) AS expired_date,
+	   privacy_guard.row_visible('in_people'::regclass, 2041::bigint, NULL::date) AS null_retention,
+	   privacy_guard.row_visible('in_people'::regclass, 2041::bigint, 'infinity'::timestamptz) AS infinite;
 SELECT pg_temp.try('SELECT privacy_guard.row_visible(0::oid::regclass, 1)') AS unregistered_oid,
 	   pg_temp.try('SELECT privacy_guard.row_visible(NULL::regclass, 1)') AS null_table,
 	   pg_temp.try('SELECT privacy_guard.row_visible(''pg_class''::regclass, 1)') AS catalog_table,
 	   pg_temp.try('SELECT privacy_guard.write_allowed(0::oid::regclass)') AS write_unregistered,
 	   privacy_guard.write_allowed(NULL) IS NULL AS write_null;
 RESET privacy_guard.purpose;
-SELECT pg_temp.try('SELECT privacy_guard.row_visible(''in_people''::regclass, 41::bigint)') AS no_purpose;
+SELECT pg_temp.try('SELECT privacy_guard.row_visible(''in_people''::regclass, 2041::bigint)') AS no_purpose;
 RESET ROLE;
 
 SELECT privacy_guard.unprotect('in_people');

@@ -9,7 +9,7 @@ SELECT privacy_guard.grant_admin('regress_admin');
 SELECT privacy_guard.grant_recorder('regress_recorder');
 SET ROLE regress_owner;
 CREATE TABLE pv_accounts (id bigint, email text, joined timestamptz DEFAULT now());
-INSERT INTO pv_accounts (id, email) SELECT g, 'pv' || g || '@example.org' FROM generate_series(1, 5) g;
+INSERT INTO pv_accounts (id, email) SELECT g, 'pv' || g || '@example.org' FROM generate_series(3101, 3105) g;
 GRANT SELECT ON pv_accounts TO regress_app, regress_recorder, regress_admin;
 RESET ROLE;
 SELECT privacy_guard.protect('pv_accounts', 'id', ARRAY['billing']);
@@ -116,7 +116,7 @@ SET ROLE regress_owner;
 CREATE DOMAIN pv_key AS bigint CHECK (public.pv_spy('domain check'));
 CREATE TABLE pv_spied (id pv_key, email text,
 					   shout text GENERATED ALWAYS AS (public.pv_spy_text(email)) STORED);
-INSERT INTO pv_spied (id, email) VALUES (11, 'eleven@example.org'), (12, 'twelve@example.org');
+INSERT INTO pv_spied (id, email) VALUES (3111, 'eleven@example.org'), (3112, 'twelve@example.org');
 RESET ROLE;
 SELECT privacy_guard.protect('pv_spied', 'id', ARRAY['billing'], on_forget => 'anonymize');
 SELECT privacy_guard.set_anonymizer('pv_spied', 'email', 'public.pv_spy_anon');
@@ -127,7 +127,7 @@ SET ROLE regress_owner;
 CREATE TRIGGER pv_spy_before BEFORE UPDATE ON pv_spied FOR EACH ROW EXECUTE FUNCTION public.pv_spy_trigger();
 CREATE TRIGGER pv_spy_after AFTER UPDATE ON pv_spied FOR EACH ROW EXECUTE FUNCTION public.pv_spy_trigger();
 RESET ROLE;
-SELECT privacy_guard.forget('11') AS req11 \gset
+SELECT privacy_guard.forget('3111') AS req11 \gset
 SELECT privacy_guard.run_maintenance() ->> 'requests_done' AS done;
 SELECT state FROM privacy_guard.erasure_requests WHERE id = :req11;
 SELECT id, email FROM pv_spied ORDER BY id;
@@ -145,7 +145,7 @@ SET ROLE regress_owner;
 CREATE INDEX pv_spied_shout ON pv_spied (public.pv_spy_text(email));
 RESET ROLE;
 TRUNCATE public.pv_spy_log;
-SELECT privacy_guard.forget('12') AS req12 \gset
+SELECT privacy_guard.forget('3112') AS req12 \gset
 SELECT privacy_guard.run_maintenance() ->> 'requests_done' AS done;
 SELECT state FROM privacy_guard.erasure_requests WHERE id = :req12;
 SELECT DISTINCT * FROM public.pv_spy_log ORDER BY 1;
@@ -160,10 +160,10 @@ CREATE RULE pv_grab AS ON DELETE TO pv_accounts
 	DO ALSO INSERT INTO privacy_guard.purpose_role
 		SELECT r.oid::regrole, 'analytics' FROM pg_roles r WHERE r.rolname = 'regress_owner';
 RESET ROLE;
-SELECT privacy_guard.forget('3') AS req3 \gset
+SELECT privacy_guard.forget('3103') AS req3 \gset
 SELECT privacy_guard.run_maintenance() ->> 'requests_blocked' AS blocked;
 SELECT state, error FROM privacy_guard.erasure_requests WHERE id = :req3;
-SELECT count(*) AS rows_of_3 FROM pv_accounts WHERE id = 3;
+SELECT count(*) AS rows_of_3 FROM pv_accounts WHERE id = 3103;
 SELECT count(*) AS owner_authorised_for_analytics FROM privacy_guard.purpose_roles
  WHERE role = 'regress_owner'::regrole AND purpose = 'analytics';
 SET ROLE regress_owner;
@@ -177,11 +177,11 @@ SELECT state FROM privacy_guard.erasure_requests WHERE id = :req3;
 -- owner's rights, which do not include it
 SET ROLE regress_owner;
 CREATE TABLE pv_flags (who bigint, flag text);
-INSERT INTO pv_flags VALUES (21, 'pv-flag-21');
+INSERT INTO pv_flags VALUES (3121, 'pv-flag-21');
 RESET ROLE;
 SELECT privacy_guard.protect('pv_flags', 'who', ARRAY['billing'], on_forget => 'anonymize');
 SELECT privacy_guard.set_anonymizer('pv_flags', 'flag', 'privacy_guard._subject_digest');
-SELECT privacy_guard.forget('21') AS req21 \gset
+SELECT privacy_guard.forget('3121') AS req21 \gset
 SELECT privacy_guard.run_maintenance() ->> 'requests_blocked' AS blocked;
 SELECT state, error FROM privacy_guard.erasure_requests WHERE id = :req21;
 SELECT who, flag FROM pv_flags;

@@ -1,6 +1,6 @@
 -- Purpose spoofing: ways of running under a purpose the role is not
 -- authorised for.  (ALTER ROLE/DATABASE SET, connection options and
--- placeholders set before the library loads: test/t/006_attack_settings.pl.)
+-- placeholders set before the library loads: test/t/006_attacks_settings.pl.)
 \set VERBOSITY terse
 
 SET ROLE regress_owner;

@@ -155,7 +155,19 @@ GRANT SELECT, INSERT ON at2_chk TO PUBLIC;
 SET ROLE regress_at2_app;
 SET privacy_guard.purpose = 'at2_billing';
 INSERT INTO at2_chk SELECT -1, t FROM at2_vals WHERE id = 1;
-INSERT INTO at2_chk SELECT -2, t FROM at2_vals WHERE id = 2;
+-- (the error caught to show its DETAIL with the purpose's id as #: ids
+-- depend on the purposes defined before)
+DO $$
+DECLARE
+	v_detail text;
+BEGIN
+	INSERT INTO at2_chk SELECT -2, t FROM at2_vals WHERE id = 2;
+EXCEPTION WHEN check_violation THEN
+	GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
+	RAISE NOTICE 'ERROR:  %', SQLERRM;
+	RAISE NOTICE 'DETAIL:  %', regexp_replace(v_detail, '": [0-9]+([,}])', '": #\1', 'g');
+END
+$$;
 SELECT count(*) AS rows_written FROM at2_chk;
 RESET ROLE;
 

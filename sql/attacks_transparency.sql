@@ -1,7 +1,7 @@
 -- Adversarial tests against the transparency functions (subject_report,
 -- processing_register, privacy_notice, check) and the access log's switch
 -- and interfaces (the logging itself needs shared memory: see
--- test/t/011_attack_audit.pl).  Each block is named after the attack.
+-- test/t/011_attacks_audit.pl).  Each block is named after the attack.
 \set VERBOSITY terse
 SELECT current_user AS super \gset
 CREATE ROLE regress_at2t_app LOGIN;
@@ -16,16 +16,16 @@ SELECT privacy_guard.grant_admin('regress_at2t_adm');
 
 SET ROLE regress_at2t_owner;
 CREATE TABLE at2t_customers (id bigint, name text);
-INSERT INTO at2t_customers VALUES (42, 'ADA-42'), (420, 'BOB-420'), (4, 'CY-4'), (-42, 'NEG-42');
+INSERT INTO at2t_customers VALUES (942, 'ADA-42'), (9420, 'BOB-420'), (94, 'CY-4'), (-942, 'NEG-42');
 CREATE TABLE at2t_notes (who text, body text);
-INSERT INTO at2t_notes VALUES ('42', 'T-42'), ('x%', 'T-PERCENT'), ('x_y', 'T-UNDERSCORE'),
+INSERT INTO at2t_notes VALUES ('942', 'T-42'), ('x%', 'T-PERCENT'), ('x_y', 'T-UNDERSCORE'),
 	('a''b', 'T-QUOTE'), ('a\b', 'T-BACKSLASH'), ('x', 'T-X');
 GRANT SELECT ON at2t_customers, at2t_notes TO regress_at2t_app;
 RESET ROLE;
 SELECT privacy_guard.protect('at2t_customers', 'id', ARRAY['at2t_billing']);
 SELECT privacy_guard.protect('at2t_notes', 'who', ARRAY['at2t_billing']);
 SELECT privacy_guard.define_purpose('at2t_news', 'consent');
-SELECT privacy_guard.grant_consent('42', 'at2t_news');
+SELECT privacy_guard.grant_consent('942', 'at2t_news');
 
 -- the names of the rows a report holds, in order
 CREATE FUNCTION pg_temp.names(r jsonb) RETURNS text LANGUAGE sql AS $$
@@ -41,15 +41,15 @@ GRANT EXECUTE ON FUNCTION pg_temp.names(jsonb) TO PUBLIC;
 -- application owns: all refused
 SET ROLE regress_at2t_app;
 SET privacy_guard.purpose = 'at2t_billing';
-SELECT privacy_guard.subject_report('42');
+SELECT privacy_guard.subject_report('942');
 CREATE FUNCTION at2t_report(k text) RETURNS jsonb LANGUAGE sql SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp AS $$ SELECT privacy_guard.subject_report(k) $$;
-SELECT at2t_report('42');
+SELECT at2t_report('942');
 RESET privacy_guard.purpose;
 SET ROLE regress_at2t_rec;
-SELECT privacy_guard.subject_report('42');
+SELECT privacy_guard.subject_report('942');
 SET ROLE regress_at2t_owner;
-SELECT privacy_guard.subject_report('42');
+SELECT privacy_guard.subject_report('942');
 RESET ROLE;
 DROP FUNCTION at2t_report(text);
 
@@ -58,7 +58,7 @@ SELECT privacy_guard.grant_admin('regress_at2t_app');
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA privacy_guard FROM regress_at2t_app;
 REVOKE ALL ON ALL TABLES IN SCHEMA privacy_guard FROM regress_at2t_app;
 SET ROLE regress_at2t_app;
-SELECT privacy_guard.subject_report('42');
+SELECT privacy_guard.subject_report('942');
 SELECT count(*) FROM privacy_guard.processing_register;
 RESET ROLE;
 
@@ -68,20 +68,20 @@ RESET ROLE;
 SET ROLE regress_at2t_adm;
 SELECT k, pg_temp.names(privacy_guard.subject_report(k)) AS rows_found
   FROM unnest(ARRAY['x%', 'x_', '%', '_', 'x_y', 'a''b', 'a\b', 'a''b'' OR ''1''=''1',
-					'42'' OR true --', '.*', 'x|42', '$.data', '42); DROP TABLE at2t_notes; --',
-					'-42', '42', 'x']) k
+					'942'' OR true --', '.*', 'x|942', '$.data', '942); DROP TABLE at2t_notes; --',
+					'-942', '942', 'x']) k
  ORDER BY k;
 -- the report names only the key it was asked for
 SELECT privacy_guard.subject_report('x%') ->> 'subject' AS subject;
 RESET ROLE;
 
--- attack: another spelling of an integer key ('042', '+42', ' 42') must not
--- read subject 42's rows under a label whose consents and requests are
+-- attack: another spelling of an integer key ('0942', '+942', ' 942') must not
+-- read subject 942's rows under a label whose consents and requests are
 -- another key's: like forget(), erasure_status() and access_history(), the
 -- report matches only the canonical text form.
 SET ROLE regress_at2t_adm;
 SELECT k, pg_temp.names(r) AS rows_found, jsonb_array_length(r -> 'consents') AS consents
-  FROM unnest(ARRAY['42', '042', '+42', ' 42']) k, privacy_guard.subject_report(k) r
+  FROM unnest(ARRAY['942', '0942', '+942', ' 942']) k, privacy_guard.subject_report(k) r
  ORDER BY k;
 RESET ROLE;
 
@@ -91,11 +91,11 @@ SELECT count(*) FROM privacy_guard.processing_register;
 SELECT count(*) FROM privacy_guard.check();
 SELECT count(*) FROM privacy_guard.access_log;
 SELECT count(*) FROM privacy_guard.access_log_data;
-SELECT * FROM privacy_guard.access_history('42', '-infinity');
-SELECT privacy_guard._subjects_may_include('\x00'::bytea, '42');
+SELECT * FROM privacy_guard.access_history('942', '-infinity');
+SELECT privacy_guard._subjects_may_include('\x00'::bytea, '942');
 SET ROLE regress_at2t_rec;
 SELECT count(*) FROM privacy_guard.processing_register;
-SELECT * FROM privacy_guard.access_history('42', '-infinity');
+SELECT * FROM privacy_guard.access_history('942', '-infinity');
 RESET ROLE;
 
 -- attack: markup smuggled into the public privacy notice through a purpose
@@ -174,5 +174,5 @@ REVOKE CREATE ON SCHEMA public FROM regress_at2t_owner, regress_at2t_app;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA privacy_guard FROM regress_at2t_adm, regress_at2t_rec;
 REVOKE ALL ON ALL TABLES IN SCHEMA privacy_guard FROM regress_at2t_adm, regress_at2t_rec;
 SELECT privacy_guard.disallow_purpose('regress_at2t_app', 'at2t_billing');
-SELECT privacy_guard.withdraw_consent('42', 'at2t_news');
+SELECT privacy_guard.withdraw_consent('942', 'at2t_news');
 DROP ROLE regress_at2t_app, regress_at2t_owner, regress_at2t_rec, regress_at2t_adm;

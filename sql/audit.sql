@@ -9,7 +9,7 @@ CREATE ROLE regress_audit_admin;
 CREATE ROLE regress_audit_nobody;
 SET ROLE regress_owner;
 CREATE TABLE audit_people (id bigint PRIMARY KEY, name text);
-INSERT INTO audit_people SELECT g, 'person ' || g FROM generate_series(1, 5) g;
+INSERT INTO audit_people SELECT g, 'person ' || g FROM generate_series(8001, 8005) g;
 GRANT SELECT ON audit_people TO regress_app;
 RESET ROLE;
 SELECT privacy_guard.protect('audit_people', 'id', ARRAY['billing']);
@@ -36,13 +36,13 @@ SELECT count(*) FROM privacy_guard.access_log;
 -- administrators only
 SET ROLE regress_audit_nobody;
 SELECT count(*) FROM privacy_guard.access_log;
-SELECT * FROM privacy_guard.access_history('1', '-infinity');
+SELECT * FROM privacy_guard.access_history('8001', '-infinity');
 SELECT privacy_guard._flush_access_log();
 SET ROLE regress_app;
-SELECT * FROM privacy_guard.access_history('1', '-infinity');
+SELECT * FROM privacy_guard.access_history('8001', '-infinity');
 SET ROLE regress_audit_admin;
 SELECT count(*) FROM privacy_guard.access_log;
-SELECT role, purpose, table_name FROM privacy_guard.access_history('1', '-infinity');	-- no bucket: a time
+SELECT role, purpose, table_name FROM privacy_guard.access_history('8001', '-infinity');	-- no bucket: a time
 SELECT privacy_guard._flush_access_log();
 SELECT count(*) FROM privacy_guard.access_log_data;
 -- run_maintenance() flushes as the extension's owner
@@ -51,10 +51,10 @@ SELECT privacy_guard.run_maintenance() ->> 'errors';
 -- bad input
 SELECT * FROM privacy_guard.access_history(NULL, '-infinity');
 SELECT * FROM privacy_guard.access_history('', '-infinity');
-SELECT * FROM privacy_guard.access_history('1', NULL);
+SELECT * FROM privacy_guard.access_history('8001', NULL);
 SELECT * FROM privacy_guard.access_history(repeat('x', 1025), '-infinity');
 RESET ROLE;
-SELECT privacy_guard._subjects_may_include('\x00'::bytea, '1');
+SELECT privacy_guard._subjects_may_include('\x00'::bytea, '8001');
 
 DROP TABLE audit_people;
 DROP ROLE regress_audit_nobody;

@@ -5,12 +5,13 @@
 -- selects; first with the changes made in the reading session, then with
 -- each committed by another session.
 \set VERBOSITY terse
+-- this file's subjects: 10001..10600, and 15000 and -7 far from them
 CREATE TABLE members (id int PRIMARY KEY, joined date NOT NULL DEFAULT current_date);
-INSERT INTO members SELECT g FROM generate_series(1, 600) g;
-INSERT INTO members VALUES (5000), (-7);
+INSERT INTO members SELECT g FROM generate_series(10001, 10600) g;
+INSERT INTO members VALUES (15000), (-7);
 -- enough consents for the dense-key bitmap (subject_set.h) to be used
 SELECT count(*) FROM (SELECT privacy_guard.grant_consent(g::text, 'marketing')
-						FROM generate_series(1, 600) g WHERE g % 3 <> 0) s;
+						FROM generate_series(10001, 10600) g WHERE g % 3 <> 0) s;
 GRANT SELECT ON members TO regress_app;
 SELECT privacy_guard.protect('members', 'id', ARRAY['marketing']);
 
@@ -44,8 +45,8 @@ BEGIN
 	PERFORM setseed(0.42);
 	FOR i IN 1..300 LOOP
 		s := CASE floor(random() * 20)::int
-				WHEN 0 THEN '5000' WHEN 1 THEN '-7'
-				ELSE (1 + floor(random() * 600))::int::text END;
+				WHEN 0 THEN '15000' WHEN 1 THEN '-7'
+				ELSE (10001 + floor(random() * 600))::int::text END;
 		op := floor(random() * 10)::int;
 		IF op < 5 THEN
 			PERFORM privacy_guard.grant_consent(s, CASE WHEN op < 3 THEN 'marketing' ELSE 'marketing.email' END,
@@ -83,7 +84,7 @@ DECLARE
 BEGIN
 	PERFORM setseed(0.17);
 	FOR i IN 1..200 LOOP
-		s := (101 + floor(random() * 500))::int::text;	-- later files use the small keys
+		s := (10101 + floor(random() * 500))::int::text;
 		op := floor(random() * 10)::int;
 		PERFORM * FROM dblink('writer', CASE
 			WHEN op < 5 THEN format('SELECT ''ok'' FROM privacy_guard.grant_consent(%L, %L)', s,
@@ -108,7 +109,7 @@ SELECT pg_temp.seen('marketing') = pg_temp.expected('marketing') AS marketing_ag
 -- closing a request (an UPDATE) and deleting rows make sessions reload in full
 UPDATE privacy_guard.erasure_request SET state = 'done', subject = NULL, completed_at = now()
  WHERE subject IN (SELECT id::text FROM members);
-DELETE FROM privacy_guard.consent_state WHERE subject = '1';
+DELETE FROM privacy_guard.consent_state WHERE subject = '10001';
 SELECT pg_temp.seen('marketing') = pg_temp.expected('marketing') AS agrees_after_reload;
 SELECT privacy_guard.unprotect('members');
 DROP TABLE members;

@@ -1,6 +1,20 @@
 -- Partitions and inheritance children are held to the same rules when
 -- queried directly, including those created after protect().
 \set VERBOSITY terse
+-- this file's subjects 1201..1210, in the states rules.sql leaves its 1..10 in
+-- 1201, 1203, 1206, 1207 consent to marketing, 1202 to marketing.email only;
+-- 1204 withdrew, 1205's consent lapsed, 1203 asked to be forgotten
+DO $$
+BEGIN
+	PERFORM privacy_guard.grant_consent(s, 'marketing') FROM unnest(ARRAY['1201', '1203', '1204', '1206', '1207']) s;
+	PERFORM privacy_guard.grant_consent('1202', 'marketing.email');
+	PERFORM privacy_guard.withdraw_consent('1204', 'marketing');
+	PERFORM privacy_guard.grant_consent('1205', 'marketing', now() + interval '1 hour');
+	PERFORM privacy_guard.forget('1203');
+END
+$$;
+UPDATE privacy_guard.consent_state SET valid_until = now() - interval '1 second'
+ WHERE subject = '1205';
 SET ROLE regress_owner;
 CREATE TABLE orders (id bigint, customer_id bigint, amount numeric) PARTITION BY RANGE (id);
 CREATE TABLE orders_low PARTITION OF orders FOR VALUES FROM (0) TO (100);
@@ -20,9 +34,9 @@ RESET ROLE;
 -- a child cannot be registered on its own: its parent's rules apply
 SELECT privacy_guard.protect('orders_low', 'customer_id', ARRAY['billing']);
 
-INSERT INTO orders SELECT g * 50, g, g * 10 FROM generate_series(1, 30) g;
-INSERT INTO notes VALUES (1, 'parent row'), (9, 'parent row');
-INSERT INTO notes_archive VALUES (1, 'child row'), (9, 'child row');
+INSERT INTO orders SELECT g * 50, 1200 + g, g * 10 FROM generate_series(1, 30) g;
+INSERT INTO notes VALUES (1201, 'parent row'), (1209, 'parent row');
+INSERT INTO notes_archive VALUES (1201, 'child row'), (1209, 'child row');
 
 SET ROLE regress_app;
 SET privacy_guard.purpose = 'marketing';
@@ -64,7 +78,7 @@ ALTER TABLE orders ATTACH PARTITION orders_fake FOR VALUES FROM (2000) TO (3000)
 RESET ROLE;
 SELECT pg_get_expr(polqual, polrelid) FROM pg_policy
  WHERE polrelid = 'orders_fake'::regclass AND polname = 'privacy_guard_rules';
-INSERT INTO orders VALUES (2500, 9, 1);
+INSERT INTO orders VALUES (2500, 1209, 1);
 SET ROLE regress_owner;
 SELECT count(*) FROM orders_fake;                 -- no purpose: refused
 -- a detached partition keeps the rules, and its root cannot be dropped from under it

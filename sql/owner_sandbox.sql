@@ -5,8 +5,8 @@
 \set VERBOSITY terse
 SET ROLE regress_owner;
 CREATE TABLE sb_events (id int, customer_id int, happened timestamptz NOT NULL);
-INSERT INTO sb_events SELECT g, g, now() - interval '3 days' FROM generate_series(1, 3) g;
-INSERT INTO sb_events VALUES (4, 4, now());
+INSERT INTO sb_events SELECT g, 6000 + g, now() - interval '3 days' FROM generate_series(1, 3) g;
+INSERT INTO sb_events VALUES (4, 6004, now());
 CREATE TABLE sb_seen (id int, search_path text, work_mem text, statement_timeout text, purpose text);
 -- before deleting each row the trigger notes the settings it sees, then
 -- plants its own for the rest of the session
@@ -39,7 +39,7 @@ SELECT array_agg(id ORDER BY id) AS left_over FROM sb_events;
 
 -- the same inside the superuser's open transaction, and after it commits
 TRUNCATE sb_seen;
-INSERT INTO sb_events SELECT g, g, now() - interval '3 days' FROM generate_series(5, 6) g;
+INSERT INTO sb_events SELECT g, 6000 + g, now() - interval '3 days' FROM generate_series(5, 6) g;
 BEGIN;
 SELECT privacy_guard.run_maintenance('sb_events') -> 'expired' AS expired;
 SELECT current_setting('search_path') = :'path_before' AS search_path_kept,
@@ -63,8 +63,8 @@ SELECT count(*) AS still_connected FROM sb_events;
 -- -infinity; a date past the timestamp range (294276 AD) is within any
 -- retention
 CREATE TABLE sb_far (id int, customer_id int, kept date NOT NULL);
-INSERT INTO sb_far VALUES (1, 1, '2000-01-01'), (2, 2, '1000000-01-01'), (3, 3, '-infinity'),
-	(4, 4, 'infinity');
+INSERT INTO sb_far VALUES (1, 6001, '2000-01-01'), (2, 6002, '1000000-01-01'), (3, 6003, '-infinity'),
+	(4, 6004, 'infinity');
 GRANT SELECT ON sb_far TO regress_app;
 SELECT privacy_guard.protect('sb_far', 'customer_id', ARRAY['billing'], interval '100000000 years', 'kept');
 SET ROLE regress_app;

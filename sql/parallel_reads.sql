@@ -48,6 +48,18 @@ SELECT count(*) > 0 AS found_5 FROM privacy_guard.access_history('5', '-infinity
 SELECT count(*) > 0 AS found_59 FROM privacy_guard.access_history('59', '-infinity')
  WHERE table_name = 'public.parr_orders';
 
+-- behind a transaction pooler (purpose_scope = 'transaction'): the purpose
+-- set for the transaction is the workers' purpose too
+SET privacy_guard.purpose_scope = 'transaction';
+SET ROLE parr_app;
+SET max_parallel_workers_per_gather = 2;
+BEGIN;
+SET LOCAL privacy_guard.purpose = 'parr_mail';
+SELECT count(*) AS parallel_in_transaction FROM parr_orders;
+COMMIT;
+RESET ROLE;
+RESET privacy_guard.purpose_scope;
+
 SET client_min_messages = warning;
 SELECT privacy_guard.unprotect('parr_orders');
 DROP TABLE parr_orders;

@@ -1,8 +1,6 @@
 -- protect() and unprotect(): registration, installed policies, errors.
 \set VERBOSITY terse
 
-CREATE ROLE regress_owner LOGIN;
-GRANT CREATE ON SCHEMA public TO regress_owner;
 SET ROLE regress_owner;
 CREATE TABLE customers (
 	id			bigint PRIMARY KEY,

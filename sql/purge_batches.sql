@@ -5,7 +5,7 @@
 SET ROLE regress_owner;
 CREATE TABLE batch_events (id int, customer_id bigint, happened timestamptz NOT NULL);
 -- ids 1..10 expired, 11..14 current
-INSERT INTO batch_events SELECT g, g % 3, now() - interval '2 days' FROM generate_series(1, 14) g;
+INSERT INTO batch_events SELECT g, 8500 + g % 3, now() - interval '2 days' FROM generate_series(1, 14) g;
 UPDATE batch_events SET happened = now() WHERE id > 10;
 CREATE TABLE batch_log (what text);
 -- the owner's trigger logs every delete and keeps rows 2 and 6: they stay
@@ -54,7 +54,7 @@ RESET ROLE;
 DELETE FROM batch_events WHERE id IN (2, 6);
 
 -- a batch that the owner's trigger swallows reports it, never a silent success
-INSERT INTO batch_events VALUES (20, 1, now() - interval '5 days');
+INSERT INTO batch_events VALUES (20, 8501, now() - interval '5 days');
 SET ROLE regress_owner;
 CREATE FUNCTION batch_keep() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$;
 CREATE TRIGGER keep BEFORE DELETE ON batch_events FOR EACH ROW EXECUTE FUNCTION batch_keep();

@@ -10,10 +10,10 @@ SET ROLE regress_owner;
 CREATE TABLE po_accounts (id bigint PRIMARY KEY, opened timestamptz NOT NULL);
 CREATE TABLE po_logins (id bigint PRIMARY KEY, account_id bigint REFERENCES po_accounts,
 						at timestamptz NOT NULL);
-INSERT INTO po_accounts VALUES (1, now() - interval '40 days'), (2, now() - interval '40 days'),
-							   (3, now());
-INSERT INTO po_logins VALUES (10, 1, now() - interval '40 days'), (11, 2, now() - interval '40 days'),
-							 (12, 3, now()), (13, 3, now() - interval '40 days');
+INSERT INTO po_accounts VALUES (8601, now() - interval '40 days'), (8602, now() - interval '40 days'),
+							   (8603, now());
+INSERT INTO po_logins VALUES (10, 8601, now() - interval '40 days'), (11, 8602, now() - interval '40 days'),
+							 (12, 8603, now()), (13, 8603, now() - interval '40 days');
 GRANT SELECT ON po_accounts, po_logins TO regress_app;
 RESET ROLE;
 SELECT privacy_guard.protect('po_accounts', 'id', ARRAY['billing'], interval '30 days', 'opened');

@@ -1,8 +1,22 @@
 -- A table's own row-level security keeps working; the rules only narrow it.
 \set VERBOSITY terse
+-- this file's subjects 1301..1310, in the states rules.sql leaves its 1..10 in
+-- 1301, 1303, 1306, 1307 consent to marketing, 1302 to marketing.email only;
+-- 1304 withdrew, 1305's consent lapsed, 1303 asked to be forgotten
+DO $$
+BEGIN
+	PERFORM privacy_guard.grant_consent(s, 'marketing') FROM unnest(ARRAY['1301', '1303', '1304', '1306', '1307']) s;
+	PERFORM privacy_guard.grant_consent('1302', 'marketing.email');
+	PERFORM privacy_guard.withdraw_consent('1304', 'marketing');
+	PERFORM privacy_guard.grant_consent('1305', 'marketing', now() + interval '1 hour');
+	PERFORM privacy_guard.forget('1303');
+END
+$$;
+UPDATE privacy_guard.consent_state SET valid_until = now() - interval '1 second'
+ WHERE subject = '1305';
 SET ROLE regress_owner;
 CREATE TABLE tickets (id int, customer_id bigint, team text);
-INSERT INTO tickets SELECT g, g, CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END
+INSERT INTO tickets SELECT g, 1300 + g, CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END
   FROM generate_series(1, 9) g;
 ALTER TABLE tickets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_team ON tickets USING (team = current_setting('app.team'));

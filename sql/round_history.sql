@@ -14,14 +14,14 @@ CREATE TABLE rh_refs (visit_id int REFERENCES rh_visits);	-- not protected
 CREATE FUNCTION rh_refuse() RETURNS trigger LANGUAGE plpgsql AS
 	$$BEGIN RAISE EXCEPTION 'member % may not go', OLD.member; END$$;
 CREATE TRIGGER refuse BEFORE DELETE ON rh_locked FOR EACH ROW EXECUTE FUNCTION rh_refuse();
--- visits 1-6 past retention, 7-10 current (members 9100 + id % 4)
+-- visits 1-6 past retention, 7-10 current (members 8100 + id % 4)
 INSERT INTO rh_visits
-	SELECT g, 9100 + g % 4, now() - CASE WHEN g <= 6 THEN interval '40 days' ELSE interval '1 day' END
+	SELECT g, 8100 + g % 4, now() - CASE WHEN g <= 6 THEN interval '40 days' ELSE interval '1 day' END
 	  FROM generate_series(1, 10) g;
-INSERT INTO rh_notes SELECT g, 9200 + g, 'note ' || g, now() - interval '40 days' FROM generate_series(1, 3) g;
+INSERT INTO rh_notes SELECT g, 8200 + g, 'note ' || g, now() - interval '40 days' FROM generate_series(1, 3) g;
 INSERT INTO rh_ledger SELECT g, 9300 + g, now() - interval '40 days' FROM generate_series(1, 2) g;
 INSERT INTO rh_locked VALUES (1, 9400, now() - interval '40 days');
-INSERT INTO rh_refs VALUES (10);		-- a current visit of member 9102
+INSERT INTO rh_refs VALUES (10);		-- a current visit of member 8102
 RESET ROLE;
 SELECT privacy_guard.protect('rh_visits', 'member', ARRAY['billing'], interval '30 days', 'seen');
 SELECT privacy_guard.protect('rh_notes', 'member', ARRAY['billing'], interval '30 days', 'written',
@@ -56,8 +56,8 @@ SELECT pg_catalog.count(*) AS leaks FROM privacy_guard.round_history h
  WHERE h.tables::text LIKE '%9400%' OR h.errors::text LIKE '%9400%' OR h.errors::text LIKE '%may not go%';
 
 -- forget requests: one done, one blocked by the unprotected table's foreign key
-SELECT privacy_guard.forget('9101', 'history test') > 0 AS filed;
-SELECT privacy_guard.forget('9102', 'history test') > 0 AS filed;
+SELECT privacy_guard.forget('8101', 'history test') > 0 AS filed;
+SELECT privacy_guard.forget('8102', 'history test') > 0 AS filed;
 SELECT r.requests_done, r.requests_blocked
   FROM pg_catalog.jsonb_to_record(privacy_guard.run_maintenance('rh_visits'))
 	   AS r(requests_done int, requests_blocked int);

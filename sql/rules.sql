@@ -1,10 +1,39 @@
 -- SPEC 3.2: errors 1-4 and row rules 5-7, for every bound role.
 \set VERBOSITY terse
 
+-- this file's tables, in a schema of its own, registered as protect.sql
+-- leaves its own
+CREATE SCHEMA rules;
+GRANT USAGE ON SCHEMA rules TO PUBLIC;
+GRANT CREATE ON SCHEMA rules TO regress_owner;
+SET search_path = rules, public;
+SET ROLE regress_owner;
+CREATE TABLE customers (
+	id			bigint PRIMARY KEY,
+	email		text NOT NULL,
+	signed_up	timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE newsletter (
+	subscriber	text,			-- a text subject key
+	topic		text,
+	sent_on		date
+);
+GRANT SELECT, INSERT, UPDATE, DELETE ON customers, newsletter TO PUBLIC;
+RESET ROLE;
+SELECT privacy_guard.protect('customers', 'id', ARRAY['billing', 'marketing'],
+							 interval '1 year', 'signed_up');
+SELECT privacy_guard.protect('newsletter', 'subscriber', ARRAY['marketing.email', 'analytics'],
+							 interval '90 days', 'sent_on', on_forget => 'anonymize');
+-- subscribers: rc1 consents to marketing, rc2 to marketing.email only, rc5
+-- objects to analytics, rc6 did nothing
+SELECT privacy_guard.grant_consent('rc1', 'marketing');
+SELECT privacy_guard.grant_consent('rc2', 'marketing.email');
+SELECT privacy_guard.object_to('rc5', 'analytics');
+
 INSERT INTO customers (id, email) SELECT g, 'person' || g || '@example.org' FROM generate_series(1, 9) g;
 UPDATE customers SET signed_up = now() - interval '2 years' WHERE id = 6;  -- past retention
-INSERT INTO newsletter VALUES ('c1', 'spring', current_date), ('c2', 'spring', current_date),
-	('c5', 'spring', current_date), ('c6', 'spring', current_date - 400);
+INSERT INTO newsletter VALUES ('rc1', 'spring', current_date), ('rc2', 'spring', current_date),
+	('rc5', 'spring', current_date), ('rc6', 'spring', current_date - 400);
 SELECT privacy_guard.grant_consent('1', 'marketing');
 SELECT privacy_guard.grant_consent('2', 'marketing.email');
 SELECT privacy_guard.grant_consent('3', 'marketing');
@@ -15,8 +44,6 @@ SELECT privacy_guard.grant_consent('5', 'marketing', now() + interval '1 hour');
 -- let consent 5 lapse (as if an hour had passed)
 UPDATE privacy_guard.consent_state SET valid_until = now() - interval '1 second'
  WHERE subject = '5';
-CREATE ROLE regress_outsider LOGIN;
-CREATE ROLE regress_bypass LOGIN BYPASSRLS;
 GRANT SELECT ON customers TO regress_bypass;
 
 -- shows an error with its SQLSTATE
@@ -66,7 +93,7 @@ SELECT id FROM customers ORDER BY id;
 SET privacy_guard.purpose = 'marketing.email';
 SELECT id FROM customers ORDER BY id;
 SELECT subscriber FROM newsletter ORDER BY subscriber;
--- legitimate interests: everyone who has not objected (c5 did), within retention
+-- legitimate interests: everyone who has not objected (rc5 did), within retention
 SET ROLE regress_analyst;
 SET privacy_guard.purpose = 'analytics';
 SELECT subscriber FROM newsletter ORDER BY subscriber;
@@ -74,14 +101,14 @@ SELECT subscriber FROM newsletter ORDER BY subscriber;
 -- rule 5: a forget request hides the subject from its due time on
 RESET ROLE;
 SELECT privacy_guard.forget('3') > 0 AS filed;
-SELECT privacy_guard.forget('c2', 'customer asked', now() + interval '30 days') > 0 AS filed;
+SELECT privacy_guard.forget('rc2', 'customer asked', now() + interval '30 days') > 0 AS filed;
 SET ROLE regress_app;
 SET privacy_guard.purpose = 'marketing';
 SELECT id FROM customers ORDER BY id;
 SET privacy_guard.purpose = 'billing';
 SELECT id FROM customers ORDER BY id;
 SET privacy_guard.purpose = 'marketing.email';
-SELECT subscriber FROM newsletter ORDER BY subscriber;    -- c2 not due yet
+SELECT subscriber FROM newsletter ORDER BY subscriber;    -- rc2 not due yet
 
 -- INSERT needs rules 1-4 only: a new subject without consent can be added
 SET privacy_guard.purpose = 'marketing';
@@ -120,3 +147,4 @@ SET ROLE regress_app;
 SELECT id FROM customers ORDER BY id;                        -- 7 now visible
 RESET ROLE;
 RESET privacy_guard.purpose;
+RESET search_path;

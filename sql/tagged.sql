@@ -8,9 +8,7 @@ SELECT privacy_guard.define_purpose('tg_mkt', 'consent');
 SELECT privacy_guard.define_purpose('tg_mkt.email', 'consent');
 SELECT privacy_guard.define_purpose('tg_stats', 'legitimate_interests');
 SELECT privacy_guard.define_purpose('tg_other', 'contract');
-CREATE ROLE regress_tg_app LOGIN;
-CREATE ROLE regress_tg_unauth LOGIN;
-CREATE ROLE regress_tg_bypass LOGIN BYPASSRLS;
+-- (the regress_tg_ roles are created in setup.sql)
 SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_billing');
 SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_mkt');
 SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_stats');
@@ -236,8 +234,8 @@ CREATE TABLE tg_part (id bigint, v tagged_text) PARTITION BY RANGE (id);
 CREATE TABLE tg_part_1 PARTITION OF tg_part FOR VALUES FROM (0) TO (1000);
 SELECT privacy_guard.protect('tg_part', 'id', ARRAY['tg_stats']);
 SET privacy_guard.purpose = 'tg_stats';
-INSERT INTO tg_part VALUES (7, 'PART-7');
-INSERT INTO tg_part_1 VALUES (8, 'PART-8');
+INSERT INTO tg_part VALUES (707, 'PART-7');
+INSERT INTO tg_part_1 VALUES (708, 'PART-8');
 SELECT id, tag_purposes(v), pg_temp.lit(v) FROM tg_part ORDER BY id;
 RESET privacy_guard.purpose;
 -- a protected table without tagged columns carries no default-tag trigger
@@ -249,7 +247,7 @@ SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'tg_late'::regclass 
 ALTER TABLE tg_late ADD COLUMN v tagged_text;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'tg_late'::regclass AND NOT tgisinternal;
 SET privacy_guard.purpose = 'tg_stats';
-INSERT INTO tg_late VALUES (9, 'n', 'LATE-9');
+INSERT INTO tg_late VALUES (709, 'n', 'LATE-9');
 SELECT id, tag_purposes(v) FROM tg_late;
 RESET privacy_guard.purpose;
 SELECT privacy_guard.unprotect('tg_late');

@@ -7,6 +7,16 @@
 -- check() list such columns; the element helpers answer only with the
 -- digest key.
 \set VERBOSITY terse
+-- the purposes of the tests of tagged values, as tagged.sql defines them
+SELECT privacy_guard.define_purpose('tg_billing', 'contract');
+SELECT privacy_guard.define_purpose('tg_mkt', 'consent');
+SELECT privacy_guard.define_purpose('tg_mkt.email', 'consent');
+SELECT privacy_guard.define_purpose('tg_stats', 'legitimate_interests');
+SELECT privacy_guard.define_purpose('tg_other', 'contract');
+SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_billing');
+SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_mkt');
+SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_stats');
+SELECT privacy_guard.allow_purpose('regress_tg_unauth', 'tg_other');
 SET search_path = public, privacy_guard;
 
 CREATE DOMAIN tg_ar_dom AS tagged_text;

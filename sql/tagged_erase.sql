@@ -3,6 +3,16 @@
 -- tagged column of the database, protected table or not; expired tagged
 -- values are erased too; receipts and the round's result count them.
 \set VERBOSITY terse
+-- the purposes of the tests of tagged values, as tagged.sql defines them
+SELECT privacy_guard.define_purpose('tg_billing', 'contract');
+SELECT privacy_guard.define_purpose('tg_mkt', 'consent');
+SELECT privacy_guard.define_purpose('tg_mkt.email', 'consent');
+SELECT privacy_guard.define_purpose('tg_stats', 'legitimate_interests');
+SELECT privacy_guard.define_purpose('tg_other', 'contract');
+SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_billing');
+SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_mkt');
+SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_stats');
+SELECT privacy_guard.allow_purpose('regress_tg_unauth', 'tg_other');
 SET search_path = public, privacy_guard;
 
 CREATE TABLE tg_er_prot (id bigint, email tagged_text, born tagged_date, signed timestamptz);

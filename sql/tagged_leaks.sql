@@ -3,6 +3,16 @@
 -- a leak would show in this file's output.
 -- DETAIL, HINT and CONTEXT are part of what must not leak: all are shown
 \set VERBOSITY default
+-- the purposes of the tests of tagged values, as tagged.sql defines them
+SELECT privacy_guard.define_purpose('tg_billing', 'contract');
+SELECT privacy_guard.define_purpose('tg_mkt', 'consent');
+SELECT privacy_guard.define_purpose('tg_mkt.email', 'consent');
+SELECT privacy_guard.define_purpose('tg_stats', 'legitimate_interests');
+SELECT privacy_guard.define_purpose('tg_other', 'contract');
+SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_billing');
+SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_mkt');
+SELECT privacy_guard.allow_purpose('regress_tg_app', 'tg_stats');
+SELECT privacy_guard.allow_purpose('regress_tg_unauth', 'tg_other');
 SET search_path = public, privacy_guard;
 
 CREATE TABLE tg_leak (id int, t tagged_text, d tagged_date, n tagged_numeric, j tagged_jsonb);

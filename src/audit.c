@@ -48,6 +48,12 @@
  * Entries of a database dropped since are dropped by the next flush in
  * any database.
  *
+ * Roles the rules do not bind (superusers, BYPASSRLS) run no policy, so
+ * their reads are taken in the ExecutorStart hook instead: once per table
+ * and role per transaction, at table level (no rows, no subjects), marked
+ * unbound (pvg_audit_unbound_reads).  privacy_guard's own reads as a
+ * table's owner are not logged.
+ *
  * Shared memory needs shared_preload_libraries.  Without it, a backend
  * with privacy_guard.audit on warns once and logs nothing.
  *
@@ -57,7 +63,9 @@
 
 #include "access/parallel.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_control.h"
+#include "commands/extension.h"
 #include "common/controldata_utils.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
@@ -108,6 +116,9 @@ typedef struct PvgAuditKey
 	Oid			roleid;			/* InvalidOid in overflow entries */
 	Oid			relid;			/* InvalidOid in overflow entries */
 	char		purpose[PVG_AUDIT_PURPOSE_LEN];
+	bool		unbound;		/* a read by a role the rules do not bind (in
+								 * what was padding before: dumps of older
+								 * builds load as bound reads) */
 } PvgAuditKey;
 
 typedef struct PvgAuditEntry
@@ -164,6 +175,15 @@ static bool pvg_audit_warned = false;
  */
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static List *pvg_audit_readable = NIL;
+
+/*
+ * Reads of protected tables by roles the rules do not bind (superusers,
+ * BYPASSRLS): no policy runs for them, so they are logged here, at table
+ * level (no subjects, no row count), once per table and role per
+ * transaction (in TopTransactionContext: pairs of role and table OIDs).
+ */
+static List *pvg_audit_unbound_seen = NIL;
+static bool pvg_audit_in_unbound = false;
 
 static void pvg_audit_fold(const PvgAuditKey *key, TimestampTz bucket, int64 statements,
 						   int64 rows, const uint64 *few, int nfew, const uint64 *bloom);
@@ -695,6 +715,97 @@ pvg_audit_restore(PvgAuditTaken *t)
 }
 
 /*
+ * Log the protected tables a statement reads when its role is one the
+ * rules do not bind (superuser or BYPASSRLS), once per table and role per
+ * transaction.  Not logged: privacy_guard's own reads as a table's owner
+ * (the rounds' erasures and purges, subject_report, the register), which
+ * run with FORCE ROW LEVEL SECURITY lifted for that owner, as PostgreSQL's
+ * foreign-key checks do (the same context marks both); statements while
+ * the registry itself is being read.  A table is matched by its
+ * registration: a partition read directly is not.
+ */
+static void
+pvg_audit_unbound_reads(QueryDesc *queryDesc)
+{
+	Oid			userid = GetUserId();
+	PvgRegistry *reg = NULL;
+	ListCell   *lc;
+	Oid			nsp;
+
+	if (pvg_audit_in_unbound || InNoForceRLSOperation() || creating_extension ||
+		IsBinaryUpgrade || !IsTransactionState() ||
+		!(superuser_arg(userid) || has_bypassrls_privilege(userid)))
+		return;
+	/* not installed here, or being dropped in this transaction: nothing is protected */
+	nsp = get_namespace_oid("privacy_guard", true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("protected_table", nsp)))
+		return;
+	foreach(lc, queryDesc->plannedstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst_node(RangeTblEntry, lc);
+		ListCell   *sc;
+		bool		seen = false;
+		PvgAuditKey key;
+		TimestampTz now;
+		MemoryContext old;
+
+		if (rte->rtekind != RTE_RELATION || (rte->requiredPerms & ACL_SELECT) == 0)
+			continue;
+		foreach(sc, pvg_audit_unbound_seen)
+		{
+			Oid		   *pair = (Oid *) lfirst(sc);
+
+			if (pair[0] == userid && pair[1] == rte->relid)
+				seen = true;
+		}
+		if (seen)
+			continue;
+		if (reg == NULL)
+		{
+			/* the registry's own reads come through here too */
+			pvg_audit_in_unbound = true;
+			PG_TRY();
+			{
+				pvg_cache_accept();
+				reg = pvg_registry();
+			}
+			PG_FINALLY();
+			{
+				pvg_audit_in_unbound = false;
+			}
+			PG_END_TRY();
+		}
+		if (pvg_registry_table(reg, rte->relid) == NULL)
+			continue;
+
+		old = MemoryContextSwitchTo(TopTransactionContext);
+		{
+			Oid		   *pair = palloc(2 * sizeof(Oid));
+
+			pair[0] = userid;
+			pair[1] = rte->relid;
+			pvg_audit_unbound_seen = lappend(pvg_audit_unbound_seen, pair);
+		}
+		MemoryContextSwitchTo(old);
+
+		now = GetCurrentTimestamp();
+		memset(&key, 0, sizeof(key));
+		key.bucket = now - (now % USECS_PER_MINUTE);
+		if (key.bucket == 0)
+			key.bucket = 1;
+		key.dbid = MyDatabaseId;
+		key.roleid = userid;
+		key.relid = rte->relid;
+		if (pvg_purpose != NULL)
+			strlcpy(key.purpose, pvg_purpose, sizeof(key.purpose));
+		key.unbound = true;
+		LWLockAcquire(pvg_audit_shared->lock, LW_EXCLUSIVE);
+		pvg_audit_fold(&key, key.bucket, 1, 0, NULL, 0, NULL);
+		LWLockRelease(pvg_audit_shared->lock);
+	}
+}
+
+/*
  * After the executor has checked the statement's permissions, note the
  * tables it reads (a view's tables included): every call of a table's
  * policy comes from such a statement.
@@ -722,6 +833,7 @@ pvg_audit_executor_start(QueryDesc *queryDesc, int eflags)
 			MemoryContextSwitchTo(old);
 		}
 	}
+	pvg_audit_unbound_reads(queryDesc);
 }
 
 static void
@@ -731,7 +843,10 @@ pvg_audit_xact_callback(XactEvent event, void *arg)
 
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
 		pvg_audit_readable = NIL;	/* its memory goes with the transaction */
+		pvg_audit_unbound_seen = NIL;
+	}
 	if (pvg_audit_taken == NULL)
 		return;
 
@@ -890,7 +1005,7 @@ pvg_flush_write(void)
 	int64		written = 0;
 	int64		overflowed = 0;
 	int			ret;
-	Oid			argtypes[7] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, BYTEAOID};
+	Oid			argtypes[8] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, BYTEAOID, BOOLOID};
 	Oid			prunetype[1] = {TIMESTAMPTZOID};
 	Datum		prune[1];
 	TimestampTz cutoff;
@@ -935,16 +1050,16 @@ pvg_flush_write(void)
 		int			i;
 
 		plan = SPI_prepare("INSERT INTO privacy_guard.access_log_data "
-						   "(bucket, role, purpose, table_name, statements, rows, subjects) "
-						   "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, argtypes);
+						   "(bucket, role, purpose, table_name, statements, rows, subjects, unbound) "
+						   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 		for (i = 0; i < t->n; i++)
 		{
 			PvgAuditEntry *e = &t->entries[i];
 			bool		is_overflow = (e->key.bucket == 0);
-			Datum		values[7];
-			char		nulls[7] = "       ";
+			Datum		values[8];
+			char		nulls[8] = "        ";
 			bytea	   *filter = palloc(VARHDRSZ + PVG_BLOOM_BYTES);
 
 			SET_VARSIZE(filter, VARHDRSZ + PVG_BLOOM_BYTES);
@@ -964,6 +1079,7 @@ pvg_flush_write(void)
 			values[4] = Int64GetDatum(e->statements);
 			values[5] = Int64GetDatum(e->rows);
 			values[6] = PointerGetDatum(filter);
+			values[7] = BoolGetDatum(e->key.unbound);
 			ret = SPI_execute_plan(plan, values, nulls, false, 0);
 			if (ret != SPI_OK_INSERT)
 				elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));

@@ -129,6 +129,13 @@ pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid)
 				 errdetail("Every statement that touches a table protected by privacy_guard runs under a declared purpose."),
 				 errhint("Run SET privacy_guard.purpose = '<purpose>' (or SET LOCAL behind a transaction pooler).")));
 
+	if (pvg_purpose_refused())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no purpose is declared for this transaction for table %s", get_rel_name(relid)),
+				 errdetail("privacy_guard.purpose_scope is \"transaction\": a purpose set for the session (SET, set_config(..., false), ALTER ROLE or ALTER DATABASE ... SET, the configuration file) is not used."),
+				 errhint("Run SET LOCAL privacy_guard.purpose = '<purpose>' in the transaction.")));
+
 	purpose = pvg_registry_purpose(reg, pvg_purpose);
 	if (purpose < 0)
 		ereport(ERROR,

@@ -9,6 +9,10 @@
  * value set by ALTER ROLE, ALTER DATABASE, connection options or before the
  * library was loaded is held to exactly the same rules.
  *
+ * privacy_guard.purpose_scope (superuser only, so that the roles the rules
+ * bind cannot turn it off) limits a purpose to the transaction that sets it
+ * (purpose_scope.c).
+ *
  * privacy_guard.enabled, naptime, max_workers, databases, batch_size and
  * batch_delay steer the background worker (worker.c), and log_retention
  * and history_retention bound privacy_guard's own receipts and round
@@ -48,6 +52,12 @@ int			pvg_max_workers = 3;
 int			pvg_history_retention = 30 * 24 * 60;
 char	   *pvg_databases = NULL;
 
+static const struct config_enum_entry pvg_scope_options[] = {
+	{"session", PVG_SCOPE_SESSION, false},
+	{"transaction", PVG_SCOPE_TRANSACTION, false},
+	{NULL, 0, false}
+};
+
 /* privacy_guard.databases: a list of names, as search_path is written */
 static bool
 pvg_check_databases(char **newval, void **extra, GucSource source)
@@ -73,7 +83,16 @@ pvg_guc_init(void)
 							   "",
 							   PGC_USERSET,
 							   0,
-							   NULL, NULL, NULL);
+							   NULL, pvg_purpose_assign, NULL);
+	DefineCustomEnumVariable("privacy_guard.purpose_scope",
+							 "How long a purpose may last: for the session, or only for the transaction that sets it.",
+							 "\"transaction\" refuses a purpose set for the session (SET without LOCAL, set_config(..., false), ALTER ROLE/DATABASE ... SET): needed behind a transaction pooler.",
+							 &pvg_purpose_scope,
+							 PVG_SCOPE_SESSION,
+							 pvg_scope_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	DefineCustomBoolVariable("privacy_guard.enabled",
 							 "Whether the background worker runs enforcement rounds.",
 							 NULL,

@@ -52,6 +52,7 @@
 /* the view as published: this header, the snapshot, then the base records */
 typedef struct PvgViewHeader
 {
+	bool		purpose_refused;	/* by privacy_guard.purpose_scope, in the leader */
 	bool		has_overlay;	/* else workers read private copies */
 	FullTransactionId ov_from;
 	Size		snap_len;
@@ -138,7 +139,7 @@ pvg_view_prepare(QueryDesc *queryDesc)
 	char	   *snap_buf;
 
 	reg = pvg_registry();
-	if (pvg_purpose != NULL && pvg_purpose[0] != '\0')
+	if (pvg_purpose != NULL && pvg_purpose[0] != '\0' && !pvg_purpose_refused())
 		purpose = pvg_registry_purpose(reg, pvg_purpose);
 	foreach(lc, queryDesc->plannedstmt->rtable)
 	{
@@ -166,6 +167,7 @@ pvg_view_prepare(QueryDesc *queryDesc)
 	 * the view's), then the view's snapshot, then the overlay read with it.
 	 */
 	memset(&hdr, 0, sizeof(hdr));
+	hdr.purpose_refused = pvg_purpose_refused();
 	initStringInfo(&bases);
 	if (kinds[0] || kinds[1])
 		pvg_consent_parallel_sets(reg, purpose, kinds);
@@ -275,6 +277,20 @@ pvg_parallel_snapshot(void)
 	if (pvg_view_snap != NULL && IsInParallelMode() && pvg_view_lxid == MyProc->lxid)
 		return pvg_view_snap;
 	return NULL;
+}
+
+/*
+ * In a worker: whether its leader refused the purpose (privacy_guard.purpose_scope
+ * judges how the purpose was set, which only the leader knows: in a worker
+ * every setting is restored as if set for the session).  Without a view,
+ * refused: fail closed.
+ */
+bool
+pvg_parallel_purpose_refused(void)
+{
+	if (pvg_parallel_snapshot() == NULL)
+		return true;
+	return pvg_worker_header.purpose_refused;
 }
 
 /* In a worker: where its leader's overlay starts; false when the leader has none. */

@@ -39,6 +39,7 @@ _PG_init(void)
 {
 	pvg_preloaded_at_start = process_shared_preload_libraries_in_progress;
 	pvg_guc_init();
+	pvg_purpose_scope_init();
 	pvg_cache_init();
 	pvg_forgotten_init();
 	pvg_shared_init();
@@ -62,34 +63,53 @@ _PG_init(void)
  * store (preloaded) patch the subjects the row trigger below recorded.
  * TRUNCATE names no rows: it counts as a full change (shared_store.c).
  */
-Datum
-pvg_invalidate_cache(PG_FUNCTION_ARGS)
+static void
+pvg_invalidate_for(Relation rel, TriggerEvent event)
 {
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	const char *name;
+	const char *name = RelationGetRelationName(rel);
 	bool		full;
 
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("_invalidate_cache() must be called as a trigger")));
-	rel = trigdata->tg_relation;
-	name = RelationGetRelationName(rel);
-	full = TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ||
-		TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event) ||
-		(TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) && strcmp(name, "erasure_request") == 0);
+	full = TRIGGER_FIRED_BY_DELETE(event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(event) ||
+		(TRIGGER_FIRED_BY_UPDATE(event) && strcmp(name, "erasure_request") == 0);
 	if (full && (strcmp(name, "consent_state") == 0 || strcmp(name, "erasure_request") == 0))
 	{
 		Oid			purpose_rel = get_relname_relid("purpose", RelationGetNamespace(rel));
 
-		if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		if (TRIGGER_FIRED_BY_TRUNCATE(event))
 			pvg_consent_note_full_change();
 		if (OidIsValid(purpose_rel))
 			CacheInvalidateRelcacheByRelid(purpose_rel);
 	}
 	CacheInvalidateRelcache(rel);
+}
+
+Datum
+pvg_invalidate_cache(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("_invalidate_cache() must be called as a trigger")));
+	pvg_invalidate_for(trigdata->tg_relation, trigdata->tg_event);
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * The apply worker of a logical replication subscription fires row
+ * triggers only, never statement triggers (the initial copy of a table
+ * fires both).  So under session_replication_role = replica the row
+ * triggers below, which privacy_guard enables ALWAYS, queue the
+ * invalidation the statement trigger would have queued; PostgreSQL keeps
+ * one message per relation and transaction however many rows queue it.
+ */
+static void
+pvg_invalidate_if_replica(TriggerData *trigdata)
+{
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		pvg_invalidate_for(trigdata->tg_relation, trigdata->tg_event);
 }
 
 /*
@@ -124,6 +144,7 @@ pvg_stamp_changed_xid(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" has no column changed_xid of type xid8",
 						RelationGetRelationName(trigdata->tg_relation))));
 	value = FullTransactionIdGetDatum(GetTopFullTransactionId());
+	pvg_invalidate_if_replica(trigdata);
 	return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 1, &attnum, &value, &isnull));
 }
 
@@ -159,6 +180,9 @@ pvg_note_removed_subject(PG_FUNCTION_ARGS)
 		if (!pvg_shared_note_removed(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
 			pvg_consent_note_full_change();
 	}
+	/* a deleted row or a subject gone: a full change, as for a DELETE */
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		pvg_invalidate_for(trigdata->tg_relation, TRIGGER_EVENT_DELETE);
 	return PointerGetDatum(NULL);
 }
 

@@ -130,6 +130,15 @@ extern int	pvg_history_retention;
 extern char *pvg_databases;
 extern void pvg_guc_init(void);
 
+/* purpose_scope.c */
+#define PVG_SCOPE_SESSION		0
+#define PVG_SCOPE_TRANSACTION	1
+extern int	pvg_purpose_scope;
+extern void pvg_purpose_scope_init(void);
+extern void pvg_purpose_assign(const char *newval, void *extra);
+extern bool pvg_purpose_is_session_level(void);
+extern bool pvg_purpose_refused(void);
+
 /* registry.c */
 extern void pvg_cache_init(void);
 extern void pvg_cache_accept(void);
@@ -193,6 +202,7 @@ extern void pvg_worker_init(void);
 extern void pvg_parallel_init(void);
 extern void pvg_parallel_end_xact(bool commit);
 extern Snapshot pvg_parallel_snapshot(void);
+extern bool pvg_parallel_purpose_refused(void);
 
 /* enforce.c */
 extern int	pvg_check_statement(PvgRegistry *reg, PvgTable *table, Oid relid);

@@ -75,6 +75,10 @@ pvg_tag_check_setup(PvgTagCheck *chk)
 	Oid			userid = GetUserId();
 	const char *name = pvg_purpose ? pvg_purpose : "";
 
+	/* a purpose privacy_guard.purpose_scope refuses counts as none */
+	if (pvg_purpose_refused())
+		name = "";
+
 	/* lxid is set last: a setup cut short by an error is never current */
 	memset(chk, 0, sizeof(PvgTagCheck));
 	chk->lxid = InvalidLocalTransactionId;

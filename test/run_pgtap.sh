@@ -17,7 +17,8 @@ if [ "$(id -u)" -eq 0 ]; then
   exit 1
 fi
 
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+# shellcheck source=bin/cluster.sh
+source bin/cluster.sh               # PG_CONFIG's default, pvg_cluster_start
 PGBIN=$("$PG_CONFIG" --bindir)
 export PATH="$PGBIN:$PATH"          # pg_prove calls "psql" from PATH
 
@@ -30,29 +31,12 @@ command -v pg_prove >/dev/null || {
 export LANG=C.UTF-8 LC_ALL=C.UTF-8
 unset PGSERVICE PGOPTIONS PGPASSFILE PGSSLMODE 2>/dev/null || true
 
-# short path: unix socket paths are limited to ~107 bytes
-TMP=$(mktemp -d /tmp/pgtap.XXXXXX)
-PORT=$(( 20000 + RANDOM % 30000 ))  # the socket lives in the private $TMP, so no clash is possible
-# shellcheck disable=SC2317  # called through the trap
-cleanup() {
-  pg_ctl -D "$TMP/data" -m immediate stop >/dev/null 2>&1 || true
-  if [ "${KEEP:-0}" = 1 ]; then echo "kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-
-initdb -D "$TMP/data" -U postgres -A trust --no-locale -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 \
-  || { cat "$TMP/initdb.log" >&2; exit 1; }
 # No shared_preload_libraries: everything the pgTAP suite covers works without it.
-cat >>"$TMP/data/postgresql.conf" <<CONF
-listen_addresses = ''
-unix_socket_directories = '$TMP'
-port = $PORT
+pvg_cluster_start pgtap -U postgres --no-sync <<CONF
 fsync = off
 CONF
-pg_ctl -D "$TMP/data" -l "$TMP/server.log" -w -t 60 start >/dev/null \
-  || { cat "$TMP/server.log" >&2; exit 1; }
 
-export PGHOST="$TMP" PGPORT="$PORT" PGUSER=postgres PGDATABASE=privacy_guard_pgtap
+export PGUSER=postgres PGDATABASE=privacy_guard_pgtap
 createdb privacy_guard_pgtap
 psql -X -q -v ON_ERROR_STOP=1 \
   -c 'CREATE EXTENSION pgtap' \
@@ -61,5 +45,5 @@ psql -X -q -v ON_ERROR_STOP=1 \
 rc=0
 if [ $# -eq 0 ]; then set -- test/pgtap/*.sql; fi
 pg_prove --ext .sql "$@" || rc=$?
-if [ $rc -ne 0 ]; then echo "---- server log (tail) ----" >&2; tail -n 50 "$TMP/server.log" >&2; fi
+if [ $rc -ne 0 ]; then echo "---- server log (tail) ----" >&2; tail -n 50 "$PVG_DIR/server.log" >&2; fi
 exit $rc

@@ -18,7 +18,8 @@ CREATE TABLE privacy_guard.access_log_data (
 	table_name	text,		/* schema-qualified, as named when logged */
 	statements	bigint NOT NULL,
 	rows		bigint NOT NULL,	/* rows the policy let the reader see */
-	subjects	bytea NOT NULL		/* Bloom filter of their subjects (audit.c) */
+	subjects	bytea NOT NULL,		/* Bloom filter of their subjects (audit.c) */
+	unbound		boolean NOT NULL DEFAULT false	/* by a role the rules do not bind: table level, no subjects or rows */
 );
 CREATE INDEX access_log_data_bucket ON privacy_guard.access_log_data (bucket);
 COMMENT ON TABLE privacy_guard.access_log_data IS 'Reads of protected tables as flushed from shared memory; see access_log';
@@ -39,10 +40,11 @@ COMMENT ON FUNCTION privacy_guard._subjects_may_include(bytea, text) IS 'Interna
 
 CREATE VIEW privacy_guard.access_log AS
 	SELECT d.bucket, d.role, d.purpose, d.table_name,
-		   pg_catalog.sum(d.statements)::bigint AS statements, pg_catalog.sum(d.rows)::bigint AS rows
+		   pg_catalog.sum(d.statements)::bigint AS statements, pg_catalog.sum(d.rows)::bigint AS rows,
+		   d.unbound
 	  FROM privacy_guard.access_log_data d
-	 GROUP BY d.bucket, d.role, d.purpose, d.table_name;
-COMMENT ON VIEW privacy_guard.access_log IS 'Reads of protected tables per minute, role, purpose and table (privacy_guard.audit)';
+	 GROUP BY d.bucket, d.role, d.purpose, d.table_name, d.unbound;
+COMMENT ON VIEW privacy_guard.access_log IS 'Reads of protected tables per minute, role, purpose and table (privacy_guard.audit); unbound: by a superuser or BYPASSRLS role, counted once per table per transaction, without rows';
 
 CREATE FUNCTION privacy_guard.access_history(subject text, since timestamptz)
 RETURNS TABLE (bucket timestamptz, role text, purpose text, table_name text)

@@ -26,6 +26,44 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._secret() IS 'Internal: the per-database digest key';
 
+/*
+ * A function's schema-qualified signature, as to_regprocedure() reads it
+ * back ("schema.name(argtypes)", types outside pg_catalog qualified too);
+ * NULL when there is no such function.  Anonymizers store this rather than
+ * the function's OID: pg_upgrade carries neither a regprocedure column nor
+ * function OIDs.
+ */
+CREATE FUNCTION privacy_guard._function_signature(fn oid)
+RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.oidvectortypes(p.proargtypes))
+	  FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+	 WHERE p.oid OPERATOR(pg_catalog.=) $1
+$$;
+COMMENT ON FUNCTION privacy_guard._function_signature(oid) IS 'Internal: a function''s schema-qualified signature (as anonymizers store it)';
+
+/*
+ * Stands in for a custom anonymizer whose function is gone or no longer
+ * takes and returns the column's type: the statement anonymizing the
+ * table fails there, so its rows stay as they are (and the request open)
+ * until the owner sets the anonymizer again.
+ */
+CREATE FUNCTION privacy_guard._anonymizer_unusable(sig text, val anyelement)
+RETURNS anyelement
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'anonymizer function % no longer exists or no longer takes and returns the column''s type',
+		coalesce(sig, '(dropped)')
+		USING ERRCODE = '42883',
+			  HINT = 'Set the column''s anonymizer again with privacy_guard.set_anonymizer().';
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._anonymizer_unusable(text, anyelement) IS 'Internal: fails the anonymization of a table whose custom anonymizer cannot be used';
+
 CREATE FUNCTION privacy_guard.set_anonymizer(tbl regclass, col name, method text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
@@ -71,7 +109,8 @@ BEGIN
 		END IF;
 	END IF;
 	INSERT INTO privacy_guard.anonymizer AS a (relid, column_name, method, fn)
-	VALUES (tbl, col, CASE WHEN v_fn IS NULL THEN method ELSE 'function' END, v_fn)
+	VALUES (tbl, col, CASE WHEN v_fn IS NULL THEN method ELSE 'function' END,
+			privacy_guard._function_signature(v_fn))
 	ON CONFLICT ON CONSTRAINT anonymizer_pkey DO UPDATE
 		SET method = excluded.method, fn = excluded.fn;
 END
@@ -96,7 +135,13 @@ AS $$
 	typed AS (
 		SELECT c.col, c.method, c.fn, at.atttypid::regtype AS typ,
 			   privacy_guard._base_type(at.atttypid::regtype) AS base
-		  FROM cols c JOIN pg_attribute at ON at.attrelid = $1 AND at.attname = c.col)
+		  FROM cols c JOIN pg_attribute at ON at.attrelid = $1 AND at.attname = c.col),
+	/* a custom anonymizer's function, found by its signature and checked again */
+	resolved AS (
+		SELECT t.*, f.oid AS fn_oid,
+			   coalesce(f.prorettype = t.typ AND f.pronargs = 1 AND f.proargtypes[0] = t.typ, false) AS fn_ok
+		  FROM typed t
+		  LEFT JOIN pg_proc f ON t.method = 'function' AND f.oid = to_regprocedure(t.fn))
 	SELECT string_agg(format('%I = %s', col,
 		CASE method
 			WHEN 'null' THEN 'NULL'
@@ -116,9 +161,10 @@ AS $$
 								 'pg_catalog.trunc(pg_catalog.abs(%1$I::numeric) OPERATOR(pg_catalog./) '
 								 'pg_catalog.power(10::numeric, pg_catalog.floor(pg_catalog.log(pg_catalog.abs(%1$I::numeric))))) '
 								 'OPERATOR(pg_catalog.*) pg_catalog.power(10::numeric, pg_catalog.floor(pg_catalog.log(pg_catalog.abs(%1$I::numeric))))) END)::%2$s', col, typ) END
-			ELSE format('%s(%I)', fn::oid::regproc, col)
+			ELSE CASE WHEN fn_ok THEN format('%s(%I)', fn_oid::regproc, col)
+					  ELSE format('privacy_guard._anonymizer_unusable(%L, %I)', fn, col) END
 		END), ', ' ORDER BY col)
-	  FROM typed
+	  FROM resolved
 $$;
 COMMENT ON FUNCTION privacy_guard._anonymize_set(regclass) IS 'Internal: the SET list that anonymizes a row';
 

@@ -105,6 +105,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_basis text;
+	v_was text;
 BEGIN
 	PERFORM privacy_guard._check_subject(subject);
 	v_basis := privacy_guard._check_purpose(purpose);
@@ -113,7 +114,13 @@ BEGIN
 			USING ERRCODE = '22023',
 				  HINT = 'Use privacy_guard.object_to() for legitimate_interests and public_task purposes.';
 	END IF;
+	SELECT c.status INTO v_was FROM privacy_guard.consent_state c
+	 WHERE c.subject = withdraw_consent.subject AND c.purpose = withdraw_consent.purpose;
 	PERFORM privacy_guard._record_consent(subject, purpose, 'withdrawn', NULL, NULL);
+	/* recipients that received the subject's data under it are told, once */
+	IF v_was IS DISTINCT FROM 'withdrawn' THEN
+		PERFORM privacy_guard._notify_recipients(subject, privacy_guard._subject_digest(subject), 'withdrawal', purpose, NULL);
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.withdraw_consent(text, text) IS 'Record the withdrawal of a subject''s consent';
@@ -125,6 +132,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_basis text;
+	v_was text;
 BEGIN
 	PERFORM privacy_guard._check_subject(subject);
 	v_basis := privacy_guard._check_purpose(purpose);
@@ -133,7 +141,13 @@ BEGIN
 			purpose, v_basis
 			USING ERRCODE = '22023';
 	END IF;
+	SELECT c.status INTO v_was FROM privacy_guard.consent_state c
+	 WHERE c.subject = object_to.subject AND c.purpose = object_to.purpose;
 	PERFORM privacy_guard._record_consent(subject, purpose, 'objected', NULL, NULL);
+	/* recipients that received the subject's data under it are told, once */
+	IF v_was IS DISTINCT FROM 'objected' THEN
+		PERFORM privacy_guard._notify_recipients(subject, privacy_guard._subject_digest(subject), 'objection', purpose, NULL);
+	END IF;
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.object_to(text, text) IS 'Record a subject''s objection (GDPR Art. 21)';

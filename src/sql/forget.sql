@@ -150,7 +150,7 @@ COMMENT ON FUNCTION privacy_guard.erasure_status(text) IS 'State of the subject'
 
 CREATE VIEW privacy_guard.erasure_requests AS
 	SELECT r.id, r.subject_digest, r.reason, r.requested_at, r.due, r.completed_at, r.state,
-		   r.counts, r.error, r.unreachable_at
+		   r.counts, r.error, r.unreachable_at, r.recipients_notified
 	  FROM privacy_guard.erasure_request r;
 COMMENT ON VIEW privacy_guard.erasure_requests IS 'Erasure requests and receipts; subjects appear only as keyed digests';
 

@@ -19,7 +19,12 @@ GRANT EXECUTE ON FUNCTION privacy_guard.row_visible(regclass, anyelement, date) 
 GRANT EXECUTE ON FUNCTION privacy_guard.write_allowed(regclass) TO PUBLIC;
 /* anonymizing statements run as the table owner; the key is their parameter */
 GRANT EXECUTE ON FUNCTION privacy_guard._hmac(bytea, text) TO PUBLIC;
+/* ... and so does what fails them when a custom anonymizer cannot be used */
+GRANT EXECUTE ON FUNCTION privacy_guard._anonymizer_unusable(text, anyelement) TO PUBLIC;
 GRANT SELECT ON privacy_guard.purposes, privacy_guard.protected_tables TO PUBLIC;
+/* the recipients are named in the privacy notice, which everyone may generate */
+GRANT SELECT ON privacy_guard.recipients TO PUBLIC;
+GRANT EXECUTE ON FUNCTION privacy_guard._in_eea(text) TO PUBLIC;
 
 CREATE FUNCTION privacy_guard.grant_admin(role regrole)
 RETURNS void
@@ -29,6 +34,7 @@ AS $$
 BEGIN
 	EXECUTE format('GRANT EXECUTE ON FUNCTION
 		privacy_guard.define_purpose(text, text, text),
+		privacy_guard.set_purpose_description(text, text, text),
 		privacy_guard.drop_purpose(text),
 		privacy_guard.allow_purpose(regrole, text),
 		privacy_guard.disallow_purpose(regrole, text),
@@ -43,10 +49,19 @@ BEGIN
 		privacy_guard.access_history(text, timestamptz),
 		privacy_guard.launcher_status(),
 		privacy_guard._tagged_column_purposes(),
-		privacy_guard.grant_recorder(regrole) TO %s', role);
+		privacy_guard.grant_recorder(regrole),
+		privacy_guard.define_recipient(text, text, text, text, text),
+		privacy_guard.drop_recipient(text),
+		privacy_guard.disclose_to(text, text),
+		privacy_guard.undisclose(text, text),
+		privacy_guard.investigate(text, timestamptz, timestamptz),
+		privacy_guard.grant_discloser(regrole),
+		privacy_guard.grant_deliverer(regrole) TO %s', role);
 	EXECUTE format('GRANT SELECT ON privacy_guard.consents, privacy_guard.consent_ledger,
 		privacy_guard.erasure_requests, privacy_guard.purpose_roles, privacy_guard.worker_status,
-		privacy_guard.processing_register, privacy_guard.access_log, privacy_guard.round_history TO %s', role);
+		privacy_guard.processing_register, privacy_guard.access_log, privacy_guard.round_history,
+		privacy_guard.disclosures, privacy_guard.recipient_notices,
+		privacy_guard.purpose_description TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION privacy_guard.grant_admin(regrole) IS 'Hand the administration level to a role (superusers only)';
@@ -69,7 +84,36 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard.grant_recorder(regrole) IS 'Hand the recording level (consent, objections, forget requests) to a role (superusers and administrators)';
 
+/* disclosing: disclose() records what it hands out (see disclose.c) */
+CREATE FUNCTION privacy_guard.grant_discloser(role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	EXECUTE format('GRANT EXECUTE ON FUNCTION
+		privacy_guard.disclose(text, text, regclass, name[], text[]) TO %s', role);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.grant_discloser(regrole) IS 'Let a role hand data to recipients with privacy_guard.disclose() (superusers and administrators)';
+
+/* delivering the notices to recipients from the outbox */
+CREATE FUNCTION privacy_guard.grant_deliverer(role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	EXECUTE format('GRANT EXECUTE ON FUNCTION
+		privacy_guard.pending_notices(integer),
+		privacy_guard.mark_notice_sent(bigint) TO %s', role);
+END
+$$;
+COMMENT ON FUNCTION privacy_guard.grant_deliverer(regrole) IS 'Let a role deliver the notices to recipients from the outbox (superusers and administrators)';
+
 REVOKE ALL ON FUNCTION privacy_guard.grant_admin(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION privacy_guard.grant_discloser(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION privacy_guard.grant_deliverer(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION privacy_guard.grant_recorder(regrole) FROM PUBLIC;
 
 /*
@@ -80,6 +124,7 @@ REVOKE ALL ON FUNCTION privacy_guard.grant_recorder(regrole) FROM PUBLIC;
  * anonymizers and row counts and is for administrators (grant_admin).
  */
 GRANT EXECUTE ON FUNCTION privacy_guard.privacy_notice(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION privacy_guard.privacy_notice(text, text) TO PUBLIC;
 /* consent-tagged types: the read side and the types' own functions are for everyone */
 GRANT EXECUTE ON FUNCTION
 	privacy_guard.tag(text, text[], text, timestamptz),
@@ -137,3 +182,5 @@ BEGIN
 	END LOOP;
 END
 $pvg$;
+/* a reading view is what its creator could write by hand, read as its reader */
+GRANT EXECUTE ON FUNCTION privacy_guard.create_reading_view(regclass, text) TO PUBLIC;

@@ -80,6 +80,11 @@ BEGIN
 		SELECT 'role ' || quote_ident(r.role::text) INTO v_user
 		  FROM privacy_guard.purpose_role r WHERE r.purpose = drop_purpose.name LIMIT 1;
 	END IF;
+	IF v_user IS NULL THEN
+		SELECT 'recipient ' || quote_literal(pr.recipient) INTO v_user
+		  FROM privacy_guard.purpose_recipient pr WHERE pr.purpose = drop_purpose.name
+		 ORDER BY pr.recipient LIMIT 1;
+	END IF;
 	IF v_user IS NULL AND EXISTS (SELECT 1 FROM privacy_guard.consent_state c
 								   WHERE c.purpose = drop_purpose.name) THEN
 		v_user := 'recorded consent';

@@ -156,7 +156,14 @@ CREATE VIEW privacy_guard.processing_register AS
 		   CASE an.method WHEN 'function' THEN an.fn::text ELSE an.method END AS anonymizer,
 		   t.hold_keep, t.hold_purpose,
 		   n.approx_rows,
-		   tg.purposes AS tag_purposes
+		   tg.purposes AS tag_purposes,
+		   ARRAY(SELECT DISTINCT pr.recipient
+				   FROM privacy_guard.purpose_recipient pr
+				  WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(t.purposes) AS u(name)
+								 WHERE u.name OPERATOR(pg_catalog.=) pr.purpose
+									OR pg_catalog.starts_with(pr.purpose, u.name OPERATOR(pg_catalog.||) '.')
+									OR pg_catalog.starts_with(u.name, pr.purpose OPERATOR(pg_catalog.||) '.'))
+				  ORDER BY 1) AS recipients
 	  FROM privacy_guard.protected_table t
 	  JOIN pg_catalog.pg_attribute a
 		ON a.attrelid OPERATOR(pg_catalog.=) t.relid::pg_catalog.oid
@@ -191,7 +198,14 @@ CREATE VIEW privacy_guard.processing_register AS
 		   NULL::pg_catalog.interval, NULL::pg_catalog.name, 'anonymize', 'anonymize', 'null',
 		   NULL::pg_catalog.interval, NULL::pg_catalog.text,
 		   n.approx_rows,
-		   tg.purposes
+		   tg.purposes,
+		   ARRAY(SELECT DISTINCT pr.recipient
+				   FROM privacy_guard.purpose_recipient pr
+				  WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(tg.purposes) AS u(name)
+								 WHERE u.name OPERATOR(pg_catalog.=) pr.purpose
+									OR pg_catalog.starts_with(pr.purpose, u.name OPERATOR(pg_catalog.||) '.')
+									OR pg_catalog.starts_with(u.name, pr.purpose OPERATOR(pg_catalog.||) '.'))
+				  ORDER BY 1)
 	  FROM tagged tg
 	  JOIN pg_catalog.pg_attribute a
 		ON a.attrelid OPERATOR(pg_catalog.=) tg.relid::pg_catalog.oid AND a.attnum OPERATOR(pg_catalog.=) tg.attnum
@@ -211,5 +225,5 @@ CREATE VIEW privacy_guard.processing_register AS
 		  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) x.relid
 		 WHERE c.relkind OPERATOR(pg_catalog.=) 'r') n
 	 WHERE NOT tg.protected;
-COMMENT ON VIEW privacy_guard.processing_register IS 'Record of processing (GDPR Art. 30): per protected table and column, and per tagged column outside protected tables: purposes, legal bases, retention, actions, anonymizers, holds, approximate rows, purposes found in tags';
+COMMENT ON VIEW privacy_guard.processing_register IS 'Record of processing (GDPR Art. 30): per protected table and column, and per tagged column outside protected tables: purposes, legal bases, retention, actions, anonymizers, holds, approximate rows, purposes found in tags, recipients their purposes disclose to';
 

@@ -250,6 +250,8 @@ BEGIN
 					'description', p.description) ORDER BY p.name)
 			  FROM privacy_guard.purpose p WHERE p.name = ANY (v_purposes)), '[]'),
 		'generated_at', now());
+	/* who received their data (GDPR Art. 15(1)(c)) */
+	v_report := v_report || jsonb_build_object('recipients', privacy_guard._report_recipients(v_digest));
 	RETURN v_report;
 END
 $$;

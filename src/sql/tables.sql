@@ -87,7 +87,7 @@ CREATE TABLE privacy_guard.anonymizer (
 	relid		regclass NOT NULL,
 	column_name	name NOT NULL,
 	method		text NOT NULL,	/* null, redact, hash, mask, generalize, or function */
-	fn			regprocedure,	/* the function, for method function */
+	fn			text,			/* method function: its schema-qualified signature, resolved when used */
 	PRIMARY KEY (relid, column_name)
 );
 COMMENT ON TABLE privacy_guard.anonymizer IS 'How anonymization treats a column of a protected table';
@@ -108,7 +108,8 @@ CREATE TABLE privacy_guard.erasure_request (
 	touched		oid[] NOT NULL DEFAULT '{}',	/* tables the erasure wrote to */
 	unreachable_at timestamptz,	/* when all of them had been vacuumed since */
 	erased_at	timestamptz,	/* first full erasure; done once no transaction in flight can commit or read the subject's rows */
-	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()
+	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
+	recipients_notified integer NOT NULL DEFAULT 0	/* notices written to recipients of the subject's data */
 );
 CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
 CREATE INDEX erasure_request_subject ON privacy_guard.erasure_request (subject);

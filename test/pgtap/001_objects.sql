@@ -7,7 +7,7 @@
 \pset pager off
 
 BEGIN;
-SELECT plan(72);
+SELECT plan(77);
 
 -- ---------------------------------------------------------------- schema
 SELECT has_schema('privacy_guard', 'schema privacy_guard exists');
@@ -144,8 +144,20 @@ SELECT bag_eq($$SELECT a.attname::text FROM pg_attribute a
 SELECT has_view('privacy_guard', 'erasure_requests', 'view erasure_requests exists');
 SELECT columns_are('privacy_guard', 'erasure_requests',
                    ARRAY['id', 'subject_digest', 'reason', 'requested_at', 'due',
-                         'completed_at', 'state', 'counts', 'error', 'unreachable_at'],
-                   'view erasure_requests has exactly the SPEC §2 columns and the §4 vacuum time (no raw subject)');
+                         'completed_at', 'state', 'counts', 'error', 'unreachable_at', 'recipients_notified'],
+                   'view erasure_requests has exactly the SPEC §2 columns, the §4 vacuum time and the recipients notified (no raw subject)');
+
+-- recipients and disclosures (SPEC §9)
+SELECT columns_are('privacy_guard', 'recipients',
+                   ARRAY['name', 'kind', 'country', 'third_country', 'safeguard', 'description', 'purposes'],
+                   'view recipients: name, kind, country, third_country, safeguard, description, purposes');
+SELECT is((SELECT pg_get_function_result('privacy_guard.disclose(text, text, regclass, name[], text[])'::regprocedure)),
+          'SETOF jsonb', 'disclose(recipient, purpose, tbl, columns, subjects) returns setof jsonb');
+SELECT is((SELECT pg_get_function_result('privacy_guard.investigate(text, timestamptz, timestamptz)'::regprocedure)),
+          'TABLE(at timestamp with time zone, event text, detail jsonb, flag text)',
+          'investigate() returns setof (at, event, detail, flag)');
+SELECT has_column('privacy_guard', 'processing_register', 'recipients', 'processing_register names the recipients (Art. 30(1)(d))');
+SELECT has_column('privacy_guard', 'access_log', 'unbound', 'access_log marks reads by unbound roles');
 SELECT col_type_is('privacy_guard', 'erasure_requests', 'counts', 'jsonb',
                    'erasure_requests.counts is jsonb');
 

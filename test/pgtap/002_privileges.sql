@@ -9,7 +9,7 @@
 BEGIN;
 
 -- 5 checks (SELECT, INSERT, UPDATE, DELETE, TRUNCATE) per table of the schema
-SELECT plan(97 + 5 * (SELECT count(*)::int FROM pg_class c
+SELECT plan(97 + 17 + 5 * (SELECT count(*)::int FROM pg_class c
                        WHERE c.relnamespace = 'privacy_guard'::regnamespace
                          AND c.relkind IN ('r', 'p')));
 
@@ -49,8 +49,11 @@ DO $$ BEGIN PERFORM privacy_guard.protect('public.pgtap_foreign_prot_t', 'subjec
 -- (the tagged erasure and subject_report run as the table owner; they answer
 -- only given the digest key), _tags_expired and _tags_expire (the expiry of
 -- tagged arrays, as the owner; retain-until is public), and their _in forms
--- for tagged values inside composites, _tag_default (a trigger function: a
--- partition created by a table's owner clones it), and functions that implement
+-- for tagged values inside composites, _in_eea (whether a country is in the
+-- EU/EEA, for the recipients view), _tag_default (a trigger function: a
+-- partition created by a table's owner clones it), create_reading_view (a
+-- security_invoker view its caller could write by hand), _anonymizer_unusable (it
+-- only fails an anonymizing statement whose custom anonymizer is gone), and functions that implement
 -- types, operators or casts (tagged values must be usable by everyone).
 SELECT is_empty($$
     SELECT p.oid::regprocedure::text
@@ -62,7 +65,7 @@ SELECT is_empty($$
                              'privacy_notice', 'length', '_tag_erasable', '_tag_report_value',
                              '_tags_erasable', '_tags_erase', '_tags_expired', '_tags_expire',
                              '_tags_erasable_in', '_tags_erase_in', '_tags_expired_in', '_tags_expire_in',
-                             '_tag_default')
+                             '_tag_default', '_in_eea', 'create_reading_view', '_anonymizer_unusable')
        AND NOT EXISTS (SELECT 1 FROM pg_type t
                         WHERE p.oid IN (t.typinput, t.typoutput, t.typreceive, t.typsend,
                                         t.typmodin, t.typmodout, t.typanalyze))
@@ -100,12 +103,15 @@ SELECT is_empty($$
       FROM pg_proc p, LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a
      WHERE p.pronamespace = 'privacy_guard'::regnamespace
        AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'
-       AND p.proname IN ('define_purpose', 'drop_purpose', 'allow_purpose', 'disallow_purpose',
+       AND p.proname IN ('define_purpose', 'set_purpose_description', 'drop_purpose', 'allow_purpose', 'disallow_purpose',
                          'protect', 'unprotect', 'set_anonymizer', 'set_legal_hold',
                          'run_maintenance', 'subject_report', 'check',
                          'grant_consent', 'import_consents', 'withdraw_consent', 'object_to', 'forget',
                          'grant_admin', 'grant_recorder', 'access_history', '_flush_access_log',
-                         '_import_write', '_import_write_untriggered')$$,
+                         '_import_write', '_import_write_untriggered',
+                         'define_recipient', 'drop_recipient', 'disclose_to', 'undisclose', 'disclose',
+                         'pending_notices', 'mark_notice_sent', 'investigate', 'grant_discloser', 'grant_deliverer',
+                         '_record_disclosure', '_disclosure_query', '_notify_recipients')$$,
     'no administration, recording or level-granting function is executable by PUBLIC');
 
 -- ================================================================ a plain role
@@ -346,6 +352,46 @@ SELECT is((SELECT count(*)::int FROM privacy_guard.anonymizer
 SELECT is((SELECT hold_keep FROM privacy_guard.protected_table
             WHERE relid = 'public.pgtap_admin_kept'::regclass),
           interval '10 years', 'the admin''s legal hold is recorded');
+
+-- ================================================================ recipients, disclosures, the outbox
+-- define_recipient and the purposes' disclosures are administration; disclose()
+-- is handed with grant_discloser, the outbox with grant_deliverer; everyone may
+-- read the recipients (the public notice names them), nobody else the records
+SET ROLE pgtap_plain;
+SELECT throws_ok($$SELECT privacy_guard.define_recipient('pgtap_r', 'processor', 'DE')$$, '42501', NULL,
+                 'plain role cannot define_recipient');
+SELECT throws_ok($$SELECT privacy_guard.disclose_to('pgtap_consent', 'pgtap_r')$$, '42501', NULL,
+                 'plain role cannot disclose_to');
+SELECT throws_ok($$SELECT * FROM privacy_guard.disclose('pgtap_r', 'pgtap_consent', 'public.pgtap_foreign_prot_t', ARRAY['id']::name[])$$,
+                 '42501', NULL, 'plain role cannot disclose');
+SELECT throws_ok($$SELECT privacy_guard._record_disclosure('pgtap_r', 'pgtap_consent', 'public.pgtap_foreign_prot_t', ARRAY['id']::name[], ARRAY['x'], 1, 'x')$$,
+                 '42501', NULL, 'plain role cannot write a disclosure record');
+SELECT throws_ok($$SELECT * FROM privacy_guard.pending_notices()$$, '42501', NULL,
+                 'plain role cannot read the outbox');
+SELECT throws_ok($$SELECT privacy_guard.mark_notice_sent(1)$$, '42501', NULL,
+                 'plain role cannot mark a notice sent');
+SELECT throws_ok($$SELECT * FROM privacy_guard.investigate('pgtap-existing')$$, '42501', NULL,
+                 'plain role cannot investigate');
+SELECT throws_ok($$SELECT * FROM privacy_guard.disclosures$$, '42501', NULL,
+                 'plain role cannot read disclosures');
+SELECT throws_ok($$SELECT * FROM privacy_guard.recipient_notices$$, '42501', NULL,
+                 'plain role cannot read recipient_notices');
+SELECT lives_ok($$SELECT * FROM privacy_guard.recipients$$, 'everyone may read the recipients');
+RESET ROLE;
+SET ROLE pgtap_admin;
+SELECT lives_ok($$SELECT privacy_guard.define_recipient('pgtap_r', 'processor', 'US', 'standard contractual clauses')$$,
+                'admin can define_recipient');
+SELECT lives_ok($$SELECT privacy_guard.disclose_to('pgtap_consent', 'pgtap_r')$$, 'admin can disclose_to');
+SELECT lives_ok($$SELECT * FROM privacy_guard.investigate('pgtap-existing')$$, 'admin can investigate');
+SELECT lives_ok($$SELECT privacy_guard.grant_deliverer('pgtap_plain')$$, 'admin can hand the outbox on');
+RESET ROLE;
+SET ROLE pgtap_plain;
+SELECT lives_ok($$SELECT * FROM privacy_guard.pending_notices()$$, 'a deliverer can read the outbox');
+SELECT throws_ok($$DELETE FROM privacy_guard.recipient_notice$$, '42501', NULL,
+                 'a deliverer cannot write the outbox directly');
+RESET ROLE;
+SELECT is((SELECT third_country FROM privacy_guard.recipients WHERE name = 'pgtap_r'), true,
+          'a recipient in the US is a third-country transfer');
 
 -- ================================================================ superuser and the ledger
 SELECT throws_ok($$DELETE FROM privacy_guard.consent_ledger$$, '55000', NULL,

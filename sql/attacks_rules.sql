@@ -1,10 +1,32 @@
 -- Ways around the rules that must not work (a first part of the hardening
 -- suite; each block is named after the attack it tries).
 \set VERBOSITY terse
+-- this file's customers 1501..1510, in a schema of its own, registered as
+-- protect.sql registers its own; 1502, 1503, 1504, 1505, 1508 and 1510 consent to
+-- marketing, the others never did
+CREATE SCHEMA attacks_rules;
+GRANT USAGE ON SCHEMA attacks_rules TO PUBLIC;
+GRANT CREATE ON SCHEMA attacks_rules TO regress_owner;
+SET search_path = attacks_rules, public;
+SET ROLE regress_owner;
+CREATE TABLE customers (
+	id			bigint PRIMARY KEY,
+	email		text NOT NULL,
+	signed_up	timestamptz NOT NULL DEFAULT now()
+);
+GRANT SELECT, INSERT, UPDATE, DELETE ON customers TO PUBLIC;
+RESET ROLE;
+SELECT privacy_guard.protect('customers', 'id', ARRAY['billing', 'marketing'],
+							 interval '1 year', 'signed_up');
+INSERT INTO customers (id, email) SELECT g, 'person' || g || '@example.org' FROM generate_series(1501, 1509) g;
+INSERT INTO customers (id, email) VALUES (1510, 'new@example.org');
+SELECT count(*) FROM (SELECT privacy_guard.grant_consent(s, 'marketing')
+						FROM unnest(ARRAY['1502', '1503', '1504', '1505', '1508', '1510']) s) c;
+
 
 -- attack: hostile identifiers in table and column names inject nothing
 CREATE TABLE "x""; DROP TABLE customers; --" ("who$$ ; select 1" bigint, "note'" text);
-INSERT INTO "x""; DROP TABLE customers; --" VALUES (1, 'a'), (2, 'b');
+INSERT INTO "x""; DROP TABLE customers; --" VALUES (1501, 'a'), (1502, 'b');
 GRANT SELECT ON "x""; DROP TABLE customers; --" TO regress_app;
 SELECT privacy_guard.protect('"x""; DROP TABLE customers; --"', 'who$$ ; select 1', ARRAY['marketing']);
 SELECT count(*) AS customers_still_there FROM customers;
@@ -20,16 +42,16 @@ DROP TABLE "x""; DROP TABLE customers; --";
 CREATE TEMP TABLE purpose (name text, parent text, legal_basis text, description text);
 INSERT INTO pg_temp.purpose VALUES ('evil', NULL, 'contract', NULL);
 CREATE TEMP TABLE consent_state (subject text, purpose text, status text, valid_until timestamptz);
-INSERT INTO pg_temp.consent_state VALUES ('9', 'marketing', 'granted', NULL);
+INSERT INTO pg_temp.consent_state VALUES ('1509', 'marketing', 'granted', NULL);
 SET search_path = pg_temp, privacy_guard, public;
-SELECT privacy_guard.has_consent('9', 'marketing') AS spoofed_consent;
+SELECT privacy_guard.has_consent('1509', 'marketing') AS spoofed_consent;
 SET ROLE regress_app;
 SET privacy_guard.purpose = 'marketing';
-SELECT array_agg(id ORDER BY id) AS visible FROM public.customers;
+SELECT array_agg(id ORDER BY id) AS visible FROM attacks_rules.customers;
 SET privacy_guard.purpose = 'evil';
-SELECT count(*) FROM public.customers;
+SELECT count(*) FROM attacks_rules.customers;
 RESET ROLE;
-RESET search_path;
+SET search_path = attacks_rules, public;
 DROP TABLE pg_temp.purpose, pg_temp.consent_state;
 
 -- attack: an operator planted in a schema searched before pg_catalog does
@@ -40,25 +62,26 @@ CREATE FUNCTION evil.neq(text, text) RETURNS boolean LANGUAGE plpgsql AS
 CREATE OPERATOR evil.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.neq);
 GRANT USAGE ON SCHEMA evil TO PUBLIC;
 SET search_path = evil, pg_catalog, public;
-SELECT privacy_guard.grant_consent('9', 'marketing');     -- forces a reload in every session
+SELECT privacy_guard.grant_consent('1509', 'marketing');     -- forces a reload in every session
 SET ROLE regress_app;
 SET privacy_guard.purpose = 'marketing';
-SELECT array_agg(id ORDER BY id) AS visible FROM public.customers;
+SELECT array_agg(id ORDER BY id) AS visible FROM attacks_rules.customers;
 RESET ROLE;
-RESET search_path;
-SELECT privacy_guard.withdraw_consent('9', 'marketing');
+SET search_path = attacks_rules, public;
+SELECT privacy_guard.withdraw_consent('1509', 'marketing');
 DROP SCHEMA evil CASCADE;
 
 -- attack: DISCARD ALL / RESET ALL behind a pooler leave no purpose behind
 SET ROLE regress_app;
 SET privacy_guard.purpose = 'billing';
 RESET ALL;
-SELECT count(*) FROM customers;
+SELECT count(*) FROM attacks_rules.customers;
 RESET ROLE;
+SET search_path = attacks_rules, public;   -- which RESET ALL reset too
 
 -- attack: a function SET clause cannot lend a purpose the role lacks
 CREATE FUNCTION public.count_for_billing() RETURNS bigint LANGUAGE sql
-	SET privacy_guard.purpose = 'billing' AS 'SELECT count(*) FROM public.customers';
+	SET privacy_guard.purpose = 'billing' AS 'SELECT count(*) FROM attacks_rules.customers';
 GRANT SELECT ON customers TO regress_outsider;
 SET ROLE regress_outsider;
 SELECT public.count_for_billing();
@@ -68,7 +91,7 @@ RESET ROLE;
 -- the definer chooses what it exposes, nothing more leaks
 CREATE FUNCTION public.consenting_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER
 	SET search_path = pg_catalog, public SET privacy_guard.purpose = 'marketing'
-	AS 'SELECT count(*) FROM public.customers';
+	AS 'SELECT count(*) FROM attacks_rules.customers';
 ALTER FUNCTION public.consenting_count() OWNER TO regress_app;
 SET ROLE regress_outsider;
 SELECT public.consenting_count();
@@ -96,11 +119,11 @@ RESET ROLE;
 
 -- attack: the recording and administration functions are not callable by applications
 SET ROLE regress_app;
-SELECT privacy_guard.grant_consent('8', 'marketing');
+SELECT privacy_guard.grant_consent('1508', 'marketing');
 SELECT privacy_guard.allow_purpose('regress_app', 'analytics');
 SELECT privacy_guard.unprotect('customers');
 SELECT privacy_guard._guard_suspend(true);
-INSERT INTO privacy_guard.consent_state (subject, purpose, status) VALUES ('8', 'marketing', 'granted');
+INSERT INTO privacy_guard.consent_state (subject, purpose, status) VALUES ('1508', 'marketing', 'granted');
 RESET ROLE;
 RESET privacy_guard.purpose;
 
@@ -117,7 +140,7 @@ SELECT count(*) AS copied_rows FROM copied;
 RESET ROLE;
 GRANT UPDATE ON customers TO regress_app;
 SET ROLE regress_app;
-MERGE INTO customers c USING (SELECT g AS id FROM generate_series(1, 10) g) s ON c.id = s.id
+MERGE INTO customers c USING (SELECT g AS id FROM generate_series(1501, 1510) g) s ON c.id = s.id
 	WHEN MATCHED THEN UPDATE SET email = 'merged';
 RESET ROLE;
 SELECT count(*) FILTER (WHERE email = 'merged') AS merged, count(*) AS all_rows FROM customers;
@@ -135,3 +158,4 @@ SELECT count(*) FROM customers;
 ROLLBACK;
 RESET ROLE;
 RESET privacy_guard.purpose;
+RESET search_path;

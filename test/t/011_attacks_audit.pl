@@ -10,7 +10,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('attack_audit');
+my $node = PostgreSQL::Test::Cluster->new('attacks_audit');
 $node->init(extra => ['--no-locale']);
 $node->append_conf('postgresql.conf', q{
 shared_preload_libraries = 'privacy_guard'
