@@ -173,8 +173,12 @@ BEGIN
 		RETURN NULL;
 	END IF;
 	BEGIN
-		/* writers wait while the rows are counted; readers only for the TRUNCATE itself */
-		PERFORM privacy_guard._exec_as_owner(part, format('LOCK TABLE ONLY %s IN SHARE MODE', part), NULL, NULL);
+		/*
+		 * Writers wait while the rows are counted, readers only for the
+		 * TRUNCATE itself.  The lock conflicts with itself: two rounds at
+		 * once never both hold it and then wait for each other.
+		 */
+		PERFORM privacy_guard._exec_as_owner(part, format('LOCK TABLE ONLY %s IN SHARE ROW EXCLUSIVE MODE', part), NULL, NULL);
 		IF NOT privacy_guard._truncatable_part(part, root, round_at) THEN
 			/* rolls the lock back with the block */
 			RAISE EXCEPTION 'partition changed' USING ERRCODE = '55000';
