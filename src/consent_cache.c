@@ -431,7 +431,9 @@ pvg_store_purpose(PvgConsentStore *store, Datum d)
 
 /*
  * Add the rows of the current SPI result (subject, purpose, status letter,
- * valid_until) to the store, in the store's memory.
+ * valid_until) to the store, in the store's memory; with a fifth column
+ * (a patch's combined read), rows of letter 'f' are open forget requests
+ * due then.
  */
 static void
 pvg_store_add_consents(PvgConsentStore *store)
@@ -439,10 +441,11 @@ pvg_store_add_consents(PvgConsentStore *store)
 	TupleDesc	desc = SPI_tuptable->tupdesc;
 	uint64		i;
 
+	Assert(desc->natts == 4 || desc->natts == 5);
 	for (i = 0; i < SPI_processed; i++)
 	{
-		Datum		values[4];
-		bool		nulls[4];
+		Datum		values[5];
+		bool		nulls[5];
 		text	   *status;
 		char		letter;
 		PvgSubjectEntry *e;
@@ -453,6 +456,13 @@ pvg_store_add_consents(PvgConsentStore *store)
 		heap_deform_tuple(SPI_tuptable->vals[i], desc, values, nulls);
 		status = DatumGetTextPP(values[2]);
 		letter = VARSIZE_ANY_EXHDR(status) > 0 ? *VARDATA_ANY(status) : '\0';
+		if (letter == 'f' && desc->natts == 5)
+		{
+			/* an open forget request (rows of a patch's combined read) */
+			e = pvg_store_entry(store, pvg_text_copy(values[0], NULL));
+			e->forget_due = Min(e->forget_due, DatumGetTimestampTz(values[4]));
+			continue;
+		}
 		if (letter != 'g' && letter != 'o')
 			continue;
 		e = pvg_store_entry(store, pvg_text_copy(values[0], NULL));
@@ -589,10 +599,11 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	{
 		Snapshot	snap = RegisterSnapshot(given ? given : GetLatestSnapshot());
 		FullTransactionId horizon = pvg_snapshot_horizon(snap);
-		Oid			argtypes[2];
-		Datum		args[2];
+		Oid			argtypes[3];
+		Datum		args[3];
 		Datum		subjects = (Datum) 0;
 		bool		isnull = true;
+		bool		limited;
 		MemoryContext old;
 		uint64		nchanged;
 		ArrayType  *removed = NULL;
@@ -604,55 +615,48 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 		complete = pvg_shared_removed_since(from, &removed);
 
 		/*
-		 * An overlay over an old base asks for a newer one rather than
-		 * take in a bulk change (an import of a million consents would
-		 * otherwise be copied into every session).
+		 * Which subjects were written since the last read.  An overlay over
+		 * an old base asks for a newer one rather than take in a bulk change
+		 * (an import of a million consents would otherwise be copied into
+		 * every session): then the list stops at PVG_MAX_PATCHES.
 		 */
-		if (complete && store->shared && given == NULL &&
-			TimestampDifferenceExceeds(store->newest_built_at, GetCurrentTimestamp(),
-									   PVG_MIN_BASE_AGE_MS))
-		{
-			bool		cnull;
-
-			argtypes[0] = XID8OID;
-			args[0] = FullTransactionIdGetDatum(from);
-			pvg_spi_read_snapshot("SELECT pg_catalog.count(*) FROM ("
-								  "SELECT 1 FROM privacy_guard.consent_state c "
-								  "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
-								  "LIMIT " CppAsString2(PVG_MAX_PATCHES) ") s",
-								  1, argtypes, args, snap);
-			if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-											&cnull)) >= PVG_MAX_PATCHES)
-			{
-				rebase = true;
-				complete = false;
-			}
-		}
-
-		/* which subjects were written since the last read */
 		argtypes[0] = XID8OID;
 		args[0] = FullTransactionIdGetDatum(from);
 		argtypes[1] = TEXTARRAYOID;
 		args[1] = removed ? PointerGetDatum(removed) : (Datum) 0;
+		argtypes[2] = INT8OID;
+		args[2] = Int64GetDatum(PVG_MAX_PATCHES);
+		limited = store->shared && given == NULL &&
+			TimestampDifferenceExceeds(store->newest_built_at, GetCurrentTimestamp(),
+									   PVG_MIN_BASE_AGE_MS);
 		if (complete)
 		{
 			SPIPlanPtr	plan;
+			bool		cnull;
 
-			plan = pvg_spi_plan("SELECT pg_catalog.array_agg(DISTINCT s.subject) FROM ("
-							   "SELECT c.subject FROM privacy_guard.consent_state c "
-							   "WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
-							   "UNION ALL "
-							   "SELECT r.subject FROM privacy_guard.erasure_request r "
-							   "WHERE r.changed_xid OPERATOR(pg_catalog.>=) $1 "
-							   "AND r.subject IS NOT NULL "
-							   "UNION ALL "
-							   "SELECT pg_catalog.unnest($2)) s(subject)",
-							   2, argtypes);
-			if (plan == NULL ||
-				SPI_execute_snapshot(plan, args, removed ? "  " : " n", snap, InvalidSnapshot,
-									 true, false, 0) != SPI_OK_SELECT)
+			plan = pvg_spi_plan("SELECT pg_catalog.array_agg(DISTINCT s.subject), pg_catalog.count(*) FROM ("
+								"SELECT c.subject FROM privacy_guard.consent_state c "
+								"WHERE c.changed_xid OPERATOR(pg_catalog.>=) $1 "
+								"UNION ALL "
+								"SELECT r.subject FROM privacy_guard.erasure_request r "
+								"WHERE r.changed_xid OPERATOR(pg_catalog.>=) $1 "
+								"AND r.subject IS NOT NULL "
+								"UNION ALL "
+								"SELECT pg_catalog.unnest($2) "
+								"LIMIT $3) s(subject)",
+								3, argtypes);
+			if (SPI_execute_snapshot(plan, args, removed ? (limited ? "   " : "  n") : (limited ? " n " : " nn"),
+									 snap, InvalidSnapshot, true, false, 0) != SPI_OK_SELECT)
 				elog(ERROR, "reading the changed subjects failed");
-						subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			subjects = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (limited &&
+				DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2,
+											&cnull)) >= PVG_MAX_PATCHES)
+			{
+				rebase = true;
+				complete = false;
+				isnull = true;
+			}
 		}
 		if (!isnull)
 		{
@@ -677,23 +681,22 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 			MemoryContextSwitchTo(old);
 			nchanged = nkeys;
 
-			/* ... and read them again */
+			/* ... and read them again: their consents and open requests in one go */
 			argtypes[0] = TEXTARRAYOID;
 			args[0] = subjects;
-			pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until "
+			pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until, "
+								  "NULL::pg_catalog.timestamptz "
 								  "FROM privacy_guard.consent_state "
 								  "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
-								  "AND status OPERATOR(pg_catalog.<>) 'withdrawn'",
-								  1, argtypes, args, snap);
-			old = MemoryContextSwitchTo(store->cxt);
-			pvg_store_add_consents(store);
-			MemoryContextSwitchTo(old);
-			pvg_spi_read_snapshot("SELECT subject, due FROM privacy_guard.erasure_request "
+								  "AND status OPERATOR(pg_catalog.<>) 'withdrawn' "
+								  "UNION ALL "
+								  "SELECT subject, NULL, 'f', NULL, due "
+								  "FROM privacy_guard.erasure_request "
 								  "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
 								  "AND state OPERATOR(pg_catalog.<>) 'done'",
 								  1, argtypes, args, snap);
 			old = MemoryContextSwitchTo(store->cxt);
-			pvg_store_add_forgets(store);
+			pvg_store_add_consents(store);
 
 			/* patch every set built so far */
 			for (k = 0; k < nkeys; k++)
