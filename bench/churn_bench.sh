@@ -60,23 +60,8 @@ psql_su() { as_pg "$BINDIR/psql" "${PSQL_ARGS[@]}" -U postgres -v ON_ERROR_STOP=
 as_pg "$BINDIR/createdb" -h "$WORK" -p "$PORT" -U postgres bench
 ROWS=$(( CONSENTS * 10 / 6 ))
 log "loading $ROWS rows, $CONSENTS consents"
-psql_su >/dev/null <<EOF
-CREATE ROLE bench_app LOGIN;
-CREATE EXTENSION privacy_guard;
-SELECT privacy_guard.define_purpose('marketing', 'consent');
-CREATE TABLE plain_t (id int PRIMARY KEY, v text);
-INSERT INTO plain_t SELECT g, 'v' || g FROM generate_series(1, $ROWS) g;
-CREATE TABLE prot_t (id int PRIMARY KEY, v text);
-INSERT INTO prot_t SELECT g, 'v' || g FROM generate_series(1, $ROWS) g;
-GRANT SELECT ON plain_t, prot_t TO bench_app;
-SELECT privacy_guard.allow_purpose('bench_app', 'marketing');
-SELECT privacy_guard.protect('prot_t', 'id', ARRAY['marketing']);
-INSERT INTO privacy_guard.consent_state (subject, purpose, status)
-SELECT g::text, 'marketing', 'granted' FROM generate_series(1, $ROWS) g WHERE g % 5 < 3;
-VACUUM ANALYZE plain_t;
-VACUUM ANALYZE prot_t;
-VACUUM ANALYZE privacy_guard.consent_state;
-EOF
+psql_su -c "CREATE ROLE bench_app LOGIN" >/dev/null
+bench_twin_sql "$ROWS" | psql_su >/dev/null
 
 for t in plain_t prot_t; do
 	printf '\\set id random(1, %d)\nSELECT v FROM %s WHERE id = :id;\n' "$ROWS" "$t" >"$WORK/lookup_$t.sql"

@@ -137,3 +137,29 @@ verdict() {						# ratio bar le|ge
 		print ok ? "meets" : "**MISSES**"
 	}'
 }
+
+# The SQL of the twin tables the per-connection benchmarks read (stdout):
+# plain_t and prot_t, ROWS rows each (id 1..ROWS, one subject per row), prot_t
+# protected for the consent purpose marketing, 60% of the subjects (id % 5 < 3)
+# consenting (written straight into the consent store, valid until
+# VALID_UNTIL, an SQL expression, NULL for open-ended), role bench_app (which
+# must exist) authorised and allowed to read both.
+bench_twin_sql() {				# ROWS [VALID_UNTIL]
+	cat <<EOF
+CREATE EXTENSION privacy_guard;
+SELECT privacy_guard.define_purpose('marketing', 'consent');
+CREATE TABLE plain_t (id int PRIMARY KEY, v text);
+INSERT INTO plain_t SELECT g, 'v' || g FROM generate_series(1, $1) g;
+CREATE TABLE prot_t (id int PRIMARY KEY, v text);
+INSERT INTO prot_t SELECT g, 'v' || g FROM generate_series(1, $1) g;
+GRANT SELECT ON plain_t, prot_t TO bench_app;
+SELECT privacy_guard.allow_purpose('bench_app', 'marketing');
+SELECT privacy_guard.protect('prot_t', 'id', ARRAY['marketing']);
+INSERT INTO privacy_guard.consent_state (subject, purpose, status, valid_until)
+SELECT g::text, 'marketing', 'granted', ${2:-NULL}
+  FROM generate_series(1, $1) g WHERE g % 5 < 3;
+VACUUM ANALYZE plain_t;
+VACUUM ANALYZE prot_t;
+VACUUM ANALYZE privacy_guard.consent_state;
+EOF
+}

@@ -83,23 +83,8 @@ for size in $SIZES; do
 	log "size $size: $rows rows, $size consents"
 	t0=$(date +%s)
 	psql_su -d postgres -c "CREATE DATABASE $db" >/dev/null
-	psql_su -d "$db" >/dev/null <<EOF
-CREATE EXTENSION privacy_guard;
-SELECT privacy_guard.define_purpose('marketing', 'consent');
-CREATE TABLE plain_t (id int PRIMARY KEY, v text);
-INSERT INTO plain_t SELECT g, 'v' || g FROM generate_series(1, $rows) g;
-CREATE TABLE prot_t (id int PRIMARY KEY, v text);
-INSERT INTO prot_t SELECT g, 'v' || g FROM generate_series(1, $rows) g;
-GRANT SELECT ON plain_t, prot_t TO bench_app;
-SELECT privacy_guard.allow_purpose('bench_app', 'marketing');
-SELECT privacy_guard.protect('prot_t', 'id', ARRAY['marketing']);
-INSERT INTO privacy_guard.consent_state (subject, purpose, status, valid_until)
-SELECT g::text, 'marketing', 'granted', $( [ "$EXPIRING" = 1 ] && echo "now() + interval '5 years'" || echo NULL )
-  FROM generate_series(1, $rows) g WHERE g % 5 < 3;
-VACUUM ANALYZE plain_t;
-VACUUM ANALYZE prot_t;
-VACUUM ANALYZE privacy_guard.consent_state;
-EOF
+	bench_twin_sql "$rows" "$( [ "$EXPIRING" = 1 ] && echo "now() + interval '5 years'" || echo NULL )" |
+		psql_su -d "$db" >/dev/null
 	log "loaded in $(( $(date +%s) - t0 )) s"
 	# warm-up: buffers, and (shared store) the one build every later connection
 	# reuses; its time and the shared memory it took are reported apart

@@ -89,13 +89,14 @@ pvg_table_key_kind(PvgTable *table)
 
 /*
  * Release the leader's view.  Its snapshot is registered with the
- * transaction's resource owner, which releases it on abort.
+ * transaction's resource owner: unregistered here, except when the
+ * transaction aborts (the owner's release does it then).
  */
 static void
-pvg_view_withdraw(void)
+pvg_view_withdraw(bool unregister)
 {
 	pvg_shared_view_clear();
-	if (pvg_view_snap != NULL && pvg_view_lxid == MyProc->lxid)
+	if (unregister && pvg_view_snap != NULL && pvg_view_lxid == MyProc->lxid)
 		UnregisterSnapshotFromOwner(pvg_view_snap, TopTransactionResourceOwner);
 	pvg_view_snap = NULL;
 	pvg_view_query = NULL;
@@ -109,14 +110,8 @@ pvg_parallel_end_xact(bool commit)
 	if (pvg_worker_snap != NULL && commit)
 		UnregisterSnapshotFromOwner(pvg_worker_snap, TopTransactionResourceOwner);
 	pvg_worker_snap = NULL;
-	if (pvg_view_query == NULL)
-		return;
-	if (commit)
-		pvg_view_withdraw();
-	pvg_view_snap = NULL;
-	pvg_view_query = NULL;
-	pvg_view_lxid = InvalidLocalTransactionId;
-	pvg_shared_view_clear();
+	if (pvg_view_query != NULL)
+		pvg_view_withdraw(commit);
 }
 
 /*
@@ -131,15 +126,14 @@ pvg_view_prepare(QueryDesc *queryDesc)
 	bool		kinds[2] = {false, false};
 	bool		any = false;
 	int			purpose = -1;
+	bool		refused = pvg_purpose_refused();
 	Snapshot	snap;
 	PvgViewHeader hdr;
 	StringInfoData bases;
 	StringInfoData view;
-	Size		snap_len;
-	char	   *snap_buf;
 
 	reg = pvg_registry();
-	if (pvg_purpose != NULL && pvg_purpose[0] != '\0' && !pvg_purpose_refused())
+	if (pvg_purpose != NULL && pvg_purpose[0] != '\0' && !refused)
 		purpose = pvg_registry_purpose(reg, pvg_purpose);
 	foreach(lc, queryDesc->plannedstmt->rtable)
 	{
@@ -167,7 +161,7 @@ pvg_view_prepare(QueryDesc *queryDesc)
 	 * the view's), then the view's snapshot, then the overlay read with it.
 	 */
 	memset(&hdr, 0, sizeof(hdr));
-	hdr.purpose_refused = pvg_purpose_refused();
+	hdr.purpose_refused = refused;
 	initStringInfo(&bases);
 	if (kinds[0] || kinds[1])
 		pvg_consent_parallel_sets(reg, purpose, kinds);
@@ -178,15 +172,14 @@ pvg_view_prepare(QueryDesc *queryDesc)
 	if (kinds[0] || kinds[1])
 		hdr.has_overlay = pvg_consent_parallel_view(reg, snap, &hdr.ov_from, &bases);
 
-	snap_len = EstimateSnapshotSpace(snap);
-	snap_buf = palloc(snap_len);
-	SerializeSnapshot(snap, snap_buf);
-	hdr.snap_len = snap_len;
+	hdr.snap_len = EstimateSnapshotSpace(snap);
 	hdr.bases_len = hdr.has_overlay ? bases.len : 0;
 
 	initStringInfo(&view);
 	appendBinaryStringInfo(&view, (char *) &hdr, sizeof(hdr));
-	appendBinaryStringInfo(&view, snap_buf, snap_len);
+	enlargeStringInfo(&view, hdr.snap_len);
+	SerializeSnapshot(snap, view.data + view.len);
+	view.len += hdr.snap_len;
 	if (hdr.has_overlay)
 		appendBinaryStringInfo(&view, bases.data, bases.len);
 	if (!pvg_shared_view_publish(view.data, view.len))
@@ -194,7 +187,6 @@ pvg_view_prepare(QueryDesc *queryDesc)
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("privacy_guard could not share its view of the consents with parallel workers"),
 				 errhint("Raise privacy_guard.shared_store_size, or set max_parallel_workers_per_gather to 0.")));
-	pfree(snap_buf);
 	pfree(view.data);
 	pfree(bases.data);
 }
@@ -218,14 +210,14 @@ pvg_parallel_executor_start(QueryDesc *queryDesc, int eflags)
 	 * from in pieces never starts workers).
 	 */
 	if (pvg_view_query != NULL)
-		pvg_view_withdraw();
+		pvg_view_withdraw(true);
 	PG_TRY();
 	{
 		pvg_view_prepare(queryDesc);
 	}
 	PG_CATCH();
 	{
-		pvg_view_withdraw();
+		pvg_view_withdraw(true);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -235,7 +227,7 @@ static void
 pvg_parallel_executor_end(QueryDesc *queryDesc)
 {
 	if (queryDesc == pvg_view_query)
-		pvg_view_withdraw();
+		pvg_view_withdraw(true);
 	if (prev_ExecutorEnd)
 		prev_ExecutorEnd(queryDesc);
 	else

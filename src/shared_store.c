@@ -463,6 +463,31 @@ pvg_shared_exit(int code, Datum arg)
 	ConditionVariableBroadcast(&pvg_store_shared->cv);
 }
 
+/*
+ * A record for a reference about to be taken, allocated before the lock is
+ * (and the exit callback that releases every reference, registered once).
+ */
+static PvgHeldBase *
+pvg_held_new(void)
+{
+	if (!pvg_exit_registered)
+	{
+		before_shmem_exit(pvg_shared_exit, (Datum) 0);
+		pvg_exit_registered = true;
+	}
+	return MemoryContextAllocZero(TopMemoryContext, sizeof(PvgHeldBase));
+}
+
+/* Record a reference taken (lock held) to an image, for owner. */
+static void
+pvg_held_record(PvgHeldBase *held, dsa_pointer dp, const void *owner)
+{
+	held->dp = dp;
+	held->owner = owner;
+	held->next = pvg_held;
+	pvg_held = held;
+}
+
 static uint32
 pvg_sig_hash(const char *sig, int siglen, int kind)
 {
@@ -773,12 +798,7 @@ pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64
 
 	if (!pvg_shared_ready())
 		return NULL;
-	if (!pvg_exit_registered)
-	{
-		before_shmem_exit(pvg_shared_exit, (Datum) 0);
-		pvg_exit_registered = true;
-	}
-	held = MemoryContextAllocZero(TopMemoryContext, sizeof(PvgHeldBase));
+	held = pvg_held_new();
 
 	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
 	pvg_shared_attach();
@@ -806,10 +826,7 @@ pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64
 			if (img->build_seq > need_build && img->full_seq >= need_full)
 			{
 				img->refcount++;
-				held->dp = slot->image;
-				held->owner = owner;
-				held->next = pvg_held;
-				pvg_held = held;
+				pvg_held_record(held, slot->image, owner);
 				LWLockRelease(pvg_store_shared->lock);
 				return img;
 			}
@@ -934,10 +951,7 @@ pvg_shared_base(const char *sig, int siglen, int kind, uint64 need_build, uint64
 		}
 		else
 			img->retired = true;	/* only ours */
-		held->dp = dp;
-		held->owner = owner;
-		held->next = pvg_held;
-		pvg_held = held;
+		pvg_held_record(held, dp, owner);
 		LWLockRelease(pvg_store_shared->lock);
 		ConditionVariableBroadcast(&pvg_store_shared->cv);
 		return img;
@@ -1014,20 +1028,12 @@ pvg_shared_base_ref(dsa_pointer dp, const void *owner)
 
 	if (!pvg_shared_ready() || !DsaPointerIsValid(dp))
 		return NULL;
-	if (!pvg_exit_registered)
-	{
-		before_shmem_exit(pvg_shared_exit, (Datum) 0);
-		pvg_exit_registered = true;
-	}
-	held = MemoryContextAllocZero(TopMemoryContext, sizeof(PvgHeldBase));
+	held = pvg_held_new();
 	LWLockAcquire(pvg_store_shared->lock, LW_EXCLUSIVE);
 	pvg_shared_attach();
 	img = dsa_get_address(pvg_area, dp);
 	img->refcount++;
-	held->dp = dp;
-	held->owner = owner;
-	held->next = pvg_held;
-	pvg_held = held;
+	pvg_held_record(held, dp, owner);
 	LWLockRelease(pvg_store_shared->lock);
 	return img;
 }
