@@ -430,18 +430,17 @@ pvg_store_purpose(PvgConsentStore *store, Datum d)
 }
 
 /*
- * Add the rows of the current SPI result (subject, purpose, status letter,
- * valid_until) to the store, in the store's memory; with a fifth column
- * (a patch's combined read), rows of letter 'f' are open forget requests
- * due then.
+ * Add the rows of the current SPI result to the store, in the store's
+ * memory: (subject, purpose, status letter, valid_until, NULL) for a consent
+ * or objection, (subject, NULL, 'f', NULL, due) for an open forget request.
  */
 static void
-pvg_store_add_consents(PvgConsentStore *store)
+pvg_store_add_rows(PvgConsentStore *store)
 {
 	TupleDesc	desc = SPI_tuptable->tupdesc;
 	uint64		i;
 
-	Assert(desc->natts == 4 || desc->natts == 5);
+	Assert(desc->natts == 5);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		Datum		values[5];
@@ -456,9 +455,9 @@ pvg_store_add_consents(PvgConsentStore *store)
 		heap_deform_tuple(SPI_tuptable->vals[i], desc, values, nulls);
 		status = DatumGetTextPP(values[2]);
 		letter = VARSIZE_ANY_EXHDR(status) > 0 ? *VARDATA_ANY(status) : '\0';
-		if (letter == 'f' && desc->natts == 5)
+		if (letter == 'f')
 		{
-			/* an open forget request (rows of a patch's combined read) */
+			/* an open forget request */
 			e = pvg_store_entry(store, pvg_text_copy(values[0], NULL));
 			e->forget_due = Min(e->forget_due, DatumGetTimestampTz(values[4]));
 			continue;
@@ -475,27 +474,6 @@ pvg_store_add_consents(PvgConsentStore *store)
 	}
 }
 
-static void
-pvg_store_add_forgets(PvgConsentStore *store)
-{
-	TupleDesc	desc = SPI_tuptable->tupdesc;
-	uint64		i;
-
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		bool		isnull;
-		PvgSubjectEntry *e;
-		TimestampTz due;
-
-		CHECK_FOR_INTERRUPTS();
-
-		e = pvg_store_entry(store, TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)));
-		due = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
-		e->forget_due = Min(e->forget_due, due);
-	}
-}
-
 /*
  * Read the whole store (every consent and objection, every open forget
  * request) under snap into store, in the store's memory.  SPI connected.
@@ -505,21 +483,19 @@ pvg_store_read(PvgConsentStore *store, Snapshot snap)
 {
 	MemoryContext old;
 
-	pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until "
+	pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until, "
+						  "NULL::pg_catalog.timestamptz "
 						  "FROM privacy_guard.consent_state "
-						  "WHERE status OPERATOR(pg_catalog.<>) 'withdrawn'",
-						  0, NULL, NULL, snap);
-	old = MemoryContextSwitchTo(store->cxt);
-	store->subjects = pvg_subjmap_create(store->cxt, Max(SPI_processed, 64), NULL);
-	pvg_store_add_consents(store);
-	MemoryContextSwitchTo(old);
-
-	pvg_spi_read_snapshot("SELECT subject, due FROM privacy_guard.erasure_request "
+						  "WHERE status OPERATOR(pg_catalog.<>) 'withdrawn' "
+						  "UNION ALL "
+						  "SELECT subject, NULL, 'f', NULL, due "
+						  "FROM privacy_guard.erasure_request "
 						  "WHERE subject IS NOT NULL "
 						  "AND state OPERATOR(pg_catalog.<>) 'done'",
 						  0, NULL, NULL, snap);
 	old = MemoryContextSwitchTo(store->cxt);
-	pvg_store_add_forgets(store);
+	store->subjects = pvg_subjmap_create(store->cxt, Max(SPI_processed, 64), NULL);
+	pvg_store_add_rows(store);
 	MemoryContextSwitchTo(old);
 }
 
@@ -696,7 +672,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 								  "AND state OPERATOR(pg_catalog.<>) 'done'",
 								  1, argtypes, args, snap);
 			old = MemoryContextSwitchTo(store->cxt);
-			pvg_store_add_consents(store);
+			pvg_store_add_rows(store);
 
 			/* patch every set built so far */
 			for (k = 0; k < nkeys; k++)
