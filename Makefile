@@ -2,7 +2,7 @@
 # against the running server (TEMP_INSTANCE=1: on throwaway instances), and TAP
 EXTENSION   = privacy_guard
 MODULE_big  = privacy_guard
-OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o \
+OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o src/consent_changes.o \
               src/enforce.o src/digest.o src/ddl_guard.o \
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
               src/tagged_io.o src/tagged_access.o src/tagged_ops.o \
@@ -58,7 +58,7 @@ endif
 ISOLATION      = withdraw_visibility shared_store_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
                  tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis \
                  restored_rows attacks_erasure_inflight attacks_tagged_copies \
-                 import_visibility parallel_visibility partition_lock
+                 import_visibility parallel_visibility partition_lock change_ring
 ISOLATION_OPTS = --inputdir=$(srcdir)/test $(ISOLATION_TEMP)
 
 # TAP: test/t/*.pl through prove, PostgreSQL::Test::Cluster builds its own nodes

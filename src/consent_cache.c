@@ -51,6 +51,7 @@
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -64,6 +65,9 @@
 
 /* ... but an overlay asks for newer shared bases only when its own are older than this */
 #define PVG_MIN_BASE_AGE_MS 10000
+
+/* bases are merged (pvg_base_merge) from ones whose tables were read at most this long ago */
+#define PVG_MAX_MERGE_AGE_MS 60000
 
 typedef struct PvgGrant
 {
@@ -119,10 +123,36 @@ typedef struct PvgConsentStore
 	uint64		need_full;		/* ... and full_seq >= this */
 	uint64		max_build_seq;	/* of the bases attached */
 	TimestampTz newest_built_at;	/* when the newest of them was built */
+
+	/*
+	 * Catching up from the change ring (shared mode, see shared_store.c):
+	 * the records from ring_pos on, except those of transactions the last
+	 * query saw (the snapshot it read with: seen_*).  Set by each query of
+	 * the changed subjects that may be followed by the ring.
+	 */
+	bool		ring_synced;
+	bool		seen_none;		/* started from a merged base: apply every record ... */
+	uint64		ring_start;		/* ... from here on */
+	uint64		ring_pos;
+	TransactionId seen_xmin;
+	TransactionId seen_xmax;
+	TransactionId *seen_xip;
+	int			seen_xcnt;
+
+	/*
+	 * May serve as the source of merged bases when it grew too big (see
+	 * pvg_base_merge): kept current by the ring, never holding our own
+	 * uncommitted writes.
+	 */
+	bool		own_writes;		/* read while our transaction had written consents */
+	bool		merge_ok;
 } PvgConsentStore;
 
 static PvgConsentStore *pvg_store = NULL;
 static MemoryContext pvg_store_cxt = NULL;
+
+/* the overlay just replaced for its size, until the end of the transaction (retired) */
+static PvgConsentStore *pvg_merge_store = NULL;
 static bool pvg_store_full_stale = true;	/* reload everything */
 static bool pvg_store_changed = false;	/* patch what changed */
 static PvgLoadStamp pvg_store_stamp;	/* a parallel-mode load's statement */
@@ -139,6 +169,11 @@ static bool pvg_store_full_change = false;
 
 /* an overlay grown too big asks for bases newer than this */
 static uint64 pvg_need_build = 0;
+
+/* this backend's patches: served by the change ring, or by querying the tables */
+static int64 pvg_patches_ring = 0;
+static int64 pvg_patches_queried = 0;
+static int64 pvg_bases_merged = 0;
 
 static PvgSubjectSet *pvg_subject_set_local(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 static PvgSubjectSet *pvg_subject_set_worker(PvgRegistry *reg, int purpose, PvgKeyKind kind);
@@ -166,6 +201,7 @@ pvg_consent_abort(void)
 void
 pvg_consent_end_xact(void)
 {
+	pvg_merge_store = NULL;		/* its memory is freed with the retired contexts */
 	pvg_store_read_own_writes = false;
 	pvg_store_full_change = false;
 }
@@ -407,15 +443,13 @@ pvg_text_copy(Datum d, int *len)
  * purposes and many grants.
  */
 static char *
-pvg_store_purpose(PvgConsentStore *store, Datum d)
+pvg_store_purpose_name(PvgConsentStore *store, const char *name, int n)
 {
-	text	   *t = DatumGetTextPP(d);
-	int			n = VARSIZE_ANY_EXHDR(t);
 	int			i;
 
 	for (i = 0; i < store->npurposes; i++)
 	{
-		if (strlen(store->purposes[i]) == n && memcmp(store->purposes[i], VARDATA_ANY(t), n) == 0)
+		if (strlen(store->purposes[i]) == n && memcmp(store->purposes[i], name, n) == 0)
 			return store->purposes[i];
 	}
 	if (store->npurposes == store->maxpurposes)
@@ -425,8 +459,16 @@ pvg_store_purpose(PvgConsentStore *store, Datum d)
 			? repalloc(store->purposes, sizeof(char *) * store->maxpurposes)
 			: palloc(sizeof(char *) * store->maxpurposes);
 	}
-	store->purposes[store->npurposes] = pvg_text_copy(d, NULL);
+	store->purposes[store->npurposes] = pnstrdup(name, n);
 	return store->purposes[store->npurposes++];
+}
+
+static char *
+pvg_store_purpose(PvgConsentStore *store, Datum d)
+{
+	text	   *t = DatumGetTextPP(d);
+
+	return pvg_store_purpose_name(store, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
 /*
@@ -550,26 +592,171 @@ pvg_store_load(void)
 }
 
 /*
+ * After a query of the changed subjects read with snap: the ring records
+ * from head (read before snap was taken) on are what the next patches
+ * apply, less those of transactions snap saw.  Our own transaction counts
+ * as unseen: what it writes after snap arrives by its own records.
+ */
+static void
+pvg_store_ring_sync(PvgConsentStore *store, uint64 head, Snapshot snap)
+{
+	TransactionId own = GetTopTransactionIdIfAny();
+
+	if (store->seen_xip != NULL)
+		pfree(store->seen_xip);
+	store->seen_xip = MemoryContextAlloc(store->cxt,
+										 sizeof(TransactionId) * (snap->xcnt + 1));
+	memcpy(store->seen_xip, snap->xip, sizeof(TransactionId) * snap->xcnt);
+	store->seen_xcnt = snap->xcnt;
+	if (TransactionIdIsValid(own))
+		store->seen_xip[store->seen_xcnt++] = own;
+	store->seen_xmin = snap->xmin;
+	store->seen_xmax = snap->xmax;
+	store->ring_pos = head;
+	store->ring_synced = true;
+	store->seen_none = false;
+}
+
+
+/* Whether the last query saw the writes of a committed transaction. */
+static bool
+pvg_store_seen(PvgConsentStore *store, TransactionId xid)
+{
+	int			i;
+
+	if (store->seen_none)
+		return false;
+	if (TransactionIdPrecedes(xid, store->seen_xmin))
+		return true;
+	if (TransactionIdFollowsOrEquals(xid, store->seen_xmax))
+		return false;
+	for (i = 0; i < store->seen_xcnt; i++)
+	{
+		if (TransactionIdEquals(store->seen_xip[i], xid))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Catch up from the change ring: put the state of each subject the records
+ * carry into the store and every set, in ring order (so each subject ends
+ * with its newest state).  False, having changed nothing, when the ring
+ * cannot serve: not synced, our own transaction wrote consents or requests
+ * (it publishes them only when it commits), records overwritten, or a
+ * record that asks readers to query.
+ */
+static bool
+pvg_store_ring_patch(PvgConsentStore *store, PvgRegistry *reg)
+{
+	PvgChangeRec *recs;
+	uint64		to;
+	int			n;
+	int			i;
+
+	if (!store->ring_synced || pvg_changes_written())
+		return false;
+	n = pvg_shared_changes_read(store->ring_pos, &to, &recs);
+	if (n < 0)
+		return false;
+	for (i = 0; i < n; i++)
+	{
+		if (recs[i].query && !pvg_store_seen(store, recs[i].xid))
+		{
+			pfree(recs);
+			return false;
+		}
+	}
+
+	pvg_store_changed = false;
+	PG_TRY();
+	{
+		MemoryContext old = MemoryContextSwitchTo(store->cxt);
+
+		for (i = 0; i < n; i++)
+		{
+			PvgChangeRec *rec = &recs[i];
+			PvgTextKey	key;
+			PvgSubjectEntry *e;
+			PvgSubjectSet *set;
+			int			off = 0;
+
+			CHECK_FOR_INTERRUPTS();
+
+			if (rec->query || pvg_store_seen(store, rec->xid))
+				continue;
+			key.str = rec->key;
+			key.len = rec->keylen;
+			e = pvg_subjmap_lookup(store->subjects, key);
+			if (e == NULL)
+				e = pvg_store_entry(store, pnstrdup(rec->key, rec->keylen));
+			e->grants = NULL;
+			e->forget_due = rec->forget_due;
+			while (off < rec->datalen)
+			{
+				PvgGrant   *g = palloc(sizeof(PvgGrant));
+				int			plen = (unsigned char) rec->data[off + 1];
+
+				g->status = rec->data[off];
+				memcpy(&g->valid_until, rec->data + off + 2, sizeof(TimestampTz));
+				g->purpose = pvg_store_purpose_name(store, rec->data + off + 2 + sizeof(TimestampTz),
+													plen);
+				g->next = e->grants;
+				e->grants = g;
+				off += 2 + sizeof(TimestampTz) + plen;
+			}
+			for (set = store->sets; set != NULL; set = set->next)
+			{
+				if (set->reg_generation == reg->generation)
+					pvg_set_apply(set, reg, e, true);
+			}
+			store->patches++;
+		}
+		MemoryContextSwitchTo(old);
+	}
+	PG_CATCH();
+	{
+		/* a half-patched store is not trusted */
+		pvg_store_full_stale = true;
+		pvg_store_stamp.valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (recs != NULL)
+		pfree(recs);
+	store->ring_pos = to;
+	pvg_patches_ring++;
+	return true;
+}
+
+/*
  * Bring the store up to date with the subjects written since from (its
  * horizon, or an older base's): re-read those subjects whole and patch them
  * into every set.  The subjects come from the rows' changed_xid and, for
  * rows deleted or requests closed (no row names them any more), from the
  * tombstones in shared memory.  Returns false when some tombstones were
- * already overwritten: the store is then marked stale and must be read anew.
+ * already overwritten, or (rebase) the changes are too many to patch.
  * Reads with the newest snapshot, or with given (a parallel query's view,
  * see parallel.c), then without asking for newer bases.
  */
 static bool
-pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from, Snapshot given)
+pvg_store_query(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from, Snapshot given,
+				bool *rebase_out)
 {
 	Oid			save_userid;
 	int			save_sec;
 	bool		complete = true;
 	volatile bool rebase = false;
+	uint64		ring_head;
 
 	pvg_store_changed = false;
 	pvg_store_note_read();
+	pvg_patches_queried++;
+	if (pvg_changes_written())
+		store->own_writes = true;
 
+	/* before the snapshot: records from here on are of transactions it may miss */
+	ring_head = pvg_shared_changes_head();
 	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	PG_TRY();
 	{
@@ -694,7 +881,13 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 			store->patches += nchanged;
 		}
 		if (complete)
+		{
 			store->horizon = horizon;
+			if (store->shared && given == NULL)
+				pvg_store_ring_sync(store, ring_head, snap);
+			else
+				store->ring_synced = false;
+		}
 		UnregisterSnapshot(snap);
 	}
 	PG_CATCH();
@@ -706,6 +899,25 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 	}
 	PG_END_TRY();
 	pvg_as_extension_owner_end(save_userid, save_sec);
+	*rebase_out = rebase;
+	return complete;
+}
+
+/*
+ * Bring the store up to date: from the change ring when it can serve, else
+ * by querying the subjects written since from (see above).  Returns false
+ * when the store is marked stale and must be read anew.
+ */
+static bool
+pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from, Snapshot given)
+{
+	bool		complete = true;
+	bool		rebase = false;
+
+	/* usually the change ring has what changed since the last patch */
+	if (!(store->shared && given == NULL && FullTransactionIdEquals(from, store->horizon) &&
+		  pvg_store_ring_patch(store, reg)))
+		complete = pvg_store_query(store, reg, from, given, &rebase);
 
 	if (!complete)
 	{
@@ -733,6 +945,7 @@ pvg_store_patch(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 		{
 			pvg_store_full_stale = true;
 			pvg_need_build = Max(pvg_need_build, store->max_build_seq);
+			store->merge_ok = store->ring_synced && !store->own_writes && given == NULL;
 		}
 	}
 	else if (store->patches > PVG_MAX_PATCHES)
@@ -884,6 +1097,8 @@ typedef struct PvgBaseArg
 	PvgRegistry *reg;
 	int			purpose;
 	PvgKeyKind	kind;
+	PvgSubjectSet *merge_set;	/* or build from this set and its overlay */
+	uint64		merge_ring_from;
 } PvgBaseArg;
 
 /*
@@ -903,6 +1118,191 @@ pvg_set_signature(PvgRegistry *reg, int purpose, StringInfo sig)
 					 (int) reg->purposes[purpose].basis);
 	for (c = 0; c < nchain; c++)
 		appendStringInfo(sig, "%d:%s;", (int) strlen(chain[c]), chain[c]);
+}
+
+/*
+ * A new base merged from an old one and the overlay that grew too big over
+ * it, instead of read from the tables (which takes about a second per
+ * million consents, and at a thousand changes a second would be needed
+ * every twenty seconds): the old base's entries, less the subjects the
+ * overlay holds, plus the overlay's.  The overlay was current up to a
+ * change ring position and held no uncommitted writes, so the merged base
+ * is the committed state up to that position: a new overlay over it starts
+ * there and applies every record from there on (pvg_store_ring_start).
+ * For a reader that cannot, it keeps the old base's horizon, from which a
+ * query of the changed subjects still finds all it needs.
+ */
+static void
+pvg_base_merge(PvgBaseBuild *b, PvgSubjectSet *set, uint64 ring_from)
+{
+	const PvgBaseImage *old = set->base;
+	const char *img = (const char *) old;
+	TimestampTz absent = set->allow_list ? DT_NOBEGIN : DT_NOEND;
+	TimestampTz fixed = set->allow_list ? DT_NOEND : DT_NOBEGIN;
+
+	b->allow_list = old->allow_list;
+	b->horizon = old->horizon;
+	b->full_seq = old->full_seq;
+	b->ring_valid = true;
+	b->ring_from = ring_from;
+	b->read_at = old->read_at;
+	if (set->kind == PVG_KEY_INT)
+	{
+		const uint64 *bits = (const uint64 *) (img + old->bits_off);
+		const PvgBaseInt *slots = (const PvgBaseInt *) (img + old->int_off);
+		uint64		nbits = 0;
+		uint64		w;
+		uint64		i;
+		pvg_intmap_iterator it;
+		PvgIntEntry *e;
+
+		for (w = 0; w < (old->bits_len + 63) / 64; w++)
+			nbits += pg_popcount64(bits[w]);
+		b->ints = palloc(sizeof(PvgBaseEntryInt) *
+						 (nbits + old->nints + set->ints->members + 2));
+		for (w = 0; w < (old->bits_len + 63) / 64; w++)
+		{
+			uint64		word = bits[w];
+
+			CHECK_FOR_INTERRUPTS();
+			while (word != 0)
+			{
+				int			bit = pg_rightmost_one_pos64(word);
+				int64		key = (int64) ((uint64) old->bits_base + w * 64 + bit);
+
+				word &= word - 1;
+				if (pvg_intmap_lookup(set->ints, key) == NULL)
+				{
+					b->ints[b->nints].key = key;
+					b->ints[b->nints].limit = fixed;
+					b->nints++;
+				}
+			}
+		}
+		if (old->has_min_key && pvg_intmap_lookup(set->ints, PG_INT64_MIN) == NULL)
+		{
+			b->ints[b->nints].key = PG_INT64_MIN;
+			b->ints[b->nints].limit = old->min_key_limit;
+			b->nints++;
+		}
+		for (i = 0; old->nints > 0 && i <= old->int_mask; i++)
+		{
+			if (slots[i].key == PG_INT64_MIN || pvg_intmap_lookup(set->ints, slots[i].key) != NULL)
+				continue;
+			b->ints[b->nints].key = slots[i].key;
+			b->ints[b->nints].limit = slots[i].limit;
+			b->nints++;
+		}
+		pvg_intmap_start_iterate(set->ints, &it);
+		while ((e = pvg_intmap_iterate(set->ints, &it)) != NULL)
+		{
+			if (e->limit == absent)
+				continue;
+			b->ints[b->nints].key = e->key;
+			b->ints[b->nints].limit = e->limit;
+			b->nints++;
+		}
+	}
+	else
+	{
+		const PvgBaseText *slots = (const PvgBaseText *) (img + old->text_off);
+		uint64		i;
+		pvg_textmap_iterator it;
+		PvgTextEntry *e;
+
+		b->texts = palloc(sizeof(PvgBaseEntryText) * (old->ntexts + set->texts->members + 1));
+		for (i = 0; old->ntexts > 0 && i <= old->text_mask; i++)
+		{
+			PvgTextKey	key;
+
+			CHECK_FOR_INTERRUPTS();
+			if (slots[i].str_off == 0)
+				continue;
+			key.str = img + old->blob_off + slots[i].str_off;
+			key.len = slots[i].len;
+			if (pvg_textmap_lookup(set->texts, key) != NULL)
+				continue;
+			b->texts[b->ntexts].str = key.str;
+			b->texts[b->ntexts].len = key.len;
+			b->texts[b->ntexts].limit = slots[i].limit;
+			b->ntexts++;
+		}
+		pvg_textmap_start_iterate(set->texts, &it);
+		while ((e = pvg_textmap_iterate(set->texts, &it)) != NULL)
+		{
+			if (e->limit == absent)
+				continue;
+			b->texts[b->ntexts].str = e->key.str;
+			b->texts[b->ntexts].len = e->key.len;
+			b->texts[b->ntexts].limit = e->limit;
+			b->ntexts++;
+		}
+	}
+}
+
+/*
+ * The set of the overlay just replaced for its size that a new base for
+ * the purpose and kind may be merged from, or NULL: over a base of the same
+ * registry whose tables were read not long ago (a merged base keeps the
+ * old one's horizon, which readers that cannot follow the ring query
+ * from), no change since that no ring record describes, the ring still
+ * holding every record since the overlay was current, and, unless the
+ * overlay was itself started from the ring, no transaction it saw still
+ * about to publish its records (a new overlay applying them would go back
+ * to an older state of their subjects in the meantime).
+ */
+static PvgSubjectSet *
+pvg_merge_source(PvgRegistry *reg, int purpose, PvgKeyKind kind)
+{
+	PvgConsentStore *src = pvg_merge_store;
+	PvgSubjectSet *set;
+
+	if (src == NULL || pvg_changes_written())
+		return NULL;
+	for (set = src->sets; set != NULL; set = set->next)
+	{
+		if (set->purpose == purpose && set->kind == kind &&
+			set->reg_generation == reg->generation && set->base != NULL)
+			break;
+	}
+	if (set == NULL || set->base->full_seq != pvg_shared_full_seq() ||
+		TimestampDifferenceExceeds(set->base->read_at, GetCurrentTimestamp(), PVG_MAX_MERGE_AGE_MS) ||
+		!pvg_shared_changes_clear(src->ring_pos))
+		return NULL;
+	if (!src->seen_none)
+	{
+		TransactionId *xids;
+		int			n = pvg_shared_publishing_xids(&xids);
+		int			i;
+
+		for (i = 0; i < n; i++)
+		{
+			if (pvg_store_seen(src, xids[i]))
+				return NULL;
+		}
+	}
+	return set;
+}
+
+/*
+ * Start a new overlay over a merged base at the base's ring position (see
+ * pvg_base_merge), applying every record since.  False when it cannot:
+ * the caller then queries the subjects written since the base's horizon.
+ */
+static bool
+pvg_store_ring_start(PvgConsentStore *store, PvgRegistry *reg, const PvgBaseImage *base)
+{
+	if (!base->ring_valid || pvg_changes_written())
+		return false;
+	store->horizon = base->horizon;
+	store->ring_pos = base->ring_from;
+	store->ring_start = base->ring_from;
+	store->ring_synced = true;
+	store->seen_none = true;
+	if (pvg_store_ring_patch(store, reg))
+		return true;
+	store->ring_synced = false;
+	return false;
 }
 
 /*
@@ -926,6 +1326,12 @@ pvg_base_fill(PvgBaseBuild *b, void *varg)
 	pvg_subjmap_iterator it;
 	PvgSubjectEntry *e;
 
+	if (arg->merge_set != NULL)
+	{
+		pvg_base_merge(b, arg->merge_set, arg->merge_ring_from);
+		pvg_bases_merged++;
+		return;
+	}
 	tmp = palloc0(sizeof(PvgConsentStore));
 	tmp->cxt = CurrentMemoryContext;
 	b->allow_list = (basis == PVG_BASIS_CONSENT);
@@ -1016,6 +1422,9 @@ pvg_overlay_create(void)
 	if (RecoveryInProgress())
 		store->need_build = Max(store->need_build, pvg_shared_build_seq());
 
+	/* the overlay replaced for its size: new bases may be merged from it */
+	if (pvg_store != NULL && pvg_store->shared && pvg_store->merge_ok)
+		pvg_merge_store = pvg_store;
 	pvg_retire_context(pvg_store_cxt);
 	pvg_store_cxt = cxt;
 	pvg_store = store;
@@ -1081,6 +1490,8 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 	arg.reg = reg;
 	arg.purpose = purpose;
 	arg.kind = kind;
+	arg.merge_set = pvg_merge_source(reg, purpose, kind);
+	arg.merge_ring_from = pvg_merge_store != NULL ? pvg_merge_store->ring_pos : 0;
 	base = pvg_shared_base(sig.data, sig.len, (int) kind, store->need_build, store->need_full,
 						   pvg_base_fill, &arg, store);
 	pfree(sig.data);
@@ -1097,12 +1508,50 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 	}
 
 	/* the overlay must hold every subject written since the base's horizon */
-	if (!store->ov_valid || FullTransactionIdPrecedes(base->horizon, store->ov_from))
+	if (!store->ov_valid)
 	{
-		if (!pvg_store_patch(store, reg, base->horizon, NULL))
+		/* a new overlay: over a merged base, from the ring; else from the tables */
+		if (!pvg_store_ring_start(store, reg, base) &&
+			!pvg_store_patch(store, reg, base->horizon, NULL))
 			return pvg_subject_set_anew(reg, purpose, kind);
 		store->ov_from = base->horizon;
 		store->ov_valid = true;
+	}
+	else if (store->seen_none)
+	{
+		/*
+		 * An overlay started from the ring holds every record since
+		 * ring_start: enough for a merged base from there on.  For any
+		 * other, query from the oldest horizon it has (records it has not
+		 * applied yet may be of transactions older than the new base's).
+		 */
+		if (base->ring_valid && base->ring_from < store->ring_start &&
+			pvg_shared_changes_clear(base->ring_from))
+		{
+			/* apply the records from the base's position on, in order, again */
+			store->ring_pos = base->ring_from;
+			store->ring_start = base->ring_from;
+			if (!pvg_store_ring_patch(store, reg))
+				store->ring_synced = false;
+		}
+		if (!(base->ring_valid && base->ring_from >= store->ring_start && store->ring_synced))
+		{
+			FullTransactionId from = FullTransactionIdPrecedes(base->horizon, store->horizon)
+				? base->horizon : store->horizon;
+
+			store->ring_synced = false;
+			if (!pvg_store_patch(store, reg, from, NULL))
+				return pvg_subject_set_anew(reg, purpose, kind);
+			if (FullTransactionIdPrecedes(from, store->ov_from))
+				store->ov_from = from;
+		}
+	}
+	else if (FullTransactionIdPrecedes(base->horizon, store->ov_from))
+	{
+		/* the overlay must hold every subject written since the base's horizon */
+		if (!pvg_store_patch(store, reg, base->horizon, NULL))
+			return pvg_subject_set_anew(reg, purpose, kind);
+		store->ov_from = base->horizon;
 	}
 	return pvg_set_over_base(store, reg, purpose, kind, base);
 }
@@ -1278,6 +1727,23 @@ pvg_consent_parallel_view(PvgRegistry *reg, Snapshot snap, FullTransactionId *ov
 		pfree(sig.data);
 	}
 	return true;
+}
+
+/* How this backend caught up with changes so far, and the shared bases it merged (for tests). */
+PG_FUNCTION_INFO_V1(pvg_store_patches);
+Datum
+pvg_store_patches(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	values[0] = Int64GetDatum(pvg_patches_ring);
+	values[1] = Int64GetDatum(pvg_patches_queried);
+	values[2] = Int64GetDatum(pvg_bases_merged);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }
 
 /* Which path serves subject sets (for check()). */

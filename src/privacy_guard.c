@@ -72,6 +72,8 @@ pvg_invalidate_for(Relation rel, TriggerEvent event)
 	full = TRIGGER_FIRED_BY_DELETE(event) ||
 		TRIGGER_FIRED_BY_TRUNCATE(event) ||
 		(TRIGGER_FIRED_BY_UPDATE(event) && strcmp(name, "erasure_request") == 0);
+	if (strcmp(name, "consent_state") == 0 || strcmp(name, "erasure_request") == 0)
+		pvg_changes_note_write(TRIGGER_FIRED_BY_TRUNCATE(event));
 	if (full && (strcmp(name, "consent_state") == 0 || strcmp(name, "erasure_request") == 0))
 	{
 		Oid			purpose_rel = get_relname_relid("purpose", RelationGetNamespace(rel));
@@ -179,6 +181,7 @@ pvg_note_removed_subject(PG_FUNCTION_ARGS)
 
 		if (!pvg_shared_note_removed(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)))
 			pvg_consent_note_full_change();
+		pvg_changes_note_removed(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	}
 	/* a deleted row or a subject gone: a full change, as for a DELETE */
 	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)

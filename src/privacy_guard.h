@@ -186,8 +186,44 @@ extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
 /* forgotten.c */
 extern void pvg_forgotten_init(void);
 extern bool pvg_subject_forgotten_here(const char *subject, int len);
+/*
+ * A record of the change ring (shared_store.c, consent_changes.c): the
+ * state of one subject after a committed change, or word that readers
+ * must query the tables for one.
+ */
+#define PVG_CHANGE_KEY_LEN 64
+#define PVG_CHANGE_DATA_LEN 128
+
+typedef struct PvgChangeRec
+{
+	TransactionId xid;			/* of the writing transaction */
+	bool		query;			/* no state here: readers must query */
+	uint16		keylen;
+	uint16		datalen;
+	TimestampTz forget_due;		/* DT_NOEND when no open request */
+	char		key[PVG_CHANGE_KEY_LEN];
+	char		data[PVG_CHANGE_DATA_LEN];	/* grants: status, name length, valid_until, name */
+} PvgChangeRec;
+
+/* consent_changes.c */
+extern void pvg_changes_note_write(bool query);
+extern bool pvg_changes_written(void);
+extern void pvg_changes_note_removed(const char *subject, int len);
+extern void pvg_changes_pre_commit(void);
+extern void pvg_changes_commit(void);
+extern void pvg_changes_prepare(void);
+extern void pvg_changes_end_xact(void);
+
 /* shared_store.c (the rest is in subject_set.h) */
 extern void pvg_shared_init(void);
+extern bool pvg_shared_changes_ready(void);
+extern uint64 pvg_shared_changes_head(void);
+extern void pvg_shared_changes_publish(const PvgChangeRec *recs, int n);
+extern int	pvg_shared_changes_read(uint64 from, uint64 *to, PvgChangeRec **recs);
+extern bool pvg_shared_changes_clear(uint64 from);
+extern void pvg_shared_publishing(TransactionId xid);
+extern int	pvg_shared_publishing_xids(TransactionId **xids);
+extern void pvg_shared_changes_stop(void);
 extern void pvg_shared_note_full_change(void);
 extern bool pvg_shared_note_removed(const char *subject, int len);
 extern void pvg_shared_end_xact(bool commit, bool prepare);

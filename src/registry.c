@@ -73,12 +73,22 @@ static uint64 pvg_reg_generation = 0;
 static void
 pvg_xact_callback(XactEvent event, void *arg)
 {
+	/* the new state of the subjects written, for the change ring */
+	if (event == XACT_EVENT_PRE_COMMIT)
+		pvg_changes_pre_commit();
+	else if (event == XACT_EVENT_PRE_PREPARE)
+		pvg_changes_prepare();
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
 		pvg_consent_abort();
 	/* after the commit is visible to new snapshots, before its invalidations go out */
+	if (event == XACT_EVENT_COMMIT)
+		pvg_changes_commit();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PREPARE || event == XACT_EVENT_ABORT)
+	{
 		pvg_shared_end_xact(event == XACT_EVENT_COMMIT, event == XACT_EVENT_PREPARE);
+		pvg_changes_end_xact();
+	}
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PREPARE ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)

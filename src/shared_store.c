@@ -41,6 +41,17 @@
  * directory is full, the caller falls back to a private copy: slower and
  * bigger, never wrong.
  *
+ * The change ring: a transaction that wrote consents or forget requests
+ * publishes, as it commits, the new state of each subject it wrote
+ * (consent_changes.c), so that readers patch their overlays from here
+ * instead of querying the tables after every commit (consent_cache.c).  A
+ * record is written after the commit became visible and before its
+ * invalidation is sent, so a reader told of a commit finds its records; a
+ * record that cannot describe the change (too many subjects, a TRUNCATE)
+ * tells readers to query.  Readers that fall more than a ring behind query
+ * too.  A prepared transaction's commit happens where we cannot publish:
+ * it stops the ring until restart, and readers query as before.
+ *
  *-------------------------------------------------------------------------
  */
 #include "privacy_guard.h"
@@ -49,6 +60,7 @@
 #include "miscadmin.h"
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "funcapi.h"
 #include "pgstat.h"
 #include "port/atomics.h"
@@ -67,6 +79,9 @@
 #include "access/twophase.h"
 
 #define PVG_MAX_BASES 256
+
+/* records in the change ring (about 7 MB; at 1,000 changes a second, 30 seconds) */
+#define PVG_CHANGES 32768
 
 /*
  * A waiter gives up waiting for another backend's build after this long
@@ -101,6 +116,14 @@ typedef struct PvgTombstone
 	char		subject[PVG_TOMBSTONE_LEN];
 } PvgTombstone;
 
+/* one record of the change ring, valid while seq is the position it was written at */
+typedef struct PvgChangeSlot
+{
+	uint64		seq;
+	Oid			db;
+	PvgChangeRec rec;
+} PvgChangeSlot;
+
 typedef struct PvgStoreShared
 {
 	LWLock	   *lock;
@@ -120,6 +143,12 @@ typedef struct PvgStoreShared
 	bool		tomb_evicted_any;
 	FullTransactionId tomb_evicted;
 	PvgTombstone tombs[PVG_TOMBSTONES];
+
+	/* the change ring, under its own lock; change_next is the next position */
+	LWLock	   *change_lock;
+	pg_atomic_uint64 change_next;
+	bool		changes_off;	/* a prepared transaction wrote consents */
+	PvgChangeSlot changes[PVG_CHANGES];
 } PvgStoreShared;
 
 /* an image this backend holds a reference to */
@@ -141,10 +170,18 @@ typedef struct PvgViewSlot
 	TimestampTz stmt_start;		/* of its statement */
 	dsa_pointer view;
 	Size		len;
+
+	/*
+	 * Not the view: a transaction of this backend that is committing and
+	 * will publish change ring records (from before its commit becomes
+	 * visible until they are published), or InvalidTransactionId.
+	 */
+	TransactionId publishing;
 } PvgViewSlot;
 
 static PvgStoreShared *pvg_store_shared = NULL;
 static PvgViewSlot *pvg_view_slots = NULL;
+static PvgViewSlot *pvg_view_slot(PGPROC *proc);
 static int	pvg_nview_slots = 0;
 static dsa_area *pvg_area = NULL;
 static PvgHeldBase *pvg_held = NULL;
@@ -167,7 +204,7 @@ pvg_shared_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(PvgStoreShared)));
 	RequestAddinShmemSpace(MAXALIGN(mul_size(pvg_view_slot_count(), sizeof(PvgViewSlot))));
-	RequestNamedLWLockTranche("privacy_guard_store", 1);
+	RequestNamedLWLockTranche("privacy_guard_store", 2);
 }
 
 static void
@@ -184,7 +221,9 @@ pvg_shared_shmem_startup(void)
 	if (!found)
 	{
 		memset(pvg_store_shared, 0, sizeof(PvgStoreShared));
-		pvg_store_shared->lock = &(GetNamedLWLockTranche("privacy_guard_store"))->lock;
+		pvg_store_shared->lock = &(GetNamedLWLockTranche("privacy_guard_store"))[0].lock;
+		pvg_store_shared->change_lock = &(GetNamedLWLockTranche("privacy_guard_store"))[1].lock;
+		pg_atomic_init_u64(&pvg_store_shared->change_next, 0);
 		pvg_store_shared->dsa_tranche = LWLockNewTrancheId();
 		pvg_store_shared->handle = DSM_HANDLE_INVALID;
 		pg_atomic_init_u64(&pvg_store_shared->build_seq, 0);
@@ -340,6 +379,180 @@ pvg_shared_removed_since(FullTransactionId from, ArrayType **subjects)
 		*subjects = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
 	pfree(elems);
 	return true;
+}
+
+/*
+ * Whether the change ring can serve readers and take writers' records now:
+ * preloaded, not stopped, and not a standby (WAL replay publishes nothing).
+ */
+bool
+pvg_shared_changes_ready(void)
+{
+	return pvg_store_shared != NULL && !pvg_store_shared->changes_off && IsUnderPostmaster &&
+		MyDatabaseId != InvalidOid && !RecoveryInProgress();
+}
+
+/* The next position of the change ring (records before it are published). */
+uint64
+pvg_shared_changes_head(void)
+{
+	uint64		v;
+
+	if (pvg_store_shared == NULL)
+		return 0;
+	v = pg_atomic_read_u64(&pvg_store_shared->change_next);
+	pg_read_barrier();
+	return v;
+}
+
+/*
+ * Publish records of this database's committed change (called at commit,
+ * so it must not fail: no allocation, one lock).
+ */
+void
+pvg_shared_changes_publish(const PvgChangeRec *recs, int n)
+{
+	uint64		next;
+	int			i;
+
+	if (pvg_store_shared == NULL || n <= 0)
+		return;
+	Assert(n <= PVG_CHANGES / 4);
+	LWLockAcquire(pvg_store_shared->change_lock, LW_EXCLUSIVE);
+	next = pg_atomic_read_u64(&pvg_store_shared->change_next);
+	for (i = 0; i < n; i++)
+	{
+		PvgChangeSlot *slot = &pvg_store_shared->changes[(next + i) % PVG_CHANGES];
+
+		slot->seq = next + i;
+		slot->db = MyDatabaseId;
+		memcpy(&slot->rec, &recs[i], sizeof(PvgChangeRec));
+	}
+	pg_write_barrier();
+	pg_atomic_write_u64(&pvg_store_shared->change_next, next + n);
+	LWLockRelease(pvg_store_shared->change_lock);
+}
+
+/*
+ * This database's records from position from on: a palloc'd array in
+ * *recs, their number as the result, and the position after them in *to.
+ * -1 when some were overwritten already or the ring stopped: the caller
+ * must query the tables.
+ */
+int
+pvg_shared_changes_read(uint64 from, uint64 *to, PvgChangeRec **recs)
+{
+	uint64		head = pvg_shared_changes_head();
+	uint64		want;
+	uint64		pos;
+	int			n = 0;
+
+	*recs = NULL;
+	*to = from;
+	if (!pvg_shared_changes_ready() || head < from || head - from > PVG_CHANGES)
+		return -1;
+	if (head == from)
+		return 0;
+	want = head - from;
+	*recs = palloc(sizeof(PvgChangeRec) * want);
+	LWLockAcquire(pvg_store_shared->change_lock, LW_SHARED);
+	if (pvg_store_shared->changes_off ||
+		pg_atomic_read_u64(&pvg_store_shared->change_next) - from > PVG_CHANGES)
+	{
+		LWLockRelease(pvg_store_shared->change_lock);
+		pfree(*recs);
+		*recs = NULL;
+		return -1;
+	}
+	for (pos = from; pos < from + want; pos++)
+	{
+		PvgChangeSlot *slot = &pvg_store_shared->changes[pos % PVG_CHANGES];
+
+		Assert(slot->seq == pos);
+		if (slot->db == MyDatabaseId)
+			memcpy(&(*recs)[n++], &slot->rec, sizeof(PvgChangeRec));
+	}
+	LWLockRelease(pvg_store_shared->change_lock);
+	*to = from + want;
+	return n;
+}
+
+/*
+ * Whether every record of this database from position from on is still in
+ * the ring and describes its subjects (none asks readers to query).
+ */
+bool
+pvg_shared_changes_clear(uint64 from)
+{
+	uint64		head;
+	uint64		pos;
+	bool		ok;
+
+	if (!pvg_shared_changes_ready())
+		return false;
+	LWLockAcquire(pvg_store_shared->change_lock, LW_SHARED);
+	head = pg_atomic_read_u64(&pvg_store_shared->change_next);
+	ok = !pvg_store_shared->changes_off && head >= from && head - from <= PVG_CHANGES;
+	for (pos = from; ok && pos < head; pos++)
+	{
+		PvgChangeSlot *slot = &pvg_store_shared->changes[pos % PVG_CHANGES];
+
+		ok = slot->db != MyDatabaseId || !slot->rec.query;
+	}
+	LWLockRelease(pvg_store_shared->change_lock);
+	return ok;
+}
+
+/* This backend's transaction will publish records as it commits (see PvgViewSlot). */
+void
+pvg_shared_publishing(TransactionId xid)
+{
+	PvgViewSlot *slot = pvg_view_slot(MyProc);
+
+	if (slot == NULL)
+		return;
+	slot->publishing = xid;
+	pg_memory_barrier();
+}
+
+/*
+ * The transactions that may be visible as committed but have not published
+ * their records yet; their number, the ids in a palloc'd array.
+ */
+int
+pvg_shared_publishing_xids(TransactionId **xids)
+{
+	int			i;
+	int			n = 0;
+
+	*xids = palloc(sizeof(TransactionId) * Max(pvg_nview_slots, 1));
+	pg_memory_barrier();
+	for (i = 0; i < pvg_nview_slots; i++)
+	{
+		TransactionId xid = pvg_view_slots[i].publishing;
+
+		if (TransactionIdIsValid(xid))
+			(*xids)[n++] = xid;
+	}
+	return n;
+}
+
+/*
+ * A transaction that wrote consents is being prepared: its commit will
+ * happen in another session, which publishes nothing, so readers must
+ * query from now on.  The ring stays stopped until restart.
+ */
+void
+pvg_shared_changes_stop(void)
+{
+	if (pvg_store_shared == NULL || pvg_store_shared->changes_off)
+		return;
+	LWLockAcquire(pvg_store_shared->change_lock, LW_EXCLUSIVE);
+	pvg_store_shared->changes_off = true;
+	LWLockRelease(pvg_store_shared->change_lock);
+	ereport(LOG,
+			(errmsg("privacy_guard: sessions read consent changes from the tables until restart"),
+			 errdetail("A prepared transaction wrote consents or forget requests.")));
 }
 
 /* This transaction deletes rows or closes requests: bump full_seq at commit. */
@@ -628,6 +841,9 @@ pvg_shared_layout(PvgBaseBuild *b, const char *sig, int siglen, int kind, uint64
 	img->build_seq = build_seq;
 	img->full_seq = b->full_seq;
 	img->built_at = GetCurrentTimestamp();
+	img->ring_valid = b->ring_valid;
+	img->ring_from = b->ring_from;
+	img->read_at = b->read_at ? b->read_at : img->built_at;
 	img->siglen = siglen;
 	img->sig_off = sig_off;
 	memcpy(base + sig_off, sig, siglen);

@@ -121,6 +121,9 @@ typedef struct PvgBaseImage
 	uint64		build_seq;
 	uint64		full_seq;
 	TimestampTz built_at;
+	bool		ring_valid;		/* merged: complete up to change ring position ... */
+	uint64		ring_from;		/* ... ring_from (see consent_cache.c) */
+	TimestampTz read_at;		/* when the tables were last read for it */
 	uint32		siglen;
 	Size		sig_off;
 	int64		bits_base;
@@ -154,6 +157,9 @@ typedef struct PvgBaseBuild
 	bool		allow_list;
 	FullTransactionId horizon;
 	uint64		full_seq;
+	bool		ring_valid;
+	uint64		ring_from;
+	TimestampTz read_at;		/* 0: now */
 	uint64		nints;
 	PvgBaseEntryInt *ints;
 	uint64		ntexts;

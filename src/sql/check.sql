@@ -18,6 +18,12 @@ AS 'MODULE_PATHNAME', 'pvg_store_stats'
 LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION privacy_guard._store_stats() IS 'Internal: the shared consent store''s images now published, their bytes, the builds since server start and the images that did not fit privacy_guard.shared_store_size';
 
+CREATE FUNCTION privacy_guard._store_patches(OUT from_ring bigint, OUT queried bigint, OUT merged bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'pvg_store_patches'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._store_patches() IS 'Internal: how often this connection caught up with consent changes from the shared change ring, and by querying the tables, and the shared sets it built by merging one with its changes';
+
 /*
  * PostgreSQL's own row-level security flaws, by the minor release that
  * fixed them (from the PostgreSQL release notes): the ones a server of the
