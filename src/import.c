@@ -169,7 +169,7 @@ pvg_import_insert(const char *relname, PvgImportCol *cols, int ncols, bool stamp
 	Relation	rel;
 	TupleDesc	desc;
 	int			natts;
-	int			stamp_attnum = 0;
+	volatile int stamp_attnum = 0;
 	bool	   *supplied;
 	ExprState **defaults;
 	EState	   *estate;
@@ -178,8 +178,10 @@ pvg_import_insert(const char *relname, PvgImportCol *cols, int ncols, bool stamp
 	TupleTableSlot *slots[PVG_IMPORT_BATCH];
 	MemoryContext batchcxt;
 	MemoryContext oldcxt;
+	MemoryContext callercxt;
+	volatile int current_row = -1;
 	CommandId	cid;
-	Datum		xid = (Datum) 0;
+	volatile Datum xid = (Datum) 0;
 	int			done;
 	int			i;
 	int			k;
@@ -273,75 +275,99 @@ pvg_import_insert(const char *relname, PvgImportCol *cols, int ncols, bool stamp
 									 ALLOCSET_DEFAULT_SIZES);
 	cid = GetCurrentCommandId(true);
 
-	for (done = 0; done < nrows;)
+	/*
+	 * A row the table refuses (a CHECK constraint, a NOT NULL column, a key
+	 * already there) raises PostgreSQL's usual error, but with the row's
+	 * number in the input as its detail instead of the row's values, which
+	 * would show a subject key.
+	 */
+	callercxt = CurrentMemoryContext;
+	PG_TRY();
 	{
-		int			n = Min(PVG_IMPORT_BATCH, nrows - done);
-
-		CHECK_FOR_INTERRUPTS();
-		MemoryContextReset(batchcxt);
-		oldcxt = MemoryContextSwitchTo(batchcxt);
-		for (i = 0; i < n; i++)
+		for (done = 0; done < nrows;)
 		{
-			TupleTableSlot *slot = slots[i];
-			int			row = order ? order[done + i] : done + i;
-			int			a;
+			int			n = Min(PVG_IMPORT_BATCH, nrows - done);
 
-			ExecClearTuple(slot);
-			for (a = 0; a < natts; a++)
+			CHECK_FOR_INTERRUPTS();
+			MemoryContextReset(batchcxt);
+			oldcxt = MemoryContextSwitchTo(batchcxt);
+			for (i = 0; i < n; i++)
 			{
-				if (defaults[a] != NULL)
-				{
-					/* evaluated in the batch's context, kept until the batch is written */
-					slot->tts_values[a] = ExecEvalExpr(defaults[a], econtext, &slot->tts_isnull[a]);
-				}
-				else
-				{
-					slot->tts_values[a] = (Datum) 0;
-					slot->tts_isnull[a] = true;
-				}
-			}
-			for (k = 0; k < ncols; k++)
-			{
-				PvgImportCol *c = &cols[k];
-				int			a = c->attnum - 1;
+				TupleTableSlot *slot = slots[i];
+				int			row = order ? order[done + i] : done + i;
+				int			a;
 
-				if (c->values == NULL)
+				current_row = row;
+				ExecClearTuple(slot);
+				for (a = 0; a < natts; a++)
 				{
-					slot->tts_values[a] = c->constant;
-					slot->tts_isnull[a] = c->constant_null;
+					if (defaults[a] != NULL)
+					{
+						/* evaluated in the batch's context, kept until the batch is written */
+						slot->tts_values[a] = ExecEvalExpr(defaults[a], econtext, &slot->tts_isnull[a]);
+					}
+					else
+					{
+						slot->tts_values[a] = (Datum) 0;
+						slot->tts_isnull[a] = true;
+					}
 				}
-				else
+				for (k = 0; k < ncols; k++)
 				{
-					slot->tts_values[a] = c->values[row];
-					slot->tts_isnull[a] = c->nulls ? c->nulls[row] : false;
+					PvgImportCol *c = &cols[k];
+					int			a = c->attnum - 1;
+
+					if (c->values == NULL)
+					{
+						slot->tts_values[a] = c->constant;
+						slot->tts_isnull[a] = c->constant_null;
+					}
+					else
+					{
+						slot->tts_values[a] = c->values[row];
+						slot->tts_isnull[a] = c->nulls ? c->nulls[row] : false;
+					}
 				}
+				if (stamp)
+				{
+					slot->tts_values[stamp_attnum - 1] = xid;
+					slot->tts_isnull[stamp_attnum - 1] = false;
+				}
+				ExecStoreVirtualTuple(slot);
+				if (rel->rd_att->constr)
+					ExecConstraints(rri, slot, estate);
 			}
-			if (stamp)
+			table_multi_insert(rel, slots, n, cid, 0, NULL);
+			for (i = 0; i < n; i++)
 			{
-				slot->tts_values[stamp_attnum - 1] = xid;
-				slot->tts_isnull[stamp_attnum - 1] = false;
+				List	   *recheck;
+
+				current_row = order ? order[done + i] : done + i;
+				recheck = ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL);
+				/* no deferred constraint on these tables; one added later is checked now */
+				if (recheck != NIL)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("the bulk import does not support deferred constraints on %s",
+									RelationGetRelationName(rel))));
+				ResetPerTupleExprContext(estate);
 			}
-			ExecStoreVirtualTuple(slot);
-			if (rel->rd_att->constr)
-				ExecConstraints(rri, slot, estate);
+			MemoryContextSwitchTo(oldcxt);
+			done += n;
 		}
-		table_multi_insert(rel, slots, n, cid, 0, NULL);
-		for (i = 0; i < n; i++)
-		{
-			List	   *recheck;
-
-			recheck = ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL);
-			/* no deferred constraint on these tables; one added later is checked now */
-			if (recheck != NIL)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("the bulk import does not support deferred constraints on %s",
-								RelationGetRelationName(rel))));
-			ResetPerTupleExprContext(estate);
-		}
-		MemoryContextSwitchTo(oldcxt);
-		done += n;
 	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(callercxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->detail = current_row >= 0 ? psprintf("Row %d of the input.", current_row + 1) : NULL;
+		edata->detail_log = NULL;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 
 	for (i = 0; i < PVG_IMPORT_BATCH; i++)
 		ExecDropSingleTupleTableSlot(slots[i]);
