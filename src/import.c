@@ -19,6 +19,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -32,8 +33,12 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "common/hashfn.h"
+#include "funcapi.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/pg_locale.h"
 #include "utils/rel.h"
 #include "utils/varlena.h"
 #include "utils/xid8.h"
@@ -129,7 +134,25 @@ typedef struct PvgImportSortArg
 	Datum	   *subjects;
 	Datum	   *purposes;
 	Oid			collation;
+	bool		bytewise;		/* the collation is C: compare bytes */
 } PvgImportSortArg;
+
+static inline int
+pvg_import_cmp_text(PvgImportSortArg *s, Datum a, Datum b)
+{
+	text	   *x = DatumGetTextPP(a);
+	text	   *y = DatumGetTextPP(b);
+	int			lx = VARSIZE_ANY_EXHDR(x);
+	int			ly = VARSIZE_ANY_EXHDR(y);
+	int			c;
+
+	if (!s->bytewise)
+		return varstr_cmp(VARDATA_ANY(x), lx, VARDATA_ANY(y), ly, s->collation);
+	c = memcmp(VARDATA_ANY(x), VARDATA_ANY(y), Min(lx, ly));
+	if (c != 0)
+		return c;
+	return (lx > ly) - (lx < ly);
+}
 
 static int
 pvg_import_cmp(const void *a, const void *b, void *arg)
@@ -137,20 +160,11 @@ pvg_import_cmp(const void *a, const void *b, void *arg)
 	PvgImportSortArg *s = (PvgImportSortArg *) arg;
 	int			i = *(const int *) a;
 	int			j = *(const int *) b;
-	text	   *x;
-	text	   *y;
 	int			c;
 
-	x = DatumGetTextPP(s->subjects[i]);
-	y = DatumGetTextPP(s->subjects[j]);
-	c = varstr_cmp(VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(y),
-				   s->collation);
-	if (c != 0)
-		return c;
-	x = DatumGetTextPP(s->purposes[i]);
-	y = DatumGetTextPP(s->purposes[j]);
-	c = varstr_cmp(VARDATA_ANY(x), VARSIZE_ANY_EXHDR(x), VARDATA_ANY(y), VARSIZE_ANY_EXHDR(y),
-				   s->collation);
+	c = pvg_import_cmp_text(s, s->subjects[i], s->subjects[j]);
+	if (c == 0)
+		c = pvg_import_cmp_text(s, s->purposes[i], s->purposes[j]);
 	if (c != 0)
 		return c;
 	return (i > j) - (i < j);
@@ -419,6 +433,7 @@ pvg_import_insert_state(PG_FUNCTION_ARGS)
 	sort.subjects = cols[0].values;
 	sort.purposes = cols[1].values;
 	sort.collation = DEFAULT_COLLATION_OID;
+	sort.bytewise = lc_collate_is_c(DEFAULT_COLLATION_OID);
 	for (i = 0; i < nrows; i++)
 		if ((cols[0].nulls && cols[0].nulls[i]) || (cols[1].nulls && cols[1].nulls[i]))
 			ereport(ERROR,
@@ -464,4 +479,150 @@ pvg_import_insert_ledger(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(true);
 
 	PG_RETURN_BOOL(pvg_import_insert("consent_ledger", cols, 5, false, nrows, NULL));
+}
+
+/*
+ * _import_bad_rows(subjects text[], purposes text[], valid_until
+ * timestamptz[]) -> bigint: how many rows fail one of grant_consent()'s
+ * checks of a single row (no subject, an empty or too long one, no purpose,
+ * a valid_until that has passed), in one pass over the arrays.
+ */
+PG_FUNCTION_INFO_V1(pvg_import_bad_rows);
+Datum
+pvg_import_bad_rows(PG_FUNCTION_ARGS)
+{
+	int			nrows = pvg_import_rows(fcinfo);
+	Datum	   *subjects;
+	bool	   *subject_nulls;
+	Datum	   *purposes;
+	bool	   *purpose_nulls;
+	Datum	   *valid;
+	bool	   *valid_nulls;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int64		bad = 0;
+	int			i;
+
+	pvg_import_arg(fcinfo, 0, TEXTOID, nrows, &subjects, &subject_nulls);
+	pvg_import_arg(fcinfo, 1, TEXTOID, nrows, &purposes, &purpose_nulls);
+	pvg_import_arg(fcinfo, 2, TIMESTAMPTZOID, nrows, &valid, &valid_nulls);
+	for (i = 0; i < nrows; i++)
+	{
+		if ((subject_nulls && subject_nulls[i]) || (purpose_nulls && purpose_nulls[i]))
+			bad++;
+		else
+		{
+			Size		len = toast_raw_datum_size(subjects[i]) - VARHDRSZ;
+
+			if (len == 0 || len > 1024)
+				bad++;
+			else if (valid != NULL && !(valid_nulls && valid_nulls[i]) &&
+					 DatumGetTimestampTz(valid[i]) <= now)
+				bad++;
+		}
+	}
+	PG_RETURN_INT64(bad);
+}
+
+/* A purpose an import names: where first, how often. */
+typedef struct PvgImportPurpose
+{
+	int			first;			/* index of its first row */
+	int64		rows;
+} PvgImportPurpose;
+
+/*
+ * _import_purposes(purposes text[]) -> TABLE (name text, rows bigint,
+ * first_at bigint): each purpose named, in the order of first use, with
+ * its number of rows and its first row number; in one pass, with an open
+ * hash table over the array's elements.
+ */
+PG_FUNCTION_INFO_V1(pvg_import_purposes);
+Datum
+pvg_import_purposes(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum	   *purposes;
+	bool	   *nulls;
+	AnyArrayType *a;
+	int			nrows;
+	int			size = 64;
+	int			used = 0;
+	int		   *slots;			/* index into found + 1; 0: empty */
+	PvgImportPurpose *found;
+	int			nfound = 0;
+	int			i;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	a = PG_GETARG_ANY_ARRAY_P(0);
+	nrows = ArrayGetNItems(AARR_NDIM(a), AARR_DIMS(a));
+	pvg_import_arg(fcinfo, 0, TEXTOID, nrows, &purposes, &nulls);
+	InitMaterializedSRF(fcinfo, 0);
+
+	slots = palloc0(sizeof(int) * size);
+	found = palloc(sizeof(PvgImportPurpose) * 16);
+	for (i = 0; i < nrows; i++)
+	{
+		text	   *t;
+		uint32		h;
+		int			pos;
+
+		if (nulls && nulls[i])
+			continue;
+		t = DatumGetTextPP(purposes[i]);
+		h = DatumGetUInt32(hash_any((unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)));
+		for (pos = h & (size - 1);; pos = (pos + 1) & (size - 1))
+		{
+			text	   *u;
+
+			if (slots[pos] == 0)
+			{
+				if (nfound % 16 == 0 && nfound > 0)
+					found = repalloc(found, sizeof(PvgImportPurpose) * (nfound + 16));
+				found[nfound].first = i;
+				found[nfound].rows = 1;
+				slots[pos] = ++nfound;
+				used++;
+				break;
+			}
+			u = DatumGetTextPP(purposes[found[slots[pos] - 1].first]);
+			if (VARSIZE_ANY_EXHDR(u) == VARSIZE_ANY_EXHDR(t) &&
+				memcmp(VARDATA_ANY(u), VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) == 0)
+			{
+				found[slots[pos] - 1].rows++;
+				break;
+			}
+		}
+		if (used * 2 > size)
+		{
+			/* grow: rehash every purpose found so far */
+			int			newsize = size * 2;
+			int		   *newslots = palloc0(sizeof(int) * newsize);
+			int			f;
+
+			for (f = 0; f < nfound; f++)
+			{
+				text	   *u = DatumGetTextPP(purposes[found[f].first]);
+
+				h = DatumGetUInt32(hash_any((unsigned char *) VARDATA_ANY(u), VARSIZE_ANY_EXHDR(u)));
+				for (pos = h & (newsize - 1); newslots[pos] != 0; pos = (pos + 1) & (newsize - 1))
+					;
+				newslots[pos] = f + 1;
+			}
+			pfree(slots);
+			slots = newslots;
+			size = newsize;
+		}
+	}
+	for (i = 0; i < nfound; i++)
+	{
+		Datum		values[3];
+		bool		isnull[3] = {false, false, false};
+
+		values[0] = purposes[found[i].first];
+		values[1] = Int64GetDatum(found[i].rows);
+		values[2] = Int64GetDatum((int64) found[i].first + 1);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, isnull);
+	}
+	return (Datum) 0;
 }

@@ -13,10 +13,29 @@
  */
 
 /*
+ * One pass each over an import's arrays (import.c): how many rows fail a
+ * check of a single row, and the purposes named with their number of rows
+ * and first row, in the order of first use.
+ */
+CREATE FUNCTION privacy_guard._import_bad_rows(p_subjects text[], p_purposes text[],
+											   p_valid_until timestamptz[])
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'pvg_import_bad_rows'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION privacy_guard._import_bad_rows(text[], text[], timestamptz[]) IS 'Internal: how many rows of an import fail a check of a single row';
+CREATE FUNCTION privacy_guard._import_purposes(p_purposes text[],
+											   OUT name text, OUT rows bigint, OUT first_at bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'pvg_import_purposes'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 1;
+COMMENT ON FUNCTION privacy_guard._import_purposes(text[]) IS 'Internal: the purposes an import names, in the order of first use, with their number of rows and first row';
+
+/*
  * The checks of grant_consent() over the whole input, in its order; raises
- * the first that fails.  Arrays are read with set-returning functions in
- * the select list, which stream, where unnest() in FROM would first copy
- * every row into a tuplestore; row numbers are computed only for an error.
+ * the first that fails.  The arrays are scanned once by _import_bad_rows
+ * and once by _import_purposes; where a row fails, arrays are read again
+ * with set-returning functions in the select list, which stream, to count
+ * and place each kind of failure.
  */
 CREATE FUNCTION privacy_guard._import_check(p_subjects text[], p_purposes text[],
 											p_valid_until timestamptz[])
@@ -36,10 +55,7 @@ DECLARE
 	v_other record;
 	v_other_basis text;
 BEGIN
-	SELECT count(*) FILTER (WHERE x.s IS NULL OR x.s = '' OR octet_length(x.s) > 1024
-								  OR x.p IS NULL OR x.v <= now())
-	  INTO v_bad
-	  FROM (SELECT unnest(p_subjects) AS s, unnest(p_purposes) AS p, unnest(p_valid_until) AS v) x;
+	v_bad := privacy_guard._import_bad_rows(p_subjects, p_purposes, p_valid_until);
 	IF v_bad > 0 THEN
 		SELECT count(*) FILTER (WHERE x.s IS NULL OR x.s = '') AS no_subject,
 			   min(x.n) FILTER (WHERE x.s IS NULL OR x.s = '') AS no_subject_at,
@@ -78,10 +94,7 @@ BEGIN
 	 * dropped nor moved to another legal basis until this transaction ends.
 	 */
 	FOR p IN
-		SELECT x.p AS name, count(*) AS rows, min(x.n) AS first_at
-		  FROM (SELECT unnest(p_purposes) AS p, generate_series(1, v_total) AS n) x
-		 GROUP BY x.p
-		 ORDER BY min(x.n)
+		SELECT x.name, x.rows, x.first_at FROM privacy_guard._import_purposes(p_purposes) x
 	LOOP
 		SELECT pp.legal_basis INTO v_basis
 		  FROM privacy_guard.purpose pp WHERE pp.name = p.name
