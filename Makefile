@@ -7,7 +7,7 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o s
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
               src/tagged_io.o src/tagged_access.o src/tagged_ops.o \
               src/tagged_erase.o src/tagged_default.o src/forgotten.o src/shared_store.o \
-              src/parallel.o src/disclose.o src/purpose_scope.o
+              src/parallel.o src/disclose.o src/purpose_scope.o src/import.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables purposes consent import protect ddl_guard \
@@ -34,7 +34,7 @@ REGRESS      = setup purposes consent protect rules read_paths inheritance rls_c
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
                purge_order erasure_prepared parallel_reads recipients attacks_disclosure reading_view purpose_scope notice_languages upgrade_safe \
-               partition_retention
+               partition_retention import_bulk
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1
