@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # bench/churn_bench.sh -- what consent changes made by other sessions cost
 # point lookups: every session must see each committed change at its next
-# statement, so a reader patches its view of the consents as changes
-# arrive (consent_cache.c).
+# statement, so a reader applies each change to its view of the consents
+# (from the change ring when preloaded, consent_cache.c).
 #
 # A protected table and its unprotected twin (CONSENTS subjects, 60%
 # consenting, written straight into the consent store), privacy_guard
-# preloaded.  Point lookups (pgbench -M prepared, LOOKUP_CLIENTS clients)
-# run SECONDS seconds alone and beside a writer that grants or withdraws a
-# random subject's consent RATE times a second (pgbench -R, one client,
+# preloaded.  Point lookups (pgbench -M prepared, LOOKUP_CLIENTS clients,
+# measured SECONDS seconds after WARM seconds on the same connection) run
+# alone and beside a writer that grants or withdraws a random subject's
+# consent RATE times a second (pgbench -R, WRITER_CLIENTS clients,
 # PostgreSQL's default durability), ROUNDS rounds interleaved.  The cost
 # attributed to privacy_guard is the protected table's throughput ratio
 # (with writer / alone) over the unprotected table's (the writer takes CPU
@@ -19,7 +20,7 @@
 # Quick:   CONSENTS=100000 SECONDS_EACH=5 ROUNDS=2 bench/churn_bench.sh
 #
 # Settings (environment):
-#   CONSENTS=1000000  RATE=1000  SECONDS_EACH=15  ROUNDS=5  LOOKUP_CLIENTS=1  WRITER_CLIENTS=8
+#   CONSENTS=1000000  RATE=1000  SECONDS_EACH=15  ROUNDS=5  LOOKUP_CLIENTS=1  WRITER_CLIENTS=8  WARM=4
 #   SHARED_BUFFERS=512MB  PVG_PREFIX=  PG_CONFIG  RESULTS_DIR=bench/results  KEEP=0
 
 set -euo pipefail
@@ -71,15 +72,20 @@ printf "\\\\set s random(1, %d)\nSELECT privacy_guard.withdraw_consent(:s::text,
 chmod a+r "$WORK"/*.sql
 
 CLK_TCK=$(getconf CLK_TCK)
-# lookups TABLE SECONDS -> "tps cpu_us_per_lookup": pgbench's throughput, and
-# the CPU time of the lookup backends (utime + stime from /proc, sampled
-# every 0.1 s until they exit) per transaction -- what privacy_guard adds to
-# a lookup, less disturbed than throughput by what else runs on the machine
+WARM=${WARM:-4}
+# lookups TABLE SECONDS -> "tps cpu_us_per_lookup" in the steady state: one
+# pgbench connection runs WARM + SECONDS seconds (a new connection first
+# catches up with the changes made since the shared consent sets were read);
+# tps is the mean of pgbench's per-second progress after WARM seconds, and
+# the CPU time of the lookup backend (utime + stime from /proc, sampled every
+# 0.1 s) from then to its exit, per lookup -- what privacy_guard adds to a
+# lookup, less disturbed than throughput by what else runs on the machine
 lookups() {
-	local out pids t cpu=0 n
+	local pids t start now cpu0=0 cpu1=0 tps tx
 	rm -f "$WORK"/cpu.*
+	start=$(date +%s.%N)
 	as_pg env PGOPTIONS="-c privacy_guard.purpose=marketing" PGAPPNAME=churn_lookup "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" \
-		-U bench_app -M prepared -c "$LOOKUP_CLIENTS" -j "$LOOKUP_CLIENTS" -T "$2" \
+		-U bench_app -M prepared -c "$LOOKUP_CLIENTS" -j "$LOOKUP_CLIENTS" -T "$((WARM + $2))" -P 1 \
 		-f "$WORK/lookup_$1.sql" bench >"$WORK/lookups.out" 2>&1 &
 	local bp=$!
 	pids=""
@@ -93,15 +99,20 @@ lookups() {
 			[ -r "/proc/$p/stat" ] && cut -d' ' -f14,15 "/proc/$p/stat" >"$WORK/cpu.$p.tmp" 2>/dev/null &&
 				mv "$WORK/cpu.$p.tmp" "$WORK/cpu.$p"
 		done
+		now=$(date +%s.%N)
+		if [ ! -f "$WORK/cpu.warm" ] && awk -v a="$start" -v b="$now" -v w="$WARM" 'BEGIN { exit !(b - a >= w + 1) }'; then
+			cat "$WORK"/cpu.[0-9]* 2>/dev/null | awk '{s += $1 + $2} END {print s + 0}' >"$WORK/cpu.warm"
+		fi
 		sleep 0.1
 	done
 	wait "$bp" || true
-	for t in "$WORK"/cpu.*; do
-		[ -f "$t" ] && cpu=$((cpu + $(awk '{print $1 + $2}' "$t")))
-	done
-	out=$(awk '/^tps = / {print $3}' "$WORK/lookups.out")
-	n=$(awk '/^number of transactions actually processed:/ {print $NF}' "$WORK/lookups.out")
-	echo "$out $(awk -v c="$cpu" -v n="$n" -v tck="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.2f\n", c * 1000000 / tck / n; else print "-" }')"
+	[ -f "$WORK/cpu.warm" ] && cpu0=$(cat "$WORK/cpu.warm")
+	cpu1=$(cat "$WORK"/cpu.[0-9]* 2>/dev/null | awk '{s += $1 + $2} END {print s + 0}')
+	# progress lines: "progress: 5.0 s, 3395.6 tps, ..."; the intervals after the warm-up
+	read -r tps tx <<<"$(awk -v w="$WARM" '/^progress: / { t = $2 + 0; v = $4 + 0; if (t > w + 1) { s += v; n++ } }
+		END { if (n > 0) printf "%.1f %.0f\n", s / n, s; else print "- 0" }' "$WORK/lookups.out")"
+	echo "$tps $(awk -v c="$((cpu1 - cpu0))" -v n="$tx" -v tck="$CLK_TCK" -v ok="$([ -f "$WORK/cpu.warm" ] && echo 1 || echo 0)" \
+		'BEGIN { if (n > 0 && ok && c > 0) printf "%.2f\n", c * 1000000 / tck / n; else print "-" }')"
 }
 writer() {						# seconds -> prints achieved tps
 	as_pg "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -U postgres -c "$WRITER_CLIENTS" -j 1 -T "$1" -R "$RATE" \
@@ -110,8 +121,8 @@ writer() {						# seconds -> prints achieved tps
 }
 
 log "warm-up"
-lookups plain_t 2 >/dev/null
-lookups prot_t 2 >/dev/null
+lookups plain_t 1 >/dev/null
+lookups prot_t 1 >/dev/null
 log "$ROUNDS rounds x 4 variants x ${SECONDS_EACH}s"
 for r in $(seq 1 "$ROUNDS"); do
 	for t in plain_t prot_t; do
@@ -152,7 +163,7 @@ CATTR_MED=$(echo "$CATTR" | bench_median)
 	echo
 	echo "- commit $GIT_REV; $CONSENTS consents ($ROWS subjects), preloaded; $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	bench_settings_md
-	echo "- lookups: pgbench -M prepared -c $LOOKUP_CLIENTS -T $SECONDS_EACH as bench_app; writer: pgbench -c $WRITER_CLIENTS -R $RATE (total),"
+	echo "- lookups: pgbench -M prepared -c $LOOKUP_CLIENTS as bench_app, ${WARM}s to settle then $SECONDS_EACH s measured (mean of per-second progress); writer: pgbench -c $WRITER_CLIENTS -R $RATE (total),"
 	echo "  grant_consent or withdraw_consent of a random subject, one transaction each; $ROUNDS rounds, interleaved"
 	echo
 	echo "| table | lookups alone, tps: median (min-max) | beside the writer, tps | ratio | writer achieved, tps |"

@@ -111,7 +111,7 @@ bench_median() {
 }
 
 stats() {						# phase variant -> "n median min max"
-	awk -F'\t' -v p="$1" -v v="$2" '$1 == p && $2 == v {print $4}' "$RAW" | sort -g |
+	awk -F'\t' -v p="$1" -v v="$2" '$1 == p && $2 == v && $4 != "" && $4 != "-" {print $4}' "$RAW" | sort -g |
 		awk '{a[NR] = $1}
 			 END {
 				if (NR == 0) { print "0 - - -"; exit }
