@@ -2,7 +2,10 @@
  * Forget requests that are due, each in full or not at all, and how they
  * ended: all of them, or (the worker, which commits between calls) at most
  * max_requests with ids above after_id; last_id is the last one taken,
- * NULL when none was left.
+ * NULL when none was left.  A few requests are carried out one at a time
+ * (_erase_subject); many at once in sets of different keys, one statement
+ * per table for a set (_forget_set), and a later request of a key already
+ * in a set after the sets, alone, as it would have come after it.
  */
 CREATE FUNCTION privacy_guard._forget_due(round_at timestamptz, secret bytea,
 		after_id bigint DEFAULT 0, max_requests integer DEFAULT NULL,
@@ -12,43 +15,71 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	c_set_from CONSTANT integer := 20;		/* due requests from which sets are used */
+	c_set_size CONSTANT integer := 1000;	/* requests in a set */
 	r privacy_guard.erasure_request;
+	v_reqs privacy_guard.erasure_request[];
+	v_set privacy_guard.erasure_request[];
+	v_later privacy_guard.erasure_request[] := '{}';
 	v_state text;
 	v_targets privacy_guard.erase_target[];
 	v_tagged boolean;
+	f record;
 BEGIN
 	done := 0;
 	blocked := 0;
 	restricted := 0;
-	FOR r IN
-		SELECT * FROM privacy_guard.erasure_request e
-		 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
-		   AND e.due <= round_at AND e.id > after_id
-		 ORDER BY e.id
-		 LIMIT max_requests
-	LOOP
-		last_id := r.id;
-		IF v_targets IS NULL THEN
-			/* what every request needs, looked up once per round */
-			v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
-			/*
-			 * One index probe: any table column (or domain) of a tagged type
-			 * or an array of one at all?  (Arrays of domains over a tagged
-			 * type need the domain, found here.)
-			 */
-			v_tagged := EXISTS (SELECT 1 FROM pg_depend d
-								 WHERE d.refclassid = 'pg_type'::regclass
-								   AND d.refobjid IN ('privacy_guard.tagged_text'::regtype,
-													  'privacy_guard.tagged_date'::regtype,
-													  'privacy_guard.tagged_numeric'::regtype,
-													  'privacy_guard.tagged_jsonb'::regtype,
-													  'privacy_guard.tagged_text[]'::regtype,
-													  'privacy_guard.tagged_date[]'::regtype,
-													  'privacy_guard.tagged_numeric[]'::regtype,
-													  'privacy_guard.tagged_jsonb[]'::regtype)
-								   AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
-								   AND d.deptype = 'n');
-		END IF;
+	v_reqs := ARRAY(SELECT e FROM privacy_guard.erasure_request e
+					 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
+					   AND e.due <= round_at AND e.id > after_id
+					 ORDER BY e.id
+					 LIMIT max_requests);
+	IF cardinality(v_reqs) = 0 THEN
+		RETURN;
+	END IF;
+	last_id := v_reqs[cardinality(v_reqs)].id;
+	/* what every request needs, looked up once per round */
+	v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
+	/*
+	 * One index probe: any table column (or domain) of a tagged type
+	 * or an array of one at all?  (Arrays of domains over a tagged
+	 * type need the domain, found here.)
+	 */
+	v_tagged := EXISTS (SELECT 1 FROM pg_depend d
+						 WHERE d.refclassid = 'pg_type'::regclass
+						   AND d.refobjid IN ('privacy_guard.tagged_text'::regtype,
+											  'privacy_guard.tagged_date'::regtype,
+											  'privacy_guard.tagged_numeric'::regtype,
+											  'privacy_guard.tagged_jsonb'::regtype,
+											  'privacy_guard.tagged_text[]'::regtype,
+											  'privacy_guard.tagged_date[]'::regtype,
+											  'privacy_guard.tagged_numeric[]'::regtype,
+											  'privacy_guard.tagged_jsonb[]'::regtype)
+						   AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+						   AND d.deptype = 'n');
+	/*
+	 * Sets, unless a subject column is gone or a table has rules (a set's
+	 * statement could not count rows per key there): then one at a time.
+	 */
+	IF cardinality(v_reqs) >= c_set_from
+	   AND NOT EXISTS (SELECT 1 FROM unnest(v_targets) t WHERE t.subject_type IS NULL)
+	   AND NOT EXISTS (SELECT 1 FROM unnest(v_targets) t, unnest(t.targets) p, pg_class c
+						WHERE c.oid = p AND c.relhasrules) THEN
+		SELECT coalesce(array_agg(y.q ORDER BY (y.q).id) FILTER (WHERE y.nth = 1), '{}'),
+			   coalesce(array_agg(y.q ORDER BY (y.q).id) FILTER (WHERE y.nth > 1), '{}')
+		  INTO v_reqs, v_later
+		  FROM (SELECT q, row_number() OVER (PARTITION BY q.subject ORDER BY q.id) AS nth
+				  FROM unnest(v_reqs) q) y;
+		FOR i IN 0 .. (cardinality(v_reqs) - 1) / c_set_size LOOP
+			v_set := v_reqs[i * c_set_size + 1 : (i + 1) * c_set_size];
+			f := privacy_guard._forget_set(v_set, secret, v_targets, v_tagged);
+			done := done + f.done;
+			blocked := blocked + f.blocked;
+			restricted := restricted + f.restricted;
+		END LOOP;
+		v_reqs := v_later;
+	END IF;
+	FOREACH r IN ARRAY v_reqs LOOP
 		v_state := privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
 		IF v_state = 'done' THEN
 			done := done + 1;
