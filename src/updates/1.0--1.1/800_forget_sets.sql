@@ -71,6 +71,66 @@ $$;
 COMMENT ON FUNCTION privacy_guard._keys_of_type(text[], regtype) IS 'Internal: the keys that are the text form of a value of a type';
 
 /*
+ * The keys of a set that spell a value of the base type typ other than as
+ * it shows it (see _key_misspellings, which names the types for one key).
+ */
+CREATE FUNCTION privacy_guard._keys_misspelt(keys text[], typ regtype)
+RETURNS text[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v_key text;
+	v_canon text;
+	v_keys text[] := '{}';
+BEGIN
+	IF typ IN ('text'::regtype, 'varchar'::regtype) THEN
+		RETURN v_keys;
+	END IF;
+	BEGIN
+		EXECUTE format('SELECT coalesce(pg_catalog.array_agg(k.k), ''{}'') FROM pg_catalog.unnest($1) AS k(k) '
+					   'WHERE (k.k::%s)::text OPERATOR(pg_catalog.<>) k.k', typ)
+		   INTO v_keys USING keys;
+		RETURN v_keys;
+	EXCEPTION WHEN data_exception THEN
+		NULL;			/* some key is no value of the type: one at a time */
+	END;
+	FOREACH v_key IN ARRAY keys LOOP
+		BEGIN
+			EXECUTE format('SELECT ($1::%s)::text', typ) INTO v_canon USING v_key;
+		EXCEPTION WHEN data_exception THEN
+			CONTINUE;
+		END;
+		IF v_canon <> v_key THEN
+			v_keys := v_keys || v_key;
+		END IF;
+	END LOOP;
+	RETURN v_keys;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._keys_misspelt(text[], regtype) IS 'Internal: the keys that spell a value of a type other than as the type shows it';
+
+/*
+ * Two parts of a set's counts for one table, {key: {action: rows}}, added
+ * up (a table with parts detached from it, or a legal hold); NULL: none.
+ */
+CREATE FUNCTION privacy_guard._add_set_counts(a jsonb, b jsonb)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN $1 IS NULL THEN $2 WHEN $2 IS NULL THEN $1 ELSE
+		(SELECT jsonb_object_agg(y.key, y.acts)
+		   FROM (SELECT x.key, jsonb_object_agg(x.act, x.n) AS acts
+				   FROM (SELECT k.key, a.key AS act, sum(a.value::bigint) AS n
+						   FROM (SELECT * FROM jsonb_each($1) UNION ALL SELECT * FROM jsonb_each($2)) k,
+								jsonb_each_text(k.value) a
+						  GROUP BY k.key, a.key) x
+				  GROUP BY x.key) y) END
+$$;
+COMMENT ON FUNCTION privacy_guard._add_set_counts(jsonb, jsonb) IS 'Internal: add up two parts of a set''s counts for one table';
+
+/*
  * One set of forget requests (of different keys) in every protected table,
  * or an error (then nothing of it stays: the caller runs it in a
  * subtransaction and carries the requests out otherwise).  Each request
@@ -95,15 +155,19 @@ DECLARE
 	v_join text;
 	v_cond text;
 	v_held text;
+	v_act text;
 	v_n jsonb;
+	v_tbl jsonb;
 	v_left bigint;
-	v_out jsonb := '[]';		/* per table and action: {"t": table, "a": action, "l": leaves, "n": {key: rows}} */
+	v_out jsonb := '[]';		/* per table: {"t": table, "i": its place in v_leaves, "n": {key: {action: rows}}} */
+	v_leaves jsonb := '[]';		/* per table: the plain tables that hold its rows */
 	v_tagged jsonb := '{}';		/* per key: {"counts": ..., "touched": [...]} */
 	v_consents jsonb;
 	v_when timestamptz[];
 	v_before boolean[];
 	v_after boolean[];
 	v_key text;
+	v_misspelt text[] := '{}';
 	e record;
 BEGIN
 	/* as for one request: settled before any statement takes its snapshot (see _writers_settled) */
@@ -124,29 +188,33 @@ BEGIN
 		END IF;
 		CONTINUE WHEN cardinality(v_type_keys) = 0;
 		/* the condition of _subject_cond, against each key of the set */
+		/*
+		 * (The text forms' test as IS TRUE: a join filter, never a hash
+		 * key, so only the rows the type's equality found are formatted.)
+		 */
 		v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s AND '
-						 'pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) "privacy_guard key"',
+						 '(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) "privacy_guard key") IS TRUE',
 						 t.subject_column, t.subject_type);
 		v_held := 'false';
 		IF t.hold_keep IS NOT NULL THEN
 			v_held := privacy_guard._time_cond(t.retention_column, t.hold_keep, false, now());
 		END IF;
+		v_act := CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END;
+		v_tbl := NULL;
 		FOREACH v_target IN ARRAY t.targets LOOP
+			/* {key: {"deleted" or "anonymized": rows}} for the keys with rows */
 			v_n := privacy_guard._set_as_owner(v_target,
 					format('WITH d AS (%s RETURNING "privacy_guard key") '
-						   'SELECT pg_catalog.jsonb_object_agg(x.k, x.n) FROM '
+						   'SELECT pg_catalog.jsonb_object_agg(x.k, pg_catalog.jsonb_build_object(%L, x.n)) FROM '
 						   '(SELECT d."privacy_guard key" AS k, pg_catalog.count(*) AS n FROM d GROUP BY 1) x',
 						   CASE WHEN t.anonymize_set IS NULL
 								THEN format('DELETE FROM %s USING %s WHERE %s AND (%s) IS NOT TRUE',
 											v_target, v_join, v_cond, v_held)
 								ELSE format('UPDATE %s SET %s FROM %s WHERE %s AND (%s) IS NOT TRUE',
-											v_target, t.anonymize_set, v_join, v_cond, v_held) END),
+											v_target, t.anonymize_set, v_join, v_cond, v_held) END,
+						   v_act),
 					v_type_keys, secret);
-			IF v_n IS NOT NULL THEN
-				v_out := v_out || jsonb_build_array(jsonb_build_object(
-					't', t.relid::text, 'a', CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END,
-					'l', to_jsonb(t.leaves), 'n', v_n));
-			END IF;
+			v_tbl := privacy_guard._add_set_counts(v_tbl, v_n);
 			/* a trigger or rule of the owner may have kept rows: one at a time finds whose */
 			IF t.owner_code THEN
 				v_left := (privacy_guard._set_as_owner(v_target,
@@ -160,17 +228,19 @@ BEGIN
 			/* rows within the legal hold are kept, restricted */
 			IF t.hold_keep IS NOT NULL THEN
 				v_n := privacy_guard._set_as_owner(v_target,
-						format('SELECT pg_catalog.jsonb_object_agg(x.k, x.n) FROM '
+						format('SELECT pg_catalog.jsonb_object_agg(x.k, pg_catalog.jsonb_build_object(''restricted'', x.n)) FROM '
 							   '(SELECT "privacy_guard key" AS k, pg_catalog.count(*) AS n FROM %s, %s WHERE %s AND (%s) '
 							   'GROUP BY 1) x',
 							   v_target, v_join, v_cond, v_held),
 						v_type_keys, NULL);
-				IF v_n IS NOT NULL THEN
-					v_out := v_out || jsonb_build_array(jsonb_build_object(
-						't', t.relid::text, 'a', 'restricted', 'l', '[]'::jsonb, 'n', v_n));
-				END IF;
+				v_tbl := privacy_guard._add_set_counts(v_tbl, v_n);
 			END IF;
 		END LOOP;
+		IF v_tbl IS NOT NULL THEN
+			v_out := v_out || jsonb_build_array(jsonb_build_object(
+				't', t.relid::text, 'i', jsonb_array_length(v_leaves), 'n', v_tbl));
+			v_leaves := v_leaves || jsonb_build_array(to_jsonb(t.leaves));
+		END IF;
 	END LOOP;
 	/* the subjects' tagged values, in every tagged column of the database */
 	IF with_tagged THEN
@@ -193,49 +263,49 @@ BEGIN
 	  FROM (SELECT b.subject, count(*) AS n
 			  FROM (SELECT l.subject FROM ledger l UNION ALL SELECT c.subject FROM current c) b
 			 GROUP BY b.subject) a;
+	/* keys that spell a subject column's value otherwise (for requests that find nothing) */
+	v_misspelt := ARRAY(SELECT DISTINCT k FROM (SELECT DISTINCT tg.base_type FROM unnest(_erase_set.targets) tg) b,
+						unnest(privacy_guard._keys_misspelt(v_keys, b.base_type)) k);
 	/* and settled again now that the statements have run */
 	v_after := ARRAY(SELECT privacy_guard._writers_settled(v_dboid, w, v_rels, with_tagged)
 					   FROM unnest(v_when) WITH ORDINALITY AS u(w, i) ORDER BY u.i);
 
 	WITH got AS (
-		SELECT el.o ->> 't' AS tbl, el.o ->> 'a' AS act, el.o -> 'l' AS leaves, k.key, k.value::bigint AS n
-		  FROM jsonb_array_elements(v_out) AS el(o), jsonb_each_text(el.o -> 'n') k),
-	per_table AS (
-		SELECT y.key, y.tbl, jsonb_object_agg(y.act, y.n) AS acts,
-			   coalesce(sum(y.n) FILTER (WHERE y.act = 'restricted'), 0) AS kept
-		  FROM (SELECT g.key, g.tbl, g.act, sum(g.n) AS n FROM got g GROUP BY g.key, g.tbl, g.act) y
-		 WHERE y.n > 0
-		 GROUP BY y.key, y.tbl),
+		SELECT (el.o ->> 'i')::integer AS tix, el.o ->> 't' AS tbl, k.key, k.value AS acts
+		  FROM jsonb_array_elements(v_out) AS el(o), jsonb_each(el.o -> 'n') k),
 	per_key AS (
-		SELECT p.key, jsonb_object_agg(p.tbl, p.acts) AS counts, sum(p.kept) AS kept
-		  FROM per_table p GROUP BY p.key),
+		SELECT g.key, jsonb_object_agg(g.tbl, g.acts) AS counts,
+			   sum(coalesce((g.acts ->> 'restricted')::bigint, 0)) AS kept,
+			   /* the tables rows were deleted or anonymized in (their leaves were written to), as bits */
+			   sum(2::numeric ^ g.tix) FILTER (WHERE g.acts ?| ARRAY['deleted', 'anonymized']) AS mask
+		  FROM got g GROUP BY g.key),
 	touched AS (
-		SELECT g.key, array_agg(DISTINCT l.v::oid) AS touched
-		  FROM got g, jsonb_array_elements_text(g.leaves) AS l(v)
-		 WHERE g.act <> 'restricted' AND g.n > 0
-		 GROUP BY g.key),
-	settled AS (
-		SELECT u.w, v_before[u.i] AND v_after[u.i] AS ok
-		  FROM unnest(v_when) WITH ORDINALITY AS u(w, i)),
+		SELECT m.mask,
+			   ARRAY(SELECT DISTINCT l.v::oid
+					   FROM generate_series(0, jsonb_array_length(v_leaves) - 1) AS i(i),
+							jsonb_array_elements_text(v_leaves -> i.i) AS l(v)
+					  WHERE mod(trunc(m.mask / 2::numeric ^ i.i), 2) = 1) AS touched
+		  FROM (SELECT DISTINCT p.mask FROM per_key p WHERE p.mask IS NOT NULL) m),
 	o AS (
 		SELECT q.id, q.subject, q.erased_at, q.counts AS old_counts,
 			   coalesce(pk.counts, '{}') || coalesce(v_tagged #> ARRAY[q.subject, 'counts'], '{}') AS counts,
-			   coalesce(tc.touched, '{}') ||
-				   coalesce(ARRAY(SELECT j.v::oid FROM jsonb_array_elements_text(v_tagged #> ARRAY[q.subject, 'touched']) j(v)),
-							'{}') AS touched,
+			   CASE WHEN v_tagged ? q.subject
+					THEN ARRAY(SELECT DISTINCT x FROM unnest(coalesce(tc.touched, '{}') ||
+							   ARRAY(SELECT j.v::oid FROM jsonb_array_elements_text(v_tagged #> ARRAY[q.subject, 'touched']) j(v))) x)
+					ELSE coalesce(tc.touched, '{}') END AS touched,	/* without duplicates */
 			   coalesce(pk.kept, 0) AS kept,
-			   s.ok AS settled,
+			   v_before[array_position(v_when, coalesce(q.erased_at, v_start))]
+				   AND v_after[array_position(v_when, coalesce(q.erased_at, v_start))] AS settled,
 			   coalesce((v_consents ->> q.subject)::bigint, 0) AS consents
 		  FROM unnest(reqs) q
-		  JOIN settled s ON s.w = coalesce(q.erased_at, v_start)
 		  LEFT JOIN per_key pk ON pk.key = q.subject
-		  LEFT JOIN touched tc ON tc.key = q.subject),
+		  LEFT JOIN touched tc ON tc.mask = pk.mask),
 	outcome AS (
 		SELECT o.*,
 			   CASE WHEN o.kept > 0 THEN 'restricted'
 					WHEN NOT o.settled THEN 'pending'
 					WHEN o.erased_at IS NULL AND o.old_counts = '{}' AND o.counts = '{}' AND o.consents = 0
-						 AND cardinality(privacy_guard._key_misspellings(o.subject)) > 0 THEN 'blocked'
+						 AND o.subject = ANY (v_misspelt) THEN 'blocked'
 					ELSE 'done' END AS state
 		  FROM o),
 	open AS (
@@ -246,7 +316,7 @@ BEGIN
 			   counts = CASE WHEN r.counts = '{}' THEN u.counts ELSE privacy_guard._merge_counts(r.counts, u.counts) END,
 			   error = NULL,
 			   erased_at = coalesce(r.erased_at, v_start),
-			   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || u.touched) AS x)
+			   touched = CASE WHEN r.touched = '{}' THEN u.touched ELSE ARRAY(SELECT DISTINCT x FROM unnest(r.touched || u.touched) AS x) END
 		  FROM outcome u
 		 WHERE r.id = u.id AND u.state IN ('restricted', 'pending')
 		RETURNING u.state),
@@ -265,7 +335,7 @@ BEGIN
 			   counts = CASE WHEN r.counts = '{}' THEN u.counts ELSE privacy_guard._merge_counts(r.counts, u.counts) END,
 			   erased_at = coalesce(r.erased_at, v_start),
 			   subject = NULL, error = NULL,
-			   touched = ARRAY(SELECT DISTINCT x FROM unnest(r.touched || u.touched) AS x),
+			   touched = CASE WHEN r.touched = '{}' THEN u.touched ELSE ARRAY(SELECT DISTINCT x FROM unnest(r.touched || u.touched) AS x) END,
 			   unreachable_at = CASE WHEN r.touched || u.touched = '{}' THEN clock_timestamp() END
 		  FROM outcome u
 		 WHERE r.id = u.id AND u.state = 'done'
@@ -437,7 +507,35 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._forget_due(timestamptz, bytea, bigint, integer) IS 'Internal: carry out the forget requests that are due (all, or a chunk of them)';
 
+/*
+ * A forget request that becomes done (erased) or restricted (kept under a
+ * legal hold) notifies the recipients; the receipt counts them.  A trigger,
+ * so the worker's rounds and run_maintenance() both do it, in the
+ * transaction of the erasure.  The raw key is in OLD: done clears it.
+ */
+CREATE OR REPLACE FUNCTION privacy_guard._erasure_notices()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	/* most subjects' data went to no recipient: one index probe says so */
+	IF NEW.state IN ('done', 'restricted') AND NEW.state IS DISTINCT FROM OLD.state
+	   AND OLD.subject IS NOT NULL
+	   AND EXISTS (SELECT 1 FROM privacy_guard.disclosure_subject ds WHERE ds.subject_digest = OLD.subject_digest) THEN
+		NEW.recipients_notified := OLD.recipients_notified
+			+ privacy_guard._notify_recipients(OLD.subject, OLD.subject_digest,
+											   CASE NEW.state WHEN 'done' THEN 'erasure' ELSE 'restriction' END,
+											   NULL, OLD.id);
+	END IF;
+	RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION privacy_guard._erasure_notices() IS 'Internal: notices to recipients when a forget request is carried out or restricted';
+
 REVOKE ALL ON FUNCTION privacy_guard._set_as_owner(regclass, text, text[], bytea) FROM PUBLIC;
 REVOKE ALL ON FUNCTION privacy_guard._keys_of_type(text[], regtype) FROM PUBLIC;
+REVOKE ALL ON FUNCTION privacy_guard._add_set_counts(jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION privacy_guard._keys_misspelt(text[], regtype) FROM PUBLIC;
 REVOKE ALL ON FUNCTION privacy_guard._erase_set(privacy_guard.erasure_request[], bytea, privacy_guard.erase_target[], boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION privacy_guard._forget_set(privacy_guard.erasure_request[], bytea, privacy_guard.erase_target[], boolean) FROM PUBLIC;
