@@ -5,7 +5,8 @@
  * NULL when none was left.  A few requests are carried out one at a time
  * (_erase_subject); many at once in sets of different keys, one statement
  * per table for a set (_forget_set), and a later request of a key already
- * in a set after the sets, alone, as it would have come after it.
+ * in a set after the sets, alone, as it would have come after it.  The
+ * requests are read c_page at a time (a backlog is not held in memory).
  */
 CREATE FUNCTION privacy_guard._forget_due(round_at timestamptz, secret bytea,
 		after_id bigint DEFAULT 0, max_requests integer DEFAULT NULL,
@@ -17,6 +18,9 @@ AS $$
 DECLARE
 	c_set_from CONSTANT integer := 20;		/* due requests from which sets are used */
 	c_set_size CONSTANT integer := 1000;	/* requests in a set */
+	c_page CONSTANT integer := 10000;		/* requests read at a time */
+	v_after bigint := after_id;
+	v_taken integer := 0;
 	r privacy_guard.erasure_request;
 	v_reqs privacy_guard.erasure_request[];
 	v_set privacy_guard.erasure_request[];
@@ -24,70 +28,77 @@ DECLARE
 	v_state text;
 	v_targets privacy_guard.erase_target[];
 	v_tagged boolean;
+	v_sets boolean;
 	f record;
 BEGIN
 	done := 0;
 	blocked := 0;
 	restricted := 0;
-	v_reqs := ARRAY(SELECT e FROM privacy_guard.erasure_request e
-					 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
-					   AND e.due <= round_at AND e.id > after_id
-					 ORDER BY e.id
-					 LIMIT max_requests);
-	IF cardinality(v_reqs) = 0 THEN
-		RETURN;
-	END IF;
-	last_id := v_reqs[cardinality(v_reqs)].id;
-	/* what every request needs, looked up once per round */
-	v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
-	/*
-	 * One index probe: any table column (or domain) of a tagged type
-	 * or an array of one at all?  (Arrays of domains over a tagged
-	 * type need the domain, found here.)
-	 */
-	v_tagged := EXISTS (SELECT 1 FROM pg_depend d
-						 WHERE d.refclassid = 'pg_type'::regclass
-						   AND d.refobjid IN ('privacy_guard.tagged_text'::regtype,
-											  'privacy_guard.tagged_date'::regtype,
-											  'privacy_guard.tagged_numeric'::regtype,
-											  'privacy_guard.tagged_jsonb'::regtype,
-											  'privacy_guard.tagged_text[]'::regtype,
-											  'privacy_guard.tagged_date[]'::regtype,
-											  'privacy_guard.tagged_numeric[]'::regtype,
-											  'privacy_guard.tagged_jsonb[]'::regtype)
-						   AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
-						   AND d.deptype = 'n');
-	/*
-	 * Sets, unless a subject column is gone or a table has rules (a set's
-	 * statement could not count rows per key there): then one at a time.
-	 */
-	IF cardinality(v_reqs) >= c_set_from
-	   AND NOT EXISTS (SELECT 1 FROM unnest(v_targets) t WHERE t.subject_type IS NULL)
-	   AND NOT EXISTS (SELECT 1 FROM unnest(v_targets) t, unnest(t.targets) p, pg_class c
-						WHERE c.oid = p AND c.relhasrules) THEN
-		SELECT coalesce(array_agg(y.q ORDER BY (y.q).id) FILTER (WHERE y.nth = 1), '{}'),
-			   coalesce(array_agg(y.q ORDER BY (y.q).id) FILTER (WHERE y.nth > 1), '{}')
-		  INTO v_reqs, v_later
-		  FROM (SELECT q, row_number() OVER (PARTITION BY q.subject ORDER BY q.id) AS nth
-				  FROM unnest(v_reqs) q) y;
-		FOR i IN 0 .. (cardinality(v_reqs) - 1) / c_set_size LOOP
-			v_set := v_reqs[i * c_set_size + 1 : (i + 1) * c_set_size];
-			f := privacy_guard._forget_set(v_set, secret, v_targets, v_tagged);
-			done := done + f.done;
-			blocked := blocked + f.blocked;
-			restricted := restricted + f.restricted;
+	LOOP
+		v_reqs := ARRAY(SELECT e FROM privacy_guard.erasure_request e
+						 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
+						   AND e.due <= round_at AND e.id > v_after
+						 ORDER BY e.id
+						 LIMIT least(c_page, max_requests - v_taken));
+		EXIT WHEN cardinality(v_reqs) = 0;
+		last_id := v_reqs[cardinality(v_reqs)].id;
+		v_after := last_id;
+		v_taken := v_taken + cardinality(v_reqs);
+		IF v_targets IS NULL THEN
+			/* what every request needs, looked up once per round */
+			v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
+			/*
+			 * One index probe: any table column (or domain) of a tagged type
+			 * or an array of one at all?  (Arrays of domains over a tagged
+			 * type need the domain, found here.)
+			 */
+			v_tagged := EXISTS (SELECT 1 FROM pg_depend d
+								 WHERE d.refclassid = 'pg_type'::regclass
+								   AND d.refobjid IN ('privacy_guard.tagged_text'::regtype,
+													  'privacy_guard.tagged_date'::regtype,
+													  'privacy_guard.tagged_numeric'::regtype,
+													  'privacy_guard.tagged_jsonb'::regtype,
+													  'privacy_guard.tagged_text[]'::regtype,
+													  'privacy_guard.tagged_date[]'::regtype,
+													  'privacy_guard.tagged_numeric[]'::regtype,
+													  'privacy_guard.tagged_jsonb[]'::regtype)
+								   AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
+								   AND d.deptype = 'n');
+			/*
+			 * Sets, unless a subject column is gone or a table has rules (a
+			 * set's statement could not count rows per key there): then one
+			 * at a time.
+			 */
+			v_sets := NOT EXISTS (SELECT 1 FROM unnest(v_targets) t WHERE t.subject_type IS NULL)
+					  AND NOT EXISTS (SELECT 1 FROM unnest(v_targets) t, unnest(t.targets) p, pg_class c
+									   WHERE c.oid = p AND c.relhasrules);
+		END IF;
+		IF v_sets AND cardinality(v_reqs) >= c_set_from THEN
+			SELECT coalesce(array_agg(y.q ORDER BY (y.q).id) FILTER (WHERE y.nth = 1), '{}'),
+				   coalesce(array_agg(y.q ORDER BY (y.q).id) FILTER (WHERE y.nth > 1), '{}')
+			  INTO v_reqs, v_later
+			  FROM (SELECT q, row_number() OVER (PARTITION BY q.subject ORDER BY q.id) AS nth
+					  FROM unnest(v_reqs) q) y;
+			FOR i IN 0 .. (cardinality(v_reqs) - 1) / c_set_size LOOP
+				v_set := v_reqs[i * c_set_size + 1 : (i + 1) * c_set_size];
+				f := privacy_guard._forget_set(v_set, secret, v_targets, v_tagged);
+				done := done + f.done;
+				blocked := blocked + f.blocked;
+				restricted := restricted + f.restricted;
+			END LOOP;
+			v_reqs := v_later;
+		END IF;
+		FOREACH r IN ARRAY v_reqs LOOP
+			v_state := privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
+			IF v_state = 'done' THEN
+				done := done + 1;
+			ELSIF v_state = 'restricted' THEN
+				restricted := restricted + 1;
+			ELSIF v_state = 'blocked' THEN
+				blocked := blocked + 1;
+			END IF;			/* pending: erased, waiting for older transactions to end */
 		END LOOP;
-		v_reqs := v_later;
-	END IF;
-	FOREACH r IN ARRAY v_reqs LOOP
-		v_state := privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
-		IF v_state = 'done' THEN
-			done := done + 1;
-		ELSIF v_state = 'restricted' THEN
-			restricted := restricted + 1;
-		ELSIF v_state = 'blocked' THEN
-			blocked := blocked + 1;
-		END IF;			/* pending: erased, waiting for older transactions to end */
+		EXIT WHEN v_taken >= max_requests;
 	END LOOP;
 END
 $$;
