@@ -702,14 +702,14 @@ BEGIN
 		SELECT g.key, jsonb_object_agg(g.tbl, g.acts) AS counts,
 			   sum(coalesce((g.acts ->> 'restricted')::bigint, 0)) AS kept,
 			   /* the tables rows were deleted or anonymized in (their leaves were written to), as bits */
-			   sum(2::numeric ^ g.tix) FILTER (WHERE g.acts ?| ARRAY['deleted', 'anonymized']) AS mask
+			   bit_or(1::bigint << g.tix) FILTER (WHERE g.acts ?| ARRAY['deleted', 'anonymized']) AS mask
 		  FROM got g GROUP BY g.key),
 	touched AS (
 		SELECT m.mask,
 			   ARRAY(SELECT DISTINCT l.v::oid
 					   FROM generate_series(0, jsonb_array_length(v_leaves) - 1) AS i(i),
 							jsonb_array_elements_text(v_leaves -> i.i) AS l(v)
-					  WHERE mod(trunc(m.mask / 2::numeric ^ i.i), 2) = 1) AS touched
+					  WHERE m.mask & (1::bigint << i.i) <> 0) AS touched
 		  FROM (SELECT DISTINCT p.mask FROM per_key p WHERE p.mask IS NOT NULL) m),
 	o AS (
 		SELECT q.id, q.subject, q.erased_at, q.counts AS old_counts,

@@ -24,7 +24,9 @@ DECLARE
 	r privacy_guard.erasure_request;
 	v_reqs privacy_guard.erasure_request[];
 	v_set privacy_guard.erasure_request[];
-	v_later privacy_guard.erasure_request[] := '{}';
+	v_later privacy_guard.erasure_request[];
+	v_n integer;
+	v_last bigint;
 	v_state text;
 	v_targets privacy_guard.erase_target[];
 	v_tagged boolean;
@@ -35,15 +37,21 @@ BEGIN
 	blocked := 0;
 	restricted := 0;
 	LOOP
-		v_reqs := ARRAY(SELECT e FROM privacy_guard.erasure_request e
+		/* the first request of each key in v_reqs, any later one of the same key in v_later */
+		SELECT coalesce(array_agg(y.e ORDER BY (y.e).id) FILTER (WHERE y.nth = 1), '{}'),
+			   coalesce(array_agg(y.e ORDER BY (y.e).id) FILTER (WHERE y.nth > 1), '{}'),
+			   count(*), max((y.e).id)
+		  INTO v_reqs, v_later, v_n, v_last
+		  FROM (SELECT x.e, row_number() OVER (PARTITION BY (x.e).subject ORDER BY (x.e).id) AS nth
+				  FROM (SELECT e FROM privacy_guard.erasure_request e
 						 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
 						   AND e.due <= round_at AND e.id > v_after
 						 ORDER BY e.id
-						 LIMIT least(c_page, max_requests - v_taken));
-		EXIT WHEN cardinality(v_reqs) = 0;
-		last_id := v_reqs[cardinality(v_reqs)].id;
-		v_after := last_id;
-		v_taken := v_taken + cardinality(v_reqs);
+						 LIMIT least(c_page, max_requests - v_taken)) x) y;
+		EXIT WHEN v_n = 0;
+		last_id := v_last;
+		v_after := v_last;
+		v_taken := v_taken + v_n;
 		IF v_targets IS NULL THEN
 			/* what every request needs, looked up once per round */
 			v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
@@ -66,19 +74,15 @@ BEGIN
 								   AND d.deptype = 'n');
 			/*
 			 * Sets, unless a subject column is gone or a table has rules (a
-			 * set's statement could not count rows per key there): then one
-			 * at a time.
+			 * set's statement could not count rows per key there), or there
+			 * are more tables than a set's bits name: then one at a time.
 			 */
-			v_sets := NOT EXISTS (SELECT 1 FROM unnest(v_targets) t WHERE t.subject_type IS NULL)
+			v_sets := cardinality(v_targets) <= 63
+					  AND NOT EXISTS (SELECT 1 FROM unnest(v_targets) t WHERE t.subject_type IS NULL)
 					  AND NOT EXISTS (SELECT 1 FROM unnest(v_targets) t, unnest(t.targets) p, pg_class c
 									   WHERE c.oid = p AND c.relhasrules);
 		END IF;
-		IF v_sets AND cardinality(v_reqs) >= c_set_from THEN
-			SELECT coalesce(array_agg(y.q ORDER BY (y.q).id) FILTER (WHERE y.nth = 1), '{}'),
-				   coalesce(array_agg(y.q ORDER BY (y.q).id) FILTER (WHERE y.nth > 1), '{}')
-			  INTO v_reqs, v_later
-			  FROM (SELECT q, row_number() OVER (PARTITION BY q.subject ORDER BY q.id) AS nth
-					  FROM unnest(v_reqs) q) y;
+		IF v_sets AND v_n >= c_set_from THEN
 			FOR i IN 0 .. (cardinality(v_reqs) - 1) / c_set_size LOOP
 				v_set := v_reqs[i * c_set_size + 1 : (i + 1) * c_set_size];
 				f := privacy_guard._forget_set(v_set, secret, v_targets, v_tagged);
@@ -86,9 +90,10 @@ BEGIN
 				blocked := blocked + f.blocked;
 				restricted := restricted + f.restricted;
 			END LOOP;
-			v_reqs := v_later;
+			v_reqs := '{}';
 		END IF;
-		FOREACH r IN ARRAY v_reqs LOOP
+		/* one at a time: the later requests of a key after the first */
+		FOREACH r IN ARRAY v_reqs || v_later LOOP
 			v_state := privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
 			IF v_state = 'done' THEN
 				done := done + 1;
