@@ -38,6 +38,16 @@ BEGIN
 END
 $$;
 CREATE TRIGGER fs_orders_stmt AFTER DELETE ON fs_orders FOR EACH STATEMENT EXECUTE FUNCTION fs_log_stmt();
+-- and a row trigger that keeps the account of 8
+CREATE FUNCTION fs_keep_8() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF OLD.id = 8 THEN
+		RETURN NULL;
+	END IF;
+	RETURN OLD;
+END
+$$;
+CREATE TRIGGER fs_accounts_keep BEFORE DELETE ON fs_accounts FOR EACH ROW EXECUTE FUNCTION fs_keep_8();
 -- subjects 1 to 42: an account, two orders, a profile
 INSERT INTO fs_accounts SELECT g, 'user' || g || '@example.org' FROM generate_series(1, 42) g;
 INSERT INTO fs_orders (account_id, amount) SELECT g, 10 * k FROM generate_series(1, 42) g, generate_series(1, 2) k;
@@ -75,7 +85,7 @@ SELECT state, count(*) FROM privacy_guard.erasure_requests GROUP BY state ORDER 
 
 -- the receipts: the set's requests count their rows per table as one alone does
 SELECT e.id, e.state, e.counts, e.error, e.completed_at IS NOT NULL AS completed
-  FROM privacy_guard.erasure_requests e WHERE e.id IN (1, 3, 5, 6, 7, 9, 11, 41) ORDER BY e.id;
+  FROM privacy_guard.erasure_requests e WHERE e.id IN (1, 3, 5, 6, 7, 8, 9, 11, 41) ORDER BY e.id;
 SELECT count(*) AS receipts_like_1
   FROM privacy_guard.erasure_requests e, privacy_guard.erasure_requests one
  WHERE one.id = 1 AND e.counts = one.counts AND e.state = 'done';
@@ -93,7 +103,8 @@ SELECT a.error = replace(b.error, '41', '7') AS same_blocking, c.counts = d.coun
  WHERE a.id = 7 AND b.id = 42 AND c.id = 5 AND d.id = 43;
 
 -- the rows are gone (as the superuser, who sees everything): only those of
--- 7 and 41 (blocked) and the held invoices of 5 and 42 are left
+-- 7, 8 and 41 (blocked: all of 8's rows, though only its account was kept)
+-- and the held invoices of 5 and 42 are left
 SELECT array_agg(id ORDER BY id) AS accounts_left FROM fs_accounts;
 SELECT array_agg(DISTINCT account_id ORDER BY account_id) AS orders_left FROM fs_orders;
 SELECT account_id, issued < now() - interval '1 year' AS old FROM fs_invoices ORDER BY account_id;
@@ -102,11 +113,11 @@ SELECT account_id, issued < now() - interval '1 year' AS old FROM fs_invoices OR
 -- as one request alone hashes (42 was alone)
 SELECT count(*) AS profiles, count(account_id) AS with_subject,
 	   count(*) FILTER (WHERE nickname LIKE 'nick%') AS nicknames, count(city) AS cities
-  FROM fs_profiles WHERE account_id IS NULL OR account_id NOT IN (7, 41);
+  FROM fs_profiles WHERE account_id IS NULL OR account_id NOT IN (7, 8, 41);
 SELECT count(*) AS hashed_alike FROM fs_profiles
  WHERE (city = 'Town1' AND nickname = privacy_guard._hmac(privacy_guard._secret(), 'nick1'))
 	OR (city = 'Town42' AND nickname = privacy_guard._hmac(privacy_guard._secret(), 'nick42'));
-SELECT nickname, city FROM fs_profiles WHERE account_id = 7;
+SELECT account_id, nickname, city FROM fs_profiles WHERE account_id IN (7, 8) ORDER BY 1;
 -- 9's tagged value is erased, 50's kept
 SELECT k, note IS NULL AS erased FROM fs_notes ORDER BY k;
 -- 3's consent history is kept under the digest, no longer under the key
