@@ -34,7 +34,7 @@ REGRESS      = setup purposes consent protect rules read_paths inheritance rls_c
                attacks_outside \
                owner_sandbox two_phase tagged_parallel import round_history \
                purge_order erasure_prepared parallel_reads recipients attacks_disclosure reading_view purpose_scope notice_languages upgrade_safe \
-               partition_retention import_bulk
+               partition_retention import_bulk forget_sets
 # PRELOAD=1 (default): the temp instances preload the library, so the suites
 # test the shared consent store; PRELOAD=0: loaded on first use, private copies
 PRELOAD ?= 1

@@ -38,6 +38,7 @@
 
 PG_FUNCTION_INFO_V1(pvg_exec_as_owner);
 PG_FUNCTION_INFO_V1(pvg_batch_as_owner);
+PG_FUNCTION_INFO_V1(pvg_set_as_owner);
 
 /* how long an engine statement waits for a lock held by an application */
 #define PVG_ENGINE_LOCK_TIMEOUT "500ms"
@@ -444,4 +445,48 @@ pvg_batch_as_owner(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, out, outnull)));
+}
+
+/*
+ * _set_as_owner(tbl regclass, sql text, keys text[], secret bytea) -> jsonb
+ *
+ * Runs one statement of a set of forget requests as the owner of tbl (see
+ * pvg_run_as_table_owner): sql may use $1 (the subject keys) and $2 (the
+ * digest key), and returns one row whose first column is a jsonb (the
+ * rows per key), or no row.  Returns that value, or NULL.
+ */
+Datum
+pvg_set_as_owner(PG_FUNCTION_ARGS)
+{
+	Oid			argtypes[2] = {TEXTARRAYOID, BYTEAOID};
+	Datum		values[2];
+	char		nulls[2];
+	Datum		result = (Datum) 0;
+	bool		isnull = true;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table, statement and keys must not be NULL")));
+	values[0] = PG_GETARG_DATUM(2);
+	nulls[0] = ' ';
+	values[1] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[1] = PG_ARGISNULL(3) ? 'n' : ' ';
+
+	if (pvg_run_as_table_owner(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+							   argtypes, values, nulls) == SPI_OK_SELECT &&
+		SPI_processed > 0)
+	{
+		if (SPI_tuptable->tupdesc->natts != 1 ||
+			SPI_gettypeid(SPI_tuptable->tupdesc, 1) != JSONBOID)
+			elog(ERROR, "a set statement must return one jsonb column");
+		result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		/* copy the value out of SPI's memory before SPI_finish frees it */
+		if (!isnull)
+			result = SPI_datumTransfer(result, false, -1);
+	}
+	SPI_finish();
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
 }

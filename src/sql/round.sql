@@ -2,7 +2,11 @@
  * Forget requests that are due, each in full or not at all, and how they
  * ended: all of them, or (the worker, which commits between calls) at most
  * max_requests with ids above after_id; last_id is the last one taken,
- * NULL when none was left.
+ * NULL when none was left.  A few requests are carried out one at a time
+ * (_erase_subject); many at once in sets of different keys, one statement
+ * per table for a set (_forget_set), and a later request of a key already
+ * in a set after the sets, alone, as it would have come after it.  The
+ * requests are read c_page at a time (a backlog is not held in memory).
  */
 CREATE FUNCTION privacy_guard._forget_due(round_at timestamptz, secret bytea,
 		after_id bigint DEFAULT 0, max_requests integer DEFAULT NULL,
@@ -12,22 +16,42 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+	c_set_from CONSTANT integer := 20;		/* due requests from which sets are used */
+	c_set_size CONSTANT integer := 1000;	/* requests in a set */
+	c_page CONSTANT integer := 10000;		/* requests read at a time */
+	v_after bigint := after_id;
+	v_taken integer := 0;
 	r privacy_guard.erasure_request;
+	v_reqs privacy_guard.erasure_request[];
+	v_set privacy_guard.erasure_request[];
+	v_later privacy_guard.erasure_request[];
+	v_n integer;
+	v_last bigint;
 	v_state text;
 	v_targets privacy_guard.erase_target[];
 	v_tagged boolean;
+	v_sets boolean;
+	f record;
 BEGIN
 	done := 0;
 	blocked := 0;
 	restricted := 0;
-	FOR r IN
-		SELECT * FROM privacy_guard.erasure_request e
-		 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
-		   AND e.due <= round_at AND e.id > after_id
-		 ORDER BY e.id
-		 LIMIT max_requests
 	LOOP
-		last_id := r.id;
+		/* the first request of each key in v_reqs, any later one of the same key in v_later */
+		SELECT coalesce(array_agg(y.e ORDER BY (y.e).id) FILTER (WHERE y.nth = 1), '{}'),
+			   coalesce(array_agg(y.e ORDER BY (y.e).id) FILTER (WHERE y.nth > 1), '{}'),
+			   count(*), max((y.e).id)
+		  INTO v_reqs, v_later, v_n, v_last
+		  FROM (SELECT x.e, row_number() OVER (PARTITION BY (x.e).subject ORDER BY (x.e).id) AS nth
+				  FROM (SELECT e FROM privacy_guard.erasure_request e
+						 WHERE e.state IN ('pending', 'blocked', 'restricted') AND e.subject IS NOT NULL
+						   AND e.due <= round_at AND e.id > v_after
+						 ORDER BY e.id
+						 LIMIT least(c_page, max_requests - v_taken)) x) y;
+		EXIT WHEN v_n = 0;
+		last_id := v_last;
+		v_after := v_last;
+		v_taken := v_taken + v_n;
 		IF v_targets IS NULL THEN
 			/* what every request needs, looked up once per round */
 			v_targets := ARRAY(SELECT x FROM privacy_guard._erase_targets() x);
@@ -48,15 +72,38 @@ BEGIN
 													  'privacy_guard.tagged_jsonb[]'::regtype)
 								   AND d.classid IN ('pg_class'::regclass, 'pg_type'::regclass)
 								   AND d.deptype = 'n');
+			/*
+			 * Sets, unless a subject column is gone or a table has rules (a
+			 * set's statement could not count rows per key there), or there
+			 * are more tables than a set's bits name: then one at a time.
+			 */
+			v_sets := cardinality(v_targets) <= 63
+					  AND NOT EXISTS (SELECT 1 FROM unnest(v_targets) t WHERE t.subject_type IS NULL)
+					  AND NOT EXISTS (SELECT 1 FROM unnest(v_targets) t, unnest(t.targets) p, pg_class c
+									   WHERE c.oid = p AND c.relhasrules);
 		END IF;
-		v_state := privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
-		IF v_state = 'done' THEN
-			done := done + 1;
-		ELSIF v_state = 'restricted' THEN
-			restricted := restricted + 1;
-		ELSIF v_state = 'blocked' THEN
-			blocked := blocked + 1;
-		END IF;			/* pending: erased, waiting for older transactions to end */
+		IF v_sets AND v_n >= c_set_from THEN
+			FOR i IN 0 .. (cardinality(v_reqs) - 1) / c_set_size LOOP
+				v_set := v_reqs[i * c_set_size + 1 : (i + 1) * c_set_size];
+				f := privacy_guard._forget_set(v_set, secret, v_targets, v_tagged);
+				done := done + f.done;
+				blocked := blocked + f.blocked;
+				restricted := restricted + f.restricted;
+			END LOOP;
+			v_reqs := '{}';
+		END IF;
+		/* one at a time: the later requests of a key after the first */
+		FOREACH r IN ARRAY v_reqs || v_later LOOP
+			v_state := privacy_guard._erase_subject(r, secret, v_targets, v_tagged);
+			IF v_state = 'done' THEN
+				done := done + 1;
+			ELSIF v_state = 'restricted' THEN
+				restricted := restricted + 1;
+			ELSIF v_state = 'blocked' THEN
+				blocked := blocked + 1;
+			END IF;			/* pending: erased, waiting for older transactions to end */
+		END LOOP;
+		EXIT WHEN v_taken >= max_requests;
 	END LOOP;
 END
 $$;
