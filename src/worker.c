@@ -888,13 +888,13 @@ pvg_worker_main(Datum arg)
 			 * (synchronous_commit off for this transaction only).  Waiting
 			 * would add a flush of the batch's WAL, full-page images of every
 			 * page it touched included, to the queue every application commit
-			 * waits in, and that is where the applications' latency beside a
-			 * purge came from.  No promise rests on a purge batch: it writes
-			 * no receipt; its count in worker_status (_count_batch) commits or
-			 * is lost with it; and what reports the round (round_history,
+			 * waits in.  No promise rests on a purge batch: it writes no
+			 * receipt; its count in worker_status (_count_batch) commits or is
+			 * lost with it; and what reports the round (round_history,
 			 * worker_status's round, the forget step's receipts) commits later
 			 * and durably, as the server is configured, and its flush carries
-			 * every batch before it, WAL being flushed in order.  A crash
+			 * every batch before it, WAL being flushed in order (so does any
+			 * other session's durable commit that saw the rows gone).  A crash
 			 * loses at most the batches of the last moments (PostgreSQL
 			 * flushes them within three times wal_writer_delay): their rows
 			 * are back, still past retention, and the next round purges
