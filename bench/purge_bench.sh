@@ -32,6 +32,9 @@
 # last_round_duration, logged per round by a trigger), so naptime and worker
 # start-up are not counted.
 #
+# It runs with PostgreSQL's default durability (fsync, synchronous_commit and
+# full_page_writes on: bench/lib.sh) and says so in its report, which also
+# gives the WAL each pacing run wrote (megabytes, full-page images, flushes).
 # It prints a markdown summary with medians, min/max, ratios and the SPEC
 # bars, and writes it to bench/results/purge_<timestamp>.md. The cluster is
 # removed on exit.
@@ -136,6 +139,15 @@ privacy_guard.batch_size = $BATCH
 EOF
 cp "$HERE/purge_setup.sql" "$WORK/purge_setup.sql"
 chmod a+r "$WORK/purge_setup.sql"
+
+# the measurements are meant for PostgreSQL's default durability; say which it was
+if grep -qx 'fsync=on' "$WORK/settings.txt" && grep -qx 'synchronous_commit=on' "$WORK/settings.txt" &&
+	grep -qx 'full_page_writes=on' "$WORK/settings.txt"; then
+	DURABILITY="PostgreSQL's default durability (fsync, synchronous_commit and full_page_writes on)"
+else
+	DURABILITY="**NOT PostgreSQL's default durability**: $(grep -E '^(fsync|synchronous_commit|full_page_writes)=' "$WORK/settings.txt" | paste -sd' ')"
+fi
+log "durability: $DURABILITY"
 
 PSQL_ARGS=(-X -q -h "$WORK" -p "$PORT" -d bench -U postgres -v ON_ERROR_STOP=1)
 psql_su() { as_pg "$BINDIR/psql" "${PSQL_ARGS[@]}" "$@"; }
@@ -422,6 +434,7 @@ if has_phase pace; then
 			q "VACUUM oltp_t" >/dev/null			# every run starts from the same state
 			q "CHECKPOINT" >/dev/null
 			lp=$WORK/pgb_${v}_$r
+			wal0=$(q "SELECT wal_bytes || ' ' || wal_fpi || ' ' || wal_sync FROM pg_stat_wal")
 			start_pgbench "$lp"
 			sleep "$WARM"
 			ps=$(now)
@@ -499,6 +512,12 @@ if has_phase pace; then
 			rec oltp_tps "$v" "$r" "$tps"
 			rec oltp_p99 "$v" "$r" "$p99"
 			rec oltp_mean "$v" "$r" "$mean"
+			# WAL written over the whole run (OLTP and purge), and its flushes
+			read -r b0 f0 s0 <<<"$wal0"
+			read -r b1 f1 s1 <<<"$(q "SELECT wal_bytes || ' ' || wal_fpi || ' ' || wal_sync FROM pg_stat_wal")"
+			rec wal_mb "$v" "$r" "$(awk -v a="$b0" -v b="$b1" 'BEGIN { printf "%.1f\n", (b - a) / 1048576 }')"
+			rec wal_fpi "$v" "$r" $((f1 - f0))
+			rec wal_sync "$v" "$r" $((s1 - s0))
 			log "  pacing run $r $v: OLTP $tps tps, p99 $p99 ms over $cnt transactions$([ "$v" = alone ] || [ "$v" = idle ] || echo "; purge $prog rows/s$([ "$truncated" = 1 ] && echo ' (outlasted the OLTP run)')")"
 			rm -f "$lp".[0-9]* "${lp}_out.txt"
 		done
@@ -577,6 +596,7 @@ SUMMARY=$WORK/summary.md
 	echo "- $(nproc 2>/dev/null || echo '?') CPUs; load average before $LOAD_BEFORE, after $LOAD_AFTER"
 	echo "- cluster: shared_buffers=$SHARED_BUFFERS (tables prewarmed: $PREWARM); sizes: $SIZES"
 	bench_settings_md
+	echo "- durability: $DURABILITY"
 	echo "- purge data: $ROWS rows (id, customer_id, amount, note, created_at; primary key and indexes on"
 	echo "  customer_id and created_at), 25% older than the retention ($RETENTION), layout $LAYOUT; a fresh frozen,"
 	echo "  prewarmed copy per measurement; batch size $BATCH; $RUNS runs per variant, interleaved"
@@ -642,6 +662,13 @@ SUMMARY=$WORK/summary.md
 			row "OLTP $name, tps" "$v" oltp_tps 0 "${rt}×" "$(paired_ratio oltp_tps "$v" alone)×" "$bt" "$vt"
 			row "OLTP $name, p99 ms" "$v" oltp_p99 3 "${r9}×" "$(paired_ratio oltp_p99 "$v" alone)×" "$b9" "$v9"
 			row "purge progress $name, rows/s" "$v" pace_rps 0 "${rg}×" "" "$bg" "$vg"
+		done
+	fi
+	if has_phase pace; then
+		for v in "${PACE_VARIANTS[@]}"; do
+			row "WAL over the whole OLTP run, $v: MB" "$v" wal_mb 1 "" "" "none" "diagnostic"
+			row "WAL over the whole OLTP run, $v: full-page images" "$v" wal_fpi 0 "" "" "none" "diagnostic"
+			row "WAL over the whole OLTP run, $v: flushes (wal_sync)" "$v" wal_sync 0 "" "" "none" "diagnostic"
 		done
 	fi
 	if has_phase forget; then

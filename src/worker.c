@@ -882,6 +882,26 @@ pvg_worker_main(Datum arg)
 
 			batch_start = GetCurrentTimestamp();
 			pvg_round_step_begin();
+
+			/*
+			 * The batch commits without waiting for its WAL to reach disk
+			 * (synchronous_commit off for this transaction only).  Waiting
+			 * would add a flush of the batch's WAL, full-page images of every
+			 * page it touched included, to the queue every application commit
+			 * waits in.  No promise rests on a purge batch: it writes no
+			 * receipt; its count in worker_status (_count_batch) commits or is
+			 * lost with it; and what reports the round (round_history,
+			 * worker_status's round, the forget step's receipts) commits later
+			 * and durably, as the server is configured, and its flush carries
+			 * every batch before it, WAL being flushed in order (so does any
+			 * other session's durable commit that saw the rows gone).  A crash
+			 * loses at most the batches of the last moments (PostgreSQL
+			 * flushes them within three times wal_writer_delay): their rows
+			 * are back, still past retention, and the next round purges
+			 * them again.
+			 */
+			(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+									 GUC_ACTION_LOCAL, true, 0, false);
 			pgstat_report_activity(STATE_RUNNING, "privacy_guard round: purging");
 			if (SPI_execute_with_args("SELECT b.matched, b.last, b.error IS NOT NULL, "
 									  "privacy_guard._add_batch($6::pg_catalog.jsonb, $2, b.action, b.processed, b.error)::pg_catalog.text, "

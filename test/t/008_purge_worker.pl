@@ -104,7 +104,9 @@ cmp_ok($took, '<', 9, sprintf('SIGTERM is obeyed during the 10 s pause between b
 # there (the server restarts); exactly that batch is lost.  Rounds are
 # switched off first (the sleeping batch is unaffected: settings are
 # read between batches), so that nothing runs after the restart until
-# the counts are taken.
+# the counts are taken.  The earlier batches committed without waiting
+# for their WAL flush, more than 10 s before the kill: the WAL writer has
+# flushed them long since (it does within three times wal_writer_delay).
 $node->safe_psql('postgres', 'UPDATE ctl SET slow_at = 50');
 ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM ($in_batch_q) w"),
 	'a new round: the worker is inside a batch, in the owner\'s trigger');
