@@ -1145,6 +1145,7 @@ pvg_base_merge(PvgBaseBuild *b, PvgSubjectSet *set, uint64 ring_from)
 	b->full_seq = old->full_seq;
 	b->ring_valid = true;
 	b->ring_from = ring_from;
+	b->merged = true;
 	b->read_at = old->read_at;
 	if (set->kind == PVG_KEY_INT)
 	{
@@ -1285,9 +1286,12 @@ pvg_merge_source(PvgRegistry *reg, int purpose, PvgKeyKind kind)
 }
 
 /*
- * Start a new overlay over a merged base at the base's ring position (see
- * pvg_base_merge), applying every record since.  False when it cannot:
- * the caller then queries the subjects written since the base's horizon.
+ * Start a new overlay over a base at the base's change ring position,
+ * without a query: over a merged base (see pvg_base_merge) applying every
+ * record since, over one read from the tables all but the records of the
+ * transactions its snapshot saw (as after a query, pvg_store_ring_sync).
+ * False when it cannot: the caller then queries the subjects written since
+ * the base's horizon.
  */
 static bool
 pvg_store_ring_start(PvgConsentStore *store, PvgRegistry *reg, const PvgBaseImage *base)
@@ -1298,7 +1302,20 @@ pvg_store_ring_start(PvgConsentStore *store, PvgRegistry *reg, const PvgBaseImag
 	store->ring_pos = base->ring_from;
 	store->ring_start = base->ring_from;
 	store->ring_synced = true;
-	store->seen_none = true;
+	store->seen_none = base->merged;
+	if (!base->merged)
+	{
+		/* read with a snapshot: skip the records of what it saw, as after a query */
+		if (store->seen_xip != NULL)
+			pfree(store->seen_xip);
+		store->seen_xip = MemoryContextAlloc(store->cxt,
+											 sizeof(TransactionId) * (base->seen_xcnt + 1));
+		memcpy(store->seen_xip, (const char *) base + base->seen_off,
+			   sizeof(TransactionId) * base->seen_xcnt);
+		store->seen_xcnt = base->seen_xcnt;
+		store->seen_xmin = base->seen_xmin;
+		store->seen_xmax = base->seen_xmax;
+	}
 	if (pvg_store_ring_patch(store, reg))
 		return true;
 	store->ring_synced = false;
@@ -1340,12 +1357,26 @@ pvg_base_fill(PvgBaseBuild *b, void *varg)
 
 	pvg_as_extension_owner_begin(&save_userid, &save_sec);
 	{
+		/* before the snapshot: records from here on are of transactions it may miss */
+		uint64		head = pvg_shared_changes_head();
 		Snapshot	snap = RegisterSnapshot(GetLatestSnapshot());
+		TransactionId own = GetTopTransactionIdIfAny();
 
 		/* our own writes, whatever their command id, are invisible to it */
 		snap->curcid = FirstCommandId;
 		b->horizon = pvg_snapshot_horizon(snap);
 		pvg_store_read(tmp, snap);
+
+		/* so a new overlay over it may start from the ring, as after a query */
+		b->ring_valid = pvg_shared_changes_ready();
+		b->ring_from = head;
+		b->seen_xmin = snap->xmin;
+		b->seen_xmax = snap->xmax;
+		b->seen_xip = palloc(sizeof(TransactionId) * (snap->xcnt + 1));
+		memcpy(b->seen_xip, snap->xip, sizeof(TransactionId) * snap->xcnt);
+		b->seen_xcnt = snap->xcnt;
+		if (TransactionIdIsValid(own))
+			b->seen_xip[b->seen_xcnt++] = own;	/* it is not in the base */
 		UnregisterSnapshot(snap);
 	}
 	pvg_as_extension_owner_end(save_userid, save_sec);
@@ -1510,7 +1541,7 @@ pvg_subject_set_shared(PvgConsentStore *store, PvgRegistry *reg, int purpose, Pv
 	/* the overlay must hold every subject written since the base's horizon */
 	if (!store->ov_valid)
 	{
-		/* a new overlay: over a merged base, from the ring; else from the tables */
+		/* a new overlay: from the ring when it still holds the base's position */
 		if (!pvg_store_ring_start(store, reg, base) &&
 			!pvg_store_patch(store, reg, base->horizon, NULL))
 			return pvg_subject_set_anew(reg, purpose, kind);

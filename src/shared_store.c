@@ -763,6 +763,7 @@ pvg_shared_layout(PvgBaseBuild *b, const char *sig, int siglen, int kind, uint64
 {
 	Size		size;
 	Size		sig_off,
+				seen_off,
 				bits_off,
 				int_off,
 				text_off,
@@ -818,6 +819,8 @@ pvg_shared_layout(PvgBaseBuild *b, const char *sig, int siglen, int kind, uint64
 	size = MAXALIGN(sizeof(PvgBaseImage));
 	sig_off = size;
 	size += MAXALIGN(siglen + 1);
+	seen_off = size;
+	size += MAXALIGN(sizeof(TransactionId) * b->seen_xcnt);
 	bits_off = size;
 	size += nbits_words * sizeof(uint64);
 	int_off = size;
@@ -847,6 +850,13 @@ pvg_shared_layout(PvgBaseBuild *b, const char *sig, int siglen, int kind, uint64
 	img->siglen = siglen;
 	img->sig_off = sig_off;
 	memcpy(base + sig_off, sig, siglen);
+	img->merged = b->merged;
+	img->seen_xmin = b->seen_xmin;
+	img->seen_xmax = b->seen_xmax;
+	img->seen_xcnt = b->seen_xcnt;
+	img->seen_off = seen_off;
+	if (b->seen_xcnt > 0)
+		memcpy(base + seen_off, b->seen_xip, sizeof(TransactionId) * b->seen_xcnt);
 	base[sig_off + siglen] = '\0';
 
 	if (use_bits)

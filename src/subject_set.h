@@ -121,8 +121,15 @@ typedef struct PvgBaseImage
 	uint64		build_seq;
 	uint64		full_seq;
 	TimestampTz built_at;
-	bool		ring_valid;		/* merged: complete up to change ring position ... */
-	uint64		ring_from;		/* ... ring_from (see consent_cache.c) */
+	bool		ring_valid;		/* complete up to change ring position ring_from ... */
+	uint64		ring_from;
+	bool		merged;			/* ... merged (every record from there on is new to it), or
+								 * read with a snapshot (not the records of the
+								 * transactions it saw: seen_*) */
+	TransactionId seen_xmin;
+	TransactionId seen_xmax;
+	uint32		seen_xcnt;
+	Size		seen_off;		/* the snapshot's running transactions */
 	TimestampTz read_at;		/* when the tables were last read for it */
 	uint32		siglen;
 	Size		sig_off;
@@ -159,6 +166,11 @@ typedef struct PvgBaseBuild
 	uint64		full_seq;
 	bool		ring_valid;
 	uint64		ring_from;
+	bool		merged;
+	TransactionId seen_xmin;
+	TransactionId seen_xmax;
+	uint32		seen_xcnt;
+	TransactionId *seen_xip;
 	TimestampTz read_at;		/* 0: now */
 	uint64		nints;
 	PvgBaseEntryInt *ints;
