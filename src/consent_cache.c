@@ -541,6 +541,30 @@ pvg_store_read(PvgConsentStore *store, Snapshot snap)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * Read the state of the given subjects (a text[]) under snap, in the rows
+ * pvg_store_add_rows takes: their consents and objections and their open
+ * forget requests.  SPI connected.  A patch re-reads changed subjects with
+ * it, and a committing writer the subjects it wrote (consent_changes.c).
+ */
+uint64
+pvg_spi_read_subject_states(Datum subjects, Snapshot snap)
+{
+	Oid			argtype = TEXTARRAYOID;
+
+	return pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until, "
+								 "NULL::pg_catalog.timestamptz "
+								 "FROM privacy_guard.consent_state "
+								 "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
+								 "AND status OPERATOR(pg_catalog.<>) 'withdrawn' "
+								 "UNION ALL "
+								 "SELECT subject, NULL, 'f', NULL, due "
+								 "FROM privacy_guard.erasure_request "
+								 "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
+								 "AND state OPERATOR(pg_catalog.<>) 'done'",
+								 1, &argtype, &subjects, snap);
+}
+
 /* Read the whole store; returns it.  Marks it fresh before reading (see below). */
 static PvgConsentStore *
 pvg_store_load(void)
@@ -592,6 +616,25 @@ pvg_store_load(void)
 }
 
 /*
+ * What a snapshot saw, for pvg_store_seen: its xmin, xmax and running
+ * transactions, and own (when valid) counted as running too.
+ */
+static void
+pvg_store_set_seen(PvgConsentStore *store, TransactionId xmin, TransactionId xmax,
+				   const TransactionId *xip, int xcnt, TransactionId own)
+{
+	if (store->seen_xip != NULL)
+		pfree(store->seen_xip);
+	store->seen_xip = MemoryContextAlloc(store->cxt, sizeof(TransactionId) * (xcnt + 1));
+	memcpy(store->seen_xip, xip, sizeof(TransactionId) * xcnt);
+	store->seen_xcnt = xcnt;
+	if (TransactionIdIsValid(own))
+		store->seen_xip[store->seen_xcnt++] = own;
+	store->seen_xmin = xmin;
+	store->seen_xmax = xmax;
+}
+
+/*
  * After a query of the changed subjects read with snap: the ring records
  * from head (read before snap was taken) on are what the next patches
  * apply, less those of transactions snap saw.  Our own transaction counts
@@ -600,18 +643,8 @@ pvg_store_load(void)
 static void
 pvg_store_ring_sync(PvgConsentStore *store, uint64 head, Snapshot snap)
 {
-	TransactionId own = GetTopTransactionIdIfAny();
-
-	if (store->seen_xip != NULL)
-		pfree(store->seen_xip);
-	store->seen_xip = MemoryContextAlloc(store->cxt,
-										 sizeof(TransactionId) * (snap->xcnt + 1));
-	memcpy(store->seen_xip, snap->xip, sizeof(TransactionId) * snap->xcnt);
-	store->seen_xcnt = snap->xcnt;
-	if (TransactionIdIsValid(own))
-		store->seen_xip[store->seen_xcnt++] = own;
-	store->seen_xmin = snap->xmin;
-	store->seen_xmax = snap->xmax;
+	pvg_store_set_seen(store, snap->xmin, snap->xmax, snap->xip, snap->xcnt,
+					   GetTopTransactionIdIfAny());
 	store->ring_pos = head;
 	store->ring_synced = true;
 	store->seen_none = false;
@@ -845,19 +878,7 @@ pvg_store_query(PvgConsentStore *store, PvgRegistry *reg, FullTransactionId from
 			nchanged = nkeys;
 
 			/* ... and read them again: their consents and open requests in one go */
-			argtypes[0] = TEXTARRAYOID;
-			args[0] = subjects;
-			pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until, "
-								  "NULL::pg_catalog.timestamptz "
-								  "FROM privacy_guard.consent_state "
-								  "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
-								  "AND status OPERATOR(pg_catalog.<>) 'withdrawn' "
-								  "UNION ALL "
-								  "SELECT subject, NULL, 'f', NULL, due "
-								  "FROM privacy_guard.erasure_request "
-								  "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
-								  "AND state OPERATOR(pg_catalog.<>) 'done'",
-								  1, argtypes, args, snap);
+			pvg_spi_read_subject_states(subjects, snap);
 			old = MemoryContextSwitchTo(store->cxt);
 			pvg_store_add_rows(store);
 
@@ -1306,15 +1327,9 @@ pvg_store_ring_start(PvgConsentStore *store, PvgRegistry *reg, const PvgBaseImag
 	if (!base->merged)
 	{
 		/* read with a snapshot: skip the records of what it saw, as after a query */
-		if (store->seen_xip != NULL)
-			pfree(store->seen_xip);
-		store->seen_xip = MemoryContextAlloc(store->cxt,
-											 sizeof(TransactionId) * (base->seen_xcnt + 1));
-		memcpy(store->seen_xip, (const char *) base + base->seen_off,
-			   sizeof(TransactionId) * base->seen_xcnt);
-		store->seen_xcnt = base->seen_xcnt;
-		store->seen_xmin = base->seen_xmin;
-		store->seen_xmax = base->seen_xmax;
+		pvg_store_set_seen(store, base->seen_xmin, base->seen_xmax,
+						   (const TransactionId *) ((const char *) base + base->seen_off),
+						   base->seen_xcnt, InvalidTransactionId);
 	}
 	if (pvg_store_ring_patch(store, reg))
 		return true;

@@ -328,19 +328,9 @@ pvg_changes_pre_commit(void)
 
 		/* their state now: committed by anyone before we locked, and ours */
 		snap = RegisterSnapshot(GetLatestSnapshot());
-		argtypes[0] = TEXTARRAYOID;
-		args[0] = PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1, false, TYPALIGN_INT));
-		pvg_spi_read_snapshot("SELECT subject, purpose, pg_catalog.left(status, 1), valid_until, "
-							  "NULL::pg_catalog.timestamptz "
-							  "FROM privacy_guard.consent_state "
-							  "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
-							  "AND status OPERATOR(pg_catalog.<>) 'withdrawn' "
-							  "UNION ALL "
-							  "SELECT subject, NULL, 'f', NULL, due "
-							  "FROM privacy_guard.erasure_request "
-							  "WHERE subject OPERATOR(pg_catalog.=) ANY ($1) "
-							  "AND state OPERATOR(pg_catalog.<>) 'done'",
-							  1, argtypes, args, snap);
+		pvg_spi_read_subject_states(PointerGetDatum(construct_array(elems, nkeys, TEXTOID, -1,
+																	false, TYPALIGN_INT)),
+									snap);
 		UnregisterSnapshot(snap);
 		ok = pvg_changes_fill(recs, nkeys);
 	}

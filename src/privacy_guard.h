@@ -182,6 +182,7 @@ extern void pvg_consent_end_xact(void);
 extern void pvg_consent_note_full_change(void);
 extern PvgSubjectSet *pvg_subject_set(PvgRegistry *reg, int purpose, PvgKeyKind kind);
 extern bool pvg_parse_canonical_int(const char *s, int len, int64 *result);
+extern uint64 pvg_spi_read_subject_states(Datum subjects, Snapshot snap);
 
 /* forgotten.c */
 extern void pvg_forgotten_init(void);
