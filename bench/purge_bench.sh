@@ -52,6 +52,7 @@
 #   OLTP_CLIENTS=2  OLTP_ROWS=100000
 #   PACE_RUNS=$RUNS               runs per phase 3 variant
 #   PACE_DELAYS="0 2 10"          worker batch_delay values (ms) beside OLTP
+#   PACE_QUICK=0                  1: phase 3 without the idle worker and the hand loop
 #   PACE_ROWS=$ROWS               purge data set size in phase 3
 #   FORGET_ROWS=1000000           rows in each of the 5 forget tables (10 per subject)
 #   SHARED_BUFFERS=1GB
@@ -59,6 +60,11 @@
 #                                 launcher starts workers only for the benchmark's
 #                                 database (diagnostic: isolates the worker's own
 #                                 cost from rounds started for other databases)
+#   EXTRA_CONF=                   more server settings, one per line (diagnostics;
+#                                 printed in the report)
+#   OLTP_PGOPTIONS=               PGOPTIONS for the pgbench sessions (diagnostics,
+#                                 e.g. "-c synchronous_commit=off" to take WAL flushes
+#                                 out of the OLTP's latency; printed in the report)
 #   KEEP=0                        1: leave the cluster running afterwards
 #   PVG_PREFIX=                   use the private install made by PVG_PREFIX=... bin/setup
 #   PG_CONFIG=                    default: bin/cluster.sh (under PVG_PREFIX if set)
@@ -85,6 +91,9 @@ PACE_ROWS=${PACE_ROWS:-$ROWS}
 FORGET_ROWS=${FORGET_ROWS:-1000000}
 SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
 KEEP=${KEEP:-0}
+EXTRA_CONF=${EXTRA_CONF:-}
+PACE_QUICK=${PACE_QUICK:-0}
+OLTP_PGOPTIONS=${OLTP_PGOPTIONS:-}
 ONLY_BENCH_DB=${ONLY_BENCH_DB:-0}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
@@ -136,6 +145,7 @@ shared_preload_libraries = 'privacy_guard'
 privacy_guard.enabled = off			# switched on (ALTER SYSTEM) only while measured
 privacy_guard.naptime = 1			# a round starts within a second of enabling
 privacy_guard.batch_size = $BATCH
+$EXTRA_CONF
 EOF
 cp "$HERE/purge_setup.sql" "$WORK/purge_setup.sql"
 chmod a+r "$WORK/purge_setup.sql"
@@ -399,7 +409,7 @@ oltp_bounds() {					# log_prefix -> "first_start last_end" (epoch s)
 		END { printf "%.6f %.6f\n", lo, hi }'
 }
 start_pgbench() {				# log_prefix
-	as_pg "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -U postgres -M prepared \
+	as_pg env PGOPTIONS="$OLTP_PGOPTIONS" "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -U postgres -M prepared \
 		-c "$OLTP_CLIENTS" -j "$OLTP_CLIENTS" -T "$OLTP_SECONDS" -l --log-prefix="$1" \
 		-f "$WORK/oltp.sql" bench >"$1_out.txt" 2>&1 &
 	PGB_PID=$!
@@ -407,9 +417,10 @@ start_pgbench() {				# log_prefix
 }
 
 if has_phase pace; then
-	PACE_VARIANTS=(alone idle)
+	PACE_VARIANTS=(alone)
+	[ "$PACE_QUICK" = 1 ] || PACE_VARIANTS+=(idle)
 	for d in $PACE_DELAYS; do PACE_VARIANTS+=("worker_$d"); done
-	PACE_VARIANTS+=(hand)
+	[ "$PACE_QUICK" = 1 ] || PACE_VARIANTS+=(hand)
 	n=${#PACE_VARIANTS[@]}
 	log "pacing: $PACE_RUNS runs x $n variants, ${OLTP_SECONDS}s of $OLTP_CLIENTS pgbench clients, $PACE_ROWS rows"
 	q "VACUUM (FREEZE, ANALYZE) oltp_t" >/dev/null
@@ -597,6 +608,8 @@ SUMMARY=$WORK/summary.md
 	echo "- cluster: shared_buffers=$SHARED_BUFFERS (tables prewarmed: $PREWARM); sizes: $SIZES"
 	bench_settings_md
 	echo "- durability: $DURABILITY"
+	[ -z "$EXTRA_CONF" ] || echo "- extra settings: $(printf '%s' "$EXTRA_CONF" | paste -sd';')"
+	[ -z "$OLTP_PGOPTIONS" ] || echo "- pgbench sessions' PGOPTIONS: $OLTP_PGOPTIONS"
 	echo "- purge data: $ROWS rows (id, customer_id, amount, note, created_at; primary key and indexes on"
 	echo "  customer_id and created_at), 25% older than the retention ($RETENTION), layout $LAYOUT; a fresh frozen,"
 	echo "  prewarmed copy per measurement; batch size $BATCH; $RUNS runs per variant, interleaved"
