@@ -616,10 +616,18 @@ BEGIN
 		/*
 		 * (The text forms' test as IS TRUE: a join filter, never a hash
 		 * key, so only the rows the type's equality found are formatted.)
+		 * Of the integer types and uuid, equal values show the same text,
+		 * and every key left is a value's text form (_keys_of_type): the
+		 * equality alone finds exactly the rows the rules know by the key.
 		 */
-		v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s AND '
-						 '(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) "privacy_guard key") IS TRUE',
-						 t.subject_column, t.subject_type);
+		IF t.base_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype) THEN
+			v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s',
+							 t.subject_column, t.subject_type);
+		ELSE
+			v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s AND '
+							 '(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) "privacy_guard key") IS TRUE',
+							 t.subject_column, t.subject_type);
+		END IF;
 		v_held := 'false';
 		IF t.hold_keep IS NOT NULL THEN
 			v_held := privacy_guard._time_cond(t.retention_column, t.hold_keep, false, now());

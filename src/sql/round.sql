@@ -112,7 +112,14 @@ COMMENT ON FUNCTION privacy_guard._forget_due(timestamptz, bytea, bigint, intege
 /*
  * The end of a round: receipts learn when erased rows became physically
  * unreachable (every table the erasure wrote to vacuumed since), and
- * receipts older than privacy_guard.log_retention are dropped.
+ * receipts older than privacy_guard.log_retention are dropped.  Only
+ * receipts closed before this transaction began can be (no VACUUM runs
+ * inside a transaction, and none can reclaim rows of a transaction still
+ * open), found through a partial index however many receipts are kept.
+ * Each table's last vacuum is read once, not once per receipt that touched
+ * it (ten thousand receipts of a bulk round touch the same few tables).  A
+ * table missing from that list (a receipt closed since it was read) counts
+ * as not vacuumed, unless it is gone.
  */
 CREATE FUNCTION privacy_guard._close_receipts()
 RETURNS bigint
@@ -126,14 +133,22 @@ DECLARE
 	v_horizon timestamptz := now() - coalesce(pg_catalog.current_setting('privacy_guard.log_retention', true)::interval,
 											  interval '1095 days');
 BEGIN
+	WITH vacuumed AS MATERIALIZED (
+		SELECT x.relid, coalesce(greatest(pg_stat_get_last_vacuum_time(x.relid),
+										  pg_stat_get_last_autovacuum_time(x.relid)),
+								 '-infinity') AS at
+		  FROM (SELECT DISTINCT t.relid
+				  FROM privacy_guard.erasure_request o, unnest(o.touched) AS t(relid)
+				 WHERE o.state = 'done' AND o.unreachable_at IS NULL AND o.completed_at < now()) x
+		 WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid))
 	UPDATE privacy_guard.erasure_request e
 	   SET unreachable_at = now()
-	 WHERE e.state = 'done' AND e.unreachable_at IS NULL
+	 WHERE e.state = 'done' AND e.unreachable_at IS NULL AND e.completed_at < now()
 	   AND NOT EXISTS (SELECT 1 FROM unnest(e.touched) AS x(relid)
-					   WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid)
-						 AND coalesce(greatest(pg_stat_get_last_vacuum_time(x.relid),
-											   pg_stat_get_last_autovacuum_time(x.relid)),
-									  '-infinity') < e.completed_at);
+					   LEFT JOIN vacuumed v ON v.relid = x.relid
+					   WHERE CASE WHEN v.relid IS NULL
+								  THEN EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid)
+								  ELSE v.at < e.completed_at END);
 	WITH gone AS (
 		DELETE FROM privacy_guard.erasure_request e
 		 WHERE e.state = 'done' AND e.unreachable_at IS NOT NULL

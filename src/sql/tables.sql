@@ -112,8 +112,21 @@ CREATE TABLE privacy_guard.erasure_request (
 	recipients_notified integer NOT NULL DEFAULT 0	/* notices written to recipients of the subject's data */
 );
 CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
-CREATE INDEX erasure_request_subject ON privacy_guard.erasure_request (subject);
+/*
+ * Receipts are kept for years (privacy_guard.log_retention), open requests
+ * only until a round carries them out: the indexes a round reads by cover
+ * the few rows it looks for, not every receipt ever kept.  Only open
+ * requests have a subject key.
+ */
+CREATE INDEX erasure_request_subject ON privacy_guard.erasure_request (subject) WHERE subject IS NOT NULL;
 CREATE INDEX erasure_request_changed ON privacy_guard.erasure_request (changed_xid);
+/* the requests a round takes up, in order (_forget_due) */
+CREATE INDEX erasure_request_open ON privacy_guard.erasure_request (id) WHERE subject IS NOT NULL;
+/* receipts waiting for their tables' vacuum, and receipts past log retention (_close_receipts) */
+CREATE INDEX erasure_request_unreachable ON privacy_guard.erasure_request (completed_at)
+	WHERE state OPERATOR(pg_catalog.=) 'done' AND unreachable_at IS NULL;
+CREATE INDEX erasure_request_closed ON privacy_guard.erasure_request (completed_at)
+	WHERE state OPERATOR(pg_catalog.=) 'done' AND unreachable_at IS NOT NULL;
 COMMENT ON TABLE privacy_guard.erasure_request IS 'Erasure requests (GDPR Art. 17) and their receipts';
 
 CREATE TABLE privacy_guard.worker_round (
