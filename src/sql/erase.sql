@@ -454,86 +454,47 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION privacy_guard._set_as_owner(regclass, text, text[], bytea) IS 'Internal: run a statement of a set of forget requests with the table owner''s rights';
 
 /*
- * The keys of a set of which the base type typ reads exactly the key as
- * its text form (the rules know a row's subject by that): the others
- * name no row of a column of that type.  The base type only: a domain's
- * checks are the table owner's code.
+ * Each key of a set with its text form as a value of the base type typ,
+ * or NULL where the key is no value of it.  The rules know a row's subject
+ * by that form: a key equal to it names rows of a column of that type, a
+ * key that differs spells a value otherwise (see _key_misspellings, which
+ * names the types for one key).  The base type only: a domain's checks are
+ * the table owner's code.
  */
-CREATE FUNCTION privacy_guard._keys_of_type(keys text[], typ regtype)
-RETURNS text[]
+CREATE FUNCTION privacy_guard._keys_canon(keys text[], typ regtype, OUT key text, OUT canon text)
+RETURNS SETOF record
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v_key text;
-	v_canon text;
-	v_keys text[] := '{}';
+	v_one text;
+	v_canon text[];
 BEGIN
 	IF typ IN ('text'::regtype, 'varchar'::regtype) THEN
-		RETURN keys;
-	END IF;
-	BEGIN
-		EXECUTE format('SELECT coalesce(pg_catalog.array_agg(k.k), ''{}'') FROM pg_catalog.unnest($1) AS k(k) '
-					   'WHERE (k.k::%s)::text OPERATOR(pg_catalog.=) k.k', typ)
-		   INTO v_keys USING keys;
-		RETURN v_keys;
-	EXCEPTION WHEN data_exception THEN
-		NULL;			/* some key is no value of the type: one at a time */
-	END;
-	FOREACH v_key IN ARRAY keys LOOP
+		v_canon := keys;
+	ELSE
 		BEGIN
-			EXECUTE format('SELECT ($1::%s)::text', typ) INTO v_canon USING v_key;
+			EXECUTE format('SELECT pg_catalog.array_agg((k.k::%s)::text ORDER BY k.i) '
+						   'FROM pg_catalog.unnest($1) WITH ORDINALITY AS k(k, i)', typ)
+			   INTO v_canon USING keys;
 		EXCEPTION WHEN data_exception THEN
-			v_canon := NULL;
+			/* some key is no value of the type: one at a time */
+			v_canon := '{}';
+			FOREACH v_key IN ARRAY keys LOOP
+				BEGIN
+					EXECUTE format('SELECT ($1::%s)::text', typ) INTO v_one USING v_key;
+				EXCEPTION WHEN data_exception THEN
+					v_one := NULL;
+				END;
+				v_canon := v_canon || v_one;
+			END LOOP;
 		END;
-		IF v_canon = v_key THEN
-			v_keys := v_keys || v_key;
-		END IF;
-	END LOOP;
-	RETURN v_keys;
+	END IF;
+	RETURN QUERY SELECT x.k, x.c FROM unnest(keys, v_canon) AS x(k, c);
 END
 $$;
-COMMENT ON FUNCTION privacy_guard._keys_of_type(text[], regtype) IS 'Internal: the keys that are the text form of a value of a type';
-
-/*
- * The keys of a set that spell a value of the base type typ other than as
- * it shows it (see _key_misspellings, which names the types for one key).
- */
-CREATE FUNCTION privacy_guard._keys_misspelt(keys text[], typ regtype)
-RETURNS text[]
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_key text;
-	v_canon text;
-	v_keys text[] := '{}';
-BEGIN
-	IF typ IN ('text'::regtype, 'varchar'::regtype) THEN
-		RETURN v_keys;
-	END IF;
-	BEGIN
-		EXECUTE format('SELECT coalesce(pg_catalog.array_agg(k.k), ''{}'') FROM pg_catalog.unnest($1) AS k(k) '
-					   'WHERE (k.k::%s)::text OPERATOR(pg_catalog.<>) k.k', typ)
-		   INTO v_keys USING keys;
-		RETURN v_keys;
-	EXCEPTION WHEN data_exception THEN
-		NULL;			/* some key is no value of the type: one at a time */
-	END;
-	FOREACH v_key IN ARRAY keys LOOP
-		BEGIN
-			EXECUTE format('SELECT ($1::%s)::text', typ) INTO v_canon USING v_key;
-		EXCEPTION WHEN data_exception THEN
-			CONTINUE;
-		END;
-		IF v_canon <> v_key THEN
-			v_keys := v_keys || v_key;
-		END IF;
-	END LOOP;
-	RETURN v_keys;
-END
-$$;
-COMMENT ON FUNCTION privacy_guard._keys_misspelt(text[], regtype) IS 'Internal: the keys that spell a value of a type other than as the type shows it';
+COMMENT ON FUNCTION privacy_guard._keys_canon(text[], regtype) IS 'Internal: each key with its text form as a value of a type, or NULL';
 
 /*
  * Two parts of a set's counts for one table, {key: {action: rows}}, added
@@ -609,7 +570,8 @@ BEGIN
 		END IF;
 		IF v_last_base IS DISTINCT FROM t.base_type THEN
 			v_last_base := t.base_type;
-			v_type_keys := privacy_guard._keys_of_type(v_keys, t.base_type);
+			v_type_keys := ARRAY(SELECT k.key FROM privacy_guard._keys_canon(v_keys, t.base_type) k
+								WHERE k.canon OPERATOR(pg_catalog.=) k.key);
 		END IF;
 		CONTINUE WHEN cardinality(v_type_keys) = 0;
 		/* the condition of _subject_cond, against each key of the set */
@@ -617,7 +579,7 @@ BEGIN
 		 * (The text forms' test as IS TRUE: a join filter, never a hash
 		 * key, so only the rows the type's equality found are formatted.)
 		 * Of the integer types and uuid, equal values show the same text,
-		 * and every key left is a value's text form (_keys_of_type): the
+		 * and every key left is a value's text form (_keys_canon): the
 		 * equality alone finds exactly the rows the rules know by the key.
 		 */
 		IF t.base_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype) THEN
@@ -697,8 +659,9 @@ BEGIN
 			  FROM (SELECT l.subject FROM ledger l UNION ALL SELECT c.subject FROM current c) b
 			 GROUP BY b.subject) a;
 	/* keys that spell a subject column's value otherwise (for requests that find nothing) */
-	v_misspelt := ARRAY(SELECT DISTINCT k FROM (SELECT DISTINCT tg.base_type FROM unnest(_erase_set.targets) tg) b,
-						unnest(privacy_guard._keys_misspelt(v_keys, b.base_type)) k);
+	v_misspelt := ARRAY(SELECT DISTINCT k.key FROM (SELECT DISTINCT tg.base_type FROM unnest(_erase_set.targets) tg) b,
+						privacy_guard._keys_canon(v_keys, b.base_type) k
+						WHERE k.canon OPERATOR(pg_catalog.<>) k.key);
 	/* and settled again now that the statements have run */
 	v_after := ARRAY(SELECT privacy_guard._writers_settled(v_dboid, w, v_rels, with_tagged)
 					   FROM unnest(v_when) WITH ORDINALITY AS u(w, i) ORDER BY u.i);
