@@ -111,15 +111,23 @@ CREATE TABLE privacy_guard.erasure_request (
 	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
 	recipients_notified integer NOT NULL DEFAULT 0	/* notices written to recipients of the subject's data */
 );
-CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request (subject_digest);
+/*
+ * Every receipt is found by its digest, by equality only: a hash index,
+ * whose insert goes to one bucket page (a btree's goes to a random leaf
+ * of a tree as large as all receipts kept, and splits it; closing a set of
+ * requests writes an entry for each).
+ */
+CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request USING hash (subject_digest);
 /*
  * Receipts are kept for years (privacy_guard.log_retention), open requests
  * only until a round carries them out: the indexes a round reads by cover
  * the few rows it looks for, not every receipt ever kept.  Only open
- * requests have a subject key.
+ * requests have a subject key, and only their changes matter to the
+ * consent cache (consent_cache.c, consent_changes.c; a request closed is
+ * a tombstone in shared memory).
  */
 CREATE INDEX erasure_request_subject ON privacy_guard.erasure_request (subject) WHERE subject IS NOT NULL;
-CREATE INDEX erasure_request_changed ON privacy_guard.erasure_request (changed_xid);
+CREATE INDEX erasure_request_changed ON privacy_guard.erasure_request (changed_xid) WHERE subject IS NOT NULL;
 /* the requests a round takes up, in order (_forget_due) */
 CREATE INDEX erasure_request_open ON privacy_guard.erasure_request (id) WHERE subject IS NOT NULL;
 /* receipts waiting for their tables' vacuum, and receipts past log retention (_close_receipts) */

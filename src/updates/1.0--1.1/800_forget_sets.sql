@@ -115,6 +115,7 @@ DECLARE
 	v_target regclass;
 	v_join text;
 	v_cond text;
+	v_any text;
 	v_held text;
 	v_act text;
 	v_n jsonb;
@@ -160,10 +161,14 @@ BEGIN
 		IF t.base_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype) THEN
 			v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s',
 							 t.subject_column, t.subject_type);
+			v_any := format('%1$I OPERATOR(pg_catalog.=) ANY ($1::%2$s[])', t.subject_column, t.subject_type);
 		ELSE
 			v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s AND '
 							 '(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) "privacy_guard key") IS TRUE',
 							 t.subject_column, t.subject_type);
+			v_any := format('%1$I OPERATOR(pg_catalog.=) ANY ($1::%2$s[]) AND '
+							'(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) ANY ($1)) IS TRUE',
+							t.subject_column, t.subject_type);
 		END IF;
 		v_held := 'false';
 		IF t.hold_keep IS NOT NULL THEN
@@ -172,15 +177,23 @@ BEGIN
 		v_act := CASE t.on_forget WHEN 'delete' THEN 'deleted' ELSE 'anonymized' END;
 		v_tbl := NULL;
 		FOREACH v_target IN ARRAY t.targets LOOP
-			/* {key: {"deleted" or "anonymized": rows}} for the keys with rows */
+			/*
+			 * {key: {"deleted" or "anonymized": rows}} for the keys with rows.
+			 * A row deleted names its key by its subject's text form (the
+			 * key, as the conditions require): the keys as one array probe
+			 * the table's index in order, cheaper than a join over them.
+			 * An anonymized row's new values may no longer name it: the
+			 * join keeps each row's key.
+			 */
 			v_n := privacy_guard._set_as_owner(v_target,
-					format('WITH d AS (%s RETURNING "privacy_guard key") '
+					format('WITH d AS (%s) '
 						   'SELECT pg_catalog.jsonb_object_agg(x.k, pg_catalog.jsonb_build_object(%L, x.n)) FROM '
 						   '(SELECT d."privacy_guard key" AS k, pg_catalog.count(*) AS n FROM d GROUP BY 1) x',
 						   CASE WHEN t.anonymize_set IS NULL
-								THEN format('DELETE FROM %s USING %s WHERE %s AND (%s) IS NOT TRUE',
-											v_target, v_join, v_cond, v_held)
-								ELSE format('UPDATE %s SET %s FROM %s WHERE %s AND (%s) IS NOT TRUE',
+								THEN format('DELETE FROM %s WHERE %s AND (%s) IS NOT TRUE '
+											'RETURNING pg_catalog.format(''%%s'', %I) AS "privacy_guard key"',
+											v_target, v_any, v_held, t.subject_column)
+								ELSE format('UPDATE %s SET %s FROM %s WHERE %s AND (%s) IS NOT TRUE RETURNING "privacy_guard key"',
 											v_target, t.anonymize_set, v_join, v_cond, v_held) END,
 						   v_act),
 					v_type_keys, secret);

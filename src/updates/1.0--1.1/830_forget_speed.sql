@@ -15,6 +15,11 @@ CREATE INDEX erasure_request_unreachable ON privacy_guard.erasure_request (compl
 	WHERE state OPERATOR(pg_catalog.=) 'done' AND unreachable_at IS NULL;
 CREATE INDEX erasure_request_closed ON privacy_guard.erasure_request (completed_at)
 	WHERE state OPERATOR(pg_catalog.=) 'done' AND unreachable_at IS NOT NULL;
+/* closing a request writes no entry of the consent cache's index, and a cheap one of the digest's */
+DROP INDEX privacy_guard.erasure_request_digest;
+CREATE INDEX erasure_request_digest ON privacy_guard.erasure_request USING hash (subject_digest);
+DROP INDEX privacy_guard.erasure_request_changed;
+CREATE INDEX erasure_request_changed ON privacy_guard.erasure_request (changed_xid) WHERE subject IS NOT NULL;
 CREATE OR REPLACE FUNCTION privacy_guard._close_receipts()
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
