@@ -58,7 +58,7 @@ endif
 ISOLATION      = withdraw_visibility shared_store_visibility erase_locked purge_concurrency attacks_forget_reinsert attacks_cursor_withdraw \
                  tagged_visibility tagged_array_race attacks_purge_swap attacks_purge_stall time_basis \
                  restored_rows attacks_erasure_inflight attacks_tagged_copies \
-                 import_visibility parallel_visibility partition_lock change_ring
+                 import_visibility parallel_visibility partition_lock change_ring receipt_vacuum
 ISOLATION_OPTS = --inputdir=$(srcdir)/test $(ISOLATION_TEMP)
 
 # TAP: test/t/*.pl through prove, PostgreSQL::Test::Cluster builds its own nodes

@@ -14,8 +14,8 @@
 #      erasure of REQUESTS other subjects: one transaction of two DELETEs
 #      with a range, children first (bar: within 3x);
 #   2. single: one forget request and run_maintenance(), minus a no-op
-#      run_maintenance() (run after another, which closes the receipts the
-#      VACUUM made unreachable), against a hand-written transaction deleting the
+#      run_maintenance() (run after others, which close the receipts of earlier
+#      runs: a round, a VACUUM, a round), against a hand-written transaction deleting the
 #      same rows of another subject (the SPEC bar: within 2x; SPEC's own
 #      set-up, 5 tables of 1,000,000 rows, is purge_bench.sh's forget phase).
 # Each run takes subjects not touched before (the deletions cannot be
@@ -147,7 +147,9 @@ for ((r = 1; r <= RUNS; r++)); do
 		nh=$(rows_of "$ha" "$hb")
 		do_forget() {
 			settle
-			noop_round >/dev/null	# closes receipts the VACUUM made unreachable
+			noop_round >/dev/null	# notes the vacuum counts earlier receipts wait for
+			settle
+			noop_round >/dev/null	# closes them: that VACUUM began after they committed
 			noop=$(noop_round)	# before the requests are filed
 			q "SELECT count(privacy_guard.forget(g::text)) FROM generate_series($fa, $fb) g" >/dev/null
 			settle
@@ -172,6 +174,8 @@ for ((r = 1; r <= RUNS; r++)); do
 	fi
 	if has_phase single; then
 		do_forget1() {
+			settle
+			noop_round >/dev/null	# as above: earlier receipts closed first
 			settle
 			noop_round >/dev/null
 			noop1=$(noop_round)

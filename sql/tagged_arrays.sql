@@ -93,6 +93,7 @@ SELECT relowner::regrole FROM pg_class WHERE relname = 'tg_ar_free';
 -- old row versions keep erased values until vacuumed: the receipt waits for
 -- every table the erasure wrote to, those where it only erased tagged values too
 SELECT unreachable_at IS NULL AS not_yet_vacuumed FROM privacy_guard.erasure_requests WHERE reason = 'arrays';
+SELECT privacy_guard.run_maintenance() IS NOT NULL AS round;	-- notes the vacuum counts to wait for
 VACUUM tg_ar_prot;
 SELECT privacy_guard.run_maintenance() IS NOT NULL AS round;
 SELECT unreachable_at IS NULL AS tagged_table_left FROM privacy_guard.erasure_requests WHERE reason = 'arrays';

@@ -111,15 +111,21 @@ COMMENT ON FUNCTION privacy_guard._forget_due(timestamptz, bytea, bigint, intege
 
 /*
  * The end of a round: receipts learn when erased rows became physically
- * unreachable (every table the erasure wrote to vacuumed since), and
- * receipts older than privacy_guard.log_retention are dropped.  Only
- * receipts closed before this transaction began can be (no VACUUM runs
- * inside a transaction, and none can reclaim rows of a transaction still
- * open), found through a partial index however many receipts are kept.
- * Each table's last vacuum is read once, not once per receipt that touched
- * it (ten thousand receipts of a bulk round touch the same few tables).  A
- * table missing from that list (a receipt closed since it was read) counts
- * as not vacuumed, unless it is gone.
+ * unreachable, and receipts older than privacy_guard.log_retention are
+ * dropped.  A receipt's rows are unreachable once every table the erasure
+ * wrote to has been vacuumed by a vacuum that began after the erasure
+ * committed: a vacuum already running then (or run while the erasure's
+ * transaction was still open) keeps the rows it could still see.  No
+ * statistic tells when a vacuum began, so each round records per table
+ * (vacuum_mark) the vacuum count by which such a vacuum has run for every
+ * transaction that had ended when the round began: the count now, one
+ * more, and one more again if a vacuum of the table is under way.  A
+ * receipt closes when each of its tables (unless gone) has reached a mark
+ * taken after the erasure's transaction ended; the round after the
+ * erasure takes that mark.  Only receipts closed before this transaction
+ * began are looked at, found through a partial index however many are
+ * kept.  Vacuum counts that went back (statistics reset, a crash) drop the
+ * table's marks: a new one is taken.
  */
 CREATE FUNCTION privacy_guard._close_receipts()
 RETURNS bigint
@@ -132,23 +138,54 @@ DECLARE
 	/* the setting (shown with its unit, which interval input reads), or its default */
 	v_horizon timestamptz := now() - coalesce(pg_catalog.current_setting('privacy_guard.log_retention', true)::interval,
 											  interval '1095 days');
+	/* every transaction older than this had ended when this transaction's snapshot was taken */
+	v_xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
+	v_rels oid[];
+	v_counts bigint[];
+	v_busy oid[];
+	v_hidden boolean;
 BEGIN
-	WITH vacuumed AS MATERIALIZED (
-		SELECT x.relid, coalesce(greatest(pg_stat_get_last_vacuum_time(x.relid),
-										  pg_stat_get_last_autovacuum_time(x.relid)),
-								 '-infinity') AS at
-		  FROM (SELECT DISTINCT t.relid
-				  FROM privacy_guard.erasure_request o, unnest(o.touched) AS t(relid)
-				 WHERE o.state = 'done' AND o.unreachable_at IS NULL AND o.completed_at < now()) x
-		 WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid))
+	/* the tables waiting receipts wrote to, those not gone */
+	v_rels := ARRAY(SELECT DISTINCT t.relid
+					  FROM privacy_guard.erasure_request o, unnest(o.touched) AS t(relid)
+					 WHERE o.state = 'done' AND o.unreachable_at IS NULL AND o.completed_at < now()
+					   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid));
+	/*
+	 * The vacuums under way first, the counts after, read afresh: a vacuum
+	 * ending in between is both, and a mark asks one vacuum too many, never
+	 * one too few.  A vacuum this role may not see (no relid shown) counts
+	 * as under way on every table.
+	 */
+	SELECT coalesce(array_agg(p.relid) FILTER (WHERE p.relid IS NOT NULL), '{}'),
+		   coalesce(bool_or(p.relid IS NULL), false)
+	  INTO v_busy, v_hidden
+	  FROM pg_catalog.pg_stat_progress_vacuum p
+	 WHERE p.datid = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database());
+	PERFORM pg_stat_clear_snapshot();
+	v_counts := ARRAY(SELECT pg_stat_get_vacuum_count(u.r) + pg_stat_get_autovacuum_count(u.r)
+						FROM unnest(v_rels) WITH ORDINALITY AS u(r, i) ORDER BY u.i);
+	/* marks of tables no receipt waits for, and marks beyond counts that went back */
+	DELETE FROM privacy_guard.vacuum_mark m
+	 WHERE NOT EXISTS (SELECT 1 FROM unnest(v_rels, v_counts) AS n(relid, c)
+					   WHERE n.relid = m.relid AND m.vacuums <= n.c + 2);
+	WITH ready AS MATERIALIZED (
+		/* per table: the newest mark its count has reached */
+		SELECT m.relid, max(m.taken_xmin) AS xmin
+		  FROM privacy_guard.vacuum_mark m
+		  JOIN unnest(v_rels, v_counts) AS n(relid, c) ON n.relid = m.relid AND n.c >= m.vacuums
+		 GROUP BY m.relid)
 	UPDATE privacy_guard.erasure_request e
 	   SET unreachable_at = now()
 	 WHERE e.state = 'done' AND e.unreachable_at IS NULL AND e.completed_at < now()
 	   AND NOT EXISTS (SELECT 1 FROM unnest(e.touched) AS x(relid)
-					   LEFT JOIN vacuumed v ON v.relid = x.relid
-					   WHERE CASE WHEN v.relid IS NULL
-								  THEN EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid)
-								  ELSE v.at < e.completed_at END);
+					   LEFT JOIN ready r ON r.relid = x.relid
+					   WHERE (r.xmin IS NULL OR r.xmin <= e.changed_xid)
+						 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid));
+	/* this round's marks, for the receipts still waiting */
+	INSERT INTO privacy_guard.vacuum_mark AS m (relid, vacuums, taken_xmin)
+	SELECT n.relid, n.c + 1 + CASE WHEN v_hidden OR n.relid = ANY (v_busy) THEN 1 ELSE 0 END, v_xmin
+	  FROM unnest(v_rels, v_counts) AS n(relid, c)
+	ON CONFLICT (relid, vacuums) DO UPDATE SET taken_xmin = greatest(m.taken_xmin, excluded.taken_xmin);
 	WITH gone AS (
 		DELETE FROM privacy_guard.erasure_request e
 		 WHERE e.state = 'done' AND e.unreachable_at IS NOT NULL

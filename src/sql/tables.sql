@@ -137,6 +137,23 @@ CREATE INDEX erasure_request_closed ON privacy_guard.erasure_request (completed_
 	WHERE state OPERATOR(pg_catalog.=) 'done' AND unreachable_at IS NOT NULL;
 COMMENT ON TABLE privacy_guard.erasure_request IS 'Erasure requests (GDPR Art. 17) and their receipts';
 
+/*
+ * What a receipt waits for: a vacuum of each table the erasure wrote to
+ * that began after the erasure committed (one that began before cannot
+ * remove its rows).  A round reads which tables are being vacuumed, then
+ * their vacuum counts, and records per table: once the count reaches
+ * vacuums, such a vacuum has ended for every transaction older than
+ * taken_xmin (_close_receipts).  Operational state, like worker_round:
+ * counts and transaction ids of this cluster, not dumped.
+ */
+CREATE TABLE privacy_guard.vacuum_mark (
+	relid		oid NOT NULL,
+	vacuums		bigint NOT NULL,
+	taken_xmin	xid8 NOT NULL,
+	PRIMARY KEY (relid, vacuums)
+);
+COMMENT ON TABLE privacy_guard.vacuum_mark IS 'Per table: the vacuum count by which a vacuum begun after older transactions ended has run';
+
 CREATE TABLE privacy_guard.worker_round (
 	onerow		boolean PRIMARY KEY DEFAULT true CHECK (onerow),
 	rounds		bigint NOT NULL DEFAULT 0,

@@ -248,10 +248,11 @@ SELECT is_empty($$
      WHERE c.relnamespace = 'privacy_guard'::regnamespace AND c.relkind IN ('r', 'p')
        AND c.oid <> ALL (coalesce((SELECT e.extconfig FROM pg_extension e
                                     WHERE e.extname = 'privacy_guard'), '{}'))
-       -- operational state, not configuration: the worker starts it afresh
-       AND c.oid <> 'privacy_guard.worker_round'::regclass
+       -- operational state, not configuration: the worker starts it afresh;
+       -- vacuum marks are this cluster's vacuum counts and transaction ids
+       AND c.oid <> ALL (ARRAY['privacy_guard.worker_round'::regclass, 'privacy_guard.vacuum_mark'::regclass])
      ORDER BY 1$$,
-    'every table of the extension but worker_round is registered with pg_extension_config_dump');
+    'every table of the extension but worker_round and vacuum_mark is registered with pg_extension_config_dump');
 
 SELECT ok((SELECT e.extconfig @> ARRAY['privacy_guard.purpose'::regclass,
                                        'privacy_guard.purpose_role'::regclass,
