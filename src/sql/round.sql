@@ -145,11 +145,12 @@ DECLARE
 	v_busy oid[];
 	v_hidden boolean;
 BEGIN
-	/* the tables waiting receipts wrote to, those not gone */
-	v_rels := ARRAY(SELECT DISTINCT t.relid
-					  FROM privacy_guard.erasure_request o, unnest(o.touched) AS t(relid)
-					 WHERE o.state = 'done' AND o.unreachable_at IS NULL AND o.completed_at < now()
-					   AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.relid));
+	/* the tables waiting receipts wrote to, those not gone (each looked up once) */
+	v_rels := ARRAY(SELECT x.relid
+					  FROM (SELECT DISTINCT t.relid
+							  FROM privacy_guard.erasure_request o, unnest(o.touched) AS t(relid)
+							 WHERE o.state = 'done' AND o.unreachable_at IS NULL AND o.completed_at < now()) x
+					 WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid));
 	/*
 	 * The vacuums under way first, the counts after, read afresh: a vacuum
 	 * ending in between is both, and a mark asks one vacuum too many, never
