@@ -101,6 +101,31 @@ SELECT privacy_guard.run_maintenance() ->> 'requests_done';
 SELECT unreachable_at >= completed_at AS unreachable_after_erasure
   FROM privacy_guard.erasure_requests WHERE id = :req;
 
+-- long values live in the table's TOAST table, which a vacuum can leave out
+-- (autovacuum vacuums it on its own schedule, VACUUM (PROCESS_TOAST false)
+-- not at all): the receipt waits for it too
+CREATE EXTENSION pgstattuple;
+CREATE TABLE mt_docs (customer_id bigint, body text);
+ALTER TABLE mt_docs ALTER body SET STORAGE EXTERNAL;
+INSERT INTO mt_docs VALUES (1699, repeat('x', 10000)), (1698, repeat('y', 10000));
+SELECT privacy_guard.protect('mt_docs', 'customer_id', ARRAY['billing']);
+SELECT privacy_guard.forget('1699', 'toast') AS req_toast \gset
+SELECT privacy_guard.run_maintenance() ->> 'requests_done';
+SELECT privacy_guard.run_maintenance() ->> 'requests_done';
+VACUUM (PROCESS_TOAST false) mt_docs;
+SELECT privacy_guard.run_maintenance() ->> 'requests_done';
+SELECT unreachable_at IS NULL AS toast_not_vacuumed FROM privacy_guard.erasure_requests WHERE id = :req_toast;
+SELECT dead_tuple_count > 0 AS long_value_still_there
+  FROM pgstattuple((SELECT reltoastrelid FROM pg_class WHERE oid = 'mt_docs'::regclass)::regclass);
+VACUUM mt_docs;
+SELECT privacy_guard.run_maintenance() ->> 'requests_done';
+SELECT unreachable_at >= completed_at AS unreachable_with_toast FROM privacy_guard.erasure_requests WHERE id = :req_toast;
+SELECT dead_tuple_count AS long_value_left
+  FROM pgstattuple((SELECT reltoastrelid FROM pg_class WHERE oid = 'mt_docs'::regclass)::regclass);
+SELECT privacy_guard.unprotect('mt_docs');
+DROP TABLE mt_docs;
+DROP EXTENSION pgstattuple;
+
 -- a table the extension does not protect still referring to the subject
 -- blocks the request: nothing is erased, the rows stay hidden
 SET ROLE regress_owner;

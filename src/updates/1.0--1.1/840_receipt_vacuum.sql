@@ -24,17 +24,25 @@ DECLARE
 											  interval '1095 days');
 	/* every transaction older than this had ended when this transaction's snapshot was taken */
 	v_xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
+	v_tables oid[];
 	v_rels oid[];
 	v_counts bigint[];
 	v_busy oid[];
 	v_hidden boolean;
 BEGIN
 	/* the tables waiting receipts wrote to, those not gone (each looked up once) */
-	v_rels := ARRAY(SELECT x.relid
+	v_tables := ARRAY(SELECT x.relid
 					  FROM (SELECT DISTINCT t.relid
 							  FROM privacy_guard.erasure_request o, unnest(o.touched) AS t(relid)
 							 WHERE o.state = 'done' AND o.unreachable_at IS NULL AND o.completed_at < now()) x
 					 WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid));
+	/*
+	 * and their TOAST tables, which hold the erased rows' long values:
+	 * autovacuum vacuums them on their own, VACUUM (PROCESS_TOAST false)
+	 * not at all, and each counts its vacuums apart
+	 */
+	v_rels := v_tables || ARRAY(SELECT c.reltoastrelid FROM pg_class c
+								 WHERE c.oid = ANY (v_tables) AND c.reltoastrelid <> 0);
 	/*
 	 * The vacuums under way first, the counts after, read afresh: a vacuum
 	 * ending in between is both, and a mark asks one vacuum too many, never
@@ -58,14 +66,22 @@ BEGIN
 		SELECT m.relid, max(m.taken_xmin) AS xmin
 		  FROM privacy_guard.vacuum_mark m
 		  JOIN unnest(v_rels, v_counts) AS n(relid, c) ON n.relid = m.relid AND n.c >= m.vacuums
-		 GROUP BY m.relid)
+		 GROUP BY m.relid),
+	waits AS MATERIALIZED (
+		/* each waiting table with what it waits for: itself and its TOAST table */
+		SELECT c.oid AS relid, w.relid AS waits_for
+		  FROM pg_class c, LATERAL (VALUES (c.oid), (c.reltoastrelid)) AS w(relid)
+		 WHERE c.oid = ANY (v_tables) AND w.relid <> 0)
 	UPDATE privacy_guard.erasure_request e
 	   SET unreachable_at = now()
 	 WHERE e.state = 'done' AND e.unreachable_at IS NULL AND e.completed_at < now()
 	   AND NOT EXISTS (SELECT 1 FROM unnest(e.touched) AS x(relid)
-					   LEFT JOIN ready r ON r.relid = x.relid
-					   WHERE (r.xmin IS NULL OR r.xmin <= e.changed_xid)
-						 AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid));
+					   LEFT JOIN waits w ON w.relid = x.relid
+					   LEFT JOIN ready r ON r.relid = w.waits_for
+					   WHERE CASE WHEN w.relid IS NULL
+								  /* a table not listed above (a receipt closed since): waits, unless gone */
+								  THEN EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid)
+								  ELSE r.xmin IS NULL OR r.xmin <= e.changed_xid END);
 	/* this round's marks, for the receipts still waiting */
 	INSERT INTO privacy_guard.vacuum_mark AS m (relid, vacuums, taken_xmin)
 	SELECT n.relid, n.c + 1 + CASE WHEN v_hidden OR n.relid = ANY (v_busy) THEN 1 ELSE 0 END, v_xmin
