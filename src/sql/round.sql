@@ -122,11 +122,10 @@ COMMENT ON FUNCTION privacy_guard._forget_due(timestamptz, bytea, bigint, intege
  * more, and one more again if a vacuum of the table is under way.  A
  * receipt closes when each of its tables (unless gone), and each one's
  * TOAST table, has reached a mark taken after the erasure's transaction
- * ended; the round after the
- * erasure takes that mark.  Only receipts closed before this transaction
- * began are looked at, found through a partial index however many are
- * kept.  Vacuum counts that went back (statistics reset, a crash) drop the
- * table's marks: a new one is taken.
+ * ended; the round after the erasure takes that mark.  Only receipts
+ * closed before this transaction began are looked at, found through a
+ * partial index however many are kept.  Vacuum counts that went back
+ * (statistics reset, a crash) drop the table's marks: a new one is taken.
  */
 CREATE FUNCTION privacy_guard._close_receipts()
 RETURNS bigint
@@ -141,25 +140,27 @@ DECLARE
 											  interval '1095 days');
 	/* every transaction older than this had ended when this transaction's snapshot was taken */
 	v_xmin xid8 := pg_snapshot_xmin(pg_current_snapshot());
-	v_tables oid[];
+	v_of oid[];
 	v_rels oid[];
 	v_counts bigint[];
 	v_busy oid[];
 	v_hidden boolean;
 BEGIN
-	/* the tables waiting receipts wrote to, those not gone (each looked up once) */
-	v_tables := ARRAY(SELECT x.relid
-					  FROM (SELECT DISTINCT t.relid
-							  FROM privacy_guard.erasure_request o, unnest(o.touched) AS t(relid)
-							 WHERE o.state = 'done' AND o.unreachable_at IS NULL AND o.completed_at < now()) x
-					 WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid));
 	/*
-	 * and their TOAST tables, which hold the erased rows' long values:
-	 * autovacuum vacuums them on their own, VACUUM (PROCESS_TOAST false)
-	 * not at all, and each counts its vacuums apart
+	 * What waiting receipts wait for (v_rels), each with the table it
+	 * belongs to (v_of): every table they wrote to that is not gone, each
+	 * looked up once, and its TOAST table, which holds the erased rows'
+	 * long values (autovacuum vacuums it on its own, VACUUM (PROCESS_TOAST
+	 * false) not at all, and it counts its vacuums apart).
 	 */
-	v_rels := v_tables || ARRAY(SELECT c.reltoastrelid FROM pg_class c
-								 WHERE c.oid = ANY (v_tables) AND c.reltoastrelid <> 0);
+	SELECT coalesce(array_agg(c.oid), '{}'), coalesce(array_agg(w.relid), '{}')
+	  INTO v_of, v_rels
+	  FROM (SELECT DISTINCT t.relid
+			  FROM privacy_guard.erasure_request o, unnest(o.touched) AS t(relid)
+			 WHERE o.state = 'done' AND o.unreachable_at IS NULL AND o.completed_at < now()) x
+	  JOIN pg_class c ON c.oid = x.relid,
+		   LATERAL (VALUES (c.oid), (c.reltoastrelid)) AS w(relid)
+	 WHERE w.relid <> 0;
 	/*
 	 * The vacuums under way first, the counts after, read afresh: a vacuum
 	 * ending in between is both, and a mark asks one vacuum too many, never
@@ -185,10 +186,7 @@ BEGIN
 		  JOIN unnest(v_rels, v_counts) AS n(relid, c) ON n.relid = m.relid AND n.c >= m.vacuums
 		 GROUP BY m.relid),
 	waits AS MATERIALIZED (
-		/* each waiting table with what it waits for: itself and its TOAST table */
-		SELECT c.oid AS relid, w.relid AS waits_for
-		  FROM pg_class c, LATERAL (VALUES (c.oid), (c.reltoastrelid)) AS w(relid)
-		 WHERE c.oid = ANY (v_tables) AND w.relid <> 0)
+		SELECT w.relid, w.waits_for FROM unnest(v_of, v_rels) AS w(relid, waits_for))
 	UPDATE privacy_guard.erasure_request e
 	   SET unreachable_at = now()
 	 WHERE e.state = 'done' AND e.unreachable_at IS NULL AND e.completed_at < now()
