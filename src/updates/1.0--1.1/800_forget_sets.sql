@@ -145,9 +145,15 @@ BEGIN
 			RAISE EXCEPTION 'subject column of table % is gone', t.relid USING ERRCODE = '55000';
 		END IF;
 		IF v_last_base IS DISTINCT FROM t.base_type THEN
+			/*
+			 * The keys in the type's text form, and (for requests that
+			 * find nothing) those that spell a value of it otherwise.
+			 */
 			v_last_base := t.base_type;
-			v_type_keys := ARRAY(SELECT k.key FROM privacy_guard._keys_canon(v_keys, t.base_type) k
-								WHERE k.canon OPERATOR(pg_catalog.=) k.key);
+			SELECT coalesce(array_agg(k.key) FILTER (WHERE k.canon OPERATOR(pg_catalog.=) k.key), '{}'),
+				   v_misspelt || coalesce(array_agg(k.key) FILTER (WHERE k.canon OPERATOR(pg_catalog.<>) k.key), '{}')
+			  INTO v_type_keys, v_misspelt
+			  FROM privacy_guard._keys_canon(v_keys, t.base_type) k;
 		END IF;
 		CONTINUE WHEN cardinality(v_type_keys) = 0;
 		/* the condition of _subject_cond, against each key of the set */
@@ -246,10 +252,6 @@ BEGIN
 	  FROM (SELECT b.subject, count(*) AS n
 			  FROM (SELECT l.subject FROM ledger l UNION ALL SELECT c.subject FROM current c) b
 			 GROUP BY b.subject) a;
-	/* keys that spell a subject column's value otherwise (for requests that find nothing) */
-	v_misspelt := ARRAY(SELECT DISTINCT k.key FROM (SELECT DISTINCT tg.base_type FROM unnest(_erase_set.targets) tg) b,
-						privacy_guard._keys_canon(v_keys, b.base_type) k
-						WHERE k.canon OPERATOR(pg_catalog.<>) k.key);
 	/* and settled again now that the statements have run */
 	v_after := ARRAY(SELECT privacy_guard._writers_settled(v_dboid, w, v_rels, with_tagged)
 					   FROM unnest(v_when) WITH ORDINALITY AS u(w, i) ORDER BY u.i);
