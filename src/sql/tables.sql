@@ -110,7 +110,16 @@ CREATE TABLE privacy_guard.erasure_request (
 	erased_at	timestamptz,	/* first full erasure; done once no transaction in flight can commit or read the subject's rows */
 	changed_xid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
 	recipients_notified integer NOT NULL DEFAULT 0	/* notices written to recipients of the subject's data */
-);
+) WITH (fillfactor = 50);
+/*
+ * Half of each page is kept free for new versions of its rows: a round
+ * rewrites every request it carries out, and later once more when its rows
+ * are unreachable, and each new version stays on its row's page.  Filled
+ * to the brim, the table had a little room on every page after a VACUUM,
+ * new requests went one to a page, and a round carrying out many of them
+ * wrote nearly every page of the table whole to the WAL after a
+ * checkpoint.
+ */
 /*
  * Every receipt is found by its digest, by equality only: a hash index,
  * whose insert goes to one bucket page (a btree's goes to a random leaf
