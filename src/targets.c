@@ -40,6 +40,7 @@
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(pvg_erase_targets);
+PG_FUNCTION_INFO_V1(pvg_base_type);
 
 /* the columns of privacy_guard.erase_target */
 #define ET_RELID			0
@@ -301,4 +302,20 @@ pvg_erase_targets(PG_FUNCTION_ARGS)
 	table_close(inhrel, AccessShareLock);
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * _base_type(typ) -> the type under a domain, at any depth, or the type
+ * itself; NULL for a type that does not exist.  The same base type the
+ * targets above carry.  In C: forget() asks it for every subject column,
+ * and an SQL function was parsed and planned again on every call.
+ */
+Datum
+pvg_base_type(PG_FUNCTION_ARGS)
+{
+	Oid			typ = PG_GETARG_OID(0);
+
+	if (!SearchSysCacheExists1(TYPEOID, ObjectIdGetDatum(typ)))
+		PG_RETURN_NULL();
+	PG_RETURN_OID(getBaseType(typ));
 }

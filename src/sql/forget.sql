@@ -57,11 +57,14 @@ DECLARE
 	v_canon text;
 	v_misspelt text[] := '{}';
 BEGIN
+	/* each subject column by an index probe: as a join, all of pg_attribute was read on every call */
 	FOR v_type IN
-		SELECT DISTINCT privacy_guard._base_type(a.atttypid)
-		  FROM privacy_guard.protected_table p
-		  JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.subject_column
-		 WHERE NOT a.attisdropped
+		SELECT DISTINCT privacy_guard._base_type(s.typ)
+		  FROM (SELECT (SELECT a.atttypid FROM pg_attribute a
+						 WHERE a.attrelid = p.relid AND a.attname = p.subject_column
+						   AND NOT a.attisdropped) AS typ
+				  FROM privacy_guard.protected_table p) s
+		 WHERE s.typ IS NOT NULL
 	LOOP
 		CONTINUE WHEN v_type IN ('text'::regtype, 'varchar'::regtype);
 		BEGIN
@@ -93,10 +96,13 @@ AS $$
 DECLARE
 	v_misspelt text[];
 BEGIN
-	IF EXISTS (SELECT 1 FROM privacy_guard.protected_table p
-				 JOIN pg_attribute a ON a.attrelid = p.relid AND a.attname = p.subject_column
-				WHERE NOT a.attisdropped
-				  AND privacy_guard._base_type(a.atttypid) IN ('text'::regtype, 'varchar'::regtype)) THEN
+	/* each subject column by an index probe, as in _key_misspellings */
+	IF EXISTS (SELECT 1
+				 FROM (SELECT (SELECT a.atttypid FROM pg_attribute a
+								WHERE a.attrelid = p.relid AND a.attname = p.subject_column
+								  AND NOT a.attisdropped) AS typ
+						 FROM privacy_guard.protected_table p) s
+				WHERE privacy_guard._base_type(s.typ) IN ('text'::regtype, 'varchar'::regtype)) THEN
 		RETURN;
 	END IF;
 	v_misspelt := privacy_guard._key_misspellings(subject);

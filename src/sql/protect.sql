@@ -204,20 +204,11 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._tree_oids(regclass) IS 'Internal: a table with its descendants';
 
-/* The type a domain is over, or the type itself. */
+/* The type a domain is over (at any depth), or the type itself (targets.c). */
 CREATE FUNCTION privacy_guard._base_type(typ regtype)
 RETURNS regtype
-LANGUAGE sql STABLE STRICT
-SET search_path = pg_catalog, pg_temp
-AS $$
-	/* under every domain level, as the erasure's targets take it (targets.c) */
-	WITH RECURSIVE b(oid, typtype, typbasetype) AS (
-		SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t WHERE t.oid = $1
-		UNION ALL
-		SELECT t.oid, t.typtype, t.typbasetype FROM pg_type t JOIN b ON t.oid = b.typbasetype
-		 WHERE b.typtype = 'd')
-	SELECT b.oid::regtype FROM b WHERE b.typtype <> 'd'
-$$;
+AS 'MODULE_PATHNAME', 'pvg_base_type'
+LANGUAGE C STABLE STRICT;
 COMMENT ON FUNCTION privacy_guard._base_type(regtype) IS 'Internal: the type under a domain (at any depth), or the type itself';
 
 CREATE FUNCTION privacy_guard._column_type(tbl regclass, col name, what text)
