@@ -23,6 +23,10 @@
 # measurement, so each starts from the same state: no dead rows, no
 # pending full-page images.
 #
+# Each bulk measurement also reports the WAL it wrote.  HISTORY receipts of
+# earlier requests can be kept before the runs, as a company that has
+# carried out requests for a year keeps them.
+#
 # It prints a markdown summary with medians, min/max and ratios and writes it
 # to bench/results/forget_<timestamp>.md.  The cluster is removed on exit.
 #
@@ -34,6 +38,9 @@
 #   CHILD_PER=3            orders per account (3,000,000 by default)
 #   REQUESTS=10000         forget requests due at once (bulk)
 #   RUNS=5                 runs per variant
+#   HISTORY=0              receipts of earlier requests kept before the runs
+#                          (done, their rows unreachable: a year's requests),
+#                          filed for keys no table holds and carried out first
 #   PHASES="bulk single"   which measurements to run
 #   SHARED_BUFFERS=1GB
 #   KEEP=0                 1: leave the cluster running afterwards
@@ -52,6 +59,7 @@ PARENT_ROWS=${PARENT_ROWS:-1000000}
 CHILD_PER=${CHILD_PER:-3}
 REQUESTS=${REQUESTS:-10000}
 RUNS=${RUNS:-5}
+HISTORY=${HISTORY:-0}
 PHASES=${PHASES:-bulk single}
 SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
 KEEP=${KEEP:-0}
@@ -66,7 +74,7 @@ BENCH=forget_bench
 
 bench_require_pg
 SO_SUM=$(md5sum "$PKGLIBDIR/privacy_guard.so" | cut -c1-12)
-for n in PARENT_ROWS CHILD_PER REQUESTS RUNS; do
+for n in PARENT_ROWS CHILD_PER REQUESTS RUNS HISTORY; do
 	[[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a non-negative integer"
 done
 [ "$RUNS" -ge 1 ] && [ "$REQUESTS" -ge 1 ] && [ "$CHILD_PER" -ge 1 ] || die "RUNS, REQUESTS and CHILD_PER must be >= 1"
@@ -134,7 +142,27 @@ rows_of() {						# first last -> rows of those subjects in both tables
 			  + (SELECT count(*) FROM orders WHERE account_id BETWEEN $1 AND $2)"
 }
 noop_round() { echo "SELECT privacy_guard.run_maintenance();" | timed_ms; }
+lsn() { q "SELECT pg_current_wal_lsn()"; }
+wal_mb() { q "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$1') / 1048576.0, 1)"; }	# since lsn $1
 noop_round >/dev/null			# caches
+
+if [ "$HISTORY" -gt 0 ]; then
+	# receipts kept from earlier requests, filed a chunk at a time (keys beyond the tables' ids)
+	log "history: $HISTORY receipts of earlier requests"
+	t0=$(date +%s)
+	for ((h = 0; h < HISTORY; h += 20000)); do
+		q "SELECT count(privacy_guard.forget(g::text)) FROM generate_series($((PARENT_ROWS + 1 + h)), $((PARENT_ROWS + h + (HISTORY - h < 20000 ? HISTORY - h : 20000)))) g" >/dev/null
+		q "SELECT privacy_guard.run_maintenance()" >/dev/null
+		log "  history: $((h + 20000 < HISTORY ? h + 20000 : HISTORY))"
+	done
+	settle
+	noop_round >/dev/null			# notes the vacuum counts the receipts wait for
+	settle
+	noop_round >/dev/null			# closes them
+	open=$(q "SELECT count(*) FROM privacy_guard.erasure_request WHERE state <> 'done' OR unreachable_at IS NULL")
+	[ "$open" = 0 ] || die "$open receipts of the history are still open"
+	log "history in $(( $(date +%s) - t0 )) s"
+fi
 
 for ((r = 1; r <= RUNS; r++)); do
 	base=$(( (r - 1) * (2 * REQUESTS + 2) ))
@@ -153,14 +181,18 @@ for ((r = 1; r <= RUNS; r++)); do
 			noop=$(noop_round)	# before the requests are filed
 			q "SELECT count(privacy_guard.forget(g::text)) FROM generate_series($fa, $fb) g" >/dev/null
 			settle
+			l0=$(lsn)
 			fms=$(echo "SELECT privacy_guard.run_maintenance();" | timed_ms)
+			fwal=$(wal_mb "$l0")
 			open=$(q "SELECT count(*) FROM privacy_guard.erasure_request WHERE state <> 'done'")
 			[ "$open" = 0 ] || die "$open forget requests are not done after one round"
 		}
 		do_hand() {
 			settle
+			l0=$(lsn)
 			hms=$(printf 'BEGIN;\nDELETE FROM orders WHERE account_id BETWEEN %s AND %s;\nDELETE FROM accounts WHERE id BETWEEN %s AND %s;\nCOMMIT;\n' \
 				"$ha" "$hb" "$ha" "$hb" | timed_ms)
+			hwal=$(wal_mb "$l0")
 		}
 		if ((r % 2)); then do_forget; do_hand; else do_hand; do_forget; fi
 		left=$(( $(rows_of "$fa" "$fb") + $(rows_of "$ha" "$hb") ))
@@ -168,9 +200,11 @@ for ((r = 1; r <= RUNS; r++)); do
 		rec bulk_ms round "$r" "$fms"
 		rec bulk_ms hand "$r" "$hms"
 		rec bulk_ms noop "$r" "$noop"
+		rec bulk_wal round "$r" "$fwal"
+		rec bulk_wal hand "$r" "$hwal"
 		rec bulk_rows round "$r" "$nf"
 		rec bulk_rows hand "$r" "$nh"
-		log "  bulk run $r: $REQUESTS requests: round $fms ms (no-op round $noop ms) for $nf rows; hand-written $hms ms for $nh rows"
+		log "  bulk run $r: $REQUESTS requests: round $fms ms, $fwal MB of WAL (no-op round $noop ms) for $nf rows; hand-written $hms ms, $hwal MB for $nh rows"
 	fi
 	if has_phase single; then
 		do_forget1() {
@@ -201,6 +235,8 @@ for ((r = 1; r <= RUNS; r++)); do
 	fi
 done
 
+RECEIPTS=$(q "SELECT count(*) FROM privacy_guard.erasure_request")
+RECEIPTS_SIZE=$(q "SELECT pg_size_pretty(pg_total_relation_size('privacy_guard.erasure_request'))")
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 SIZES=$(q "SELECT string_agg(format('%s %s', c.relname, pg_size_pretty(pg_total_relation_size(c.oid))), ', ' ORDER BY c.relname)
 			 FROM pg_class c WHERE c.relname IN ('accounts', 'orders') AND c.relkind = 'r'")
@@ -223,6 +259,7 @@ SUMMARY=$WORK/summary.md
 	echo "- $(nproc 2>/dev/null || echo '?') CPUs; load average before $LOAD_BEFORE, after $LOAD_AFTER"
 	echo "- durability: PostgreSQL's defaults (fsync, synchronous_commit and full_page_writes on), as the settings show"
 	echo "- cluster: shared_buffers=$SHARED_BUFFERS (tables prewarmed: $PREWARM); sizes: $SIZES"
+	echo "- receipts kept before the runs (HISTORY): $HISTORY; at the end: $RECEIPTS ($RECEIPTS_SIZE with its indexes)"
 	bench_settings_md
 	echo "- data: accounts ($PARENT_ROWS rows, subject = primary key id), orders ($CHILD_PER per account,"
 	echo "  foreign key to accounts, index on the subject column account_id); both protected, on_forget delete;"
@@ -242,6 +279,8 @@ SUMMARY=$WORK/summary.md
 		row "bulk: run_maintenance() with $REQUESTS due requests, ms" round bulk_ms 1 "${rb}×" "$(paired_ratio bulk_ms round hand)×" "≤ ${BAR_BULK}× hand" "$(verdict "$rb" $BAR_BULK le)"
 		row "bulk: hand-written set-based erasure of $REQUESTS subjects, ms" hand bulk_ms 1 "1.000×" "1.000×" "reference" "-"
 		row "bulk: no-op run_maintenance() beside it, ms" noop bulk_ms 1 "" "" "" ""
+		row "bulk: WAL written by the round, MB" round bulk_wal 1 "$(ratio "$(med bulk_wal round)" "$(med bulk_wal hand)")×" "" "" ""
+		row "bulk: WAL written by the hand-written erasure, MB" hand bulk_wal 1 "1.000×" "" "" ""
 		row "bulk: rows of the forgotten subjects" round bulk_rows 0 "" "" "" ""
 	fi
 	if has_phase single; then
