@@ -186,17 +186,32 @@ BEGIN
 		  JOIN unnest(v_rels, v_counts) AS n(relid, c) ON n.relid = m.relid AND n.c >= m.vacuums
 		 GROUP BY m.relid),
 	waits AS MATERIALIZED (
-		SELECT w.relid, w.waits_for FROM unnest(v_of, v_rels) AS w(relid, waits_for))
+		SELECT w.relid, w.waits_for FROM unnest(v_of, v_rels) AS w(relid, waits_for)),
+	per_set AS MATERIALIZED (
+		/*
+		 * Per set of tables waiting receipts wrote to (a few: one per shape
+		 * of erasure), worked out once, not for every receipt: whether
+		 * each of them (and its TOAST table) has reached a mark, and the
+		 * oldest mark reached, which must have been taken after a
+		 * receipt's erasure ended.
+		 */
+		SELECT s.touched,
+			   bool_and(CASE WHEN w.relid IS NULL
+							 /* a table not listed above (a receipt closed since): waits, unless gone */
+							 THEN NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid)
+							 ELSE r.xmin IS NOT NULL END) AS reached,
+			   min(r.xmin) AS xmin
+		  FROM (SELECT DISTINCT e.touched FROM privacy_guard.erasure_request e
+				 WHERE e.state = 'done' AND e.unreachable_at IS NULL AND e.completed_at < now()) s
+		  LEFT JOIN LATERAL unnest(s.touched) AS x(relid) ON true
+		  LEFT JOIN waits w ON w.relid = x.relid
+		  LEFT JOIN ready r ON r.relid = w.waits_for
+		 GROUP BY s.touched)
 	UPDATE privacy_guard.erasure_request e
 	   SET unreachable_at = now()
+	  FROM per_set p
 	 WHERE e.state = 'done' AND e.unreachable_at IS NULL AND e.completed_at < now()
-	   AND NOT EXISTS (SELECT 1 FROM unnest(e.touched) AS x(relid)
-					   LEFT JOIN waits w ON w.relid = x.relid
-					   LEFT JOIN ready r ON r.relid = w.waits_for
-					   WHERE CASE WHEN w.relid IS NULL
-								  /* a table not listed above (a receipt closed since): waits, unless gone */
-								  THEN EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.relid)
-								  ELSE r.xmin IS NULL OR r.xmin <= e.changed_xid END);
+	   AND e.touched = p.touched AND p.reached AND (p.xmin IS NULL OR p.xmin > e.changed_xid);
 	/* this round's marks, for the receipts still waiting */
 	INSERT INTO privacy_guard.vacuum_mark AS m (relid, vacuums, taken_xmin)
 	SELECT n.relid, n.c + 1 + CASE WHEN v_hidden OR n.relid = ANY (v_busy) THEN 1 ELSE 0 END, v_xmin
