@@ -541,6 +541,7 @@ DECLARE
 	v_join text;
 	v_cond text;
 	v_any text;
+	v_ret text;
 	v_held text;
 	v_act text;
 	v_n jsonb;
@@ -593,6 +594,8 @@ BEGIN
 			v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s',
 							 t.subject_column, t.subject_type);
 			v_any := format('%1$I OPERATOR(pg_catalog.=) ANY ($1::%2$s[])', t.subject_column, t.subject_type);
+			/* a deleted row's key: its value, formatted once per key below */
+			v_ret := format('%I', t.subject_column);
 		ELSE
 			v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s AND '
 							 '(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) "privacy_guard key") IS TRUE',
@@ -600,6 +603,8 @@ BEGIN
 			v_any := format('%1$I OPERATOR(pg_catalog.=) ANY ($1::%2$s[]) AND '
 							'(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) ANY ($1)) IS TRUE',
 							t.subject_column, t.subject_type);
+			/* equal values of other types may show different text: each row's own */
+			v_ret := format('pg_catalog.format(''%%s'', %I)', t.subject_column);
 		END IF;
 		v_held := 'false';
 		IF t.hold_keep IS NOT NULL THEN
@@ -611,19 +616,20 @@ BEGIN
 			/*
 			 * {key: {"deleted" or "anonymized": rows}} for the keys with rows.
 			 * A row deleted names its key by its subject's text form (the
-			 * key, as the conditions require): the keys as one array probe
-			 * the table's index in order, cheaper than a join over them.
-			 * An anonymized row's new values may no longer name it: the
-			 * join keeps each row's key.
+			 * key, as the conditions require; of the integer types and
+			 * uuid, formatted once per key, not per row): the keys as one
+			 * array probe the table's index in order, cheaper than a join
+			 * over them.  An anonymized row's new values may no longer
+			 * name it: the join keeps each row's key.
 			 */
 			v_n := privacy_guard._set_as_owner(v_target,
 					format('WITH d AS (%s) '
-						   'SELECT pg_catalog.jsonb_object_agg(x.k, pg_catalog.jsonb_build_object(%L, x.n)) FROM '
+						   'SELECT pg_catalog.jsonb_object_agg(pg_catalog.format(''%%s'', x.k), pg_catalog.jsonb_build_object(%L, x.n)) FROM '
 						   '(SELECT d."privacy_guard key" AS k, pg_catalog.count(*) AS n FROM d GROUP BY 1) x',
 						   CASE WHEN t.anonymize_set IS NULL
 								THEN format('DELETE FROM %s WHERE %s AND (%s) IS NOT TRUE '
-											'RETURNING pg_catalog.format(''%%s'', %I) AS "privacy_guard key"',
-											v_target, v_any, v_held, t.subject_column)
+											'RETURNING %s AS "privacy_guard key"',
+											v_target, v_any, v_held, v_ret)
 								ELSE format('UPDATE %s SET %s FROM %s WHERE %s AND (%s) IS NOT TRUE RETURNING "privacy_guard key"',
 											v_target, t.anonymize_set, v_join, v_cond, v_held) END,
 						   v_act),
