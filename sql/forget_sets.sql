@@ -150,6 +150,18 @@ SELECT array_agg(owner ORDER BY owner) AS cards_left FROM fs_cards;
 SELECT array_agg(handle ORDER BY handle) AS handles_left FROM fs_handles;
 SELECT state, counts FROM privacy_guard.erasure_requests WHERE subject_digest = privacy_guard._subject_digest('0061');
 
+-- a uuid subject column: a set names each deleted row's key by the uuid's
+-- text form (the key, lower case with hyphens), formatted once per key
+SET ROLE regress_fset_owner;
+CREATE TABLE fs_devices (owner uuid, serial int);
+INSERT INTO fs_devices SELECT md5('d' || g)::uuid, k FROM generate_series(1, 25) g, generate_series(1, 2) k;
+RESET ROLE;
+SELECT privacy_guard.protect('fs_devices', 'owner', ARRAY['fs_billing']);
+SELECT count(privacy_guard.forget(md5('d' || g)::uuid::text, 'devices')) AS filed FROM generate_series(1, 24) g;
+SELECT r -> 'requests_done' AS done FROM privacy_guard.run_maintenance() r;
+SELECT count(*) AS devices_left, count(*) FILTER (WHERE owner = md5('d25')::uuid) AS of_the_25th FROM fs_devices;
+SELECT state, counts, count(*) FROM privacy_guard.erasure_requests WHERE reason = 'devices' GROUP BY 1, 2;
+
 \c :orig_db
 DROP DATABASE regress_fset;
 DROP ROLE regress_fset_owner, regress_fset_app;
