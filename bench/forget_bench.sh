@@ -44,6 +44,8 @@
 #   PHASES="bulk single"   which measurements to run
 #   SHARED_BUFFERS=1GB
 #   KEEP=0                 1: leave the cluster running afterwards
+#   EXTRA_CONF=            more server settings, one per line (the report
+#                          names them), e.g. wal_compression = lz4
 #   PVG_PREFIX=            use the private install made by PVG_PREFIX=... bin/setup
 #   PG_CONFIG=             default: bin/cluster.sh (under PVG_PREFIX if set)
 #   RESULTS_DIR=bench/results
@@ -63,6 +65,7 @@ HISTORY=${HISTORY:-0}
 PHASES=${PHASES:-bulk single}
 SHARED_BUFFERS=${SHARED_BUFFERS:-1GB}
 KEEP=${KEEP:-0}
+EXTRA_CONF=${EXTRA_CONF:-}
 RESULTS_DIR=${RESULTS_DIR:-$HERE/results}
 
 BAR_BULK=3.0			# REQUESTS due requests <= 3x the hand-written set-based erasure
@@ -87,6 +90,7 @@ bench_cluster pvg-bench-forget <<EOF
 max_parallel_maintenance_workers = 0
 shared_preload_libraries = 'privacy_guard'
 privacy_guard.enabled = off			# rounds are run_maintenance() calls
+$EXTRA_CONF
 EOF
 
 PSQL_ARGS=(-X -q -h "$WORK" -p "$PORT" -d bench -U postgres -v ON_ERROR_STOP=1)
@@ -261,6 +265,7 @@ SUMMARY=$WORK/summary.md
 	echo "- cluster: shared_buffers=$SHARED_BUFFERS (tables prewarmed: $PREWARM); sizes: $SIZES"
 	echo "- receipts kept before the runs (HISTORY): $HISTORY; at the end: $RECEIPTS ($RECEIPTS_SIZE with its indexes)"
 	bench_settings_md
+	[ -z "$EXTRA_CONF" ] || echo "- extra settings: $(printf '%s' "$EXTRA_CONF" | paste -sd';')"
 	echo "- data: accounts ($PARENT_ROWS rows, subject = primary key id), orders ($CHILD_PER per account,"
 	echo "  foreign key to accounts, index on the subject column account_id); both protected, on_forget delete;"
 	echo "  each run takes subjects of its own; VACUUM, prewarm and CHECKPOINT before every measurement;"
