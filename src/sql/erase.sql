@@ -541,6 +541,7 @@ DECLARE
 	v_join text;
 	v_cond text;
 	v_any text;
+	v_test text;
 	v_ret text;
 	v_held text;
 	v_act text;
@@ -591,21 +592,18 @@ BEGIN
 		 * equality alone finds exactly the rows the rules know by the key.
 		 */
 		IF t.base_type IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'uuid'::regtype) THEN
-			v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s',
-							 t.subject_column, t.subject_type);
-			v_any := format('%1$I OPERATOR(pg_catalog.=) ANY ($1::%2$s[])', t.subject_column, t.subject_type);
+			v_test := '%1$I OPERATOR(pg_catalog.=) %2$s';
 			/* a deleted row's key: its value, formatted once per key below */
 			v_ret := format('%I', t.subject_column);
 		ELSE
-			v_cond := format('%1$I OPERATOR(pg_catalog.=) "privacy_guard key"::%2$s AND '
-							 '(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) "privacy_guard key") IS TRUE',
-							 t.subject_column, t.subject_type);
-			v_any := format('%1$I OPERATOR(pg_catalog.=) ANY ($1::%2$s[]) AND '
-							'(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) ANY ($1)) IS TRUE',
-							t.subject_column, t.subject_type);
+			v_test := '%1$I OPERATOR(pg_catalog.=) %2$s AND '
+					  '(pg_catalog.format(''%%s'', %1$I) COLLATE pg_catalog."C" OPERATOR(pg_catalog.=) %3$s) IS TRUE';
 			/* equal values of other types may show different text: each row's own */
 			v_ret := format('pg_catalog.format(''%%s'', %I)', t.subject_column);
 		END IF;
+		/* the test against one key of a join, and against the keys as one array */
+		v_cond := format(v_test, t.subject_column, format('"privacy_guard key"::%s', t.subject_type), '"privacy_guard key"');
+		v_any := format(v_test, t.subject_column, format('ANY ($1::%s[])', t.subject_type), 'ANY ($1)');
 		v_held := 'false';
 		IF t.hold_keep IS NOT NULL THEN
 			v_held := privacy_guard._time_cond(t.retention_column, t.hold_keep, false, now());
