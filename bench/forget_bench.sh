@@ -149,6 +149,14 @@ noop_round() { echo "SELECT privacy_guard.run_maintenance();" | timed_ms; }
 lsn() { q "SELECT pg_current_wal_lsn()"; }
 wal_mb() { q "SELECT round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$1') / 1048576.0, 1)"; }	# since lsn $1
 noop_round >/dev/null			# caches
+# earlier receipts closed: a round notes the vacuum counts they wait for,
+# and after a VACUUM that began once they had committed, the next closes them
+close_receipts() {
+	settle
+	noop_round >/dev/null
+	settle
+	noop_round >/dev/null
+}
 
 if [ "$HISTORY" -gt 0 ]; then
 	# receipts kept from earlier requests, filed a chunk at a time (keys beyond the tables' ids)
@@ -159,10 +167,7 @@ if [ "$HISTORY" -gt 0 ]; then
 		q "SELECT privacy_guard.run_maintenance()" >/dev/null
 		log "  history: $((h + 20000 < HISTORY ? h + 20000 : HISTORY))"
 	done
-	settle
-	noop_round >/dev/null			# notes the vacuum counts the receipts wait for
-	settle
-	noop_round >/dev/null			# closes them
+	close_receipts
 	open=$(q "SELECT count(*) FROM privacy_guard.erasure_request WHERE state <> 'done' OR unreachable_at IS NULL")
 	[ "$open" = 0 ] || die "$open receipts of the history are still open"
 	log "history in $(( $(date +%s) - t0 )) s"
@@ -178,10 +183,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		nf=$(rows_of "$fa" "$fb")
 		nh=$(rows_of "$ha" "$hb")
 		do_forget() {
-			settle
-			noop_round >/dev/null	# notes the vacuum counts earlier receipts wait for
-			settle
-			noop_round >/dev/null	# closes them: that VACUUM began after they committed
+			close_receipts
 			noop=$(noop_round)	# before the requests are filed
 			q "SELECT count(privacy_guard.forget(g::text)) FROM generate_series($fa, $fb) g" >/dev/null
 			settle
@@ -212,10 +214,7 @@ for ((r = 1; r <= RUNS; r++)); do
 	fi
 	if has_phase single; then
 		do_forget1() {
-			settle
-			noop_round >/dev/null	# as above: earlier receipts closed first
-			settle
-			noop_round >/dev/null
+			close_receipts
 			noop1=$(noop_round)
 			q "SELECT privacy_guard.forget('$sa')" >/dev/null
 			settle
