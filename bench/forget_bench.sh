@@ -13,6 +13,12 @@
 #      run_maintenance() (in sets), against the hand-written set-based
 #      erasure of REQUESTS other subjects: one transaction of two DELETEs
 #      with a range, children first (bar: within 3x);
+#      and against the same erasure writing a receipt per subject as a
+#      hand-written one would: the two DELETEs and an UPDATE of a table
+#      shaped like privacy_guard.erasure_request (its columns, indexes and
+#      fillfactor; REQUESTS rows filed before, not timed) setting each
+#      subject's state, counts and tables and clearing its key, in one
+#      statement (SPEC's reference writes no receipt; privacy_guard must);
 #   2. single: one forget request and run_maintenance(), minus a no-op
 #      run_maintenance() (run after others, which close the receipts of earlier
 #      runs: a round, a VACUUM, a round), against a hand-written transaction deleting the
@@ -81,9 +87,9 @@ for n in PARENT_ROWS CHILD_PER REQUESTS RUNS HISTORY; do
 	[[ ${!n} =~ ^[0-9]+$ ]] || die "$n must be a non-negative integer"
 done
 [ "$RUNS" -ge 1 ] && [ "$REQUESTS" -ge 1 ] && [ "$CHILD_PER" -ge 1 ] || die "RUNS, REQUESTS and CHILD_PER must be >= 1"
-# every run takes 2 x REQUESTS + 2 subjects of its own
-[ $(( RUNS * (2 * REQUESTS + 2) )) -le "$PARENT_ROWS" ] ||
-	die "PARENT_ROWS must be at least RUNS x (2 x REQUESTS + 2) = $(( RUNS * (2 * REQUESTS + 2) ))"
+# every run takes 3 x REQUESTS + 2 subjects of its own
+[ $(( RUNS * (3 * REQUESTS + 2) )) -le "$PARENT_ROWS" ] ||
+	die "PARENT_ROWS must be at least RUNS x (3 x REQUESTS + 2) = $(( RUNS * (3 * REQUESTS + 2) ))"
 has_phase() { [[ " $PHASES " == *" $1 "* ]]; }
 
 bench_cluster pvg-bench-forget <<EOF
@@ -128,6 +134,10 @@ CREATE INDEX orders_account_id ON orders (account_id);
 VACUUM (FREEZE, ANALYZE) accounts, orders;
 SELECT privacy_guard.protect('accounts', 'id', ARRAY['billing']);
 SELECT privacy_guard.protect('orders', 'account_id', ARRAY['billing']);
+-- the hand-written erasure's receipts: privacy_guard's own shape
+CREATE TABLE hand_receipt (LIKE privacy_guard.erasure_request INCLUDING ALL) WITH (fillfactor = 50);
+CREATE SEQUENCE hand_receipt_id_seq OWNED BY hand_receipt.id;
+ALTER TABLE hand_receipt ALTER id SET DEFAULT nextval('hand_receipt_id_seq');
 EOF
 log "loaded in $(( $(date +%s) - t0 )) s"
 SERVER_VERSION=$(q "SELECT version()")
@@ -136,7 +146,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 # the same state before every measurement: no dead rows, prewarmed, checkpointed
 settle() {
 	psql_su >/dev/null <<EOF
-VACUUM accounts, orders, privacy_guard.erasure_request;
+VACUUM accounts, orders, privacy_guard.erasure_request, hand_receipt;
 $([ "$PREWARM" = yes ] && echo "SELECT sum(pg_prewarm(c.oid)) FROM pg_class c WHERE c.relname IN ('accounts', 'orders', 'accounts_pkey', 'orders_pkey', 'orders_account_id');")
 CHECKPOINT;
 EOF
@@ -174,14 +184,16 @@ if [ "$HISTORY" -gt 0 ]; then
 fi
 
 for ((r = 1; r <= RUNS; r++)); do
-	base=$(( (r - 1) * (2 * REQUESTS + 2) ))
-	# forget: base+1 .. base+REQUESTS; hand: the next REQUESTS; single: the last two
+	base=$(( (r - 1) * (3 * REQUESTS + 2) ))
+	# forget: base+1 .. base+REQUESTS; hand: the next REQUESTS; hand with receipts: the next; single: the last two
 	fa=$((base + 1)); fb=$((base + REQUESTS))
 	ha=$((fb + 1)); hb=$((fb + REQUESTS))
-	sa=$((hb + 1)); sb=$((hb + 2))
+	ra=$((hb + 1)); rb=$((hb + REQUESTS))
+	sa=$((rb + 1)); sb=$((rb + 2))
 	if has_phase bulk; then
 		nf=$(rows_of "$fa" "$fb")
 		nh=$(rows_of "$ha" "$hb")
+		nr=$(rows_of "$ra" "$rb")
 		do_forget() {
 			close_receipts
 			noop=$(noop_round)	# before the requests are filed
@@ -200,17 +212,44 @@ for ((r = 1; r <= RUNS; r++)); do
 				"$ha" "$hb" "$ha" "$hb" | timed_ms)
 			hwal=$(wal_mb "$l0")
 		}
-		if ((r % 2)); then do_forget; do_hand; else do_hand; do_forget; fi
-		left=$(( $(rows_of "$fa" "$fb") + $(rows_of "$ha" "$hb") ))
+		do_hand_receipts() {
+			q "INSERT INTO hand_receipt (subject, subject_digest, due)
+			   SELECT g::text, encode(sha256(convert_to(g::text, 'UTF8')), 'hex'), now() FROM generate_series($ra, $rb) g" >/dev/null
+			settle
+			l0=$(lsn)
+			hrms=$(timed_ms <<EOF
+BEGIN;
+WITH o AS (DELETE FROM orders WHERE account_id BETWEEN $ra AND $rb RETURNING account_id AS k),
+	 a AS (DELETE FROM accounts WHERE id BETWEEN $ra AND $rb RETURNING id AS k),
+	 n AS (SELECT x.k, count(*) FILTER (WHERE x.t = 'a') AS a, count(*) FILTER (WHERE x.t = 'o') AS o
+			 FROM (SELECT o.k, 'o' AS t FROM o UNION ALL SELECT a.k, 'a' FROM a) x GROUP BY x.k)
+UPDATE hand_receipt r
+   SET state = 'done', completed_at = now(), erased_at = now(), subject = NULL, changed_xid = pg_current_xact_id(),
+	   counts = jsonb_build_object('public.accounts', jsonb_build_object('deleted', n.a),
+								   'public.orders', jsonb_build_object('deleted', n.o)),
+	   touched = ARRAY['accounts'::regclass, 'orders'::regclass]::oid[]
+  FROM n WHERE r.subject = n.k::text;
+COMMIT;
+EOF
+)
+			hrwal=$(wal_mb "$l0")
+			open=$(q "SELECT count(*) FROM hand_receipt WHERE state <> 'done'")
+			[ "$open" = 0 ] || die "$open hand-written receipts are not done"
+		}
+		if ((r % 2)); then do_forget; do_hand; do_hand_receipts; else do_hand_receipts; do_hand; do_forget; fi
+		left=$(( $(rows_of "$fa" "$fb") + $(rows_of "$ha" "$hb") + $(rows_of "$ra" "$rb") ))
 		[ "$left" = 0 ] || die "$left rows of the forgotten subjects are left"
 		rec bulk_ms round "$r" "$fms"
 		rec bulk_ms hand "$r" "$hms"
+		rec bulk_ms receipts "$r" "$hrms"
 		rec bulk_ms noop "$r" "$noop"
 		rec bulk_wal round "$r" "$fwal"
 		rec bulk_wal hand "$r" "$hwal"
+		rec bulk_wal receipts "$r" "$hrwal"
 		rec bulk_rows round "$r" "$nf"
 		rec bulk_rows hand "$r" "$nh"
-		log "  bulk run $r: $REQUESTS requests: round $fms ms, $fwal MB of WAL (no-op round $noop ms) for $nf rows; hand-written $hms ms, $hwal MB for $nh rows"
+		rec bulk_rows receipts "$r" "$nr"
+		log "  bulk run $r: $REQUESTS requests: round $fms ms, $fwal MB of WAL (no-op round $noop ms) for $nf rows; hand-written $hms ms, $hwal MB for $nh rows; with receipts $hrms ms, $hrwal MB for $nr rows"
 	fi
 	if has_phase single; then
 		do_forget1() {
@@ -271,7 +310,9 @@ SUMMARY=$WORK/summary.md
 	echo "  $RUNS runs per variant, interleaved (the order alternates)"
 	echo "- bulk: $REQUESTS forget requests filed (not timed), then one \`run_maintenance()\` (timed, all of it);"
 	echo "  hand-written: \`BEGIN; DELETE FROM orders WHERE account_id BETWEEN a AND b; DELETE FROM accounts"
-	echo "  WHERE id BETWEEN a AND b; COMMIT\` over $REQUESTS other subjects"
+	echo "  WHERE id BETWEEN a AND b; COMMIT\` over $REQUESTS other subjects; hand-written with receipts: the same"
+	echo "  DELETEs and an UPDATE of $REQUESTS receipts (a table like privacy_guard.erasure_request, filed before, not"
+	echo "  timed: state, counts per table, tables written, key cleared) in one statement, over $REQUESTS more subjects"
 	echo "- single: one request: \`run_maintenance()\` minus a no-op \`run_maintenance()\`, against"
 	echo "  \`BEGIN; DELETE FROM orders WHERE account_id = s; DELETE FROM accounts WHERE id = s; COMMIT\`"
 	echo "- ratio = ratio of medians; paired = median over runs of the same-run ratio"
@@ -282,9 +323,13 @@ SUMMARY=$WORK/summary.md
 		rb=$(ratio "$(med bulk_ms round)" "$(med bulk_ms hand)")
 		row "bulk: run_maintenance() with $REQUESTS due requests, ms" round bulk_ms 1 "${rb}×" "$(paired_ratio bulk_ms round hand)×" "≤ ${BAR_BULK}× hand" "$(verdict "$rb" $BAR_BULK le)"
 		row "bulk: hand-written set-based erasure of $REQUESTS subjects, ms" hand bulk_ms 1 "1.000×" "1.000×" "reference" "-"
+		rr=$(ratio "$(med bulk_ms round)" "$(med bulk_ms receipts)")
+		row "bulk: run_maintenance() against the hand-written erasure with receipts, ms" round bulk_ms 1 "${rr}×" "$(paired_ratio bulk_ms round receipts)×" "(≤ ${BAR_BULK}× with receipts)" "$(verdict "$rr" $BAR_BULK le)"
+		row "bulk: hand-written set-based erasure with a receipt per subject, ms" receipts bulk_ms 1 "1.000×" "1.000×" "reference with receipts" "-"
 		row "bulk: no-op run_maintenance() beside it, ms" noop bulk_ms 1 "" "" "" ""
 		row "bulk: WAL written by the round, MB" round bulk_wal 1 "$(ratio "$(med bulk_wal round)" "$(med bulk_wal hand)")×" "" "" ""
 		row "bulk: WAL written by the hand-written erasure, MB" hand bulk_wal 1 "1.000×" "" "" ""
+		row "bulk: WAL written by the hand-written erasure with receipts, MB" receipts bulk_wal 1 "$(ratio "$(med bulk_wal receipts)" "$(med bulk_wal hand)")×" "" "" ""
 		row "bulk: rows of the forgotten subjects" round bulk_rows 0 "" "" "" ""
 	fi
 	if has_phase single; then
