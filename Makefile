@@ -7,7 +7,7 @@ OBJS        = src/privacy_guard.o src/guc.o src/registry.o src/consent_cache.o s
               src/engine.o src/targets.o src/worker.o src/transparency.o src/audit.o \
               src/tagged_io.o src/tagged_access.o src/tagged_ops.o \
               src/tagged_erase.o src/tagged_default.o src/forgotten.o src/shared_store.o \
-              src/parallel.o src/disclose.o src/purpose_scope.o src/import.o
+              src/parallel.o src/disclose.o src/purpose_scope.o src/import.o src/forget_sets.o
 # The install script is assembled from the feature files in src/sql, in this
 # order (later files use objects of earlier ones)
 SQL_PARTS   = schema tables purposes consent import protect ddl_guard \

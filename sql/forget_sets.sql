@@ -162,6 +162,29 @@ SELECT r -> 'requests_done' AS done FROM privacy_guard.run_maintenance() r;
 SELECT count(*) AS devices_left, count(*) FILTER (WHERE owner = md5('d25')::uuid) AS of_the_25th FROM fs_devices;
 SELECT state, counts, count(*) FROM privacy_guard.erasure_requests WHERE reason = 'devices' GROUP BY 1, 2;
 
+-- a table with a part detached from it since it was protected: a set runs a
+-- statement on each, and each receipt adds up the table's rows of both
+-- (2, not the 1 of either) and names both parts as written to
+SET ROLE regress_fset_owner;
+CREATE TABLE fs_shipments (id int, owner bigint) PARTITION BY RANGE (id);
+CREATE TABLE fs_shipments_old PARTITION OF fs_shipments FOR VALUES FROM (0) TO (100);
+CREATE TABLE fs_shipments_new PARTITION OF fs_shipments FOR VALUES FROM (100) TO (200);
+INSERT INTO fs_shipments SELECT g, 100 + g FROM generate_series(1, 25) g;
+INSERT INTO fs_shipments SELECT 100 + g, 100 + g FROM generate_series(1, 25) g;
+RESET ROLE;
+SELECT privacy_guard.protect('fs_shipments', 'owner', ARRAY['fs_billing']);
+SET ROLE regress_fset_owner;
+ALTER TABLE fs_shipments DETACH PARTITION fs_shipments_old;
+RESET ROLE;
+SELECT count(privacy_guard.forget((100 + g)::text, 'shipments')) AS filed FROM generate_series(1, 24) g;
+SELECT r -> 'requests_done' AS done FROM privacy_guard.run_maintenance() r;
+SELECT (SELECT array_agg(owner) FROM fs_shipments) AS left_attached,
+	   (SELECT array_agg(owner) FROM fs_shipments_old) AS left_detached;
+SELECT state, counts, count(*) FROM privacy_guard.erasure_requests WHERE reason = 'shipments' GROUP BY 1, 2;
+SELECT count(*) AS receipts_naming_both_parts FROM privacy_guard.erasure_request
+ WHERE reason = 'shipments'
+   AND touched @> ARRAY['fs_shipments_old'::regclass, 'fs_shipments_new'::regclass]::oid[];
+
 \c :orig_db
 DROP DATABASE regress_fset;
 DROP ROLE regress_fset_owner, regress_fset_app;
