@@ -19,9 +19,11 @@
 #   3. pacing beside OLTP: 2 pgbench clients (point select + single-row update
 #      on a separate plain table) alone, beside the worker switched on with
 #      nothing to purge (diagnostic), beside the worker's purge at each
-#      batch_delay of PACE_DELAYS (2 ms is the default setting; the worker also pauses twice as long as each batch took), and beside
-#      the hand-written unpaced loop; OLTP tps and p99 latency over the time
-#      the purge ran, and the purge's progress;
+#      batch_delay of PACE_DELAYS (2 ms is the default setting; the worker also pauses twice as long as each batch took),
+#      beside the hand-written loop paced the same way (no privacy_guard in
+#      it: what any purge at that pace costs the OLTP on this machine), and
+#      beside the hand-written unpaced loop; OLTP tps and p99 latency over
+#      the time the purge ran, and the purge's progress;
 #   4. forget: 5 tables of FORGET_ROWS rows, a subject with ~50 rows across
 #      them: forget() + run_maintenance() minus a no-op run_maintenance(),
 #      against a hand-written transaction deleting another subject's rows.
@@ -52,7 +54,7 @@
 #   OLTP_CLIENTS=2  OLTP_ROWS=100000
 #   PACE_RUNS=$RUNS               runs per phase 3 variant
 #   PACE_DELAYS="0 2 10"          worker batch_delay values (ms) beside OLTP
-#   PACE_QUICK=0                  1: phase 3 without the idle worker and the hand loop
+#   PACE_QUICK=0                  1: phase 3 without the idle worker and the unpaced hand loop
 #   PACE_ROWS=$ROWS               purge data set size in phase 3
 #   FORGET_ROWS=1000000           rows in each of the 5 forget tables (10 per subject)
 #   SHARED_BUFFERS=1GB
@@ -420,6 +422,7 @@ if has_phase pace; then
 	PACE_VARIANTS=(alone)
 	[ "$PACE_QUICK" = 1 ] || PACE_VARIANTS+=(idle)
 	for d in $PACE_DELAYS; do PACE_VARIANTS+=("worker_$d"); done
+	PACE_VARIANTS+=(hand_paced)
 	[ "$PACE_QUICK" = 1 ] || PACE_VARIANTS+=(hand)
 	n=${#PACE_VARIANTS[@]}
 	log "pacing: $PACE_RUNS runs x $n variants, ${OLTP_SECONDS}s of $OLTP_CLIENTS pgbench clients, $PACE_ROWS rows"
@@ -440,7 +443,7 @@ if has_phase pace; then
 			elif [ "$v" != alone ]; then
 				expired=$(make_pt "$PACE_ROWS")
 				cutoff=$(q "SELECT now() - interval '$RETENTION'")
-				[ "$v" = hand ] || protect_pt delete
+				[[ $v == hand* ]] || protect_pt delete
 			fi
 			q "VACUUM oltp_t" >/dev/null			# every run starts from the same state
 			q "CHECKPOINT" >/dev/null
@@ -456,9 +459,10 @@ if has_phase pace; then
 					seq0=$(q "SELECT coalesce(max(seq), 0) FROM bench_round")
 					worker_set on "${v#worker_}"
 					;;
-				hand)
+				hand | hand_paced)
 					as_pg env PGAPPNAME=pvg_hand "$BINDIR/psql" "${PSQL_ARGS[@]}" \
-						-c "CALL bench_hand_purge('pt', $BATCH, '$cutoff')" >/dev/null 2>&1 &
+						-c "$([ "$v" = hand ] && echo "CALL bench_hand_purge('pt', $BATCH, '$cutoff')" ||
+							  echo "CALL bench_hand_purge_paced('pt', $BATCH, '$cutoff', $DEFAULT_DELAY)")" >/dev/null 2>&1 &
 					HAND_PID=$!
 					BG_PIDS+=("$HAND_PID")
 					;;
@@ -476,7 +480,7 @@ if has_phase pace; then
 								done_rows=$rows
 							fi
 							;;
-						hand)
+						hand | hand_paced)
 							if ! kill -0 "$HAND_PID" 2>/dev/null; then
 								pe=$(now)
 								done_rows=$expired
@@ -503,7 +507,7 @@ if has_phase pace; then
 					left=$(q "SELECT count(*) FROM pt WHERE created_at < '$cutoff'")
 					done_rows=$((expired - left))
 					pe=$hi
-					if [ "$v" = hand ]; then
+					if [[ $v == hand* ]]; then
 						q "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'pvg_hand'" >/dev/null
 						wait "$HAND_PID" 2>/dev/null || true
 					else
@@ -512,7 +516,7 @@ if has_phase pace; then
 				fi
 				ws=$ps
 				we=$(awk -v a="$pe" -v b="$hi" 'BEGIN { printf "%.6f\n", (a < b) ? a : b }')
-				if [ "$v" = hand ]; then wait "$HAND_PID" 2>/dev/null || true; fi
+				if [[ $v == hand* ]]; then wait "$HAND_PID" 2>/dev/null || true; fi
 				if [[ $v == worker_* ]]; then worker_set off 0; wait_worker_idle; fi
 				prog=$(awk -v n="$done_rows" -v a="$ps" -v b="$pe" 'BEGIN { printf "%.1f\n", (b > a) ? n / (b - a) : 0 }')
 				rec pace_rps "$v" "$r" "$prog"
@@ -659,13 +663,15 @@ SUMMARY=$WORK/summary.md
 			[ "$v" = alone ] || [ "$v" = idle ] && continue
 			if [ "$v" = hand ]; then
 				name="beside the hand-written unpaced loop"
+			elif [ "$v" = hand_paced ]; then
+				name="beside the hand-written loop paced like the worker"
 			else
 				name="beside the worker, batch_delay=${v#worker_} ms$([ "${v#worker_}" != $DEFAULT_DELAY ] || echo ' (default)')"
 			fi
 			rt=$(ratio "$(med oltp_tps "$v")" "$base_tps")
 			r9=$(ratio "$(med oltp_p99 "$v")" "$base_p99")
 			rg=$(ratio "$(med pace_rps "$v")" "$unpaced")
-			if [ "$v" = hand ]; then
+			if [[ $v == hand* ]]; then
 				bt="none"; b9="none"; bg="none"; vt="scale"; v9="scale"; vg="scale"
 			else
 				bt="≥ ${BAR_OLTP_TPS}×"; b9="≤ ${BAR_OLTP_P99}×"; bg="≥ ${BAR_PACE_PROGRESS}× unpaced"
@@ -676,6 +682,10 @@ SUMMARY=$WORK/summary.md
 			row "OLTP $name, p99 ms" "$v" oltp_p99 3 "${r9}×" "$(paired_ratio oltp_p99 "$v" alone)×" "$b9" "$v9"
 			row "purge progress $name, rows/s" "$v" pace_rps 0 "${rg}×" "" "$bg" "$vg"
 		done
+		if [[ " ${PACE_VARIANTS[*]} " == *" worker_$DEFAULT_DELAY "* ]]; then
+			rh=$(ratio "$(med oltp_p99 "worker_$DEFAULT_DELAY")" "$(med oltp_p99 hand_paced)")
+			row "OLTP p99 beside the worker (default) against beside the hand-written loop paced like it" "worker_$DEFAULT_DELAY" oltp_p99 3 "${rh}×" "$(paired_ratio oltp_p99 "worker_$DEFAULT_DELAY" hand_paced)×" "none" "diagnostic"
+		fi
 	fi
 	if has_phase pace; then
 		for v in "${PACE_VARIANTS[@]}"; do
@@ -700,6 +710,9 @@ SUMMARY=$WORK/summary.md
 		echo "after ${WARM}s; tps and p99 over the transactions that ended while the purge ran (alone: after ${WARM}s);"
 		echo "purge progress = rows purged / time it ran (up to the OLTP run's end), against the worker's unpaced"
 		echo "rate alone (phase 1 median). Delays other than the default ($DEFAULT_DELAY ms) are a sweep, not the bar."
+		echo "The hand-written loop paced like the worker (\`CALL bench_hand_purge_paced\`: the hand loop's batches, each"
+		echo "followed by a pause of $DEFAULT_DELAY ms or twice what it took, as worker.c pauses) has no privacy_guard in it: its"
+		echo "p99 is what a purge at that pace costs the OLTP on this machine."
 		if [ "$trunc" -gt 0 ]; then
 			echo "In $trunc pacing runs the purge outlasted the ${OLTP_SECONDS}s OLTP run; its progress is counted up to the run's end."
 		fi

@@ -133,5 +133,27 @@ BEGIN
 END
 $$;
 
+-- the same loop paced as the worker paces its batches (worker.c): after each
+-- batch, a pause of delay_ms or twice what the batch took, whichever is longer
+CREATE PROCEDURE bench_hand_purge_paced(tbl regclass, batch integer, cutoff timestamptz, delay_ms integer)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+	n bigint;
+	t0 timestamptz;
+BEGIN
+	LOOP
+		t0 := clock_timestamp();
+		EXECUTE format('DELETE FROM %1$s WHERE id IN (SELECT id FROM %1$s WHERE created_at < $1 '
+					   'ORDER BY created_at LIMIT %2$s FOR UPDATE SKIP LOCKED)', tbl, batch)
+			USING cutoff;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		COMMIT;
+		EXIT WHEN n < batch;
+		PERFORM pg_sleep(greatest(delay_ms, 2 * extract(epoch FROM clock_timestamp() - t0) * 1000) / 1000.0);
+	END LOOP;
+END
+$$;
+
 VACUUM (FREEZE, ANALYZE);
 CHECKPOINT;
