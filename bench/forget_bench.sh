@@ -320,17 +320,18 @@ SUMMARY=$WORK/summary.md
 	echo "| measurement | median | min | max | runs | ratio | paired | bar | verdict |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
 	if has_phase bulk; then
-		rb=$(ratio "$(med bulk_ms round)" "$(med bulk_ms hand)")
-		row "bulk: run_maintenance() with $REQUESTS due requests, ms" round bulk_ms 1 "${rb}×" "$(paired_ratio bulk_ms round hand)×" "≤ ${BAR_BULK}× hand" "$(verdict "$rb" $BAR_BULK le)"
+		rbulk=$(ratio "$(med bulk_ms round)" "$(med bulk_ms hand)")
+		row "bulk: run_maintenance() with $REQUESTS due requests, ms" round bulk_ms 1 "${rbulk}×" "$(paired_ratio bulk_ms round hand)×" "≤ ${BAR_BULK}× hand" "$(verdict "$rbulk" $BAR_BULK le)"
 		row "bulk: hand-written set-based erasure of $REQUESTS subjects, ms" hand bulk_ms 1 "1.000×" "1.000×" "reference" "-"
 		rr=$(ratio "$(med bulk_ms round)" "$(med bulk_ms receipts)")
-		row "bulk: run_maintenance() against the hand-written erasure with receipts, ms" round bulk_ms 1 "${rr}×" "$(paired_ratio bulk_ms round receipts)×" "(≤ ${BAR_BULK}× with receipts)" "$(verdict "$rr" $BAR_BULK le)"
+		row "bulk: run_maintenance() against the hand-written erasure with receipts, ms" round bulk_ms 1 "${rr}×" "$(paired_ratio bulk_ms round receipts)×" "none (proposed: ≤ ${BAR_BULK}×)" "proposed: $(verdict "$rr" $BAR_BULK le)"
 		row "bulk: hand-written set-based erasure with a receipt per subject, ms" receipts bulk_ms 1 "1.000×" "1.000×" "reference with receipts" "-"
 		row "bulk: no-op run_maintenance() beside it, ms" noop bulk_ms 1 "" "" "" ""
 		row "bulk: WAL written by the round, MB" round bulk_wal 1 "$(ratio "$(med bulk_wal round)" "$(med bulk_wal hand)")×" "" "" ""
 		row "bulk: WAL written by the hand-written erasure, MB" hand bulk_wal 1 "1.000×" "" "" ""
 		row "bulk: WAL written by the hand-written erasure with receipts, MB" receipts bulk_wal 1 "$(ratio "$(med bulk_wal receipts)" "$(med bulk_wal hand)")×" "" "" ""
 		row "bulk: rows of the forgotten subjects" round bulk_rows 0 "" "" "" ""
+		row "bulk: rows of the subjects erased by hand with receipts" receipts bulk_rows 0 "" "" "" ""
 	fi
 	if has_phase single; then
 		rs=$(ratio "$(med single_ms share)" "$(med single_ms hand)")

@@ -135,6 +135,8 @@ $$;
 
 -- the same loop paced as the worker paces its batches (worker.c): after each
 -- batch, a pause of delay_ms or twice what the batch took, whichever is longer
+-- (run with synchronous_commit off, as the worker's batches commit; unlike
+-- the worker's pause, pg_sleep() holds a snapshot while it sleeps)
 CREATE PROCEDURE bench_hand_purge_paced(tbl regclass, batch integer, cutoff timestamptz, delay_ms integer)
 LANGUAGE plpgsql
 AS $$

@@ -18,6 +18,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "common/int.h"
 #include "utils/numeric.h"
 
 PG_FUNCTION_INFO_V1(pvg_set_counts);
@@ -43,6 +44,18 @@ compare_strings(const char *a, int alen, const char *b, int blen)
 	if (c != 0)
 		return c;
 	return (alen > blen) - (alen < blen);
+}
+
+static bool
+same_key(const SetCount *x, const SetCount *y)
+{
+	return compare_strings(x->key, x->keylen, y->key, y->keylen) == 0;
+}
+
+static bool
+same_action(const SetCount *x, const SetCount *y)
+{
+	return compare_strings(x->act, x->actlen, y->act, y->actlen) == 0;
 }
 
 /* by key, then table, then action: each key's counts come together */
@@ -126,7 +139,8 @@ pvg_set_counts(PG_FUNCTION_ARGS)
 		int			tix;
 		int			nkeys;
 
-		if (stmt == NULL || stmt->type != jbvBinary || !JsonContainerIsObject(stmt->val.binary.data))
+		if (stmt == NULL || stmt->type != jbvBinary ||
+			!JsonContainerIsObject(stmt->val.binary.data))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("a statement of a forget set must be a jsonb object")));
@@ -136,7 +150,8 @@ pvg_set_counts(PG_FUNCTION_ARGS)
 		act = statement_member(sc, "a", jbvString);
 		keys = statement_member(sc, "k", jbvBinary)->val.binary.data;
 		rows = statement_member(sc, "n", jbvBinary)->val.binary.data;
-		tix = DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(place->val.numeric)));
+		tix = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+												NumericGetDatum(place->val.numeric)));
 		/* a table's bit: sets are used for at most 63 tables (_forget_due) */
 		if (tix < 0 || tix > 62)
 			ereport(ERROR,
@@ -163,7 +178,8 @@ pvg_set_counts(PG_FUNCTION_ARGS)
 			if (k->type != jbvString || n->type != jbvNumeric)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("a statement of a forget set must name keys as strings and rows as numbers")));
+						 errmsg("a statement of a forget set must name keys as strings "
+								"and rows as numbers")));
 			c->key = k->val.string.val;
 			c->keylen = k->val.string.len;
 			c->tix = tix;
@@ -171,7 +187,8 @@ pvg_set_counts(PG_FUNCTION_ARGS)
 			c->tbllen = tbl->val.string.len;
 			c->act = act->val.string.val;
 			c->actlen = act->val.string.len;
-			c->n = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(n->val.numeric)));
+			c->n = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+													 NumericGetDatum(n->val.numeric)));
 		}
 	}
 	if (ncounts == 0)
@@ -190,36 +207,40 @@ pvg_set_counts(PG_FUNCTION_ARGS)
 		int			k = i;
 
 		pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-		while (i < ncounts && compare_strings(counts[i].key, counts[i].keylen,
-											  counts[k].key, counts[k].keylen) == 0)
+		while (i < ncounts && same_key(&counts[i], &counts[k]))
 		{
 			int			t = i;
 
 			/* this key's rows of one table, by action */
 			push_string(&state, WJB_KEY, counts[t].tbl, counts[t].tbllen);
 			pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
-			while (i < ncounts && counts[i].tix == counts[t].tix &&
-				   compare_strings(counts[i].key, counts[i].keylen,
-								   counts[k].key, counts[k].keylen) == 0)
+			while (i < ncounts && same_key(&counts[i], &counts[k]) &&
+				   counts[i].tix == counts[t].tix)
 			{
 				int			a = i;
 				int64		n = 0;
 				JsonbValue	v;
 
-				while (i < ncounts && counts[i].tix == counts[a].tix &&
-					   compare_strings(counts[i].key, counts[i].keylen,
-									   counts[k].key, counts[k].keylen) == 0 &&
-					   compare_strings(counts[i].act, counts[i].actlen,
-									   counts[a].act, counts[a].actlen) == 0)
-					n += counts[i++].n;
+				/* the table's parts, added up */
+				while (i < ncounts && same_key(&counts[i], &counts[k]) &&
+					   counts[i].tix == counts[a].tix && same_action(&counts[i], &counts[a]))
+				{
+					if (pg_add_s64_overflow(n, counts[i].n, &n))
+						ereport(ERROR,
+								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								 errmsg("bigint out of range")));
+					i++;
+				}
 				push_string(&state, WJB_KEY, counts[a].act, counts[a].actlen);
 				v.type = jbvNumeric;
 				v.val.numeric = int64_to_numeric(n);
 				pushJsonbValue(&state, WJB_VALUE, &v);
-				if (compare_strings(counts[a].act, counts[a].actlen, "restricted", 10) == 0)
-					kept += n;
-				else
+				if (compare_strings(counts[a].act, counts[a].actlen, "restricted", 10) != 0)
 					mask |= UINT64CONST(1) << counts[a].tix;
+				else if (pg_add_s64_overflow(kept, n, &kept))
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("bigint out of range")));
 			}
 			pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 		}
