@@ -85,6 +85,48 @@ SHOW privacy_guard.batch_delay;
 SHOW privacy_guard.log_retention;
 SET privacy_guard.batch_size = 10;
 
+-- batches grow: a table's first has at most 1000 rows, each next one twice
+-- as many, up to batch_size (10000 by default), while a batch takes under a
+-- twentieth of engine_time_limit; a table whose rows are slow to delete (the
+-- owner's trigger) keeps batches of 1000, well within the limit.  Each
+-- batch's DELETE is logged by a statement trigger with its row count.
+SET ROLE regress_owner;
+CREATE TABLE grow_events (id int, customer_id bigint, happened timestamptz NOT NULL);
+INSERT INTO grow_events SELECT g, g % 50, now() - interval '2 days' FROM generate_series(1, 25000) g;
+CREATE TABLE grow_log (seq serial, tbl text, n bigint);
+CREATE FUNCTION grow_note() RETURNS trigger LANGUAGE plpgsql AS
+	$$BEGIN
+		INSERT INTO grow_log (tbl, n) SELECT TG_TABLE_NAME, count(*) FROM gone;
+		RETURN NULL;
+	END$$;
+CREATE TRIGGER note AFTER DELETE ON grow_events REFERENCING OLD TABLE AS gone
+	FOR EACH STATEMENT EXECUTE FUNCTION grow_note();
+CREATE TABLE slow_events (LIKE grow_events);
+INSERT INTO slow_events SELECT g, g % 50, now() - interval '2 days' FROM generate_series(1, 3000) g;
+CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS
+	$$BEGIN
+		IF OLD.id % 1000 = 1 THEN
+			PERFORM pg_sleep(0.06);
+		END IF;
+		RETURN OLD;
+	END$$;
+CREATE TRIGGER slow BEFORE DELETE ON slow_events FOR EACH ROW EXECUTE FUNCTION slow_row();
+CREATE TRIGGER note AFTER DELETE ON slow_events REFERENCING OLD TABLE AS gone
+	FOR EACH STATEMENT EXECUTE FUNCTION grow_note();
+RESET ROLE;
+SELECT privacy_guard.protect('grow_events', 'customer_id', ARRAY['billing'], interval '1 day', 'happened');
+SELECT privacy_guard.protect('slow_events', 'customer_id', ARRAY['billing'], interval '1 day', 'happened');
+SHOW privacy_guard.batch_size;
+SET privacy_guard.engine_time_limit = '1s';
+SELECT privacy_guard.run_maintenance('grow_events') -> 'expired' AS expired;
+SELECT privacy_guard.run_maintenance('slow_events') -> 'expired' AS expired;
+RESET privacy_guard.engine_time_limit;
+SELECT tbl, array_agg(n ORDER BY seq) AS rows_per_batch FROM grow_log GROUP BY tbl ORDER BY tbl;
+SELECT privacy_guard.unprotect('grow_events');
+SELECT privacy_guard.unprotect('slow_events');
+DROP TABLE grow_events, slow_events, grow_log;
+DROP FUNCTION grow_note(), slow_row();
+
 SELECT privacy_guard.unprotect('batch_events');
 DROP TABLE batch_events, batch_log;
 DROP FUNCTION batch_note(), batch_keep(), batch_fail();

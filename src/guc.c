@@ -39,7 +39,7 @@
 char	   *pvg_purpose = NULL;
 bool		pvg_enabled = true;
 int			pvg_naptime = 60;
-int			pvg_batch_size = 1000;
+int			pvg_batch_size = 10000;
 int			pvg_batch_delay = 2;
 int			pvg_log_retention = 3 * 365 * 24 * 3600;
 int			pvg_engine_time_limit = 10000;
@@ -126,10 +126,12 @@ pvg_guc_init(void)
 							   GUC_LIST_INPUT,
 							   pvg_check_databases, NULL, NULL);
 	DefineCustomIntVariable("privacy_guard.batch_size",
-							"Rows purged per transaction by the background worker.",
+							"Most rows purged per transaction by the background worker.",
+							"A table's first batch has at most 1000 rows; each next one twice as many, up to this, "
+							"while a batch takes under a twentieth of privacy_guard.engine_time_limit. "
 							"run_maintenance() uses the same batches in the caller's transaction.",
 							&pvg_batch_size,
-							1000, 1, 1000000,
+							10000, 1, 1000000,
 							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
