@@ -47,7 +47,8 @@
 # Settings (environment):
 #   ROWS=2000000                  purge data set (25% expired)
 #   LAYOUT=random                 random: expired rows on every page; ordered: oldest first
-#   BATCH=1000                    privacy_guard.batch_size and the hand loop's batch
+#   BATCH=10000                   privacy_guard.batch_size (its default: the largest batch, which batches
+#                                 grow to from 1000) and the hand loops' batch
 #   RUNS=5                        runs per variant (phases 1, 2 and 4)
 #   PHASES="purge anon pace forget"  which phases to run
 #   OLTP_SECONDS=30               length of each pgbench run (phase 3)
@@ -81,7 +82,7 @@ REPO=$(dirname "$HERE")
 
 ROWS=${ROWS:-2000000}
 LAYOUT=${LAYOUT:-random}
-BATCH=${BATCH:-1000}
+BATCH=${BATCH:-10000}
 RUNS=${RUNS:-5}
 PHASES=${PHASES:-purge anon pace forget}
 OLTP_SECONDS=${OLTP_SECONDS:-30}
