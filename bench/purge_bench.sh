@@ -469,7 +469,7 @@ if has_phase pace; then
 				hand_paced)
 					# its batches commit without waiting for their WAL, as the worker's do
 					as_pg env PGAPPNAME=pvg_hand "$BINDIR/psql" "${PSQL_ARGS[@]}" -c "SET synchronous_commit = off" \
-						-c "CALL bench_hand_purge_paced('pt', $BATCH, '$cutoff', $DEFAULT_DELAY)" >/dev/null 2>&1 &
+						-c "CALL bench_hand_purge('pt', $BATCH, '$cutoff', $DEFAULT_DELAY)" >/dev/null 2>&1 &
 					HAND_PID=$!
 					BG_PIDS+=("$HAND_PID")
 					;;
@@ -717,7 +717,7 @@ SUMMARY=$WORK/summary.md
 		echo "after ${WARM}s; tps and p99 over the transactions that ended while the purge ran (alone: after ${WARM}s);"
 		echo "purge progress = rows purged / time it ran (up to the OLTP run's end), against the worker's unpaced"
 		echo "rate alone (phase 1 median). Delays other than the default ($DEFAULT_DELAY ms) are a sweep, not the bar."
-		echo "The hand-written loop paced like the worker (\`CALL bench_hand_purge_paced\`: the hand loop's batches, committed"
+		echo "The hand-written loop paced like the worker (\`CALL bench_hand_purge\` with a delay: the hand loop's batches, committed"
 		echo "with synchronous_commit off as the worker's are, each followed by a pause of $DEFAULT_DELAY ms or twice what it took, as"
 		echo "worker.c pauses; its pauses are pg_sleep() calls, which hold a snapshot, where the worker's hold none) has no"
 		echo "privacy_guard in it: its p99 is what such a purge costs the OLTP on this machine."

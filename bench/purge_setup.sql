@@ -22,7 +22,7 @@
 --   bench_round    one row per background round (a trigger on
 --                  privacy_guard.worker_round): its duration and its rows, so
 --                  the script reads the round that did the work, never a later one
---   bench_hand_purge(tbl, batch, cutoff)  the hand-written batched DELETE loop
+--   bench_hand_purge(tbl, batch, cutoff [, delay_ms])  the hand-written batched DELETE loop (paced with delay_ms)
 
 \set ON_ERROR_STOP on
 \set QUIET on
@@ -115,29 +115,12 @@ CREATE TRIGGER bench_log_round AFTER UPDATE ON privacy_guard.worker_round
 	EXECUTE FUNCTION public.bench_log_round();
 
 -- the hand-written alternative: batched DELETE, oldest first through the
--- index on created_at, skipping locked rows, committing per batch
-CREATE PROCEDURE bench_hand_purge(tbl regclass, batch integer, cutoff timestamptz)
-LANGUAGE plpgsql
-AS $$
-DECLARE
-	n bigint;
-BEGIN
-	LOOP
-		EXECUTE format('DELETE FROM %1$s WHERE id IN (SELECT id FROM %1$s WHERE created_at < $1 '
-					   'ORDER BY created_at LIMIT %2$s FOR UPDATE SKIP LOCKED)', tbl, batch)
-			USING cutoff;
-		GET DIAGNOSTICS n = ROW_COUNT;
-		COMMIT;
-		EXIT WHEN n < batch;
-	END LOOP;
-END
-$$;
-
--- the same loop paced as the worker paces its batches (worker.c): after each
--- batch, a pause of delay_ms or twice what the batch took, whichever is longer
--- (run with synchronous_commit off, as the worker's batches commit; unlike
--- the worker's pause, pg_sleep() holds a snapshot while it sleeps)
-CREATE PROCEDURE bench_hand_purge_paced(tbl regclass, batch integer, cutoff timestamptz, delay_ms integer)
+-- index on created_at, skipping locked rows, committing per batch; with
+-- delay_ms, paced as the worker paces its batches (worker.c): after each
+-- batch a pause of delay_ms or twice what the batch took, whichever is
+-- longer (run with synchronous_commit off, as the worker's batches commit;
+-- unlike the worker's pause, pg_sleep() holds a snapshot while it sleeps)
+CREATE PROCEDURE bench_hand_purge(tbl regclass, batch integer, cutoff timestamptz, delay_ms integer DEFAULT NULL)
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -152,7 +135,9 @@ BEGIN
 		GET DIAGNOSTICS n = ROW_COUNT;
 		COMMIT;
 		EXIT WHEN n < batch;
-		PERFORM pg_sleep(greatest(delay_ms, 2 * extract(epoch FROM clock_timestamp() - t0) * 1000) / 1000.0);
+		IF delay_ms IS NOT NULL THEN
+			PERFORM pg_sleep(greatest(delay_ms, 2 * extract(epoch FROM clock_timestamp() - t0) * 1000) / 1000.0);
+		END IF;
 	END LOOP;
 END
 $$;

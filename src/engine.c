@@ -15,8 +15,9 @@
  * retention in physical order after where the previous one stopped (a TID
  * range scan, so no batch reads again what an earlier one finished), skips
  * rows that applications hold locked, and reports where it stopped.  The
- * worker commits after every batch; run_maintenance() runs the same
- * batches in the caller's transaction.
+ * batches grow while they are quick (pvg_next_batch).  The worker commits
+ * after every batch; run_maintenance() runs the same batches in the
+ * caller's transaction.
  *
  *-------------------------------------------------------------------------
  */
@@ -37,6 +38,7 @@
 #include "utils/timeout.h"
 
 PG_FUNCTION_INFO_V1(pvg_exec_as_owner);
+PG_FUNCTION_INFO_V1(pvg_next_batch_fn);
 PG_FUNCTION_INFO_V1(pvg_batch_as_owner);
 PG_FUNCTION_INFO_V1(pvg_set_as_owner);
 
@@ -489,4 +491,39 @@ pvg_set_as_owner(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
+}
+
+/*
+ * A table's first purge batch has at most this many rows; each next one
+ * twice as many as the last, up to privacy_guard.batch_size, while a batch
+ * takes under a twentieth of privacy_guard.engine_time_limit.  Fewer,
+ * longer batches cost the applications less beside the purge
+ * (bench/results/purge_p99_control_20261208.md); a table whose owner's
+ * triggers make rows slow keeps its batches small, well within the limit
+ * that would cancel them.
+ */
+#define PVG_FIRST_BATCH 1000
+
+/*
+ * The rows of a table's next purge batch, after one of batch rows (0: none
+ * yet) that took took_ms; the worker's and run_maintenance()'s alike.
+ */
+int
+pvg_next_batch(int batch, long took_ms)
+{
+	if (batch <= 0)
+		batch = PVG_FIRST_BATCH;
+	else if (took_ms < pvg_engine_time_limit / 20)
+		batch *= 2;				/* at most 2 x 1000000: no overflow */
+	return Min(batch, pvg_batch_size);
+}
+
+/* _next_batch(batch, took_ms) -> pvg_next_batch, for run_maintenance(); NULL batch: the first */
+Datum
+pvg_next_batch_fn(PG_FUNCTION_ARGS)
+{
+	int			batch = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0);
+	double		took = PG_ARGISNULL(1) ? 0 : PG_GETARG_FLOAT8(1);
+
+	PG_RETURN_INT32(pvg_next_batch(batch, (long) Min(took, (double) LONG_MAX)));
 }

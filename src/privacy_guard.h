@@ -107,6 +107,7 @@ typedef struct PvgAsTableOwner
 extern void pvg_as_table_owner_begin(Oid owner, const char *search_path,
 									 PvgAsTableOwner *st);
 extern void pvg_as_table_owner_end(PvgAsTableOwner *st);
+extern int	pvg_next_batch(int batch, long took_ms);
 
 /* ddl_guard.c */
 extern void pvg_ddl_guard_init(void);

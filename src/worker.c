@@ -612,17 +612,6 @@ pvg_worker_report(int outcome)
 /* the worker pauses at least this many times as long as a batch took */
 #define PVG_PACE_FACTOR 2
 
-/*
- * A table's first purge batch has at most this many rows; each next one
- * twice as many, up to privacy_guard.batch_size, while a batch takes under
- * a twentieth of privacy_guard.engine_time_limit (as run_maintenance()
- * does).  Fewer, longer batches cost the applications less beside the
- * purge (bench/results/purge_p99_control_20261208.md); a table whose
- * owner's triggers make rows slow keeps its batches small, well within the
- * limit that would cancel them.
- */
-#define PVG_FIRST_BATCH 1000
-
 /* forget requests carried out in one transaction of the worker */
 #define PVG_FORGET_CHUNK 100
 
@@ -867,7 +856,8 @@ pvg_worker_main(Datum arg)
 	{
 		PvgTarget  *t = (PvgTarget *) lfirst(lc);
 		ItemPointerData after;
-		int			next_batch = PVG_FIRST_BATCH;
+		int			batch = 0;	/* rows in the last batch: none yet */
+		long		took = 0;	/* and how long it took (ms) */
 
 		ItemPointerSet(&after, 0, 0);
 		for (;;)
@@ -877,13 +867,12 @@ pvg_worker_main(Datum arg)
 			bool		isnull;
 			bool		failed;
 			int64		matched;
-			int			batch;
 			TimestampTz batch_start;
 
 			pvg_worker_pause(0);
 			if (!pvg_enabled)
 				goto finish;	/* switched off mid-round */
-			batch = Min(next_batch, pvg_batch_size);	/* the setting may change at SIGHUP */
+			batch = pvg_next_batch(batch, took);	/* after a SIGHUP: with its batch_size */
 
 			values[0] = ObjectIdGetDatum(t->part);
 			values[1] = ObjectIdGetDatum(t->root);
@@ -941,25 +930,16 @@ pvg_worker_main(Datum arg)
 			if (failed || matched < batch)
 				break;
 
-			{
-				long		took = TimestampDifferenceMilliseconds(batch_start, GetCurrentTimestamp());
-
-				/* the next batch twice as large while batches are quick */
-				if (took < pvg_engine_time_limit / 20 && batch < pvg_batch_size)
-					next_batch = Min(batch * 2, pvg_batch_size);
-				else
-					next_batch = batch;
-
-				/*
-				 * Pacing: at least batch_delay, and at least twice what
-				 * the batch took, so that a round takes at most about a
-				 * third of the time on any machine, whatever its speed.
-				 */
-				if (pvg_batch_delay > 0)
-					pvg_worker_pause(Max((long) pvg_batch_delay, PVG_PACE_FACTOR * took));
-				else
-					pvg_worker_pause(0);
-			}
+			/*
+			 * Pacing: at least batch_delay, and at least twice what the
+			 * batch took, so that a round takes at most about a third of
+			 * the time on any machine, whatever its speed.
+			 */
+			took = TimestampDifferenceMilliseconds(batch_start, GetCurrentTimestamp());
+			if (pvg_batch_delay > 0)
+				pvg_worker_pause(Max((long) pvg_batch_delay, PVG_PACE_FACTOR * took));
+			else
+				pvg_worker_pause(0);
 		}
 	}
 

@@ -310,4 +310,11 @@ END
 $$;
 COMMENT ON FUNCTION privacy_guard._expire_batch(regclass, regclass, timestamptz, tid, integer, bytea) IS 'Internal: one purge batch of one table';
 
+/* the rows of a table's next purge batch (engine.c, pvg_next_batch): the first when batch is NULL */
+CREATE FUNCTION privacy_guard._next_batch(batch integer, took_ms double precision)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'pvg_next_batch_fn'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION privacy_guard._next_batch(integer, double precision) IS 'Internal: the rows of a table''s next purge batch, after one that took took_ms';
+
 

@@ -386,10 +386,6 @@ AS $$
 DECLARE
 	v_now timestamptz := now();
 	v_secret bytea := privacy_guard._secret();
-	v_most integer := coalesce(pg_catalog.current_setting('privacy_guard.batch_size', true)::integer, 10000);
-	/* a twentieth of privacy_guard.engine_time_limit (shown with its unit) */
-	v_quick interval := coalesce(pg_catalog.current_setting('privacy_guard.engine_time_limit', true)::interval,
-								 interval '10 s') / 20;
 	v_batch integer;
 	v_started timestamptz;
 	v_result jsonb := '{"expired": {}, "errors": {}}';
@@ -400,24 +396,21 @@ BEGIN
 	PERFORM privacy_guard._flush_access_log();
 	/*
 	 * Rows past retention: deleted, or anonymized, in the same batches the
-	 * worker runs (here all in the caller's transaction): a table's first
-	 * of at most 1000 rows, each next one twice as large, up to
-	 * privacy_guard.batch_size, while a batch takes under a twentieth of
-	 * privacy_guard.engine_time_limit (worker.c, PVG_FIRST_BATCH).  A table
-	 * that fails is reported and the others go on; the next round retries it.
+	 * worker runs (here all in the caller's transaction), growing while
+	 * they are quick (_next_batch).  A table that fails is reported and the
+	 * others go on; the next round retries it.
 	 */
 	FOR p IN SELECT * FROM privacy_guard._purge_targets(tbl) LOOP
 		v_after := '(0,0)';
-		v_batch := least(1000, v_most);
+		v_batch := privacy_guard._next_batch(NULL, NULL);
 		LOOP
 			v_started := clock_timestamp();
 			b := privacy_guard._expire_batch(p.part, p.root, v_now, v_after, v_batch, v_secret);
 			v_result := privacy_guard._add_batch(v_result, p.root, b.action, b.processed, b.error);
 			EXIT WHEN b.error IS NOT NULL OR b.matched < v_batch;
 			v_after := b.last;
-			IF clock_timestamp() - v_started < v_quick AND v_batch < v_most THEN
-				v_batch := least(v_batch * 2, v_most);
-			END IF;
+			v_batch := privacy_guard._next_batch(v_batch,
+					1000 * pg_catalog.date_part('epoch', clock_timestamp() - v_started));
 		END LOOP;
 	END LOOP;
 
